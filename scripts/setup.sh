@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs everything daisi needs on a Debian/Ubuntu machine (run as root).
+# Idempotent: each step is skipped when already done.
+#
+#   scripts/setup.sh            Debian packages + the PyTorch environment (libtorch)
+#   scripts/setup.sh --no-torch Debian packages only (collector-only builds)
+#
+# The PyTorch environment lives outside the checkout so it is shared by every
+# clone on the machine: $DAISI_TORCH_VENV (default /var/cache/daisi/torch-venv).
+set -euo pipefail
+
+TORCH_VERSION="2.13.0" # tch 0.26 requires exactly this libtorch version
+VENV="${DAISI_TORCH_VENV:-/var/cache/daisi/torch-venv}"
+LIBTORCH_LINK="${LIBTORCH:-/var/cache/daisi/libtorch}"
+WITH_TORCH=1
+[ "${1:-}" = "--no-torch" ] && WITH_TORCH=0
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { log "run as root (or install sudo)"; exit 1; }
+  SUDO="sudo"
+fi
+
+# Build tools, libpcap, clang/libelf for the eBPF program, nats-server for
+# the transport and its tests, openssl for generating test certificates,
+# iproute2/ethtool for the traffic lab's namespaces.
+PKGS=(build-essential pkg-config libpcap-dev clang libelf-dev zlib1g-dev
+      nats-server openssl iproute2 ethtool python3 python3-venv curl ca-certificates)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "Debian packages present"
+fi
+
+if ! command -v cargo >/dev/null; then
+  log "cargo not found: install a Rust toolchain (https://rustup.rs) and re-run"
+  exit 1
+fi
+
+if [ "$WITH_TORCH" = 1 ]; then
+  PY=python3
+  # Prefer a python that has the venv module working.
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating PyTorch environment at $VENV"
+    $SUDO mkdir -p "$(dirname "$VENV")"
+    $PY -m venv "$VENV"
+  fi
+  have=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null || true)
+  if [ "${have%%+*}" != "$TORCH_VERSION" ]; then
+    log "installing torch==$TORCH_VERSION into $VENV (large download, once per machine)"
+    "$VENV/bin/pip" install --disable-pip-version-check --progress-bar off -q "torch==$TORCH_VERSION"
+  else
+    log "torch $have present in $VENV"
+  fi
+  # A stable path to the wheel's libtorch for torch-sys (LIBTORCH, see
+  # .cargo/config.toml) and for the binary's run path.
+  torch_dir=$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)
+  $SUDO ln -sfn "$torch_dir" "$LIBTORCH_LINK"
+  log "libtorch at $LIBTORCH_LINK -> $torch_dir"
+fi
+log "done"

@@ -1,0 +1,253 @@
+//! Heartbeats: every node reports its counters, queue depths, CPU and memory
+//! at a fixed interval (and once more when it stops). Compute nodes log
+//! which nodes they hear from and warn when one goes silent.
+
+use super::mailbox::Edge;
+use super::supervision::Restarts;
+use super::transport::Publish;
+use super::{Drain, NodeInfo};
+use crate::config::{ConfigError, Validate};
+use crate::messages::{Heartbeat, Payload};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+/// `[heartbeat]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeartbeatConfig {
+    /// Time between two heartbeats.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Compute nodes warn when a node was not heard from for this long.
+    #[serde(with = "humantime_serde")]
+    pub silence_after: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+            silence_after: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Validate for HeartbeatConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        if self.interval.is_zero() {
+            errors.push(ConfigError::new(
+                format!("{path}.interval"),
+                "must be above 0",
+            ));
+        }
+        if self.silence_after <= self.interval {
+            errors.push(ConfigError::new(
+                format!("{path}.silence_after"),
+                "must be longer than heartbeat.interval",
+            ));
+        }
+    }
+}
+
+/// Builds this node's heartbeats.
+pub struct Reporter {
+    node: NodeInfo,
+    /// `None` when process statistics are unavailable (reported as 0).
+    sys: Option<System>,
+    pid: Pid,
+}
+
+impl Reporter {
+    pub fn new(node: NodeInfo) -> Self {
+        Self {
+            node,
+            sys: System::new()
+                .map_err(|e| tracing::warn!(error = %e, "process statistics unavailable"))
+                .ok(),
+            pid: Pid::from_u32(std::process::id()),
+        }
+    }
+
+    pub fn heartbeat(&mut self, stopping: bool) -> Heartbeat {
+        let (cpu, rss) = match self.sys.as_mut() {
+            Some(sys) => {
+                sys.refresh_processes_specifics(
+                    ProcessesToUpdate::Some(&[self.pid]),
+                    true,
+                    ProcessRefreshKind::nothing().with_cpu().with_memory(),
+                );
+                sys.process(self.pid)
+                    .map_or((0.0, 0), |p| (p.cpu_usage(), p.memory()))
+            }
+            None => (0.0, 0),
+        };
+        Heartbeat {
+            role: self.node.role.as_str().into(),
+            uptime_s: self.node.started.elapsed().as_secs(),
+            counters: self.node.metrics.counters(),
+            queue_depths: self.node.metrics.gauges(),
+            cpu_percent: cpu,
+            rss_bytes: rss,
+            stopping,
+        }
+    }
+}
+
+/// Publishes heartbeats through the node's outbound route.
+pub struct HeartbeatActor {
+    cfg: HeartbeatConfig,
+    reporter: Reporter,
+    out: Edge<Publish>,
+    restarts: Restarts,
+    timer: Option<SpawnHandle>,
+}
+
+impl HeartbeatActor {
+    pub fn new(cfg: HeartbeatConfig, node: NodeInfo, out: Edge<Publish>) -> Self {
+        Self {
+            restarts: Restarts::new("heartbeat", &node.metrics),
+            reporter: Reporter::new(node),
+            cfg,
+            out,
+            timer: None,
+        }
+    }
+
+    fn beat(&mut self, stopping: bool, ctx: &mut Context<Self>) {
+        let hb = self.reporter.heartbeat(stopping);
+        tracing::debug!(cpu = hb.cpu_percent, rss = hb.rss_bytes, "heartbeat");
+        let out = self.out.clone();
+        ctx.wait(
+            async move {
+                let _ = out.push(Publish(Payload::Heartbeat(hb))).await;
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Actor for HeartbeatActor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.restarts.backoff::<Self>(ctx);
+        self.beat(false, ctx);
+        self.timer = Some(ctx.run_interval(self.cfg.interval, |act, ctx| act.beat(false, ctx)));
+    }
+}
+
+impl Supervised for HeartbeatActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts.restarting();
+    }
+}
+
+/// Sends the last heartbeat (with `stopping = true`) and stops the timer.
+impl Handler<Drain> for HeartbeatActor {
+    type Result = ();
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        // Only once: a second Drain finds the timer gone.
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+            self.beat(true, ctx);
+        }
+    }
+}
+
+/// A heartbeat that arrived from some node.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct HeartbeatSeen {
+    pub node_id: String,
+    pub host: String,
+    pub heartbeat: Heartbeat,
+}
+
+struct Peer {
+    host: String,
+    role: String,
+    last: Instant,
+    silent: bool,
+}
+
+/// Tracks the nodes a compute node hears from.
+pub struct HeartbeatMonitor {
+    cfg: HeartbeatConfig,
+    node: NodeInfo,
+    peers: HashMap<String, Peer>,
+}
+
+impl HeartbeatMonitor {
+    pub fn new(cfg: HeartbeatConfig, node: NodeInfo) -> Self {
+        Self {
+            cfg,
+            node,
+            peers: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for HeartbeatMonitor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(256);
+        ctx.run_interval(self.cfg.interval, |act, _| {
+            let silent_gauge = act.node.metrics.gauge("heartbeat.silent_nodes");
+            let mut silent = 0;
+            for (id, p) in act.peers.iter_mut() {
+                if p.last.elapsed() > act.cfg.silence_after {
+                    silent += 1;
+                    if !p.silent {
+                        p.silent = true;
+                        tracing::warn!(node = %id, host = %p.host, role = %p.role, silent_s = p.last.elapsed().as_secs(), "node went silent");
+                    }
+                }
+            }
+            silent_gauge.set(silent);
+        });
+    }
+}
+
+impl Supervised for HeartbeatMonitor {}
+
+impl Handler<HeartbeatSeen> for HeartbeatMonitor {
+    type Result = ();
+    fn handle(&mut self, msg: HeartbeatSeen, _: &mut Context<Self>) {
+        if msg.node_id == self.node.id {
+            return;
+        }
+        let hb = &msg.heartbeat;
+        let dropped: u64 = hb
+            .counters
+            .iter()
+            .filter(|(k, _)| k.ends_with("dropped"))
+            .map(|(_, v)| v)
+            .sum();
+        match self.peers.get_mut(&msg.node_id) {
+            None => {
+                tracing::info!(node = %msg.node_id, host = %msg.host, role = %hb.role, "new node heard");
+            }
+            Some(p) if p.silent => {
+                tracing::info!(node = %msg.node_id, host = %msg.host, "node heard again");
+            }
+            _ => {}
+        }
+        if hb.stopping {
+            tracing::info!(node = %msg.node_id, host = %msg.host, "node is stopping");
+            self.peers.remove(&msg.node_id);
+            return;
+        }
+        tracing::debug!(node = %msg.node_id, cpu = hb.cpu_percent, rss = hb.rss_bytes, dropped, "heartbeat received");
+        self.peers.insert(
+            msg.node_id,
+            Peer {
+                host: msg.host,
+                role: hb.role.clone(),
+                last: Instant::now(),
+                silent: false,
+            },
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! Compute-side buffer: self-contained `SyscallBatch`es become token windows,
+//! gathered from all processes into inference batches of at most
+//! `max_batch` windows, sent at the latest `max_wait` after their first
+//! window arrived (the latency bound).
+//!
+//! Syscall numbers are normalized here, at the one boundary between the wire
+//! (numbers of some ABI) and the model (tokens of canonical names). Numbers
+//! the table lacks become the out-of-vocabulary token and are counted.
+
+use super::mailbox::{Edge, MailboxConfig};
+use super::supervision::{fail, InjectFault, Restarts};
+use super::{Drain, NodeInfo};
+use crate::config::{ConfigError, Validate};
+use crate::messages::SyscallBatch;
+use crate::metrics::Counter;
+use crate::syscalls::{Vocabulary, OOV};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `[syscall_buffer]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyscallBufferConfig {
+    /// Score every `stride`-th window of a batch (1 = every window).
+    pub stride: usize,
+    /// Windows per inference batch at most.
+    pub max_batch: usize,
+    /// Longest time a window waits for its batch to fill.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+    pub mailbox: MailboxConfig,
+}
+
+impl Default for SyscallBufferConfig {
+    fn default() -> Self {
+        Self {
+            stride: 1,
+            max_batch: 4096,
+            max_wait: Duration::from_millis(50),
+            mailbox: MailboxConfig::default(),
+        }
+    }
+}
+
+impl Validate for SyscallBufferConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        for (k, v) in [("stride", self.stride), ("max_batch", self.max_batch)] {
+            if v == 0 {
+                errors.push(ConfigError::new(
+                    format!("{path}.{k}"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        if self.max_wait.is_zero() {
+            errors.push(ConfigError::new(
+                format!("{path}.max_wait"),
+                "must be above 0",
+            ));
+        }
+        self.mailbox.validate(&format!("{path}.mailbox"), errors);
+    }
+}
+
+/// A wire batch to be scored.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ScoreBatch(pub SyscallBatch);
+
+/// Which process a run of windows belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub host: String,
+    pub pid: u32,
+    pub comm: String,
+    pub exe: Option<String>,
+    /// Windows of this process in the batch (may be 0 for a final batch).
+    pub windows: usize,
+    /// The process exited after these windows.
+    pub last: bool,
+}
+
+/// Token windows of many processes, ready for the classifier.
+#[derive(Message, Debug, Clone, Default)]
+#[rtype(result = "()")]
+pub struct Windows {
+    pub window: usize,
+    /// `n × window` tokens, window after window.
+    pub tokens: Vec<u32>,
+    pub segments: Vec<Segment>,
+}
+
+impl Windows {
+    pub fn len(&self) -> usize {
+        self.tokens.len() / self.window.max(1)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+/// Appends the windows of `b` to `out`, returning how many, and counting
+/// unknown syscall numbers in `oov`. A process shorter than one window that
+/// has exited yields one window padded at the front with [`OOV`].
+pub fn windows_of(
+    b: &SyscallBatch,
+    vocab: &Vocabulary,
+    window: usize,
+    stride: usize,
+    out: &mut Vec<u32>,
+    oov: &Counter,
+) -> usize {
+    let mut seq: Vec<u32> = Vec::with_capacity(b.context.len() + b.events.len());
+    seq.extend(b.context.iter().map(|&nr| vocab.token(b.abi, nr)));
+    let ctx = seq.len();
+    let mut unknown = 0u64;
+    for e in &b.events {
+        let t = vocab.token(b.abi, e.nr);
+        if t == OOV && crate::syscalls::name(b.abi, e.nr).is_none() {
+            unknown += 1;
+        }
+        seq.push(t);
+    }
+    oov.add(unknown);
+    if seq.len() < window {
+        if b.last && !b.events.is_empty() {
+            out.extend(std::iter::repeat_n(OOV, window - seq.len()));
+            out.extend_from_slice(&seq);
+            return 1;
+        }
+        return 0;
+    }
+    let mut n = 0;
+    // Windows ending at each new event (index ctx + i).
+    let first_end = (ctx + 1).max(window);
+    for end in (first_end..=seq.len()).step_by(stride) {
+        out.extend_from_slice(&seq[end - window..end]);
+        n += 1;
+    }
+    n
+}
+
+/// Gathers windows into inference batches.
+pub struct SyscallBuffer {
+    cfg: SyscallBufferConfig,
+    window: usize,
+    vocab: Arc<Vocabulary>,
+    out: Edge<Windows>,
+    pending: Windows,
+    since: Option<Instant>,
+    restarts: Restarts,
+    windows: Counter,
+    oov: Counter,
+}
+
+impl SyscallBuffer {
+    /// `window` is the model's window length.
+    pub fn new(
+        cfg: SyscallBufferConfig,
+        node: &NodeInfo,
+        vocab: Arc<Vocabulary>,
+        window: usize,
+        out: Edge<Windows>,
+    ) -> Self {
+        let m = &node.metrics;
+        Self {
+            pending: Windows {
+                window,
+                ..Default::default()
+            },
+            window,
+            restarts: Restarts::new("syscall_buffer", m),
+            windows: m.counter("syscall_buffer.windows"),
+            oov: m.counter("syscall_buffer.unknown_syscalls"),
+            since: None,
+            cfg,
+            vocab,
+            out,
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.pending.segments.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(
+            &mut self.pending,
+            Windows {
+                window: self.window,
+                ..Default::default()
+            },
+        );
+        self.since = None;
+        let out = self.out.clone();
+        ctx.wait(
+            async move { out.push(batch).await }
+                .into_actor(self)
+                .map(|r, _, ctx| {
+                    if let Err(e) = r {
+                        fail("syscall_buffer", ctx, e);
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for SyscallBuffer {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
+        self.restarts.backoff::<Self>(ctx);
+        let tick = (self.cfg.max_wait / 2).max(Duration::from_millis(1));
+        ctx.run_interval(tick, |act, ctx| {
+            if act.since.is_some_and(|t| t.elapsed() >= act.cfg.max_wait) {
+                act.flush(ctx);
+            }
+        });
+    }
+}
+
+impl Supervised for SyscallBuffer {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts.restarting();
+    }
+}
+
+impl Handler<ScoreBatch> for SyscallBuffer {
+    type Result = ();
+    fn handle(&mut self, ScoreBatch(b): ScoreBatch, ctx: &mut Context<Self>) {
+        let n = windows_of(
+            &b,
+            &self.vocab,
+            self.window,
+            self.cfg.stride,
+            &mut self.pending.tokens,
+            &self.oov,
+        );
+        self.windows.add(n as u64);
+        if n == 0 && !b.last {
+            return;
+        }
+        self.pending.segments.push(Segment {
+            host: b.host,
+            pid: b.pid,
+            comm: b.comm,
+            exe: b.exe,
+            windows: n,
+            last: b.last,
+        });
+        self.since.get_or_insert_with(Instant::now);
+        if self.pending.len() >= self.cfg.max_batch {
+            self.flush(ctx);
+        }
+    }
+}
+
+impl Handler<Drain> for SyscallBuffer {
+    type Result = ();
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+    }
+}
+
+impl Handler<InjectFault> for SyscallBuffer {
+    type Result = ();
+    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
+        fail("syscall_buffer", ctx, "injected fault");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{SyscallAbi, SyscallEvent};
+
+    fn batch(ctx: &[u32], ev: &[u32], last: bool) -> SyscallBatch {
+        SyscallBatch {
+            host: "h".into(),
+            pid: 1,
+            tid: 1,
+            comm: "c".into(),
+            exe: None,
+            abi: SyscallAbi::X86_64,
+            context: ctx.to_vec(),
+            events: ev.iter().map(|&nr| SyscallEvent { nr, ts_ns: 0 }).collect(),
+            last,
+        }
+    }
+
+    #[test]
+    fn windows_end_at_each_new_event() {
+        let v = Vocabulary::all();
+        let c = Counter::default();
+        let mut out = vec![];
+        // context read,write; new close,open(2 = open on x86_64)
+        let n = windows_of(&batch(&[0, 1], &[3, 2], false), &v, 3, 1, &mut out, &c);
+        assert_eq!(n, 2);
+        let t = |nr| v.token(SyscallAbi::X86_64, nr);
+        assert_eq!(out, vec![t(0), t(1), t(3), t(1), t(3), t(2)]);
+    }
+
+    #[test]
+    fn short_exited_process_gets_one_padded_window() {
+        let v = Vocabulary::all();
+        let c = Counter::default();
+        let mut out = vec![];
+        assert_eq!(
+            windows_of(&batch(&[], &[0], false), &v, 3, 1, &mut out, &c),
+            0
+        );
+        assert_eq!(
+            windows_of(&batch(&[], &[0], true), &v, 3, 1, &mut out, &c),
+            1
+        );
+        assert_eq!(out[..2], [OOV, OOV]);
+    }
+
+    #[test]
+    fn unknown_numbers_are_counted() {
+        let v = Vocabulary::all();
+        let c = Counter::default();
+        let mut out = vec![];
+        windows_of(&batch(&[], &[0, 4000, 5000], true), &v, 2, 1, &mut out, &c);
+        assert_eq!(c.get(), 2);
+    }
+}

@@ -1,0 +1,73 @@
+//! Command line: parsing and dispatch to [`crate::commands`].
+
+use crate::config::{LogFormat, Role};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for configuration errors.
+pub const EXIT_CONFIG: u8 = 2;
+
+fn long_version() -> &'static str {
+    if cfg!(feature = "torch") {
+        concat!(
+            env!("CARGO_PKG_VERSION"),
+            " (wire schema v1; features: torch)"
+        )
+    } else {
+        concat!(
+            env!("CARGO_PKG_VERSION"),
+            " (wire schema v1; collector-only build, no torch)"
+        )
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "daisi", version = long_version(), about = "Distributed, AI-driven intrusion detection for Linux")]
+pub struct Cli {
+    /// Log format (overrides `log.format`).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file (layered over config/default.toml).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Role (overrides `node.role`).
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the node until SIGINT/SIGTERM.
+    Run(ConfigArgs),
+    /// Validate the configuration and print every error (exit 2 on errors).
+    CheckConfig(ConfigArgs),
+    /// Train a model.
+    #[command(subcommand)]
+    Train(Train),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Train {
+    /// Train the syscall model on normal traces.
+    Syscall(crate::commands::train::TrainSyscallArgs),
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => crate::commands::run::run(&args, cli.log_format),
+        Command::CheckConfig(args) => crate::commands::run::check_config(&args),
+        Command::Train(Train::Syscall(args)) => {
+            crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
+            crate::commands::report(crate::commands::train::train_syscall(&args))
+        }
+    }
+}

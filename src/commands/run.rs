@@ -1,0 +1,66 @@
+//! `daisi run` and `daisi check-config`.
+
+use crate::cli::{ConfigArgs, EXIT_CONFIG};
+use crate::config::{Config, LogFormat};
+use crate::metrics::Metrics;
+use crate::node::Node;
+use std::process::ExitCode;
+
+fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
+    match Config::load(args.config.as_deref(), args.role) {
+        Ok((cfg, _)) => Ok(cfg),
+        Err(errors) => {
+            eprint!("{errors}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+/// Validates the whole configuration; prints every error.
+pub fn check_config(args: &ConfigArgs) -> ExitCode {
+    match load(args) {
+        Ok(cfg) => {
+            println!("configuration is valid (role {})", cfg.node.role.as_str());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// Runs the node until SIGINT or SIGTERM, then drains and exits.
+pub fn run(args: &ConfigArgs, log_format: Option<LogFormat>) -> ExitCode {
+    let cfg = match load(args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    super::init_logging(&cfg.log.level, log_format.unwrap_or(cfg.log.format));
+    super::install_panic_hook();
+    let sys = actix::System::new();
+    let r = sys.block_on(async move {
+        let metrics = Metrics::new();
+        let node = Node::start(cfg, metrics).await?;
+        wait_for_signal().await;
+        tracing::info!("stopping: draining the pipeline");
+        node.shutdown().await;
+        Ok::<(), anyhow::Error>(())
+    });
+    super::report(r)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut int, mut term) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        _ => {
+            tracing::error!("cannot install signal handlers; stopping");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "signal received"),
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
+    }
+}

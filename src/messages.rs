@@ -1,0 +1,413 @@
+//! Wire messages: the versioned envelope and its payloads.
+//!
+//! Everything that crosses a node boundary is an [`Envelope`], serialized with
+//! `rmp-serde` as MessagePack *maps with named fields* (`to_vec_named`), so a
+//! newer sender can add fields and an older receiver ignores them. The
+//! envelope's `schema` is the wire's major version: a receiver rejects a
+//! different major version (counted, logged, dropped) instead of guessing.
+//!
+//! These are wire types: plain data, no behaviour beyond (de)serialization and
+//! splitting. Decoding untrusted bytes is bounded by `max_bytes` before any
+//! parsing, and only ever produces these plain structs (nothing that can run
+//! code, unlike the prototype's pickle).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Major version of the wire schema. Bump only for incompatible changes;
+/// adding a field with `#[serde(default)]` is compatible and needs no bump.
+pub const SCHEMA_VERSION: u16 = 1;
+
+/// Every message between nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Wire schema major version ([`SCHEMA_VERSION`]).
+    pub schema: u16,
+    /// Id of the sending node (unique per process).
+    pub node_id: String,
+    /// Host name the sending node runs on.
+    pub host: String,
+    /// Per-sender sequence number, strictly increasing; receivers use
+    /// `(node_id, seq)` to drop redelivered duplicates.
+    pub seq: u64,
+    /// Send time, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// What the message carries.
+    pub payload: Payload,
+}
+
+/// The kinds of payload. Externally tagged, so the kind is explicit on the
+/// wire and an unknown kind is a clean decode error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Payload {
+    SyscallBatch(SyscallBatch),
+    FlowBatch(FlowBatch),
+    Alert(Alert),
+    Heartbeat(Heartbeat),
+}
+
+impl Payload {
+    /// Subject token for this kind: `daisi.v1.<kind>.<host>`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::SyscallBatch(_) => "syscall",
+            Payload::FlowBatch(_) => "flow",
+            Payload::Alert(_) => "alert",
+            Payload::Heartbeat(_) => "heartbeat",
+        }
+    }
+
+    /// Number of data items (events, flows) carried, for counters.
+    pub fn items(&self) -> usize {
+        match self {
+            Payload::SyscallBatch(b) => b.events.len(),
+            Payload::FlowBatch(b) => b.flows.len(),
+            Payload::Alert(_) | Payload::Heartbeat(_) => 1,
+        }
+    }
+
+    /// Splits a batch in two halves that can each be processed on their own,
+    /// or gives it back when it cannot be split further. Used to stay under
+    /// the broker's maximum payload.
+    pub fn split(self) -> Result<(Payload, Payload), Box<Payload>> {
+        match self {
+            Payload::SyscallBatch(b) if b.events.len() >= 2 => {
+                let (a, b) = b.split();
+                Ok((Payload::SyscallBatch(a), Payload::SyscallBatch(b)))
+            }
+            Payload::FlowBatch(mut b) if b.flows.len() >= 2 => {
+                let rest = b.flows.split_off(b.flows.len() / 2);
+                let second = FlowBatch {
+                    flows: rest,
+                    ..b.clone()
+                };
+                Ok((Payload::FlowBatch(b), Payload::FlowBatch(second)))
+            }
+            other => Err(Box::new(other)),
+        }
+    }
+}
+
+/// System-call ABI that gives meaning to a syscall number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyscallAbi {
+    /// 64-bit x86 (live capture on x86_64 hosts).
+    X86_64,
+    /// 32-bit x86 (ADFA-LD).
+    I386,
+}
+
+/// One system call of one thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallEvent {
+    /// Syscall number in the batch's ABI.
+    pub nr: u32,
+    /// Nanosecond timestamp (CLOCK_BOOTTIME for live capture).
+    pub ts_ns: u64,
+}
+
+/// Consecutive system calls of one process, with the calls that preceded
+/// them so that a compute node can score the batch without any other batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyscallBatch {
+    /// Host the process runs on.
+    pub host: String,
+    /// Process id (thread group id).
+    pub pid: u32,
+    /// Thread id of the first event, for information.
+    pub tid: u32,
+    /// Process name (kernel `comm`).
+    pub comm: String,
+    /// Executable path, when known.
+    #[serde(default)]
+    pub exe: Option<String>,
+    /// ABI of the syscall numbers.
+    pub abi: SyscallAbi,
+    /// Trailing calls of the previous batch of this process (at most window
+    /// length − 1), oldest first.
+    pub context: Vec<u32>,
+    /// The new calls, oldest first.
+    pub events: Vec<SyscallEvent>,
+    /// True when the process has exited and this is its last batch.
+    #[serde(default)]
+    pub last: bool,
+}
+
+impl SyscallBatch {
+    /// Splits the events in two; the second half's context is the trailing
+    /// calls before it, so both halves stay self-contained.
+    pub fn split(mut self) -> (SyscallBatch, SyscallBatch) {
+        let ctx_len = self.context.len();
+        let rest = self.events.split_off(self.events.len() / 2);
+        let mut ctx: Vec<u32> = self
+            .context
+            .iter()
+            .copied()
+            .chain(self.events.iter().map(|e| e.nr))
+            .collect();
+        let keep = ctx.len().saturating_sub(ctx_len);
+        ctx.drain(..keep);
+        let second = SyscallBatch {
+            context: ctx,
+            events: rest,
+            last: self.last,
+            ..self.clone()
+        };
+        self.last = false;
+        (self, second)
+    }
+}
+
+/// Flow records of one collector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowBatch {
+    pub host: String,
+    pub flows: Vec<FlowRecord>,
+}
+
+/// One finished bidirectional flow and its features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    pub src: String,
+    pub dst: String,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP...).
+    pub proto: u8,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// Named features (FlowMeter's column names and our own).
+    pub features: BTreeMap<String, f64>,
+    /// Local process owning the socket, when known.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub exe: Option<String>,
+}
+
+/// Severity of an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// A detection, with what it was based on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable id (unique per alert).
+    pub id: String,
+    pub ts_ns: u64,
+    /// Node that raised it.
+    pub node_id: String,
+    /// Host the observed entity lives on.
+    pub host: String,
+    /// `syscall` or `network`.
+    pub module: String,
+    pub severity: Severity,
+    /// Entity the alert is about, e.g. `pid:1234` or `flow:1.2.3.4`.
+    pub entity: String,
+    pub score: f64,
+    pub threshold: f64,
+    pub model: String,
+    /// How many detections were folded into this alert.
+    #[serde(default = "one")]
+    pub count: u64,
+    /// Human-readable evidence lines.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A node's periodic status report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// `collector`, `compute` or `both`.
+    pub role: String,
+    pub uptime_s: u64,
+    /// Counters by name (received, sent, dropped per edge, restarts...).
+    pub counters: BTreeMap<String, u64>,
+    /// Current queue depths by edge name.
+    pub queue_depths: BTreeMap<String, u64>,
+    /// CPU use of this process, percent of one core.
+    pub cpu_percent: f32,
+    /// Resident memory of this process.
+    pub rss_bytes: u64,
+    /// True in the last heartbeat a node sends before it exits.
+    #[serde(default)]
+    pub stopping: bool,
+}
+
+/// Why bytes from the network were rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("unsupported schema version {found} (this node speaks {SCHEMA_VERSION})")]
+    Version { found: u16 },
+    #[error("malformed message: {0}")]
+    Malformed(#[from] rmp_serde::decode::Error),
+}
+
+impl DecodeError {
+    /// Counter suffix for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::TooLarge { .. } => "oversized",
+            DecodeError::Version { .. } => "bad_version",
+            DecodeError::Malformed(_) => "malformed",
+        }
+    }
+}
+
+/// Only the version field, read before decoding the rest.
+#[derive(Deserialize)]
+struct VersionProbe {
+    schema: u16,
+}
+
+impl Envelope {
+    /// Serializes as a MessagePack map with named fields.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing plain structs into a Vec cannot fail.
+        rmp_serde::to_vec_named(self).expect("envelope serialization is infallible")
+    }
+
+    /// Decodes untrusted bytes: size first, then version, then the rest.
+    pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Envelope, DecodeError> {
+        if bytes.len() > max_bytes {
+            return Err(DecodeError::TooLarge {
+                size: bytes.len(),
+                limit: max_bytes,
+            });
+        }
+        let probe: VersionProbe = rmp_serde::from_slice(bytes)?;
+        if probe.schema != SCHEMA_VERSION {
+            return Err(DecodeError::Version {
+                found: probe.schema,
+            });
+        }
+        Ok(rmp_serde::from_slice(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(n: usize, ctx: Vec<u32>) -> SyscallBatch {
+        SyscallBatch {
+            host: "h".into(),
+            pid: 7,
+            tid: 7,
+            comm: "sh".into(),
+            exe: None,
+            abi: SyscallAbi::X86_64,
+            context: ctx,
+            events: (0..n as u32)
+                .map(|i| SyscallEvent {
+                    nr: 100 + i,
+                    ts_ns: i as u64,
+                })
+                .collect(),
+            last: true,
+        }
+    }
+
+    fn env(payload: Payload) -> Envelope {
+        Envelope {
+            schema: SCHEMA_VERSION,
+            node_id: "n1".into(),
+            host: "h".into(),
+            seq: 42,
+            ts_ns: 1,
+            payload,
+        }
+    }
+
+    #[test]
+    fn roundtrip_is_lossless() {
+        let e = env(Payload::SyscallBatch(batch(5, vec![1, 2])));
+        assert_eq!(Envelope::decode(&e.encode(), 1 << 20).unwrap(), e);
+    }
+
+    #[test]
+    fn fields_are_named_on_the_wire() {
+        let bytes = env(Payload::SyscallBatch(batch(1, vec![]))).encode();
+        let v: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["payload"]["SyscallBatch"]["pid"], 7);
+    }
+
+    #[test]
+    fn newer_sender_with_extra_fields_is_accepted() {
+        let bytes = env(Payload::Heartbeat(Heartbeat {
+            role: "compute".into(),
+            uptime_s: 1,
+            counters: BTreeMap::new(),
+            queue_depths: BTreeMap::new(),
+            cpu_percent: 0.0,
+            rss_bytes: 0,
+            stopping: false,
+        }))
+        .encode();
+        let mut v: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+        v["added_in_a_later_minor"] = serde_json::json!("x");
+        v["payload"]["Heartbeat"]["new_field"] = serde_json::json!(3);
+        let bytes = rmp_serde::to_vec_named(&v).unwrap();
+        assert!(Envelope::decode(&bytes, 1 << 20).is_ok());
+    }
+
+    #[test]
+    fn bad_inputs_are_classified() {
+        let ok = env(Payload::SyscallBatch(batch(3, vec![]))).encode();
+        assert_eq!(Envelope::decode(&ok, 4).unwrap_err().reason(), "oversized");
+        assert_eq!(
+            Envelope::decode(b"\xc1garbage", 100).unwrap_err().reason(),
+            "malformed"
+        );
+        let mut future = env(Payload::SyscallBatch(batch(3, vec![])));
+        future.schema = 2;
+        assert_eq!(
+            Envelope::decode(&future.encode(), 1 << 20)
+                .unwrap_err()
+                .reason(),
+            "bad_version"
+        );
+        // Truncated message.
+        assert_eq!(
+            Envelope::decode(&ok[..ok.len() / 2], 1 << 20)
+                .unwrap_err()
+                .reason(),
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn split_keeps_batches_self_contained() {
+        let b = batch(6, vec![1, 2, 3]);
+        let (a, c) = b.split();
+        assert_eq!(a.events.len(), 3);
+        assert_eq!(c.events.len(), 3);
+        assert_eq!(a.context, vec![1, 2, 3]);
+        // Second half: the 3 calls before it are the first half's events.
+        assert_eq!(c.context, vec![100, 101, 102]);
+        assert!(!a.last);
+        assert!(c.last);
+    }
+
+    #[test]
+    fn split_with_short_context() {
+        let (_, c) = batch(4, vec![]).split();
+        assert!(c.context.is_empty());
+        let (_, c) = batch(4, vec![9]).split();
+        assert_eq!(c.context, vec![101]);
+    }
+}

@@ -1,0 +1,301 @@
+//! Role registration: which actors a node starts, how their edges are wired,
+//! and the order in which they drain on shutdown.
+//!
+//! Actors start downstream first (alerts before classifiers before buffers
+//! before capture), each under an `actix::Supervisor`, so nothing is ever
+//! sent to an actor that does not exist yet. Every fallible step (model
+//! files, broker connection, alert files, capture source) happens here,
+//! before the node reports itself running. Adding an actor family is a new
+//! file in `src/actors/`, a config section, and a few lines here.
+
+use crate::actors::alert::{AlertActor, AlertError};
+use crate::actors::heartbeat::{HeartbeatActor, HeartbeatMonitor};
+use crate::actors::mailbox::{Edge, Overflow};
+use crate::actors::syscall_batcher::SyscallBatcher;
+use crate::actors::syscall_buffer::SyscallBuffer;
+use crate::actors::syscall_classifier::SyscallClassifier;
+use crate::actors::syscall_source::{SourceKind, SyscallSource};
+use crate::actors::transport::{self, Dispatch, Flush, Inbound, Outbound, Route};
+use crate::actors::{Drain, NodeInfo};
+use crate::config::{Config, Role};
+use crate::metrics::Metrics;
+use crate::models::{load_syscall_model, ModelError};
+use crate::transport::nats::{self, NatsError};
+use actix::prelude::*;
+use std::time::{Duration, Instant};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Alert(#[from] AlertError),
+    #[error("syscall capture source cannot start: {0}")]
+    Source(std::io::Error),
+    #[error(
+        "syscall_batcher.context ({context}) must be at least the model's window − 1 ({needed})"
+    )]
+    Context { context: usize, needed: usize },
+}
+
+/// Addresses of a running node's actors, for draining (and for tests).
+pub struct Node {
+    pub info: NodeInfo,
+    cfg: Config,
+    pub source: Option<Addr<SyscallSource>>,
+    pub batcher: Option<Addr<SyscallBatcher>>,
+    pub outbound: Addr<Outbound>,
+    pub heartbeat: Addr<HeartbeatActor>,
+    pub inbound: Option<Addr<Inbound>>,
+    pub buffer: Option<Addr<SyscallBuffer>>,
+    pub classifier: Option<Addr<SyscallClassifier>>,
+    pub alert: Option<Addr<AlertActor>>,
+    classifier_arbiter: Option<Arbiter>,
+    nats_in: Option<(async_nats::Client, tokio::task::JoinHandle<()>)>,
+}
+
+impl Node {
+    /// Starts every actor of `cfg.node.role`. Must run inside an actix system.
+    pub async fn start(cfg: Config, metrics: Metrics) -> Result<Node, StartError> {
+        let role = cfg.node.role;
+        let info = NodeInfo {
+            id: cfg.node.id.clone(),
+            host: cfg.node.host.clone(),
+            role,
+            metrics: metrics.clone(),
+            started: Instant::now(),
+        };
+        let m = &metrics;
+
+        // Compute side, downstream first.
+        let mut compute = None;
+        if role.computes() {
+            let model = load_syscall_model(&cfg.syscall_classifier.model)?;
+            let window = model.meta.window;
+            if role == Role::Both && cfg.syscall_batcher.context + 1 < window {
+                return Err(StartError::Context {
+                    context: cfg.syscall_batcher.context,
+                    needed: window - 1,
+                });
+            }
+            tracing::info!(model = %model.meta.name, version = %model.meta.version, window, threshold = model.meta.threshold, "syscall model loaded");
+            let alert = Supervisor::start({
+                let a = AlertActor::new(cfg.alert.clone(), info.clone())?;
+                move |_| a
+            });
+            let arbiter = Arbiter::new();
+            let to_alert = Edge::new(
+                "alert",
+                alert.clone().recipient(),
+                cfg.alert.mailbox.overflow,
+                m,
+            );
+            let vocab = model.vocab.clone();
+            let classifier = {
+                let c =
+                    SyscallClassifier::new(cfg.syscall_classifier.clone(), &info, model, to_alert);
+                Supervisor::start_in_arbiter(&arbiter.handle(), move |_| c)
+            };
+            let to_classifier = Edge::new(
+                "syscall_classifier",
+                classifier.clone().recipient(),
+                cfg.syscall_classifier.mailbox.overflow,
+                m,
+            );
+            let buffer = Supervisor::start({
+                let b = SyscallBuffer::new(
+                    cfg.syscall_buffer.clone(),
+                    &info,
+                    vocab,
+                    window,
+                    to_classifier,
+                );
+                move |_| b
+            });
+            let monitor = Supervisor::start({
+                let h = HeartbeatMonitor::new(cfg.heartbeat.clone(), info.clone());
+                move |_| h
+            });
+            let dispatch = Dispatch {
+                syscalls: Some(Edge::new(
+                    "syscall_buffer",
+                    buffer.clone().recipient(),
+                    cfg.syscall_buffer.mailbox.overflow,
+                    m,
+                )),
+                heartbeats: Some(Edge::new(
+                    "heartbeat_monitor",
+                    monitor.recipient(),
+                    Overflow::DropNewest,
+                    m,
+                )),
+            };
+            let inbound = Supervisor::start({
+                let i = Inbound::new(cfg.inbound.clone(), info.clone(), dispatch);
+                move |_| i
+            });
+            compute = Some((alert, arbiter, classifier, buffer, inbound));
+        }
+
+        // Outbound: in-process to our own inbound, or NATS.
+        let route = match (&compute, role.uses_nats()) {
+            (Some((.., inbound)), false) => Route::InProcess(Edge::new(
+                "inbound",
+                inbound.clone().recipient(),
+                cfg.inbound.mailbox.overflow,
+                m,
+            )),
+            _ => Route::Nats(nats::connect(&cfg.nats, &format!("{} (out)", info.id), m).await?),
+        };
+        let outbound = Supervisor::start({
+            let o = Outbound::new(
+                cfg.outbound.clone(),
+                info.clone(),
+                route,
+                cfg.nats.max_message_bytes,
+            );
+            move |_| o
+        });
+
+        let mut nats_in = None;
+        if let (Some((.., inbound)), true) = (&compute, role.uses_nats()) {
+            let client = nats::connect(&cfg.nats, &format!("{} (in)", info.id), m).await?;
+            let task =
+                transport::subscribe(client.clone(), &cfg.nats, inbound.clone(), metrics.clone())
+                    .await?;
+            nats_in = Some((client, task));
+        }
+
+        let heartbeat = Supervisor::start({
+            let h = HeartbeatActor::new(
+                cfg.heartbeat.clone(),
+                info.clone(),
+                Edge::new(
+                    "heartbeat_out",
+                    outbound.clone().recipient(),
+                    Overflow::DropNewest,
+                    m,
+                ),
+            );
+            move |_| h
+        });
+
+        // Collector side, capture last.
+        let (mut batcher, mut source) = (None, None);
+        if role.collects() {
+            let b = SyscallBatcher::new(
+                cfg.syscall_batcher.clone(),
+                info.clone(),
+                Edge::new(
+                    "outbound",
+                    outbound.clone().recipient(),
+                    cfg.outbound.mailbox.overflow,
+                    m,
+                ),
+            );
+            let b = Supervisor::start(move |_| b);
+            if cfg.syscall_source.kind != SourceKind::None {
+                let s = SyscallSource::new(
+                    cfg.syscall_source.clone(),
+                    info.clone(),
+                    Edge::new(
+                        "syscall_batcher",
+                        b.clone().recipient(),
+                        cfg.syscall_batcher.mailbox.overflow,
+                        m,
+                    ),
+                )
+                .map_err(StartError::Source)?;
+                source = Some(Supervisor::start(move |_| s));
+            }
+            batcher = Some(b);
+        }
+
+        tracing::info!(node = %info.id, host = %info.host, role = role.as_str(), "node running");
+        let (alert, classifier_arbiter, classifier, buffer, inbound) = match compute {
+            Some((a, arb, c, b, i)) => (Some(a), Some(arb), Some(c), Some(b), Some(i)),
+            None => (None, None, None, None, None),
+        };
+        Ok(Node {
+            info,
+            cfg,
+            source,
+            batcher,
+            outbound,
+            heartbeat,
+            inbound,
+            buffer,
+            classifier,
+            alert,
+            classifier_arbiter,
+            nats_in,
+        })
+    }
+
+    /// Graceful stop: capture first, then each stage in pipeline order hands
+    /// on what it holds, within `node.shutdown_deadline`. Returns false when
+    /// the deadline cut the drain short (what was left is counted dropped).
+    pub async fn shutdown(self) -> bool {
+        let deadline = self.cfg.node.shutdown_deadline;
+        let started = Instant::now();
+        let left = move || deadline.saturating_sub(started.elapsed());
+        let ok = tokio::time::timeout(deadline, self.drain(left))
+            .await
+            .is_ok();
+        if !ok {
+            tracing::warn!(
+                deadline_ms = deadline.as_millis() as u64,
+                "shutdown deadline passed; exiting anyway"
+            );
+        }
+        ok
+    }
+
+    async fn drain(&self, left: impl Fn() -> Duration) {
+        // Sending Drain twice: the second is handled only once the first
+        // one's hand-off downstream has completed (it holds the mailbox), so
+        // when it returns the actor holds nothing any more.
+        async fn drain_actor<A>(addr: &Addr<A>)
+        where
+            A: Actor<Context = Context<A>> + Handler<Drain>,
+        {
+            let _ = addr.send(Drain).await;
+            let _ = addr.send(Drain).await;
+        }
+        if let Some(s) = &self.source {
+            drain_actor(s).await;
+        }
+        if let Some((client, task)) = &self.nats_in {
+            // Stop taking new work; what the client already holds is delivered.
+            let _ = client.drain().await;
+            while !task.is_finished() && left() > Duration::ZERO {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        if let Some(b) = &self.batcher {
+            drain_actor(b).await;
+        }
+        drain_actor(&self.heartbeat).await;
+        let _ = self.outbound.send(Flush { deadline: left() }).await;
+        if let Some(i) = &self.inbound {
+            drain_actor(i).await;
+        }
+        if let Some(b) = &self.buffer {
+            drain_actor(b).await;
+        }
+        if let Some(c) = &self.classifier {
+            drain_actor(c).await;
+        }
+        if let Some(a) = &self.alert {
+            drain_actor(a).await;
+        }
+        if let Some(arb) = &self.classifier_arbiter {
+            arb.stop();
+        }
+        let counters = self.info.metrics.counters();
+        tracing::info!(counters = %serde_json::to_string(&counters).unwrap_or_default(), "node drained");
+    }
+}

@@ -1,0 +1,306 @@
+//! NATS connection from config: servers, authentication, TLS, events.
+//!
+//! Subjects are `daisi.v1.<kind>.<host>` (kind: `syscall`, `flow`, `alert`,
+//! `heartbeat`). Compute nodes subscribe to data subjects in a queue group so
+//! several of them share the work; heartbeats reach every node.
+
+use crate::config::{check_readable, ConfigError, Validate};
+use crate::metrics::Metrics;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Subject prefix of this wire version.
+pub const SUBJECT_PREFIX: &str = "daisi.v1";
+
+/// Subject of a message of `kind` from `host`.
+pub fn subject(kind: &str, host: &str) -> String {
+    format!("{SUBJECT_PREFIX}.{kind}.{host}")
+}
+
+/// Subject pattern matching `kind` from every host.
+pub fn subject_all(kind: &str) -> String {
+    format!("{SUBJECT_PREFIX}.{kind}.*")
+}
+
+/// `[nats.tls]`: TLS to the broker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Require TLS even when the URL is `nats://`.
+    pub required: bool,
+    /// PEM file of the CA that signed the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that verify clients.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[nats]`: the broker connection (roles `collector` and `compute`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// Server URLs, tried in turn (`nats://host:4222`, `tls://...`).
+    pub servers: Vec<String>,
+    /// Token authentication.
+    pub token: Option<String>,
+    /// User name (with `password`).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// NKey seed (`SU...`).
+    pub nkey_seed: Option<String>,
+    /// Credentials file (JWT + NKey) as issued by `nsc`.
+    pub credentials_file: Option<PathBuf>,
+    pub tls: TlsConfig,
+    /// Queue group shared by compute nodes.
+    pub queue_group: String,
+    /// Largest message this node accepts; larger ones are counted and dropped.
+    pub max_message_bytes: usize,
+    /// Time allowed for the first connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Messages the client library holds per subscription before it reports
+    /// a slow consumer (and drops, counted).
+    pub subscription_capacity: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            servers: vec!["nats://127.0.0.1:4222".into()],
+            token: None,
+            user: None,
+            password: None,
+            nkey_seed: None,
+            credentials_file: None,
+            tls: TlsConfig::default(),
+            queue_group: "daisi-compute".into(),
+            max_message_bytes: 8 << 20,
+            connect_timeout: Duration::from_secs(5),
+            subscription_capacity: 8192,
+        }
+    }
+}
+
+impl Validate for NatsConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        if self.servers.is_empty() {
+            errors.push(ConfigError::new(
+                format!("{path}.servers"),
+                "at least one server is needed",
+            ));
+        }
+        for (i, s) in self.servers.iter().enumerate() {
+            if let Err(e) = async_nats::ServerAddr::from_str(s) {
+                errors.push(ConfigError::new(
+                    format!("{path}.servers.{i}"),
+                    format!("{s:?}: {e}"),
+                ));
+            }
+        }
+        let methods = [
+            self.token.is_some(),
+            self.user.is_some() || self.password.is_some(),
+            self.nkey_seed.is_some(),
+            self.credentials_file.is_some(),
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            errors.push(ConfigError::new(
+                path,
+                "choose one of token, user/password, nkey_seed, credentials_file",
+            ));
+        }
+        if self.user.is_some() != self.password.is_some() {
+            errors.push(ConfigError::new(
+                format!("{path}.password"),
+                "user and password go together",
+            ));
+        }
+        check_readable(
+            &format!("{path}.credentials_file"),
+            &self.credentials_file,
+            errors,
+        );
+        check_readable(&format!("{path}.tls.ca_file"), &self.tls.ca_file, errors);
+        check_readable(
+            &format!("{path}.tls.cert_file"),
+            &self.tls.cert_file,
+            errors,
+        );
+        check_readable(&format!("{path}.tls.key_file"), &self.tls.key_file, errors);
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            errors.push(ConfigError::new(
+                format!("{path}.tls.key_file"),
+                "cert_file and key_file go together",
+            ));
+        }
+        if self.queue_group.is_empty() || self.queue_group.contains([' ', '.']) {
+            errors.push(ConfigError::new(
+                format!("{path}.queue_group"),
+                "must be a single subject token",
+            ));
+        }
+        if self.max_message_bytes < 1024 {
+            errors.push(ConfigError::new(
+                format!("{path}.max_message_bytes"),
+                "must be at least 1024",
+            ));
+        }
+        if self.subscription_capacity == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.subscription_capacity"),
+                "must be at least 1",
+            ));
+        }
+    }
+}
+
+/// Why the broker connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("cannot read NATS credentials file {path}: {source}")]
+    Credentials {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to NATS {servers:?}: {reason}")]
+    Connect {
+        servers: Vec<String>,
+        reason: String,
+    },
+    #[error("NATS subscribe to {subject} failed: {reason}")]
+    Subscribe { subject: String, reason: String },
+}
+
+/// Connects with the configured authentication and TLS. The client then
+/// reconnects by itself forever; connection events are logged and counted
+/// (`nats.disconnects`, `nats.reconnects`, `nats.slow_consumer_drops`).
+pub async fn connect(
+    cfg: &NatsConfig,
+    name: &str,
+    metrics: &Metrics,
+) -> Result<async_nats::Client, NatsError> {
+    let mut opts = async_nats::ConnectOptions::new();
+    if let Some(t) = &cfg.token {
+        opts = opts.token(t.clone());
+    }
+    if let (Some(u), Some(p)) = (&cfg.user, &cfg.password) {
+        opts = opts.user_and_password(u.clone(), p.clone());
+    }
+    if let Some(seed) = &cfg.nkey_seed {
+        opts = opts.nkey(seed.clone());
+    }
+    if let Some(path) = &cfg.credentials_file {
+        opts = opts
+            .credentials_file(path)
+            .await
+            .map_err(|source| NatsError::Credentials {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    if cfg.tls.required {
+        opts = opts.require_tls(true);
+    }
+    if let Some(ca) = &cfg.tls.ca_file {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    if let (Some(c), Some(k)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
+        opts = opts.add_client_certificate(c.clone(), k.clone());
+    }
+    let disconnects = metrics.counter("nats.disconnects");
+    let reconnects = metrics.counter("nats.reconnects");
+    let slow = metrics.counter("nats.slow_consumer_drops");
+    let server_errors = metrics.counter("nats.server_errors");
+    opts = opts
+        .name(name)
+        .connection_timeout(cfg.connect_timeout)
+        .subscription_capacity(cfg.subscription_capacity)
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((100 * attempts as u64).min(2000))
+        })
+        .event_callback(move |event| {
+            let (disconnects, reconnects, slow, server_errors) = (
+                disconnects.clone(),
+                reconnects.clone(),
+                slow.clone(),
+                server_errors.clone(),
+            );
+            async move {
+                match event {
+                    async_nats::Event::Disconnected => {
+                        disconnects.inc();
+                        tracing::warn!("NATS disconnected; reconnecting");
+                    }
+                    async_nats::Event::Connected => {
+                        reconnects.inc();
+                        tracing::info!("NATS connected");
+                    }
+                    async_nats::Event::SlowConsumer(sid) => {
+                        slow.inc();
+                        tracing::warn!(sid, "NATS slow consumer: message dropped by client");
+                    }
+                    async_nats::Event::ServerError(e) => {
+                        server_errors.inc();
+                        tracing::error!(error = %e, "NATS server error");
+                    }
+                    other => tracing::info!(event = %other, "NATS event"),
+                }
+            }
+        });
+    let addrs: Vec<async_nats::ServerAddr> = cfg
+        .servers
+        .iter()
+        .filter_map(|s| async_nats::ServerAddr::from_str(s).ok())
+        .collect();
+    opts.connect(addrs).await.map_err(|e| NatsError::Connect {
+        servers: cfg.servers.clone(),
+        reason: describe_connect_error(&e),
+    })
+}
+
+fn describe_connect_error(e: &async_nats::ConnectError) -> String {
+    use async_nats::ConnectErrorKind as K;
+    let hint = match e.kind() {
+        K::AuthorizationViolation => {
+            "authorization failed: check nats.token/user/password/nkey_seed/credentials_file"
+        }
+        K::Tls => {
+            "TLS failed: check nats.tls.* and that the server certificate matches the URL's host"
+        }
+        K::TimedOut => "timed out: is the server running and reachable?",
+        K::Io => "I/O error: is the server running at that address?",
+        _ => "",
+    };
+    if hint.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e} ({hint})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects() {
+        assert_eq!(subject("syscall", "web1"), "daisi.v1.syscall.web1");
+        assert_eq!(subject_all("flow"), "daisi.v1.flow.*");
+    }
+
+    #[test]
+    fn conflicting_auth_is_rejected() {
+        let cfg = NatsConfig {
+            token: Some("t".into()),
+            user: Some("u".into()),
+            ..Default::default()
+        };
+        let mut errs = vec![];
+        cfg.validate("nats", &mut errs);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+    }
+}
