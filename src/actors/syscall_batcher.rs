@@ -250,7 +250,9 @@ impl Handler<Drain> for SyscallBatcher {
     type Result = ();
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
         let all = self.due(true);
-        tracing::info!(batches = all.len(), "batcher drained");
+        if !all.is_empty() {
+            tracing::info!(batches = all.len(), "batcher flushed pending batches");
+        }
         self.send(all, ctx);
     }
 }

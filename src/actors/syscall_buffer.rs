@@ -152,6 +152,7 @@ pub struct SyscallBuffer {
     since: Option<Instant>,
     restarts: Restarts,
     windows: Counter,
+    events: Counter,
     oov: Counter,
 }
 
@@ -173,6 +174,7 @@ impl SyscallBuffer {
             window,
             restarts: Restarts::new("syscall_buffer", m),
             windows: m.counter("syscall_buffer.windows"),
+            events: m.counter("syscall_buffer.events"),
             oov: m.counter("syscall_buffer.unknown_syscalls"),
             since: None,
             cfg,
@@ -229,6 +231,7 @@ impl Supervised for SyscallBuffer {
 impl Handler<ScoreBatch> for SyscallBuffer {
     type Result = ();
     fn handle(&mut self, ScoreBatch(b): ScoreBatch, ctx: &mut Context<Self>) {
+        self.events.add(b.events.len() as u64);
         let n = windows_of(
             &b,
             &self.vocab,

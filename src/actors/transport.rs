@@ -574,10 +574,6 @@ impl Handler<Deliver> for Inbound {
 
     fn handle(&mut self, Deliver(env): Deliver, ctx: &mut Context<Self>) {
         let kind = env.payload.kind();
-        self.node
-            .metrics
-            .counter(&format!("inbound.received.{kind}"))
-            .inc();
         let window = self.cfg.dedup_window;
         let fresh = self
             .seen
@@ -587,6 +583,11 @@ impl Handler<Deliver> for Inbound {
             self.duplicates.inc();
             return;
         }
+        // Unique envelopes only; duplicates are counted above.
+        self.node
+            .metrics
+            .counter(&format!("inbound.received.{kind}"))
+            .inc();
         match env.payload {
             Payload::SyscallBatch(b) => {
                 if let Some(edge) = self.to.syscalls.clone() {

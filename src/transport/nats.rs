@@ -264,7 +264,12 @@ pub async fn connect(
 
 fn describe_connect_error(e: &async_nats::ConnectError) -> String {
     use async_nats::ConnectErrorKind as K;
+    let text = e.to_string().to_lowercase();
+    let tls_problem = ["certificate", "tls", "handshake", "unknownissuer"]
+        .iter()
+        .any(|w| text.contains(w));
     let hint = match e.kind() {
+        _ if tls_problem => "TLS failed: check nats.tls.ca_file (the CA that signed the server certificate), nats.tls.cert_file/key_file, and that the certificate matches the URL's host",
         K::AuthorizationViolation => {
             "authorization failed: check nats.token/user/password/nkey_seed/credentials_file"
         }

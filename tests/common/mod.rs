@@ -1,0 +1,345 @@
+//! Test harness: real `nats-server` processes on free loopback ports, real
+//! `daisi` processes, and a watcher that reads every node's counters from
+//! the heartbeats it publishes.
+#![allow(dead_code)]
+
+use daisi::messages::{Envelope, Heartbeat, Payload};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The ADFA-LD archive, or `None` (tests then skip with a message).
+pub fn adfa() -> Option<PathBuf> {
+    let p = daisi::traces::shared_adfa_zip();
+    if p.is_none() {
+        eprintln!("skipped: ../shared/datasets/adfa-ld/ADFA-LD.zip is absent");
+    }
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn nats_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER") {
+        return p.into();
+    }
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/bin"])
+    {
+        let p = Path::new(dir).join("nats-server");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("nats-server not found: run scripts/setup.sh (installs Debian's nats-server)");
+}
+
+/// A nats-server on 127.0.0.1, killed on drop.
+pub struct NatsServer {
+    pub port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start(extra: &[&str]) -> NatsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = NatsServer {
+            port: free_port(),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            log: dir.path().join("nats.log"),
+            _dir: dir,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(nats_server_bin())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting nats-server");
+        self.child = Some(child);
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < until,
+                "nats-server did not start: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: the broker vanishes mid-stream.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `daisi` process with a config file written for it.
+pub struct Daisi {
+    child: Option<Child>,
+    pub stderr: PathBuf,
+    pub stdout: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn daisi_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_daisi")
+}
+
+impl Daisi {
+    /// Starts `daisi run` with `toml` as its config file, from the crate root
+    /// (so `models/syscall` resolves).
+    pub fn spawn(toml: &str, env: &[(&str, &str)]) -> Daisi {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("node.toml");
+        std::fs::File::create(&cfg)
+            .unwrap()
+            .write_all(toml.as_bytes())
+            .unwrap();
+        let stderr = dir.path().join("stderr.log");
+        let stdout = dir.path().join("stdout.log");
+        let child = Command::new(daisi_bin())
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("starting daisi");
+        Daisi {
+            child: Some(child),
+            stderr,
+            stdout,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    /// SIGTERM, then waits for the exit (panics after `timeout`).
+    pub fn stop(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > until {
+                let _ = c.kill();
+                panic!("daisi did not stop within {timeout:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.try_wait() {
+                return s;
+            }
+            assert!(
+                Instant::now() < until,
+                "daisi did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daisi {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Latest heartbeat of every node, kept up to date from NATS.
+#[derive(Clone, Default)]
+pub struct Heartbeats {
+    latest: Arc<Mutex<HashMap<String, Heartbeat>>>,
+}
+
+impl Heartbeats {
+    pub async fn watch(client: &async_nats::Client) -> Heartbeats {
+        let hb = Heartbeats::default();
+        let mut sub = client.subscribe("daisi.v1.heartbeat.*").await.unwrap();
+        client.flush().await.unwrap();
+        let latest = hb.latest.clone();
+        tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                if let Ok(env) = Envelope::decode(&m.payload, 8 << 20) {
+                    if let Payload::Heartbeat(h) = env.payload {
+                        latest.lock().unwrap().insert(env.node_id, h);
+                    }
+                }
+            }
+        });
+        hb
+    }
+
+    /// Latest heartbeat of the node whose id starts with `prefix`.
+    pub fn get(&self, prefix: &str) -> Option<Heartbeat> {
+        self.latest
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn counter(&self, prefix: &str, name: &str) -> u64 {
+        self.get(prefix)
+            .and_then(|h| h.counters.get(name).copied())
+            .unwrap_or(0)
+    }
+
+    /// Waits until `pred` holds for the node's latest heartbeat.
+    pub async fn wait_for(
+        &self,
+        prefix: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Heartbeat) -> bool,
+    ) -> Heartbeat {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(h) = self.get(prefix) {
+                if pred(&h) {
+                    return h;
+                }
+            }
+            if Instant::now() > until {
+                panic!(
+                    "timed out waiting for {prefix}: {what}; last heartbeat: {:?}",
+                    self.get(prefix)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The final heartbeat a node sends when it stops.
+    pub async fn final_of(&self, prefix: &str, timeout: Duration) -> Heartbeat {
+        self.wait_for(prefix, "final heartbeat", timeout, |h| h.stopping)
+            .await
+    }
+}
+
+/// Config of a collector replaying `traces` ADFA-LD training traces.
+pub fn collector_toml(
+    id: &str,
+    host: &str,
+    url: &str,
+    adfa: &Path,
+    traces: usize,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[node]
+role = "collector"
+id = "{id}"
+host = "{host}"
+shutdown_deadline = "10s"
+[nats]
+servers = ["{url}"]
+[heartbeat]
+interval = "200ms"
+silence_after = "2s"
+[syscall_source]
+kind = "replay"
+path = "{adfa}"
+filter = "Training_Data_Master/"
+abi = "i386"
+max_traces = {traces}
+{extra}
+"#,
+        adfa = adfa.display()
+    )
+}
+
+/// Config of a compute node.
+pub fn compute_toml(id: &str, url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[node]
+role = "compute"
+id = "{id}"
+host = "computehost"
+[nats]
+servers = ["{url}"]
+[heartbeat]
+interval = "200ms"
+silence_after = "2s"
+[alert]
+console = false
+{extra}
+"#
+    )
+}
