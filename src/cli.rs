@@ -51,6 +51,15 @@ pub enum Command {
     /// Train a model.
     #[command(subcommand)]
     Train(Train),
+    /// Evaluate a model on a labelled dataset.
+    #[command(subcommand)]
+    Eval(Eval),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Eval {
+    /// The ADFA-LD protocol, with a STIDE baseline.
+    Syscall(crate::commands::eval::EvalSyscallArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,6 +77,10 @@ pub fn main() -> ExitCode {
         Command::Train(Train::Syscall(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::train::train_syscall(&args))
+        }
+        Command::Eval(Eval::Syscall(args)) => {
+            crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
+            crate::commands::report(crate::commands::eval::eval_syscall(&args))
         }
     }
 }

@@ -211,6 +211,12 @@ pub struct Alert {
     pub severity: Severity,
     /// Entity the alert is about, e.g. `pid:1234` or `flow:1.2.3.4`.
     pub entity: String,
+    /// Process id, for process alerts.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Executable (path) of the process, when known.
+    #[serde(default)]
+    pub exe: Option<String>,
     pub score: f64,
     pub threshold: f64,
     pub model: String,

@@ -1,9 +1,10 @@
 //! Turns scores into alerts, per process, and writes them to the sinks.
 //!
 //! A process's score is the mean window score over its last `horizon`
-//! windows: the same window-to-trace aggregation the model was calibrated
-//! with. It is decided when the process exits, and for a long-lived process
-//! every time it has `min_windows` new windows. Repeats for the same entity
+//! windows: the same window-to-trace aggregation `daisi eval syscall`
+//! measures. It is decided when the process exits (over its whole life when
+//! that is shorter than the horizon, exactly as evaluated), and for a
+//! long-lived process each time a full horizon of new windows has passed. Repeats for the same entity
 //! within `cooldown` are folded into the first alert's count (counted as
 //! `alert.folded`), never silently dropped.
 
@@ -27,10 +28,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertConfig {
-    /// Windows per process the score is computed over.
+    /// Windows per process the score is computed over; a live process is
+    /// judged each time this many new windows have passed.
     pub horizon: usize,
-    /// A live process is judged again after this many new windows.
-    pub min_windows: usize,
     /// Repeats for the same entity within this time are folded.
     #[serde(with = "humantime_serde")]
     pub cooldown: Duration,
@@ -47,7 +47,6 @@ impl Default for AlertConfig {
     fn default() -> Self {
         Self {
             horizon: 2000,
-            min_windows: 500,
             cooldown: Duration::from_secs(60),
             max_processes: 16_384,
             console: true,
@@ -61,7 +60,6 @@ impl Validate for AlertConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         for (k, v) in [
             ("horizon", self.horizon),
-            ("min_windows", self.min_windows),
             ("max_processes", self.max_processes),
         ] {
             if v == 0 {
@@ -213,6 +211,8 @@ impl AlertActor {
             module: "syscall".into(),
             severity,
             entity,
+            pid: Some(key.1),
+            exe: st.exe.clone(),
             score,
             threshold: model.threshold,
             model: format!("{} {}", model.name, model.version),
@@ -314,7 +314,7 @@ impl Handler<Scored> for AlertActor {
                     }
                 }
                 st.since_judged += seg.windows;
-                seg.last || st.since_judged >= self.cfg.min_windows
+                seg.last || st.since_judged >= horizon
             };
             at += seg.windows;
             if judge_now {

@@ -1,5 +1,6 @@
 //! The `daisi` subcommands.
 
+pub mod eval;
 pub mod run;
 pub mod train;
 

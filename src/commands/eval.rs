@@ -1,0 +1,268 @@
+//! `daisi eval syscall`: the ADFA-LD standard protocol.
+//!
+//! Normal = every trace of `Validation_Data_Master`, attack = every trace of
+//! `Attack_Data_Master`, one score per trace (the same window-to-trace
+//! aggregation as the live alert actor). Reports, for the model and for a
+//! STIDE baseline (n = 7) trained by the same command on
+//! `Training_Data_Master`: ROC AUC and detection rate at 1 %, 5 %, 10 %
+//! false-positive rate, overall and per attack family, plus windows/s.
+
+use crate::messages::SyscallAbi;
+use crate::models::stide::Stide;
+use crate::models::{load_syscall_model, mean, trace_windows, WindowScorer};
+use crate::syscalls::Vocabulary;
+use crate::traces::{read_traces, Trace};
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalSyscallArgs {
+    /// ADFA-LD (zip or directory).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Model directory.
+    #[arg(long, default_value = "models/syscall")]
+    pub model: PathBuf,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// Figures of one detector.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Figures {
+    pub auc: f64,
+    pub dr_at_1pct: f64,
+    pub dr_at_5pct: f64,
+    pub dr_at_10pct: f64,
+    /// Detection rate of each attack family at 5 % FPR, and its AUC.
+    pub families: BTreeMap<String, FamilyFigures>,
+    /// Normal traces above the model's own threshold (its deployed FPR).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fpr_at_threshold: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dr_at_threshold: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FamilyFigures {
+    pub traces: usize,
+    pub auc: f64,
+    pub dr_at_5pct: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub normal_traces: usize,
+    pub attack_traces: usize,
+    pub model: Figures,
+    pub stide: Figures,
+    pub windows_per_s: f64,
+}
+
+/// ROC AUC by the rank statistic (ties count half).
+pub fn roc_auc(normal: &[f64], attack: &[f64]) -> f64 {
+    if normal.is_empty() || attack.is_empty() {
+        return f64::NAN;
+    }
+    let mut all: Vec<(f64, bool)> = normal
+        .iter()
+        .map(|&s| (s, false))
+        .chain(attack.iter().map(|&s| (s, true)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Average ranks for ties.
+    let mut rank_sum_attack = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum_attack += all[i..=j].iter().filter(|x| x.1).count() as f64 * avg;
+        i = j + 1;
+    }
+    let (n, a) = (normal.len() as f64, attack.len() as f64);
+    (rank_sum_attack - a * (a + 1.0) / 2.0) / (n * a)
+}
+
+/// Share of attacks detected with a threshold that flags at most `fpr` of
+/// the normal traces (strictly above the threshold).
+pub fn detection_at_fpr(normal: &[f64], attack: &[f64], fpr: f64) -> f64 {
+    let t = crate::models::threshold_at_fpr(normal, fpr);
+    attack.iter().filter(|&&s| s > t).count() as f64 / attack.len().max(1) as f64
+}
+
+fn figures(normal: &[f64], attacks: &[(String, f64)], threshold: Option<f64>) -> Figures {
+    let all: Vec<f64> = attacks.iter().map(|a| a.1).collect();
+    let mut fam: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (f, s) in attacks {
+        fam.entry(f.clone()).or_default().push(*s);
+    }
+    Figures {
+        auc: roc_auc(normal, &all),
+        dr_at_1pct: detection_at_fpr(normal, &all, 0.01),
+        dr_at_5pct: detection_at_fpr(normal, &all, 0.05),
+        dr_at_10pct: detection_at_fpr(normal, &all, 0.10),
+        families: fam
+            .into_iter()
+            .map(|(f, s)| {
+                let ff = FamilyFigures {
+                    traces: s.len(),
+                    auc: roc_auc(normal, &s),
+                    dr_at_5pct: detection_at_fpr(normal, &s, 0.05),
+                };
+                (f, ff)
+            })
+            .collect(),
+        fpr_at_threshold: threshold
+            .map(|t| normal.iter().filter(|&&s| s > t).count() as f64 / normal.len().max(1) as f64),
+        dr_at_threshold: threshold
+            .map(|t| all.iter().filter(|&&s| s > t).count() as f64 / all.len().max(1) as f64),
+    }
+}
+
+/// Trace scores of a scorer: mean window score per trace.
+fn scores(
+    scorer: &dyn WindowScorer,
+    vocab: &Vocabulary,
+    window: usize,
+    traces: &[Trace],
+) -> (Vec<f64>, usize) {
+    let mut buf = Vec::new();
+    let mut windows = 0;
+    let s = traces
+        .iter()
+        .map(|t| {
+            let tokens: Vec<u32> = t
+                .calls
+                .iter()
+                .map(|&nr| vocab.token(SyscallAbi::I386, nr))
+                .collect();
+            let w = trace_windows(&tokens, window);
+            buf.clear();
+            scorer.score(&w, window, &mut buf);
+            windows += buf.len();
+            mean(&buf)
+        })
+        .collect();
+    (s, windows)
+}
+
+pub fn evaluate(args: &EvalSyscallArgs) -> anyhow::Result<Report> {
+    let model = load_syscall_model(&args.model)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let normal = read_traces(&args.data, "Validation_Data_Master/")?;
+    let attack = read_traces(&args.data, "Attack_Data_Master/")?;
+    let train = read_traces(&args.data, "Training_Data_Master/")?;
+    if normal.is_empty() || attack.is_empty() || train.is_empty() {
+        bail!("{} does not look like ADFA-LD (needs Training_Data_Master, Validation_Data_Master, Attack_Data_Master)", args.data.display());
+    }
+    let families: Vec<String> = attack
+        .iter()
+        .map(|t| t.family().unwrap_or("?").to_string())
+        .collect();
+
+    let started = Instant::now();
+    let (model_normal, w1) = scores(
+        model.scorer.as_ref(),
+        &model.vocab,
+        model.meta.window,
+        &normal,
+    );
+    let (model_attack, w2) = scores(
+        model.scorer.as_ref(),
+        &model.vocab,
+        model.meta.window,
+        &attack,
+    );
+    let windows_per_s = (w1 + w2) as f64 / started.elapsed().as_secs_f64();
+
+    // STIDE baseline, n = 7, on the whole training folder, all names known.
+    let vocab = Vocabulary::all();
+    let n = 7;
+    let train_tokens: Vec<Vec<u32>> = train
+        .iter()
+        .map(|t| {
+            t.calls
+                .iter()
+                .map(|&nr| vocab.token(SyscallAbi::I386, nr))
+                .collect()
+        })
+        .collect();
+    let stide = Stide::train(train_tokens.iter().map(Vec::as_slice), n);
+    let (stide_normal, _) = scores(&stide, &vocab, n, &normal);
+    let (stide_attack, _) = scores(&stide, &vocab, n, &attack);
+
+    let tag = |s: Vec<f64>| families.iter().cloned().zip(s).collect::<Vec<_>>();
+    Ok(Report {
+        normal_traces: normal.len(),
+        attack_traces: attack.len(),
+        model: figures(
+            &model_normal,
+            &tag(model_attack),
+            Some(model.meta.threshold),
+        ),
+        stide: figures(&stide_normal, &tag(stide_attack), None),
+        windows_per_s,
+    })
+}
+
+fn print_figures(name: &str, f: &Figures) {
+    println!(
+        "{name:<8} AUC {:.3}   DR@1%FPR {:.3}   DR@5%FPR {:.3}   DR@10%FPR {:.3}",
+        f.auc, f.dr_at_1pct, f.dr_at_5pct, f.dr_at_10pct
+    );
+    if let (Some(fpr), Some(dr)) = (f.fpr_at_threshold, f.dr_at_threshold) {
+        println!("         at the model's own threshold: FPR {fpr:.3}, DR {dr:.3}");
+    }
+    for (fam, ff) in &f.families {
+        println!(
+            "         {fam:<18} {:>4} traces  AUC {:.3}  DR@5%FPR {:.3}",
+            ff.traces, ff.auc, ff.dr_at_5pct
+        );
+    }
+}
+
+pub fn eval_syscall(args: &EvalSyscallArgs) -> anyhow::Result<()> {
+    let r = evaluate(args)?;
+    println!(
+        "ADFA-LD: {} normal (Validation_Data_Master), {} attack traces",
+        r.normal_traces, r.attack_traces
+    );
+    print_figures("model", &r.model);
+    print_figures("stide-7", &r.stide);
+    println!("model scoring: {:.0} windows/s", r.windows_per_s);
+    if let Some(p) = &args.report {
+        std::fs::write(p, serde_json::to_string_pretty(&r)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_of_known_cases() {
+        assert_eq!(roc_auc(&[0.0, 0.1], &[0.5, 0.6]), 1.0);
+        assert_eq!(roc_auc(&[0.5, 0.6], &[0.0, 0.1]), 0.0);
+        assert_eq!(roc_auc(&[0.5, 0.5], &[0.5, 0.5]), 0.5);
+        assert!((roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.9, 0.5, 0.3]) - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn detection_rate_at_fpr() {
+        let normal: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect();
+        assert_eq!(
+            detection_at_fpr(&normal, &[0.955, 0.5, 2.0], 0.05),
+            2.0 / 3.0
+        );
+    }
+}
