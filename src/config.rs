@@ -241,6 +241,9 @@ impl Config {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                // Lists from the environment are comma-separated.
+                .list_separator(",")
+                .with_list_parse_key("nats.servers")
                 .source(Some(env_map)),
         );
         let mut value: serde_json::Value = match builder.build().and_then(|c| c.try_deserialize()) {
@@ -302,6 +305,15 @@ impl Validate for Config {
             errors.push(ConfigError::new("log.level", e.to_string()));
         }
         let role = self.node.role;
+        if role.computes() && !cfg!(feature = "torch") {
+            errors.push(ConfigError::new(
+                "node.role",
+                format!(
+                    "{} needs the compute side, which this collector-only build lacks (build with default features)",
+                    role.as_str()
+                ),
+            ));
+        }
         if role.uses_nats() {
             self.nats.validate("nats", errors);
         }

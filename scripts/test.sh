@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every check and test: formatting, lints,
+# the collector-only build, unit tests and the integration tests (real
+# nats-server, real ADFA-LD data from ../shared). Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export PATH="$PATH:/usr/sbin" # Debian installs nats-server there
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "collector-only build (no libtorch)"
+cargo build --locked --no-default-features --target-dir target/collector-only
+target/collector-only/debug/daisi --version
+target/collector-only/debug/daisi check-config --config config/collector.toml
+if target/collector-only/debug/daisi check-config --role compute >/dev/null 2>&1; then
+  echo "a collector-only build must refuse the compute role" >&2
+  exit 1
+fi
+
+step "tests"
+cargo test --locked --all-targets

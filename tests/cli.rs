@@ -1,0 +1,98 @@
+//! The `daisi` binary's command line: version, config checking, exit codes.
+
+mod common;
+
+use std::process::Command;
+
+fn daisi(args: &[&str]) -> std::process::Output {
+    Command::new(common::daisi_bin())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn version_names_the_build() {
+    let out = daisi(&["--version"]);
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.starts_with("daisi "), "{s}");
+    assert!(s.contains("wire schema v1"), "{s}");
+}
+
+#[test]
+fn shipped_role_configs_pass_check_config() {
+    for f in ["config/both.toml", "config/collector.toml", "config/compute.toml"] {
+        let out = daisi(&["check-config", "--config", f]);
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn every_config_error_is_printed_and_the_exit_code_is_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"
+[node]
+role = "collector"
+colour = "blue"
+[nats]
+servers = ["::not a url::"]
+credentials_file = "/nonexistent/creds"
+[outbound]
+buffer = 0
+[syscall_batcher]
+max_events = "lots"
+[syscall_source]
+kind = "replay"
+path = "/nonexistent/traces"
+[heartbeat]
+interval = "sometimes"
+"#,
+    )
+    .unwrap();
+    for cmd in ["check-config", "run"] {
+        let out = daisi(&[cmd, "--config", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for key in [
+            "node.colour",
+            "nats.servers.0",
+            "nats.credentials_file",
+            "outbound.buffer",
+            "syscall_batcher.max_events",
+            "syscall_source.path",
+            "heartbeat.interval",
+        ] {
+            assert!(err.contains(key), "{cmd}: {key} missing from:\n{err}");
+        }
+        assert!(err.contains("7 configuration error(s)"), "{err}");
+    }
+}
+
+#[test]
+fn environment_overrides_and_role_flag() {
+    let out = Command::new(common::daisi_bin())
+        .args(["check-config", "--role", "compute"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DAISI__NATS__SERVERS", "nats://a:4222,bogus ::")
+        .output()
+        .unwrap();
+    // Lists are comma-separated; the bad second entry is reported.
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nats.servers.1"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = daisi(&["check-config", "--role", "compute"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("role compute"));
+}
+
+#[test]
+fn unreadable_config_file_is_a_config_error() {
+    let out = daisi(&["check-config", "--config", "/nonexistent/daisi.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/daisi.toml"));
+}
