@@ -24,9 +24,17 @@ fn version_names_the_build() {
 
 #[test]
 fn shipped_role_configs_pass_check_config() {
-    for f in ["config/both.toml", "config/collector.toml", "config/compute.toml"] {
+    for f in [
+        "config/both.toml",
+        "config/collector.toml",
+        "config/compute.toml",
+    ] {
         let out = daisi(&["check-config", "--config", f]);
-        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -84,7 +92,11 @@ fn environment_overrides_and_role_flag() {
         .unwrap();
     // Lists are comma-separated; the bad second entry is reported.
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nats.servers.1"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nats.servers.1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = daisi(&["check-config", "--role", "compute"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("role compute"));
