@@ -254,7 +254,8 @@ mod tests {
         assert_eq!(roc_auc(&[0.0, 0.1], &[0.5, 0.6]), 1.0);
         assert_eq!(roc_auc(&[0.5, 0.6], &[0.0, 0.1]), 0.0);
         assert_eq!(roc_auc(&[0.5, 0.5], &[0.5, 0.5]), 0.5);
-        assert!((roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.9, 0.5, 0.3]) - 0.75).abs() < 1e-9);
+        // Attack-above-normal pairs: 0.9 beats 4, 0.5 beats 3, 0.3 beats 1: 8 of 12.
+        assert!((roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.9, 0.5, 0.3]) - 8.0 / 12.0).abs() < 1e-9);
     }
 
     #[test]
