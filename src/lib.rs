@@ -10,6 +10,7 @@
 //! - [`commands`]: the `daisi` subcommands; [`cli`] parses the command line.
 
 pub mod actors;
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod config;

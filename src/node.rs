@@ -14,7 +14,7 @@ use crate::actors::mailbox::{Edge, Overflow};
 use crate::actors::syscall_batcher::SyscallBatcher;
 use crate::actors::syscall_buffer::SyscallBuffer;
 use crate::actors::syscall_classifier::SyscallClassifier;
-use crate::actors::syscall_source::{SourceKind, SyscallSource};
+use crate::actors::syscall_source::{SourceInput, SourceKind, SyscallSource};
 use crate::actors::transport::{self, Dispatch, Flush, Inbound, Outbound, Route};
 use crate::actors::{Drain, NodeInfo};
 use crate::config::{Config, Role};
@@ -33,8 +33,8 @@ pub enum StartError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Alert(#[from] AlertError),
-    #[error("syscall capture source cannot start: {0}")]
-    Source(std::io::Error),
+    #[error("syscall capture cannot start")]
+    Source(#[from] crate::actors::syscall_source::SourceError),
     #[error(
         "syscall_batcher.context ({context}) must be at least the model's window − 1 ({needed})"
     )]
@@ -70,22 +70,41 @@ impl Node {
         };
         let m = &metrics;
 
-        // Compute side, downstream first.
-        let mut compute = None;
+        // 1. Everything that can fail, before any actor exists: model and
+        //    alert files, broker connections, capture attach (last, so that
+        //    events do not wait on a slow broker connection).
+        let mut model = None;
+        let mut alert_actor = None;
         if role.computes() {
-            let model = load_syscall_model(&cfg.syscall_classifier.model)?;
-            let window = model.meta.window;
-            if role == Role::Both && cfg.syscall_batcher.context + 1 < window {
+            let mdl = load_syscall_model(&cfg.syscall_classifier.model)?;
+            if role == Role::Both && cfg.syscall_batcher.context + 1 < mdl.meta.window {
                 return Err(StartError::Context {
                     context: cfg.syscall_batcher.context,
-                    needed: window - 1,
+                    needed: mdl.meta.window - 1,
                 });
             }
-            tracing::info!(model = %model.meta.name, version = %model.meta.version, window, threshold = model.meta.threshold, "syscall model loaded");
-            let alert = Supervisor::start({
-                let a = AlertActor::new(cfg.alert.clone(), info.clone())?;
-                move |_| a
-            });
+            tracing::info!(model = %mdl.meta.name, version = %mdl.meta.version, window = mdl.meta.window, threshold = mdl.meta.threshold, "syscall model loaded");
+            alert_actor = Some(AlertActor::new(cfg.alert.clone(), info.clone())?);
+            model = Some(mdl);
+        }
+        let nats_out = match role.uses_nats() {
+            true => Some(nats::connect(&cfg.nats, &format!("{} (out)", info.id), m).await?),
+            false => None,
+        };
+        let nats_in_client = match role.uses_nats() && role.computes() {
+            true => Some(nats::connect(&cfg.nats, &format!("{} (in)", info.id), m).await?),
+            false => None,
+        };
+        let source_input = match role.collects() {
+            true => Some(SourceInput::prepare(&cfg.syscall_source, m)?),
+            false => None,
+        };
+
+        // 2. The actors, downstream first; nothing here can fail.
+        let mut compute = None;
+        if let (Some(model), Some(alert_actor)) = (model, alert_actor) {
+            let window = model.meta.window;
+            let alert = Supervisor::start(move |_| alert_actor);
             let arbiter = Arbiter::new();
             let to_alert = Edge::new(
                 "alert",
@@ -141,14 +160,15 @@ impl Node {
         }
 
         // Outbound: in-process to our own inbound, or NATS.
-        let route = match (&compute, role.uses_nats()) {
-            (Some((.., inbound)), false) => Route::InProcess(Edge::new(
+        let route = match (&compute, nats_out) {
+            (_, Some(client)) => Route::Nats(client),
+            (Some((.., inbound)), None) => Route::InProcess(Edge::new(
                 "inbound",
                 inbound.clone().recipient(),
                 cfg.inbound.mailbox.overflow,
                 m,
             )),
-            _ => Route::Nats(nats::connect(&cfg.nats, &format!("{} (out)", info.id), m).await?),
+            (None, None) => unreachable!("a role without compute uses NATS"),
         };
         let outbound = Supervisor::start({
             let o = Outbound::new(
@@ -161,8 +181,7 @@ impl Node {
         });
 
         let mut nats_in = None;
-        if let (Some((.., inbound)), true) = (&compute, role.uses_nats()) {
-            let client = nats::connect(&cfg.nats, &format!("{} (in)", info.id), m).await?;
+        if let (Some((.., inbound)), Some(client)) = (&compute, nats_in_client) {
             let task =
                 transport::subscribe(client.clone(), &cfg.nats, inbound.clone(), metrics.clone())
                     .await?;
@@ -197,7 +216,9 @@ impl Node {
                 ),
             );
             let b = Supervisor::start(move |_| b);
-            if cfg.syscall_source.kind != SourceKind::None {
+            if let Some(input) =
+                source_input.filter(|_| cfg.syscall_source.kind != SourceKind::None)
+            {
                 let s = SyscallSource::new(
                     cfg.syscall_source.clone(),
                     info.clone(),
@@ -207,8 +228,8 @@ impl Node {
                         cfg.syscall_batcher.mailbox.overflow,
                         m,
                     ),
-                )
-                .map_err(StartError::Source)?;
+                    input,
+                );
                 source = Some(Supervisor::start(move |_| s));
             }
             batcher = Some(b);

@@ -112,6 +112,7 @@ pub struct AlertActor {
     folded: Counter,
     forgotten: Counter,
     sink_errors: Counter,
+    tracked: crate::metrics::Gauge,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +149,7 @@ impl AlertActor {
             folded: m.counter("alert.folded"),
             forgotten: m.counter("alert.forgotten_processes"),
             sink_errors: m.counter("alert.sink_errors"),
+            tracked: m.gauge("alert.processes"),
             jsonl,
             seq: 0,
             cfg,
@@ -326,6 +328,7 @@ impl Handler<Scored> for AlertActor {
                 self.procs.pop(&key);
             }
         }
+        self.tracked.set(self.procs.len() as u64);
     }
 }
 

@@ -93,6 +93,7 @@ pub struct SyscallBatcher {
     restarts: Restarts,
     evicted: Counter,
     batches: Counter,
+    tracked: crate::metrics::Gauge,
 }
 
 impl SyscallBatcher {
@@ -102,6 +103,7 @@ impl SyscallBatcher {
             restarts: Restarts::new("syscall_batcher", &node.metrics),
             evicted: node.metrics.counter("syscall_batcher.evicted_processes"),
             batches: node.metrics.counter("syscall_batcher.batches"),
+            tracked: node.metrics.gauge("syscall_batcher.processes"),
             procs: LruCache::new(cap),
             cfg,
             node,
@@ -171,6 +173,7 @@ impl SyscallBatcher {
                 ready.push(self.take_batch(old_pid, &mut old, false));
             }
         }
+        self.tracked.set(self.procs.len() as u64);
         ready
     }
 

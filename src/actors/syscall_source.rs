@@ -4,6 +4,9 @@
 //! into the batcher's mailbox through a blocking edge, so a slow pipeline
 //! slows capture down instead of growing memory. Kinds:
 //!
+//! - `ebpf`: live, system-wide capture in the kernel (`crate::capture::ebpf`)
+//!   of the processes named by `all`, `pids`, `comms` or `cgroups`; children
+//!   of watched processes are watched too.
 //! - `replay`: ADFA-LD-style trace files (a directory or zip), each file
 //!   replayed as one process that exits at the end of its file. Used for
 //!   evaluation, demos and tests, through the same actors as live capture.
@@ -12,12 +15,18 @@
 use super::mailbox::Edge;
 use super::supervision::{InjectFault, Restarts};
 use super::{Drain, NodeInfo};
+use crate::capture::ebpf::{Capture, CaptureError, CaptureEvent, Chunk, Targets};
 use crate::config::{ConfigError, Validate};
 use crate::messages::{SyscallAbi, SyscallEvent};
 use crate::traces::{for_each_trace, Trace};
 use actix::prelude::*;
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Which capture source runs.
@@ -29,14 +38,28 @@ pub enum SourceKind {
     None,
     /// Replay trace files (`path`).
     Replay,
+    /// Live capture with eBPF (needs root or CAP_BPF + CAP_PERFMON).
+    Ebpf,
 }
 
 /// `[syscall_source]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyscallSourceConfig {
-    /// `replay` or `none`.
+    /// `ebpf`, `replay` or `none`.
     pub kind: SourceKind,
+    /// ebpf: watch every process (but daisi itself).
+    pub all: bool,
+    /// ebpf: watch these processes and their children.
+    pub pids: Vec<u32>,
+    /// ebpf: watch processes with these names (kernel comm, ≤ 15 bytes),
+    /// running or started later, and their children.
+    pub comms: Vec<String>,
+    /// ebpf: watch processes in these cgroup v2 directories (containers).
+    pub cgroups: Vec<PathBuf>,
+    /// ebpf: chunks of events buffered between the kernel reader and this
+    /// actor; beyond it chunks are dropped and counted.
+    pub channel: usize,
     /// replay: directory or `.zip` of trace files.
     pub path: Option<PathBuf>,
     /// replay: only files whose path contains this text (e.g.
@@ -58,6 +81,11 @@ impl Default for SyscallSourceConfig {
     fn default() -> Self {
         Self {
             kind: SourceKind::None,
+            all: false,
+            pids: Vec::new(),
+            comms: Vec::new(),
+            cgroups: Vec::new(),
+            channel: 1024,
             path: None,
             filter: String::new(),
             abi: SyscallAbi::I386,
@@ -82,6 +110,43 @@ impl Validate for SyscallSourceConfig {
                     format!("{} does not exist", p.display()),
                 )),
                 _ => {}
+            }
+        }
+        if self.kind == SourceKind::Ebpf {
+            if !self.all && self.pids.is_empty() && self.comms.is_empty() && self.cgroups.is_empty()
+            {
+                errors.push(ConfigError::new(
+                    path,
+                    "ebpf needs targets: all = true, or pids, comms or cgroups",
+                ));
+            }
+            for (i, c) in self.comms.iter().enumerate() {
+                if c.is_empty() || c.len() > 15 {
+                    errors.push(ConfigError::new(
+                        format!("{path}.comms.{i}"),
+                        "a comm is 1 to 15 bytes",
+                    ));
+                }
+            }
+            for (i, c) in self.cgroups.iter().enumerate() {
+                if !c.is_dir() {
+                    errors.push(ConfigError::new(
+                        format!("{path}.cgroups.{i}"),
+                        format!("{} is not a cgroup directory", c.display()),
+                    ));
+                }
+            }
+            if self.channel == 0 {
+                errors.push(ConfigError::new(
+                    format!("{path}.channel"),
+                    "must be at least 1",
+                ));
+            }
+            if !cfg!(target_arch = "x86_64") {
+                errors.push(ConfigError::new(
+                    format!("{path}.kind"),
+                    "live capture supports x86_64 hosts only",
+                ));
             }
         }
         if self.chunk == 0 {
@@ -118,7 +183,161 @@ pub struct ProcessCalls {
 /// usual values, so replay and live capture do not collide in a demo.
 const REPLAY_PID_BASE: u32 = 4_000_000;
 
-/// Replays trace files as processes.
+/// Why a source cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("replay source {path}: {source}")]
+    Replay {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+}
+
+/// The live capture and the receiving end of its channel.
+struct Live {
+    capture: Option<Capture>,
+    rx: Rc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Chunk>>>,
+    /// Set when the reader has handed on everything the capture produced.
+    done: Rc<Cell<bool>>,
+}
+
+/// Names of live processes: from exec events, else read once from /proc.
+pub struct ProcNames {
+    known: LruCache<u32, (String, Option<String>)>,
+}
+
+impl ProcNames {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            known: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+        }
+    }
+
+    fn exe(pid: u32) -> Option<String> {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    fn get(&mut self, pid: u32) -> (String, Option<String>) {
+        self.known
+            .get_or_insert(pid, || {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim_end().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                (comm, Self::exe(pid))
+            })
+            .clone()
+    }
+
+    fn exec(&mut self, pid: u32, comm: String) {
+        self.known.put(pid, (comm, Self::exe(pid)));
+    }
+
+    fn exit(&mut self, pid: u32) {
+        self.known.pop(&pid);
+    }
+}
+
+/// Groups a chunk of kernel events into per-process messages, in order:
+/// each process's calls, then its exit.
+pub fn group(chunk: Chunk, names: &mut ProcNames) -> Vec<ProcessCalls> {
+    let mut out: Vec<ProcessCalls> = Vec::new();
+    let mut open: HashMap<u32, usize> = HashMap::new();
+    for ev in chunk {
+        match ev {
+            CaptureEvent::Syscall {
+                pid,
+                tid,
+                nr,
+                ts_ns,
+            } => {
+                let i = *open.entry(pid).or_insert_with(|| {
+                    let (comm, exe) = names.get(pid);
+                    out.push(ProcessCalls {
+                        pid,
+                        tid,
+                        comm,
+                        exe,
+                        abi: SyscallAbi::X86_64,
+                        calls: Vec::new(),
+                        exited: false,
+                    });
+                    out.len() - 1
+                });
+                out[i].calls.push(SyscallEvent { nr, ts_ns });
+            }
+            CaptureEvent::Exec { pid, comm, .. } => {
+                // Calls after the exec belong to the new program's name.
+                open.remove(&pid);
+                names.exec(pid, comm);
+            }
+            CaptureEvent::Exit { pid, .. } => {
+                match open.remove(&pid) {
+                    Some(i) => out[i].exited = true,
+                    None => {
+                        let (comm, exe) = names.get(pid);
+                        out.push(ProcessCalls {
+                            pid,
+                            tid: pid,
+                            comm,
+                            exe,
+                            abi: SyscallAbi::X86_64,
+                            calls: Vec::new(),
+                            exited: true,
+                        });
+                    }
+                }
+                names.exit(pid);
+            }
+        }
+    }
+    out
+}
+
+/// What a source needs that can fail to get: checked (and, for live
+/// capture, attached) before any actor starts.
+pub enum SourceInput {
+    None,
+    Replay,
+    Live {
+        capture: Capture,
+        rx: tokio::sync::mpsc::Receiver<Chunk>,
+    },
+}
+
+impl SourceInput {
+    pub fn prepare(
+        cfg: &SyscallSourceConfig,
+        metrics: &crate::metrics::Metrics,
+    ) -> Result<SourceInput, SourceError> {
+        Ok(match cfg.kind {
+            SourceKind::None => SourceInput::None,
+            SourceKind::Replay => {
+                let p = cfg.path.clone().unwrap_or_default();
+                std::fs::metadata(&p).map_err(|source| SourceError::Replay { path: p, source })?;
+                SourceInput::Replay
+            }
+            SourceKind::Ebpf => {
+                let (tx, rx) = tokio::sync::mpsc::channel(cfg.channel.max(1));
+                let targets = Targets {
+                    all: cfg.all,
+                    pids: cfg.pids.clone(),
+                    comms: cfg.comms.clone(),
+                    cgroups: cfg.cgroups.clone(),
+                };
+                SourceInput::Live {
+                    capture: Capture::start(targets, tx, metrics)?,
+                    rx,
+                }
+            }
+        })
+    }
+}
+
+/// Produces process calls from live capture or replay.
 pub struct SyscallSource {
     cfg: SyscallSourceConfig,
     node: NodeInfo,
@@ -129,21 +348,26 @@ pub struct SyscallSource {
     stopped: bool,
     finished: bool,
     replaying: Option<SpawnHandle>,
+    live: Option<Live>,
 }
 
 impl SyscallSource {
-    /// Checks the source can run (fallible start).
+    /// `input` comes from [`SourceInput::prepare`].
     pub fn new(
         cfg: SyscallSourceConfig,
         node: NodeInfo,
         out: Edge<ProcessCalls>,
-    ) -> Result<Self, std::io::Error> {
-        if cfg.kind == SourceKind::Replay {
-            let p = cfg.path.clone().unwrap_or_default();
-            std::fs::metadata(&p)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-        }
-        Ok(Self {
+        input: SourceInput,
+    ) -> Self {
+        let live = match input {
+            SourceInput::Live { capture, rx } => Some(Live {
+                capture: Some(capture),
+                rx: Rc::new(tokio::sync::Mutex::new(rx)),
+                done: Rc::new(Cell::new(false)),
+            }),
+            SourceInput::None | SourceInput::Replay => None,
+        };
+        Self {
             restarts: Restarts::new("syscall_source", &node.metrics),
             cfg,
             node,
@@ -152,7 +376,34 @@ impl SyscallSource {
             stopped: false,
             finished: false,
             replaying: None,
-        })
+            live,
+        }
+    }
+
+    /// Hands captured chunks on, grouped per process, with backpressure
+    /// from the batcher (the kernel side never waits: see `capture::ebpf`).
+    fn read_live(&mut self, ctx: &mut Context<Self>) {
+        let Some(live) = &self.live else { return };
+        let (rx, done) = (live.rx.clone(), live.done.clone());
+        let out = self.out.clone();
+        let events = self.node.metrics.counter("syscall_source.events");
+        let mut names = ProcNames::new(65_536);
+        ctx.spawn(
+            async move {
+                loop {
+                    let chunk = rx.lock().await.recv().await;
+                    let Some(chunk) = chunk else { break };
+                    for msg in group(chunk, &mut names) {
+                        events.add(msg.calls.len() as u64);
+                        if out.push(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                done.set(true);
+            }
+            .into_actor(self),
+        );
     }
 
     fn replay(&mut self, ctx: &mut Context<Self>) {
@@ -267,8 +518,10 @@ impl Actor for SyscallSource {
             return;
         }
         tracing::info!(node = %self.node.id, kind = ?self.cfg.kind, path = ?self.cfg.path, "syscall source started");
-        if self.cfg.kind == SourceKind::Replay {
-            self.replay(ctx);
+        match self.cfg.kind {
+            SourceKind::Replay => self.replay(ctx),
+            SourceKind::Ebpf => self.read_live(ctx),
+            SourceKind::None => {}
         }
     }
 }
@@ -279,20 +532,33 @@ impl Supervised for SyscallSource {
     }
 }
 
-/// Stop capturing: in-flight work is abandoned at a message boundary; what
-/// was already handed downstream is drained by the next stages.
+/// Stop capturing. Live: detach from the kernel, then hand on everything
+/// already captured. Replay: stop at a message boundary.
 impl Handler<Drain> for SyscallSource {
-    type Result = ();
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
-        self.stopped = true;
-        if let Some(h) = self.replaying.take() {
-            ctx.cancel_future(h);
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.stopped {
+            self.stopped = true;
+            if let Some(h) = self.replaying.take() {
+                ctx.cancel_future(h);
+            }
+            if let Some(c) = self.live.as_mut().and_then(|l| l.capture.take()) {
+                c.stop(); // the channel closes once its last chunk is in
+            }
+            let traces = self.node.metrics.get("syscall_source.traces");
+            tracing::info!(traces, finished = self.finished, "syscall capture stopped");
         }
-        tracing::info!(
-            traces = self.done,
-            finished = self.finished,
-            "syscall capture stopped"
-        );
+        let done = self.live.as_ref().map(|l| l.done.clone());
+        Box::pin(
+            async move {
+                if let Some(done) = done {
+                    while !done.get() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            .into_actor(self),
+        )
     }
 }
 

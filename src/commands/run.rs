@@ -44,6 +44,11 @@ pub fn run(args: &ConfigArgs, log_format: Option<LogFormat>) -> ExitCode {
         node.shutdown().await;
         Ok::<(), anyhow::Error>(())
     });
+    // Stop the actor system (arbiters, timers) before it is dropped.
+    actix::System::current().stop();
+    if let Err(e) = sys.run() {
+        tracing::warn!(error = %e, "actor system did not stop cleanly");
+    }
     super::report(r)
 }
 

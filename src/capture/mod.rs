@@ -1,0 +1,3 @@
+//! Capture back ends (the kernel boundary). Actors in `crate::actors` use
+//! them; nothing else sees kernel types.
+pub mod ebpf;

@@ -1,0 +1,320 @@
+//! Live eBPF capture (needs root: CI runs as root). A probe program written
+//! here performs a known syscall sequence once capture is attached.
+
+mod common;
+
+use daisi::capture::ebpf::{Capture, CaptureEvent, Chunk, Targets};
+use daisi::messages::SyscallAbi;
+use daisi::metrics::Metrics;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The calls the probe makes, three times over, after reading one byte.
+const SEQUENCE: [&str; 6] = [
+    "getppid", "getuid", "getgid", "geteuid", "getegid", "getpid",
+];
+
+fn root() -> bool {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string));
+    if uid.as_deref() != Some("0") {
+        eprintln!("skipped: eBPF capture tests need root (CI runs them as root)");
+        return false;
+    }
+    true
+}
+
+/// Compiles the probe into `dir/name`.
+fn probe(dir: &Path, name: &str) -> PathBuf {
+    let src = dir.join("probe.c");
+    std::fs::write(
+        &src,
+        r#"#include <unistd.h>
+#include <sys/syscall.h>
+int main(void) {
+    char c;
+    if (read(0, &c, 1) != 1) return 2;
+    for (int i = 0; i < 3; i++) {
+        syscall(SYS_getppid); syscall(SYS_getuid); syscall(SYS_getgid);
+        syscall(SYS_geteuid); syscall(SYS_getegid); syscall(SYS_getpid);
+    }
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let out = dir.join(name);
+    let st = Command::new("cc")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(st.success());
+    out
+}
+
+fn spawn_blocked(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn release(c: &mut Child) {
+    c.stdin.as_mut().unwrap().write_all(b"x\n").unwrap();
+}
+
+fn wait(c: &mut Child) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while c.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < until, "probe did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts a capture, runs `work`, stops, and returns every event.
+fn capture(targets: Targets, work: impl FnOnce()) -> (Vec<CaptureEvent>, Metrics) {
+    let m = Metrics::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(4096);
+    let cap = Capture::start(targets, tx, &m).unwrap_or_else(|e| panic!("{e}"));
+    work();
+    std::thread::sleep(Duration::from_millis(100));
+    cap.stop();
+    let mut events = vec![];
+    while let Ok(c) = rx.try_recv() {
+        events.extend(c);
+    }
+    (events, m)
+}
+
+fn names_of(events: &[CaptureEvent], pid: u32) -> Vec<&'static str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            CaptureEvent::Syscall { pid: p, nr, .. } if *p == pid => {
+                daisi::syscalls::name(SyscallAbi::X86_64, *nr)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn contains_sequence(names: &[&str], times: usize) -> bool {
+    let seq: Vec<&str> = SEQUENCE
+        .iter()
+        .copied()
+        .cycle()
+        .take(SEQUENCE.len() * times)
+        .collect();
+    names.windows(seq.len()).any(|w| w == seq.as_slice())
+}
+
+#[test]
+fn watched_pid_is_captured_exactly_and_an_unwatched_one_is_not() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = probe(dir.path(), "probe");
+    let mut watched = spawn_blocked(&mut Command::new(&bin));
+    let mut other = spawn_blocked(&mut Command::new(&bin));
+    let (wp, op) = (watched.id(), other.id());
+    let (events, m) = capture(
+        Targets {
+            pids: vec![wp],
+            ..Default::default()
+        },
+        || {
+            release(&mut watched);
+            release(&mut other);
+            wait(&mut watched);
+            wait(&mut other);
+        },
+    );
+    let names = names_of(&events, wp);
+    assert!(
+        contains_sequence(&names, 3),
+        "watched probe's calls: {names:?}"
+    );
+    assert!(
+        names_of(&events, op).is_empty(),
+        "the unwatched probe must be absent"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, CaptureEvent::Exit { pid, .. } if *pid == wp)),
+        "exit seen"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, CaptureEvent::Syscall { pid, .. } if *pid == std::process::id())),
+        "daisi never watches itself"
+    );
+    assert_eq!(m.get("capture.kernel_dropped"), 0);
+    assert_eq!(m.get("capture.userspace_dropped"), 0);
+    assert!(m.get("capture.kernel_submitted") >= events.len() as u64);
+}
+
+#[test]
+fn children_of_a_watched_process_are_watched() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = probe(dir.path(), "childprobe");
+    // The shell waits for a line, then runs the probe as its child.
+    let script = format!("read line; echo x | {}", bin.display());
+    let mut sh = spawn_blocked(Command::new("sh").args(["-c", &script]));
+    let shp = sh.id();
+    let (events, _) = capture(
+        Targets {
+            pids: vec![shp],
+            ..Default::default()
+        },
+        || {
+            release(&mut sh);
+            wait(&mut sh);
+        },
+    );
+    let child = events
+        .iter()
+        .find_map(|e| match e {
+            CaptureEvent::Exec { pid, comm, .. } if comm == "childprobe" => Some(*pid),
+            _ => None,
+        })
+        .expect("the child's exec is captured");
+    assert_ne!(child, shp);
+    assert!(contains_sequence(&names_of(&events, child), 3));
+}
+
+#[test]
+fn processes_are_found_by_name_at_exec() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = probe(dir.path(), "daisiprobe");
+    let (events, _) = capture(
+        Targets {
+            comms: vec!["daisiprobe".into()],
+            ..Default::default()
+        },
+        || {
+            // Started after attach: found by its name when it execs.
+            let mut p = spawn_blocked(&mut Command::new(&bin));
+            release(&mut p);
+            wait(&mut p);
+        },
+    );
+    let pid = events
+        .iter()
+        .find_map(|e| match e {
+            CaptureEvent::Exec { pid, comm, .. } if comm == "daisiprobe" => Some(*pid),
+            _ => None,
+        })
+        .expect("exec of daisiprobe");
+    assert!(contains_sequence(&names_of(&events, pid), 3));
+}
+
+#[test]
+fn without_privileges_the_error_names_what_is_missing() {
+    if !root() {
+        return;
+    }
+    // Drop to nobody with no capabilities and try to run a capturing node.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\nall = true\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(dir.path(), perms).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(common::daisi_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_PERFMON"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// The full `both` pipeline on live capture: a storm of short processes,
+/// every one watched (by name), leaves no per-process state behind.
+#[test]
+fn process_storm_through_the_pipeline_frees_all_state() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = probe(dir.path(), "daisistorm");
+    let jsonl = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\ncomms = [\"daisistorm\"]\n\
+         [syscall_batcher]\nmax_processes = 256\n[alert]\nconsole = false\nmax_processes = 256\njsonl = \"{}\"\n",
+        jsonl.display()
+    );
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(toml.as_bytes()).unwrap();
+    std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let (cfg, _) = daisi::config::Config::load_from(None, Some(f.path()), &[], None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let m = Metrics::new();
+    let n = 2000;
+    let m2 = m.clone();
+    actix::System::new().block_on(async move {
+        let node = daisi::node::Node::start(cfg, m2.clone()).await.unwrap();
+        // 2000 short processes, 8 at a time.
+        let script = format!("for i in $(seq 1 {n}); do echo x | {} & if [ $((i % 8)) -eq 0 ]; then wait; fi; done; wait", bin.display());
+        let st = tokio::process::Command::new("sh").args(["-c", &script]).status().await.unwrap();
+        assert!(st.success());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(node.shutdown().await);
+    });
+    let g = m.gauges();
+    assert_eq!(
+        g["syscall_batcher.processes"], 0,
+        "batcher state freed: {g:?}"
+    );
+    assert_eq!(g["alert.processes"], 0, "alert state freed: {g:?}");
+    assert_eq!(m.get("syscall_batcher.evicted_processes"), 0);
+    assert_eq!(m.get("alert.forgotten_processes"), 0);
+    // Every probe's 18 calls arrived (plus its start-up and exit calls).
+    assert!(
+        m.get("syscall_buffer.events") >= 18 * n as u64,
+        "{}",
+        m.get("syscall_buffer.events")
+    );
+    assert_eq!(
+        m.get("syscall_buffer.events"),
+        m.get("syscall_source.events")
+    );
+    assert_eq!(
+        m.get("capture.kernel_dropped") + m.get("capture.userspace_dropped"),
+        0
+    );
+}
