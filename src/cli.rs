@@ -51,9 +51,18 @@ pub enum Command {
     /// Train a model.
     #[command(subcommand)]
     Train(Train),
+    /// Record live syscalls per process into a directory (for training).
+    #[command(subcommand)]
+    Record(Record),
     /// Evaluate a model on a labelled dataset.
     #[command(subcommand)]
     Eval(Eval),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Record {
+    /// Capture syscalls with eBPF (needs root or CAP_BPF + CAP_PERFMON).
+    Syscalls(crate::commands::record::RecordSyscallsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +86,10 @@ pub fn main() -> ExitCode {
         Command::Train(Train::Syscall(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::train::train_syscall(&args))
+        }
+        Command::Record(Record::Syscalls(args)) => {
+            crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
+            crate::commands::report(crate::commands::record::record_syscalls(&args))
         }
         Command::Eval(Eval::Syscall(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());

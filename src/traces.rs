@@ -22,7 +22,9 @@ impl Trace {
     pub fn parse(name: &str, text: &str) -> Trace {
         let mut calls = Vec::with_capacity(text.len() / 3);
         let mut bad = 0;
-        for tok in text.split_ascii_whitespace() {
+        // `#` lines are headers (daisi's own recordings), not calls.
+        let body = text.lines().filter(|l| !l.trim_start().starts_with('#'));
+        for tok in body.flat_map(str::split_ascii_whitespace) {
             match tok.parse::<u32>() {
                 Ok(n) => calls.push(n),
                 Err(_) => bad += 1,
@@ -151,7 +153,7 @@ mod tests {
 
     #[test]
     fn junk_is_counted_not_fatal() {
-        let t = Trace::parse("x", "3 4 abc 5\n\n-1 6 7.5");
+        let t = Trace::parse("x", "# daisi-trace v1 abi=x86_64\n3 4 abc 5\n\n-1 6 7.5");
         assert_eq!(t.calls, vec![3, 4, 5, 6]);
         assert_eq!(t.bad_tokens, 3);
         assert!(Trace::parse("e", "").calls.is_empty());

@@ -318,3 +318,67 @@ fn process_storm_through_the_pipeline_frees_all_state() {
         0
     );
 }
+
+/// `daisi record syscalls` writes per-process traces that `daisi train
+/// syscall` accepts.
+#[test]
+fn record_then_train_on_the_recording() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = probe(dir.path(), "daisirec");
+    let out = dir.path().join("rec");
+    let mut rec = Command::new(common::daisi_bin())
+        .args([
+            "record",
+            "syscalls",
+            "--comm",
+            "daisirec",
+            "--duration",
+            "2s",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    for _ in 0..5 {
+        let mut p = spawn_blocked(&mut Command::new(&bin));
+        release(&mut p);
+        wait(&mut p);
+    }
+    let o = rec.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("of 5 processes"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 5);
+    // x86_64: getppid 110, getuid 102, getgid 104, geteuid 107, getegid 108, getpid 39.
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.starts_with("# daisi-trace v1 abi=x86_64"));
+    let calls = daisi::traces::Trace::parse("f", &text).calls;
+    let seq = [110u32, 102, 104, 107, 108, 39];
+    assert!(calls.windows(6).any(|w| w == seq), "{calls:?}");
+
+    let model = dir.path().join("model");
+    let t = Command::new(common::daisi_bin())
+        .args([
+            "train", "syscall", "--abi", "x86_64", "--window", "3", "--data",
+        ])
+        .arg(&out)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    assert!(model.join("model.json").exists());
+}

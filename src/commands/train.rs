@@ -61,8 +61,12 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
     }
     let filter = normal_filter(&args.data)?;
     let traces = read_traces(&args.data, filter)?;
-    if traces.is_empty() {
-        bail!("no trace files under {}", args.data.display());
+    if traces.len() < 5 {
+        bail!(
+            "{} normal trace(s) under {}: at least 5 are needed (one in five is held out to calibrate the threshold)",
+            traces.len(),
+            args.data.display()
+        );
     }
     let bad: usize = traces.iter().map(|t| t.bad_tokens).sum();
     // Vocabulary: the canonical names that occur in training.
