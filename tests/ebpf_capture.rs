@@ -329,7 +329,7 @@ fn record_then_train_on_the_recording() {
     let dir = tempfile::tempdir().unwrap();
     let bin = probe(dir.path(), "daisirec");
     let out = dir.path().join("rec");
-    let mut rec = Command::new(common::daisi_bin())
+    let rec = Command::new(common::daisi_bin())
         .args([
             "record",
             "syscalls",
