@@ -329,22 +329,28 @@ fn record_then_train_on_the_recording() {
     let dir = tempfile::tempdir().unwrap();
     let bin = probe(dir.path(), "daisirec");
     let out = dir.path().join("rec");
-    let rec = Command::new(common::daisi_bin())
+    let mut rec = Command::new(common::daisi_bin())
         .args([
             "record",
             "syscalls",
             "--comm",
             "daisirec",
             "--duration",
-            "2s",
+            "3s",
             "--out",
         ])
         .arg(&out)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Start the workload only once the recorder reports it is attached.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(rec.stderr.take().unwrap()));
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("capture attached"))),
+        "recorder did not attach"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
     for _ in 0..5 {
         let mut p = spawn_blocked(&mut Command::new(&bin));
         release(&mut p);

@@ -294,11 +294,20 @@ fn alerted_traces(adfa: &Path, filter: &str, traces: usize) -> std::collections:
     exes
 }
 
-/// The decisions `daisi eval syscall` measures: trace score above threshold.
-fn offline_decisions(adfa: &Path, filter: &str) -> std::collections::BTreeSet<String> {
+/// The decisions `daisi eval syscall` measures: trace score above threshold;
+/// and the traces whose score is within float rounding of the threshold
+/// (batched and single inference may differ in the last bits).
+fn offline_decisions(
+    adfa: &Path,
+    filter: &str,
+) -> (
+    std::collections::BTreeSet<String>,
+    std::collections::BTreeSet<String>,
+) {
     let model = daisi::models::load_syscall_model(Path::new("models/syscall")).unwrap();
     let w = model.meta.window;
     let mut out = std::collections::BTreeSet::new();
+    let mut borderline = std::collections::BTreeSet::new();
     for t in daisi::traces::read_traces(adfa, filter).unwrap() {
         let tokens: Vec<u32> = t
             .calls
@@ -309,11 +318,15 @@ fn offline_decisions(adfa: &Path, filter: &str) -> std::collections::BTreeSet<St
         model
             .scorer
             .score(&daisi::models::trace_windows(&tokens, w), w, &mut s);
-        if daisi::models::mean(&s) > model.meta.threshold {
+        let score = daisi::models::mean(&s);
+        if (score - model.meta.threshold).abs() < 1e-5 {
+            borderline.insert(t.name.clone());
+        }
+        if score > model.meta.threshold {
             out.insert(t.name);
         }
     }
-    out
+    (out, borderline)
 }
 
 #[test]
@@ -326,11 +339,16 @@ fn live_alerts_match_the_evaluated_decisions_on_all_of_adfa() {
         ("Validation_Data_Master/", 4372),
     ] {
         let live = alerted_traces(&adfa, filter, traces);
-        let offline = offline_decisions(&adfa, filter);
-        assert_eq!(
-            live, offline,
-            "{filter}: live and evaluated decisions differ"
+        let (offline, borderline) = offline_decisions(&adfa, filter);
+        let differ: Vec<_> = live
+            .symmetric_difference(&offline)
+            .filter(|t| !borderline.contains(*t))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{filter}: live and evaluated decisions differ on {differ:?}"
         );
+        assert!(borderline.len() <= 2, "{borderline:?}");
         totals.push(live.len() as f64 / traces as f64);
     }
     eprintln!("alerted: attacks {:.3}, normal {:.3}", totals[0], totals[1]);

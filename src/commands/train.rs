@@ -34,6 +34,25 @@ pub struct TrainSyscallArgs {
     /// Share of held-out normal traces the threshold may flag.
     #[arg(long, default_value_t = 0.01)]
     pub target_fpr: f64,
+    /// Model kind: `stide`, or (with libtorch) `lm` (next-call model) or
+    /// `ae` (windowed autoencoder).
+    #[arg(long, default_value = "stide")]
+    pub method: String,
+    /// lm/ae: most training epochs (early stopping on held-out normal windows).
+    #[arg(long, default_value_t = 12)]
+    pub epochs: usize,
+    /// lm/ae: embedding width.
+    #[arg(long, default_value_t = 32)]
+    pub embed: i64,
+    /// lm/ae: hidden width.
+    #[arg(long, default_value_t = 256)]
+    pub hidden: i64,
+    /// ae: bottleneck width.
+    #[arg(long, default_value_t = 16)]
+    pub code: i64,
+    /// lm/ae: random seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: i64,
 }
 
 fn parse_abi(s: &str) -> Result<SyscallAbi, String> {
@@ -56,8 +75,25 @@ fn normal_filter(data: &std::path::Path) -> anyhow::Result<&'static str> {
 }
 
 pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
-    if args.window == 0 || args.window > stide::MAX_WINDOW {
-        bail!("--window must be between 1 and {}", stide::MAX_WINDOW);
+    let max_window = if args.method == "stide" {
+        stide::MAX_WINDOW
+    } else {
+        64
+    };
+    if args.window < 2 || args.window > max_window {
+        bail!(
+            "--window must be between 2 and {max_window} for {}",
+            args.method
+        );
+    }
+    if !["stide", "lm", "ae"].contains(&args.method.as_str()) {
+        bail!("--method must be stide, lm or ae");
+    }
+    if args.method != "stide" && !cfg!(feature = "torch") {
+        bail!(
+            "--method {} needs libtorch; this build has no torch feature",
+            args.method
+        );
     }
     let filter = normal_filter(&args.data)?;
     let traces = read_traces(&args.data, filter)?;
@@ -100,9 +136,32 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
         vocabulary = vocab.len(),
         bad_tokens = bad,
         unknown_syscalls = unknown,
-        "training STIDE"
+        method = %args.method,
+        "training"
     );
-    let model = Stide::train(fit.iter().map(|&i| tokens[i].as_slice()), args.window);
+    let mut metrics = BTreeMap::new();
+    let model: Box<dyn WindowScorer> = match args.method.as_str() {
+        "stide" => {
+            let m = Stide::train(fit.iter().map(|&i| tokens[i].as_slice()), args.window);
+            metrics.insert("normal_windows".to_string(), m.len() as f64);
+            std::fs::create_dir_all(&args.out)
+                .with_context(|| format!("creating {}", args.out.display()))?;
+            m.save(&args.out).context("writing the model weights")?;
+            Box::new(m)
+        }
+        #[cfg(feature = "torch")]
+        method => train_neural(
+            args,
+            method,
+            &tokens,
+            &fit,
+            &held,
+            vocab.len() as i64,
+            &mut metrics,
+        )?,
+        #[cfg(not(feature = "torch"))]
+        _ => unreachable!("checked above"),
+    };
     let mut scores = Vec::new();
     let held_scores: Vec<f64> = held
         .iter()
@@ -119,9 +178,10 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
     let threshold = threshold_at_fpr(&held_scores, args.target_fpr);
     let flagged = held_scores.iter().filter(|&&s| s > threshold).count();
     let heldout_fpr = flagged as f64 / held_scores.len().max(1) as f64;
+    metrics.insert("heldout_fpr".to_string(), heldout_fpr);
     let meta = ModelMeta {
-        kind: "stide".into(),
-        name: "stide".into(),
+        kind: args.method.clone(),
+        name: args.method.clone(),
         version: format!(
             "w{}-{}",
             args.window,
@@ -141,25 +201,101 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
             ),
             &traces,
         ),
-        metrics: BTreeMap::from([
-            ("normal_windows".to_string(), model.len() as f64),
-            ("heldout_fpr".to_string(), heldout_fpr),
-        ]),
+        metrics,
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    model.save(&args.out).context("writing the model weights")?;
     let json = serde_json::to_string_pretty(&meta)?;
     std::fs::write(args.out.join("model.json"), json + "\n").context("writing model.json")?;
     println!(
-        "trained stide (window {}) on {} traces: {} normal windows; threshold {:.4} flags {:.2}% of {} held-out normal traces; written to {}",
+        "trained {} (window {}) on {} traces; threshold {:.4} flags {:.2}% of {} held-out normal traces; written to {}",
+        args.method,
         args.window,
         fit.len(),
-        model.len(),
         threshold,
         heldout_fpr * 100.0,
         held.len(),
         args.out.display()
     );
     Ok(())
+}
+
+/// Trains a tch model (`lm` or `ae`) with a progress bar and early stopping
+/// on the held-out normal traces' windows.
+#[cfg(feature = "torch")]
+fn train_neural(
+    args: &TrainSyscallArgs,
+    method: &str,
+    tokens: &[Vec<u32>],
+    fit: &[usize],
+    held: &[usize],
+    vocab: i64,
+    metrics: &mut BTreeMap<String, f64>,
+) -> anyhow::Result<Box<dyn WindowScorer>> {
+    use crate::models::neural::{self, Arch, NeuralKind, TrainSettings};
+    tch::set_num_threads(std::thread::available_parallelism().map_or(2, |n| n.get() as i32));
+    let kind = if method == "lm" {
+        NeuralKind::Lm
+    } else {
+        NeuralKind::Ae
+    };
+    let arch = Arch {
+        kind,
+        vocab,
+        window: args.window as i64,
+        embed: args.embed,
+        hidden: args.hidden,
+        code: args.code,
+    };
+    let windows = |ids: &[usize]| -> Vec<u32> {
+        ids.iter()
+            .flat_map(|&i| trace_windows(&tokens[i], args.window))
+            .collect()
+    };
+    let (fit_w, held_w) = (windows(fit), windows(held));
+    let settings = TrainSettings {
+        epochs: args.epochs,
+        batch: 512,
+        lr: 1e-3,
+        seed: args.seed,
+        patience: 2,
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let (model, best) = neural::train(
+        arch,
+        &fit_w,
+        &held_w,
+        &settings,
+        |epoch, fit_loss, held_loss, done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_prefix(format!("{}/{}", epoch + 1, settings.epochs));
+            if held_loss.is_finite() {
+                tracing::info!(
+                    epoch = epoch + 1,
+                    training_loss = fit_loss,
+                    heldout_loss = held_loss,
+                    "epoch done"
+                );
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    model.save(&args.out)?;
+    for (k, v) in [
+        ("arch_embed", arch.embed),
+        ("arch_hidden", arch.hidden),
+        ("arch_code", arch.code),
+    ] {
+        metrics.insert(k.to_string(), v as f64);
+    }
+    metrics.insert("heldout_window_loss".to_string(), best);
+    Ok(Box::new(model))
 }

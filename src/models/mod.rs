@@ -6,6 +6,8 @@
 //! returns a scorer; a broken or missing model is a start-up error, not a
 //! crash later.
 
+#[cfg(feature = "torch")]
+pub mod neural;
 pub mod stide;
 
 use crate::syscalls::Vocabulary;
@@ -131,6 +133,10 @@ pub fn load_syscall_model(dir: &Path) -> Result<SyscallModel, ModelError> {
     let vocab = Arc::new(Vocabulary::new(meta.vocabulary.clone()));
     let scorer: Box<dyn WindowScorer> = match meta.kind.as_str() {
         "stide" => Box::new(stide::Stide::load(dir, &meta)?),
+        #[cfg(feature = "torch")]
+        "lm" => Box::new(neural::Neural::load(dir, &meta, neural::NeuralKind::Lm)?),
+        #[cfg(feature = "torch")]
+        "ae" => Box::new(neural::Neural::load(dir, &meta, neural::NeuralKind::Ae)?),
         other => return Err(ModelError::Kind(other.to_string())),
     };
     Ok(SyscallModel {
