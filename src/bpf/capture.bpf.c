@@ -56,6 +56,7 @@ struct proc_event {
 struct config {
 	__u32 mode;
 	__u32 self_tgid;
+	__u32 has_cgroups; /* skip the cgroup lookup when none is watched */
 };
 
 struct {
@@ -120,6 +121,8 @@ static __always_inline int is_watched(struct config *c, __u32 tgid)
 		return 1;
 	if (bpf_map_lookup_elem(&watched, &tgid))
 		return 1;
+	if (!c->has_cgroups)
+		return 0;
 	__u64 cg = bpf_get_current_cgroup_id();
 	return bpf_map_lookup_elem(&watched_cgroups, &cg) != 0;
 }

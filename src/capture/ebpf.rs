@@ -292,9 +292,11 @@ fn run(
     let mut skel = open.load().map_err(classify)?;
 
     let mode: u32 = if targets.all { 0 } else { 1 };
-    let mut cfg = [0u8; 8];
+    // struct config { mode, self_tgid, has_cgroups } of capture.bpf.c.
+    let mut cfg = [0u8; 12];
     cfg[..4].copy_from_slice(&mode.to_ne_bytes());
-    cfg[4..].copy_from_slice(&std::process::id().to_ne_bytes());
+    cfg[4..8].copy_from_slice(&std::process::id().to_ne_bytes());
+    cfg[8..].copy_from_slice(&u32::from(!cgroup_ids.is_empty()).to_ne_bytes());
     skel.maps
         .cfg
         .update(&0u32.to_ne_bytes(), &cfg, MapFlags::ANY)
