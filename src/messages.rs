@@ -98,13 +98,27 @@ pub enum SyscallAbi {
     I386,
 }
 
-/// One system call of one thread.
+/// One system call of one thread. On the wire a pair `[nr, ts_ns]`: the one
+/// positional type of the format, because batches carry millions of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(u32, u64)", into = "(u32, u64)")]
 pub struct SyscallEvent {
     /// Syscall number in the batch's ABI.
     pub nr: u32,
     /// Nanosecond timestamp (CLOCK_BOOTTIME for live capture).
     pub ts_ns: u64,
+}
+
+impl From<(u32, u64)> for SyscallEvent {
+    fn from((nr, ts_ns): (u32, u64)) -> Self {
+        SyscallEvent { nr, ts_ns }
+    }
+}
+
+impl From<SyscallEvent> for (u32, u64) {
+    fn from(e: SyscallEvent) -> Self {
+        (e.nr, e.ts_ns)
+    }
 }
 
 /// Consecutive system calls of one process, with the calls that preceded
@@ -345,11 +359,29 @@ mod tests {
     }
 
     #[test]
-    fn fields_are_named_on_the_wire() {
-        let bytes = env(Payload::SyscallBatch(batch(1, vec![]))).encode();
+    fn fields_are_named_on_the_wire_and_events_are_pairs() {
+        let bytes = env(Payload::SyscallBatch(batch(2, vec![]))).encode();
         let v: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(v["schema"], 1);
         assert_eq!(v["payload"]["SyscallBatch"]["pid"], 7);
+        assert_eq!(
+            v["payload"]["SyscallBatch"]["events"][1],
+            serde_json::json!([101, 1])
+        );
+    }
+
+    #[test]
+    fn events_cost_a_few_bytes_each() {
+        let small = env(Payload::SyscallBatch(batch(0, vec![]))).encode().len();
+        let big = env(Payload::SyscallBatch(batch(1000, vec![])))
+            .encode()
+            .len();
+        // [nr, ts]: 1 (array) + 1..5 (nr) + 1..9 (ts) bytes.
+        assert!(
+            (big - small) / 1000 <= 8,
+            "{} bytes per event",
+            (big - small) / 1000
+        );
     }
 
     #[test]

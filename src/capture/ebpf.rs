@@ -86,6 +86,9 @@ fn classify(e: libbpf_rs::Error) -> CaptureError {
     }
 }
 
+/// Events held in user space while the pipeline is behind (about 32 MiB).
+const MAX_PENDING: usize = 1 << 20;
+
 const EV_SYSCALL: u32 = 0;
 const EV_EXEC: u32 = 1;
 const EV_EXIT: u32 = 2;
@@ -346,14 +349,28 @@ fn run(
     let _ = ready.send(Ok(()));
     tracing::info!(all = targets.all, pids = ?targets.pids, comms = ?targets.comms, cgroups = ?targets.cgroups, "eBPF syscall capture attached");
 
+    // When the channel is full, events keep accumulating (in order) and are
+    // handed on as one larger chunk later; only beyond MAX_PENDING events
+    // are they dropped (counted).
     let flush = |pending: &std::cell::RefCell<Vec<CaptureEvent>>| {
         let chunk = std::mem::take(&mut *pending.borrow_mut());
         if chunk.is_empty() {
             return;
         }
-        let n = chunk.len() as u64;
-        if out.try_send(chunk).is_err() {
-            stats.userspace_dropped.add(n);
+        match out.try_send(chunk) {
+            Ok(()) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Full(chunk))
+                if chunk.len() < MAX_PENDING =>
+            {
+                *pending.borrow_mut() = chunk;
+            }
+            Err(e) => {
+                let chunk = match e {
+                    tokio::sync::mpsc::error::TrySendError::Full(c)
+                    | tokio::sync::mpsc::error::TrySendError::Closed(c) => c,
+                };
+                stats.userspace_dropped.add(chunk.len() as u64);
+            }
         }
     };
     let mut last_stats = std::time::Instant::now();
