@@ -106,6 +106,17 @@ fn names_of(events: &[CaptureEvent], pid: u32) -> Vec<&'static str> {
         .collect()
 }
 
+/// The pid of the captured exec of `name`.
+fn exec_pid(events: &[CaptureEvent], name: &str) -> u32 {
+    events
+        .iter()
+        .find_map(|e| match e {
+            CaptureEvent::Exec { pid, comm, .. } if comm == name => Some(*pid),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the exec of {name} is captured"))
+}
+
 fn contains_sequence(names: &[&str], times: usize) -> bool {
     let seq: Vec<&str> = SEQUENCE
         .iter()
@@ -185,13 +196,7 @@ fn children_of_a_watched_process_are_watched() {
             wait(&mut sh);
         },
     );
-    let child = events
-        .iter()
-        .find_map(|e| match e {
-            CaptureEvent::Exec { pid, comm, .. } if comm == "childprobe" => Some(*pid),
-            _ => None,
-        })
-        .expect("the child's exec is captured");
+    let child = exec_pid(&events, "childprobe");
     assert_ne!(child, shp);
     assert!(contains_sequence(&names_of(&events, child), 3));
 }
@@ -215,13 +220,7 @@ fn processes_are_found_by_name_at_exec() {
             wait(&mut p);
         },
     );
-    let pid = events
-        .iter()
-        .find_map(|e| match e {
-            CaptureEvent::Exec { pid, comm, .. } if comm == "daisiprobe" => Some(*pid),
-            _ => None,
-        })
-        .expect("exec of daisiprobe");
+    let pid = exec_pid(&events, "daisiprobe");
     assert!(contains_sequence(&names_of(&events, pid), 3));
 }
 

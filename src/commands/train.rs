@@ -74,11 +74,16 @@ fn normal_filter(data: &std::path::Path) -> anyhow::Result<&'static str> {
     })
 }
 
+#[cfg(feature = "torch")]
+const NEURAL_MAX_WINDOW: usize = crate::models::neural::MAX_WINDOW;
+#[cfg(not(feature = "torch"))]
+const NEURAL_MAX_WINDOW: usize = 0;
+
 pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
     let max_window = if args.method == "stide" {
         stide::MAX_WINDOW
     } else {
-        64
+        NEURAL_MAX_WINDOW
     };
     if args.window < 2 || args.window > max_window {
         bail!(

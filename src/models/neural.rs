@@ -15,7 +15,7 @@
 
 use super::{read, ModelError, ModelMeta, WindowScorer};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::path::Path;
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -196,7 +196,7 @@ pub fn train(
             net,
             vs,
             window: w,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(FxHashMap::default()),
         },
         best,
     ))
@@ -220,12 +220,21 @@ fn mean_loss(net: &Net, x: &Tensor, chunk: i64) -> f64 {
 /// Largest number of cached window scores; the cache is emptied when full.
 const CACHE: usize = 1 << 20;
 
+/// Longest window whose tokens (9 bits each, vocabulary < 512) pack into
+/// the cache's 128-bit key.
+pub const MAX_WINDOW: usize = 14;
+
+#[inline]
+fn key(w: &[u32]) -> u128 {
+    w.iter().fold(0u128, |k, &t| (k << 9) | (t as u128 & 511))
+}
+
 /// A loaded neural model.
 pub struct Neural {
     net: Net,
     vs: nn::VarStore,
     window: usize,
-    cache: Mutex<HashMap<Vec<u32>, f32>>,
+    cache: Mutex<FxHashMap<u128, f32>>,
 }
 
 impl Neural {
@@ -246,6 +255,12 @@ impl Neural {
                 reason: "metrics must give arch_embed, arch_hidden (and arch_code for ae)".into(),
             });
         }
+        if meta.window > MAX_WINDOW || meta.vocabulary.len() >= 511 {
+            return Err(ModelError::Invalid {
+                path: dir.join("model.json"),
+                reason: format!("neural models take windows of at most {MAX_WINDOW} calls and fewer than 511 names"),
+            });
+        }
         let bytes = read(&path)?;
         let mut vs = nn::VarStore::new(Device::Cpu);
         let net = Net::new(&vs.root(), arch);
@@ -258,7 +273,7 @@ impl Neural {
             net,
             vs,
             window: arch.window as usize,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(FxHashMap::default()),
         })
     }
 
@@ -276,7 +291,7 @@ impl WindowScorer for Neural {
         let start = out.len();
         let mut missing: Vec<usize> = Vec::new();
         for (i, w) in tokens.chunks_exact(window).enumerate() {
-            match cache.get(w) {
+            match cache.get(&key(w)) {
                 Some(&s) => out.push(s),
                 None => {
                     out.push(f32::NAN);
@@ -302,7 +317,7 @@ impl WindowScorer for Neural {
             let l = losses.get(k).copied().unwrap_or(f32::INFINITY).max(0.0);
             let s = l / (1.0 + l);
             out[start + i] = s;
-            cache.insert(tokens[i * window..(i + 1) * window].to_vec(), s);
+            cache.insert(key(&tokens[i * window..(i + 1) * window]), s);
         }
     }
 }
