@@ -456,3 +456,70 @@ async fn tls_with_generated_certificates() {
     assert!(col.stop(T).success());
     assert!(compute.stop(T).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_are_split_under_the_servers_max_payload() {
+    let Some(adfa) = adfa() else { return };
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(conf.path(), "max_payload: 4096\n").unwrap();
+    let nats = NatsServer::start(&["-c", conf.path().to_str().unwrap()]);
+    let c = client(&nats.url()).await;
+    assert_eq!(c.server_info().max_payload, 4096);
+    let hb = Heartbeats::watch(&c).await;
+    let mut compute = Daisi::spawn(&compute_toml("cmp-s", &nats.url(), ""), &[]);
+    hb.wait_for("cmp-s", "up", T, |_| true).await;
+    // Batches of up to 1024 calls (several KiB) must be split to fit.
+    let mut col = Daisi::spawn(
+        &collector_toml("col-s", "web7", &nats.url(), &adfa, 30, ""),
+        &[],
+    );
+    collector_done(&hb, "col-s", 30).await;
+    assert!(col.stop(T).success());
+    let f = hb.final_of("col-s", T).await;
+    let events = f.counters["syscall_source.events"];
+    let cmp = hb
+        .wait_for("cmp-s", "all events", T, |h| {
+            h.counters.get("syscall_buffer.events") == Some(&events)
+        })
+        .await;
+    assert!(
+        cmp.counters["inbound.received.syscall"] > f.counters["syscall_batcher.batches"],
+        "more messages than batches: batches were split"
+    );
+    assert_eq!(f.counters["outbound.dropped"], 0);
+    assert_eq!(f.counters["outbound.oversized"], 0);
+    assert!(compute.stop(T).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_auth() {
+    let Some(adfa) = adfa() else { return };
+    let nats = NatsServer::start(&["--auth", "t0ken"]);
+    let c = async_nats::ConnectOptions::with_token("t0ken".into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let hb = Heartbeats::watch(&c).await;
+    let env = [("DAISI__NATS__TOKEN", "t0ken")];
+    let mut compute = Daisi::spawn(&compute_toml("cmp-tok", &nats.url(), ""), &env);
+    hb.wait_for("cmp-tok", "up", T, |_| true).await;
+    let mut col = Daisi::spawn(
+        &collector_toml("col-tok", "web8", &nats.url(), &adfa, 5, ""),
+        &env,
+    );
+    collector_done(&hb, "col-tok", 5).await;
+    hb.wait_for("cmp-tok", "batches", T, |h| {
+        h.counters
+            .get("inbound.received.syscall")
+            .is_some_and(|&n| n >= 5)
+    })
+    .await;
+    let mut bad = Daisi::spawn(
+        &collector_toml("col-notok", "web8", &nats.url(), &adfa, 5, ""),
+        &[],
+    );
+    assert!(!bad.wait_exit(T).success());
+    assert!(bad.log().contains("authorization failed"), "{}", bad.log());
+    assert!(col.stop(T).success());
+    assert!(compute.stop(T).success());
+}
