@@ -25,9 +25,11 @@ fi
 
 # Build tools, libpcap, clang/libelf for the eBPF program, nats-server for
 # the transport and its tests, openssl for generating test certificates,
-# iproute2/ethtool for the traffic lab's namespaces.
+# iproute2/ethtool for the traffic lab's namespaces, a font for
+# `daisi eval --plot`.
 PKGS=(build-essential pkg-config libpcap-dev clang libelf-dev zlib1g-dev
-      nats-server openssl iproute2 ethtool python3 python3-venv curl ca-certificates)
+      nats-server openssl iproute2 ethtool python3 python3-venv curl ca-certificates
+      fonts-dejavu-core)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -108,3 +108,40 @@ fn unreadable_config_file_is_a_config_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/daisi.toml"));
 }
+
+#[test]
+fn json_logs_are_structured() {
+    let Some(adfa) = common::adfa() else { return };
+    let toml = format!(
+        "[node]\nrole = \"both\"\nshutdown_deadline = \"5s\"\n[syscall_source]\nkind = \"replay\"\npath = \"{}\"\nfilter = \"Training_Data_Master/\"\nmax_traces = 3\n[alert]\nconsole = false\n",
+        adfa.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let child = Command::new(common::daisi_bin())
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&cfg)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let running = lines
+        .iter()
+        .find(|l| l["message"] == "node running")
+        .expect("a 'node running' event");
+    assert_eq!(running["role"], "both", "fields are top-level: {running}");
+    assert!(lines.iter().any(|l| l["message"] == "node drained"));
+}

@@ -523,3 +523,35 @@ async fn token_auth() {
     assert!(col.stop(T).success());
     assert!(compute.stop(T).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compute_warns_when_a_collector_goes_silent() {
+    let Some(adfa) = adfa() else { return };
+    let nats = NatsServer::start(&[]);
+    let c = client(&nats.url()).await;
+    let hb = Heartbeats::watch(&c).await;
+    let mut compute = Daisi::spawn(&compute_toml("cmp-w", &nats.url(), ""), &[]);
+    hb.wait_for("cmp-w", "up", T, |_| true).await;
+    let mut col = Daisi::spawn(
+        &collector_toml("col-w", "web9", &nats.url(), &adfa, 1, ""),
+        &[],
+    );
+    hb.wait_for("col-w", "up", T, |_| true).await;
+    let until = std::time::Instant::now() + T;
+    while !compute.log().contains("new node heard") {
+        assert!(std::time::Instant::now() < until, "{}", compute.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Killed: no farewell heartbeat. silence_after is 2 s in these configs.
+    col.stop_hard();
+    while !compute.log().contains("node went silent") {
+        assert!(std::time::Instant::now() < until, "{}", compute.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(compute.log().contains("col-w"));
+    hb.wait_for("cmp-w", "silent gauge", T, |h| {
+        h.queue_depths.get("heartbeat.silent_nodes") == Some(&1)
+    })
+    .await;
+    assert!(compute.stop(T).success());
+}

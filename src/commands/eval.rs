@@ -30,6 +30,9 @@ pub struct EvalSyscallArgs {
     /// Write the figures as JSON here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Draw both ROC curves into this PNG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// Figures of one detector.
@@ -53,6 +56,85 @@ pub struct FamilyFigures {
     pub traces: usize,
     pub auc: f64,
     pub dr_at_5pct: f64,
+}
+
+/// Points of a ROC curve: (false-positive rate, detection rate), from the
+/// strictest threshold to the loosest.
+pub fn roc_curve(normal: &[f64], attack: &[f64]) -> Vec<(f64, f64)> {
+    let mut all: Vec<(f64, bool)> = normal
+        .iter()
+        .map(|&s| (s, false))
+        .chain(attack.iter().map(|&s| (s, true)))
+        .collect();
+    all.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (n, a) = (normal.len().max(1) as f64, attack.len().max(1) as f64);
+    let (mut fp, mut tp) = (0.0, 0.0);
+    let mut points = vec![(0.0, 0.0)];
+    let mut i = 0;
+    while i < all.len() {
+        let s = all[i].0;
+        while i < all.len() && all[i].0 == s {
+            if all[i].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        points.push((fp / n, tp / a));
+    }
+    points
+}
+
+/// DejaVu Sans from Debian's fonts-dejavu-core (installed by setup.sh).
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+type Curve<'a> = (&'a str, f64, Vec<(f64, f64)>);
+
+fn plot_roc(path: &std::path::Path, curves: &[Curve]) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    let font = std::fs::read(FONT)
+        .with_context(|| format!("reading the font {FONT} (install fonts-dejavu-core)"))?;
+    // plotters keeps registered fonts for the life of the process.
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))?;
+    let root = BitMapBackend::new(path, (720, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("ADFA-LD: trace-level ROC", ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("false-positive rate (normal traces)")
+        .y_desc("detection rate (attack traces)")
+        .draw()?;
+    for ((name, auc, pts), colour) in curves.iter().zip([RED, BLUE, GREEN]) {
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))?
+            .label(format!("{name} (AUC {auc:.3})"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?
+        .label("chance")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.3)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -199,6 +281,21 @@ pub fn evaluate(args: &EvalSyscallArgs) -> anyhow::Result<Report> {
     let (stide_normal, _) = scores(&stide, &vocab, n, &normal);
     let (stide_attack, _) = scores(&stide, &vocab, n, &attack);
 
+    if let Some(p) = &args.plot {
+        let curves = [
+            (
+                model.meta.name.as_str(),
+                roc_auc(&model_normal, &model_attack),
+                roc_curve(&model_normal, &model_attack),
+            ),
+            (
+                "stide-7",
+                roc_auc(&stide_normal, &stide_attack),
+                roc_curve(&stide_normal, &stide_attack),
+            ),
+        ];
+        plot_roc(p, &curves).with_context(|| format!("drawing {}", p.display()))?;
+    }
     let tag = |s: Vec<f64>| families.iter().cloned().zip(s).collect::<Vec<_>>();
     Ok(Report {
         normal_traces: normal.len(),
@@ -256,6 +353,20 @@ mod tests {
         assert_eq!(roc_auc(&[0.5, 0.5], &[0.5, 0.5]), 0.5);
         // Attack-above-normal pairs: 0.9 beats 4, 0.5 beats 3, 0.3 beats 1: 8 of 12.
         assert!((roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.9, 0.5, 0.3]) - 8.0 / 12.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn roc_curve_ends_at_one_and_matches_auc() {
+        let (n, a) = ([0.1, 0.4, 0.35, 0.8], [0.9, 0.5, 0.3]);
+        let pts = roc_curve(&n, &a);
+        assert_eq!(pts.first(), Some(&(0.0, 0.0)));
+        assert_eq!(pts.last(), Some(&(1.0, 1.0)));
+        // The trapezoid area under the curve is the rank AUC.
+        let area: f64 = pts
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
+        assert!((area - roc_auc(&n, &a)).abs() < 1e-9);
     }
 
     #[test]

@@ -193,6 +193,14 @@ impl Daisi {
         }
     }
 
+    /// SIGKILL: the node vanishes without a word.
+    pub fn stop_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Waits for the process to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let until = Instant::now() + timeout;
