@@ -479,13 +479,20 @@ impl Handler<Flush> for Outbound {
                 while !q.idle() && tokio::time::Instant::now() < until {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                let left = q.abandon();
+            }
+            .into_actor(self)
+            .map(move |_, act, _| {
+                // Stop the pump first, so nothing counted as dropped below
+                // can still be confirmed (and counted as sent) later.
+                if let Some(p) = act.pump.take() {
+                    p.abort();
+                }
+                let left = act.queue.as_ref().map_or(0, |q| q.abandon());
                 if left > 0 {
                     dropped.add(left as u64);
                     tracing::warn!(left, "shutdown deadline: undelivered messages dropped");
                 }
-            }
-            .into_actor(self),
+            }),
         )
     }
 }
