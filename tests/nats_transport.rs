@@ -555,3 +555,49 @@ async fn compute_warns_when_a_collector_goes_silent() {
     .await;
     assert!(compute.stop(T).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nkey_auth() {
+    let Some(adfa) = adfa() else { return };
+    let user = nkeys::KeyPair::new_user();
+    let seed = user.seed().unwrap();
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        conf.path(),
+        format!(
+            "authorization {{ users = [ {{ nkey: \"{}\" }} ] }}\n",
+            user.public_key()
+        ),
+    )
+    .unwrap();
+    let nats = NatsServer::start(&["-c", conf.path().to_str().unwrap()]);
+    let c = async_nats::ConnectOptions::with_nkey(seed.clone())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let hb = Heartbeats::watch(&c).await;
+    let env = [("DAISI__NATS__NKEY_SEED", seed.as_str())];
+    let mut compute = Daisi::spawn(&compute_toml("cmp-nk", &nats.url(), ""), &env);
+    hb.wait_for("cmp-nk", "up", T, |_| true).await;
+    let mut col = Daisi::spawn(
+        &collector_toml("col-nk", "web10", &nats.url(), &adfa, 5, ""),
+        &env,
+    );
+    collector_done(&hb, "col-nk", 5).await;
+    hb.wait_for("cmp-nk", "batches", T, |h| {
+        h.counters
+            .get("inbound.received.syscall")
+            .is_some_and(|&n| n >= 5)
+    })
+    .await;
+    // Another key is refused, with the cause named.
+    let other = nkeys::KeyPair::new_user().seed().unwrap();
+    let mut bad = Daisi::spawn(
+        &collector_toml("col-nk-bad", "web10", &nats.url(), &adfa, 5, ""),
+        &[("DAISI__NATS__NKEY_SEED", other.as_str())],
+    );
+    assert!(!bad.wait_exit(T).success());
+    assert!(bad.log().contains("authorization failed"), "{}", bad.log());
+    assert!(col.stop(T).success());
+    assert!(compute.stop(T).success());
+}
