@@ -6,6 +6,7 @@
 //! returns a scorer; a broken or missing model is a start-up error, not a
 //! crash later.
 
+pub mod network;
 #[cfg(feature = "torch")]
 pub mod neural;
 pub mod stide;
