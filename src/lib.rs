@@ -7,6 +7,8 @@
 //! - [`transport`]: the NATS connection.
 //! - [`syscalls`], [`traces`], [`models`]: syscall normalization, trace
 //!   files, trained models.
+//! - [`capture`]: the kernel boundary (eBPF); [`flows`]: FlowMeter-compatible
+//!   flow features.
 //! - [`commands`]: the `daisi` subcommands; [`cli`] parses the command line.
 
 pub mod actors;
@@ -14,6 +16,7 @@ pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod flows;
 pub mod messages;
 pub mod metrics;
 pub mod models;

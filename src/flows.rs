@@ -1,0 +1,294 @@
+//! FlowMeter-compatible flow features, computed as packets arrive.
+//!
+//! Meanings follow FlowMeter (deepfence), per `../shared/datasets/flowmeter`:
+//! times in nanoseconds, sizes in bytes (the captured frame's length),
+//! lengths in packets, `fwd` = the direction of the flow's first packet.
+//! Standard deviations are population ones. Inter-arrival times (IAT) are
+//! gaps between consecutive packets *of the same direction*; the overall IAT
+//! statistics run over the forward gaps and the backward gaps together, as
+//! FlowMeter's do. Deliberate differences: times keep full nanosecond
+//! precision (FlowMeter truncates IAT statistics to microseconds), and the
+//! IAT standard deviation includes every gap (FlowMeter's skips the first).
+//!
+//! Memory per flow is constant: running statistics, no packet arrays.
+
+use std::collections::BTreeMap;
+
+/// Count, sum, min, max, mean and variance of a stream (Welford).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunningStats {
+    n: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl RunningStats {
+    pub fn push(&mut self, x: f64) {
+        self.n += 1;
+        self.sum += x;
+        if self.n == 1 {
+            self.min = x;
+            self.max = x;
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+    }
+
+    pub fn merge(&self, other: &RunningStats) -> RunningStats {
+        if self.n == 0 {
+            return *other;
+        }
+        if other.n == 0 {
+            return *self;
+        }
+        let n = self.n + other.n;
+        let d = other.mean - self.mean;
+        RunningStats {
+            n,
+            sum: self.sum + other.sum,
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+            mean: self.mean + d * other.n as f64 / n as f64,
+            m2: self.m2 + other.m2 + d * d * self.n as f64 * other.n as f64 / n as f64,
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+    /// 0 for an empty stream, like FlowMeter.
+    pub fn mean(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.mean
+        }
+    }
+    pub fn std(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            (self.m2 / self.n as f64).max(0.0).sqrt()
+        }
+    }
+    pub fn min(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.min
+        }
+    }
+    pub fn max(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.max
+        }
+    }
+}
+
+/// The running features of one bidirectional flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowStats {
+    pub first_ns: u64,
+    pub last_ns: u64,
+    fwd_prev: Option<u64>,
+    bwd_prev: Option<u64>,
+    size: RunningStats,
+    fwd_size: RunningStats,
+    bwd_size: RunningStats,
+    fwd_iat: RunningStats,
+    bwd_iat: RunningStats,
+}
+
+impl FlowStats {
+    /// A flow starting with a (forward, by definition) packet.
+    pub fn new(ts_ns: u64, size: u32) -> FlowStats {
+        let mut f = FlowStats {
+            first_ns: ts_ns,
+            last_ns: ts_ns,
+            fwd_prev: None,
+            bwd_prev: None,
+            size: RunningStats::default(),
+            fwd_size: RunningStats::default(),
+            bwd_size: RunningStats::default(),
+            fwd_iat: RunningStats::default(),
+            bwd_iat: RunningStats::default(),
+        };
+        f.add(ts_ns, size, true);
+        f
+    }
+
+    /// Adds a packet; `forward` = same direction as the first packet.
+    /// A timestamp before the previous one (reordered capture) counts as a
+    /// zero gap.
+    pub fn add(&mut self, ts_ns: u64, size: u32, forward: bool) {
+        let s = size as f64;
+        self.size.push(s);
+        let (sizes, iats, prev) = if forward {
+            (&mut self.fwd_size, &mut self.fwd_iat, &mut self.fwd_prev)
+        } else {
+            (&mut self.bwd_size, &mut self.bwd_iat, &mut self.bwd_prev)
+        };
+        sizes.push(s);
+        if let Some(p) = *prev {
+            iats.push(ts_ns.saturating_sub(p) as f64);
+        }
+        *prev = Some(ts_ns);
+        self.last_ns = self.last_ns.max(ts_ns);
+    }
+
+    pub fn packets(&self) -> u64 {
+        self.size.count()
+    }
+
+    /// The 39 FlowMeter features by name (see `models::network::FEATURES`).
+    pub fn features(&self) -> BTreeMap<String, f64> {
+        let iat = self.fwd_iat.merge(&self.bwd_iat);
+        let mut f = BTreeMap::new();
+        let mut put = |k: &str, v: f64| {
+            f.insert(k.to_string(), v);
+        };
+        put("flowDuration", (self.last_ns - self.first_ns) as f64);
+        put("flowLength", self.size.count() as f64);
+        put("fwdFlowLength", self.fwd_size.count() as f64);
+        put("bwdFlowLength", self.bwd_size.count() as f64);
+        for (prefix, s) in [
+            ("packetSize", &self.size),
+            ("fwdPacketSize", &self.fwd_size),
+            ("bwdPacketSize", &self.bwd_size),
+        ] {
+            put(&format!("{prefix}Total"), s.sum());
+            put(&format!("{prefix}Mean"), s.mean());
+            put(&format!("{prefix}Std"), s.std());
+            put(&format!("{prefix}Min"), s.min());
+            put(&format!("{prefix}Max"), s.max());
+        }
+        put("IATMean", iat.mean());
+        put("IATStd", iat.std());
+        put("IATMin", iat.min());
+        put("IATMax", iat.max());
+        for (prefix, s) in [("fwdIAT", &self.fwd_iat), ("bwdIAT", &self.bwd_iat)] {
+            put(&format!("{prefix}Total"), s.sum());
+            put(&format!("{prefix}Mean"), s.mean());
+            put(&format!("{prefix}Std"), s.std());
+            put(&format!("{prefix}Min"), s.min());
+            put(&format!("{prefix}Max"), s.max());
+        }
+        crate::models::network::add_rates(&mut f);
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::network::FEATURES;
+
+    /// fwd 100 B at 0, bwd 60 B at 1 µs, fwd 40 B at 3 µs, bwd 200 B at 6 µs.
+    #[test]
+    fn features_of_a_known_flow_match_hand_computed_values() {
+        let mut f = FlowStats::new(0, 100);
+        f.add(1_000, 60, false);
+        f.add(3_000, 40, true);
+        f.add(6_000, 200, false);
+        let x = f.features();
+        let expect = [
+            ("flowDuration", 6000.0),
+            ("flowLength", 4.0),
+            ("fwdFlowLength", 2.0),
+            ("bwdFlowLength", 2.0),
+            ("packetSizeTotal", 400.0),
+            ("packetSizeMean", 100.0),
+            ("packetSizeStd", 3800f64.sqrt()), // (0² + 40² + 60² + 100²) / 4
+            ("packetSizeMin", 40.0),
+            ("packetSizeMax", 200.0),
+            ("fwdPacketSizeTotal", 140.0),
+            ("bwdPacketSizeTotal", 260.0),
+            ("fwdPacketSizeMean", 70.0),
+            ("bwdPacketSizeMean", 130.0),
+            ("fwdPacketSizeStd", 30.0),
+            ("bwdPacketSizeStd", 70.0),
+            ("fwdPacketSizeMin", 40.0),
+            ("bwdPacketSizeMin", 60.0),
+            ("fwdPacketSizeMax", 100.0),
+            ("bwdPacketSizeMax", 200.0),
+            // Gaps: forward 3000, backward 5000.
+            ("IATMean", 4000.0),
+            ("IATStd", 1000.0),
+            ("IATMin", 3000.0),
+            ("IATMax", 5000.0),
+            ("fwdIATTotal", 3000.0),
+            ("bwdIATTotal", 5000.0),
+            ("fwdIATMean", 3000.0),
+            ("bwdIATMean", 5000.0),
+            ("fwdIATStd", 0.0),
+            ("bwdIATStd", 0.0),
+            ("fwdIATMin", 3000.0),
+            ("bwdIATMin", 5000.0),
+            ("fwdIATMax", 3000.0),
+            ("bwdIATMax", 5000.0),
+            ("flowLengthPerTime", 4.0 / 6000.0),
+            ("fwdFlowLengthPerTime", 2.0 / 6000.0),
+            ("bwdFlowLengthPerTime", 2.0 / 6000.0),
+            ("packetSizeTotalPerTime", 400.0 / 6000.0),
+            ("fwdPacketSizeTotalPerTime", 140.0 / 6000.0),
+            ("bwdPacketSizeTotalPerTime", 260.0 / 6000.0),
+        ];
+        assert_eq!(expect.len(), FEATURES.len());
+        for (k, v) in expect {
+            let got = x[k];
+            assert!(
+                (got - v).abs() < 1e-9 * v.abs().max(1.0),
+                "{k}: {got} != {v}"
+            );
+        }
+        // Exactly FlowMeter's columns, nothing missing.
+        for k in FEATURES {
+            assert!(x.contains_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn single_packet_flow_and_empty_directions_are_zero() {
+        let x = FlowStats::new(5, 64).features();
+        assert_eq!(x["flowDuration"], 0.0);
+        assert_eq!(x["bwdPacketSizeMean"], 0.0);
+        assert_eq!(x["IATStd"], 0.0);
+        assert_eq!(x["flowLengthPerTime"], 0.0, "zero duration gives rate 0");
+    }
+
+    #[test]
+    fn merged_statistics_equal_direct_ones() {
+        let (mut a, mut b, mut all) = (
+            RunningStats::default(),
+            RunningStats::default(),
+            RunningStats::default(),
+        );
+        for (i, x) in [3.0, 9.0, 1.0, 7.5, 2.0, 11.0, 4.0].into_iter().enumerate() {
+            if i % 3 == 0 {
+                a.push(x)
+            } else {
+                b.push(x)
+            }
+            all.push(x);
+        }
+        let m = a.merge(&b);
+        assert!((m.std() - all.std()).abs() < 1e-12);
+        assert!((m.mean() - all.mean()).abs() < 1e-12);
+        assert_eq!(
+            (m.min(), m.max(), m.count()),
+            (all.min(), all.max(), all.count())
+        );
+    }
+}
