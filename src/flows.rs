@@ -292,3 +292,296 @@ mod tests {
         );
     }
 }
+
+/// Why a flow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// FIN seen from both sides.
+    Fin,
+    /// TCP reset.
+    Rst,
+    /// No packet for the idle timeout.
+    Idle,
+    /// Open longer than the active timeout.
+    Active,
+    /// Evicted early because the table was full.
+    Evicted,
+    /// Still open when the input ended or the node stopped.
+    Flushed,
+}
+
+/// One side of a flow: address and port.
+pub type Endpoint = (std::net::IpAddr, u16);
+
+/// What the flow table needs of a packet (parsed at the capture boundary).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PacketMeta {
+    pub ts_ns: u64,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    pub proto: u8,
+    /// Captured frame length in bytes.
+    pub size: u32,
+    pub fin: bool,
+    pub rst: bool,
+}
+
+/// A finished flow: its endpoints (src = first packet's sender) and features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedFlow {
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub proto: u8,
+    pub stats: FlowStats,
+    pub end: EndReason,
+}
+
+/// Flow table limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlowLimits {
+    pub idle_timeout_ns: u64,
+    pub active_timeout_ns: u64,
+    pub max_flows: usize,
+}
+
+struct Open {
+    src: Endpoint,
+    dst: Endpoint,
+    proto: u8,
+    stats: FlowStats,
+    fin_fwd: bool,
+    fin_bwd: bool,
+}
+
+/// Bidirectional flows keyed by the unordered 5-tuple.
+pub struct FlowTable {
+    limits: FlowLimits,
+    open: lru::LruCache<(Endpoint, Endpoint, u8), Open>,
+    /// Flows evicted because the table was full.
+    pub evicted: u64,
+}
+
+fn key(a: Endpoint, b: Endpoint, proto: u8) -> (Endpoint, Endpoint, u8) {
+    if a <= b {
+        (a, b, proto)
+    } else {
+        (b, a, proto)
+    }
+}
+
+impl FlowTable {
+    pub fn new(limits: FlowLimits) -> FlowTable {
+        FlowTable {
+            limits,
+            open: lru::LruCache::unbounded(),
+            evicted: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    fn finish(o: Open, end: EndReason) -> FinishedFlow {
+        FinishedFlow {
+            src: o.src,
+            dst: o.dst,
+            proto: o.proto,
+            stats: o.stats,
+            end,
+        }
+    }
+
+    /// Adds a packet; returns the flows that ended because of it (its own
+    /// flow on FIN/RST, a timed-out flow it would have joined, or the least
+    /// recently seen flow evicted to make room).
+    pub fn packet(&mut self, p: PacketMeta, out: &mut Vec<FinishedFlow>) {
+        let k = key(p.src, p.dst, p.proto);
+        if let Some(o) = self.open.peek(&k) {
+            let idle = p.ts_ns.saturating_sub(o.stats.last_ns) > self.limits.idle_timeout_ns;
+            let active = p.ts_ns.saturating_sub(o.stats.first_ns) > self.limits.active_timeout_ns;
+            if idle || active {
+                let o = self.open.pop(&k).expect("peeked");
+                out.push(Self::finish(
+                    o,
+                    if idle {
+                        EndReason::Idle
+                    } else {
+                        EndReason::Active
+                    },
+                ));
+            }
+        }
+        match self.open.get_mut(&k) {
+            Some(o) => {
+                let forward = p.src == o.src;
+                o.stats.add(p.ts_ns, p.size, forward);
+                if p.fin {
+                    if forward {
+                        o.fin_fwd = true
+                    } else {
+                        o.fin_bwd = true
+                    }
+                }
+                if p.rst || (o.fin_fwd && o.fin_bwd) {
+                    let end = if p.rst {
+                        EndReason::Rst
+                    } else {
+                        EndReason::Fin
+                    };
+                    let o = self.open.pop(&k).expect("present");
+                    out.push(Self::finish(o, end));
+                }
+            }
+            None => {
+                if self.open.len() >= self.limits.max_flows {
+                    if let Some((_, o)) = self.open.pop_lru() {
+                        self.evicted += 1;
+                        out.push(Self::finish(o, EndReason::Evicted));
+                    }
+                }
+                let o = Open {
+                    src: p.src,
+                    dst: p.dst,
+                    proto: p.proto,
+                    stats: FlowStats::new(p.ts_ns, p.size),
+                    fin_fwd: p.fin,
+                    fin_bwd: false,
+                };
+                if p.rst {
+                    out.push(Self::finish(o, EndReason::Rst));
+                } else {
+                    self.open.put(k, o);
+                }
+            }
+        }
+    }
+
+    /// Ends the flows idle or active for too long at time `now_ns`.
+    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<FinishedFlow>) {
+        // Every open flow is checked (active timeouts do not follow the
+        // least-recently-seen order).
+        let keys: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(_, o)| {
+                now_ns.saturating_sub(o.stats.last_ns) > self.limits.idle_timeout_ns
+                    || now_ns.saturating_sub(o.stats.first_ns) > self.limits.active_timeout_ns
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(o) = self.open.pop(&k) {
+                let idle = now_ns.saturating_sub(o.stats.last_ns) > self.limits.idle_timeout_ns;
+                out.push(Self::finish(
+                    o,
+                    if idle {
+                        EndReason::Idle
+                    } else {
+                        EndReason::Active
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Ends every open flow (end of input, shutdown).
+    pub fn flush(&mut self, out: &mut Vec<FinishedFlow>) {
+        while let Some((_, o)) = self.open.pop_lru() {
+            out.push(Self::finish(o, EndReason::Flushed));
+        }
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const LIMITS: FlowLimits = FlowLimits {
+        idle_timeout_ns: 1_000_000_000,
+        active_timeout_ns: 10_000_000_000,
+        max_flows: 2,
+    };
+
+    fn ep(last: u8, port: u16) -> Endpoint {
+        (IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port)
+    }
+
+    fn pkt(ts_ns: u64, src: Endpoint, dst: Endpoint, fin: bool, rst: bool) -> PacketMeta {
+        PacketMeta {
+            ts_ns,
+            src,
+            dst,
+            proto: 6,
+            size: 60,
+            fin,
+            rst,
+        }
+    }
+
+    #[test]
+    fn fin_from_both_sides_ends_the_flow_with_its_direction() {
+        let (c, s) = (ep(1, 40000), ep(2, 80));
+        let mut t = FlowTable::new(LIMITS);
+        let mut out = vec![];
+        t.packet(pkt(0, c, s, false, false), &mut out);
+        t.packet(pkt(10, s, c, false, false), &mut out);
+        t.packet(pkt(20, c, s, true, false), &mut out);
+        assert!(out.is_empty());
+        t.packet(pkt(30, s, c, true, false), &mut out);
+        assert_eq!(out.len(), 1);
+        let f = &out[0];
+        assert_eq!((f.src, f.dst, f.end), (c, s, EndReason::Fin));
+        assert_eq!(f.stats.features()["fwdFlowLength"], 2.0);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn rst_idle_and_active_timeouts_end_flows() {
+        let (a, b) = (ep(1, 1), ep(2, 2));
+        let mut t = FlowTable::new(LIMITS);
+        let mut out = vec![];
+        t.packet(pkt(0, a, b, false, false), &mut out);
+        t.packet(pkt(5, b, a, false, true), &mut out);
+        assert_eq!(out.pop().map(|f| f.end), Some(EndReason::Rst));
+        // Idle: the next packet after 2 s starts a new flow.
+        t.packet(pkt(0, a, b, false, false), &mut out);
+        t.packet(pkt(2_000_000_000, a, b, false, false), &mut out);
+        assert_eq!(out.pop().map(|f| f.end), Some(EndReason::Idle));
+        assert_eq!(t.len(), 1);
+        // Active: packets every 0.5 s for 11 s.
+        let mut t = FlowTable::new(LIMITS);
+        for i in 0..23u64 {
+            t.packet(pkt(i * 500_000_000, a, b, false, false), &mut out);
+        }
+        assert_eq!(out.iter().filter(|f| f.end == EndReason::Active).count(), 1);
+        // Expiry on a timer.
+        let mut out = vec![];
+        t.expire(100_000_000_000, &mut out);
+        assert_eq!(out.pop().map(|f| f.end), Some(EndReason::Idle));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_least_recent_flow_and_counts_it() {
+        let mut t = FlowTable::new(LIMITS);
+        let mut out = vec![];
+        t.packet(pkt(0, ep(1, 1), ep(9, 9), false, false), &mut out);
+        t.packet(pkt(1, ep(2, 2), ep(9, 9), false, false), &mut out);
+        t.packet(pkt(2, ep(3, 3), ep(9, 9), false, false), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].src, out[0].end), (ep(1, 1), EndReason::Evicted));
+        assert_eq!((t.len(), t.evicted), (2, 1));
+        t.flush(&mut out);
+        assert_eq!(
+            out.iter().filter(|f| f.end == EndReason::Flushed).count(),
+            2
+        );
+    }
+}
