@@ -54,6 +54,8 @@ pub enum Command {
     /// Record live syscalls per process into a directory (for training).
     #[command(subcommand)]
     Record(Record),
+    /// The flows of a pcap file, as FlowMeter-compatible CSV.
+    Flows(crate::commands::flows::FlowsArgs),
     /// Evaluate a model on a labelled dataset.
     #[command(subcommand)]
     Eval(Eval),
@@ -91,6 +93,7 @@ pub fn main() -> ExitCode {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::record::record_syscalls(&args))
         }
+        Command::Flows(args) => crate::commands::report(crate::commands::flows::run(&args)),
         Command::Eval(Eval::Syscall(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::eval::eval_syscall(&args))

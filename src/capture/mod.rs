@@ -1,3 +1,4 @@
 //! Capture back ends (the kernel boundary). Actors in `crate::actors` use
 //! them; nothing else sees kernel types.
 pub mod ebpf;
+pub mod packets;

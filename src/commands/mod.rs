@@ -1,6 +1,7 @@
 //! The `daisi` subcommands.
 
 pub mod eval;
+pub mod flows;
 pub mod record;
 pub mod run;
 pub mod train;
