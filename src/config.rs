@@ -171,12 +171,6 @@ pub trait Validate {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>);
 }
 
-/// Where the configuration came from, for the startup log.
-#[derive(Debug, Clone, Default)]
-pub struct Sources {
-    pub files: Vec<PathBuf>,
-}
-
 /// The default-file layer: `$DAISI_DEFAULT_CONFIG`, else `config/default.toml`
 /// in the working directory when it exists.
 fn default_file() -> Option<PathBuf> {
@@ -190,10 +184,7 @@ fn default_file() -> Option<PathBuf> {
 impl Config {
     /// Loads and validates the layered configuration; `role` (from the
     /// command line) overrides `node.role`.
-    pub fn load(
-        file: Option<&Path>,
-        role: Option<Role>,
-    ) -> Result<(Config, Sources), ConfigErrors> {
+    pub fn load(file: Option<&Path>, role: Option<Role>) -> Result<Config, ConfigErrors> {
         let env: Vec<(String, String)> = std::env::vars().collect();
         Self::load_from(default_file().as_deref(), file, &env, role)
     }
@@ -205,9 +196,8 @@ impl Config {
         file: Option<&Path>,
         env: &[(String, String)],
         role: Option<Role>,
-    ) -> Result<(Config, Sources), ConfigErrors> {
+    ) -> Result<Config, ConfigErrors> {
         let mut errors = Vec::new();
-        let mut sources = Sources::default();
         let mut builder = config::Config::builder();
         for path in default_file.into_iter().chain(file) {
             let shown = path.display().to_string();
@@ -225,7 +215,6 @@ impl Config {
                                 &text,
                                 config::FileFormat::Toml,
                             ));
-                            sources.files.push(path.to_path_buf());
                         }
                     }
                 }
@@ -266,7 +255,7 @@ impl Config {
         cfg.validate("", &mut errors);
         cfg.fill_identity();
         if errors.is_empty() {
-            Ok((cfg, sources))
+            Ok(cfg)
         } else {
             Err(ConfigErrors(errors))
         }
@@ -421,7 +410,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::load_from(None, Some(f.path()), &env, None).map(|(c, _)| c)
+        Config::load_from(None, Some(f.path()), &env, None)
     }
 
     #[test]
@@ -541,8 +530,8 @@ mod tests {
             }
         }
         // And the file's values are the built-in defaults.
-        let (from_file, _) = Config::load_from(Some(&path), None, &[], None).unwrap();
-        let (builtin, _) = Config::load_from(None, None, &[], None).unwrap();
+        let from_file = Config::load_from(Some(&path), None, &[], None).unwrap();
+        let builtin = Config::load_from(None, None, &[], None).unwrap();
         assert_eq!(from_file, builtin);
     }
 

@@ -57,15 +57,6 @@ impl Payload {
         }
     }
 
-    /// Number of data items (events, flows) carried, for counters.
-    pub fn items(&self) -> usize {
-        match self {
-            Payload::SyscallBatch(b) => b.events.len(),
-            Payload::FlowBatch(b) => b.flows.len(),
-            Payload::Alert(_) | Payload::Heartbeat(_) => 1,
-        }
-    }
-
     /// Splits a batch in two halves that can each be processed on their own,
     /// or gives it back when it cannot be split further. Used to stay under
     /// the broker's maximum payload.

@@ -280,7 +280,7 @@ fn process_storm_through_the_pipeline_frees_all_state() {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(toml.as_bytes()).unwrap();
     std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
-    let (cfg, _) = daisi::config::Config::load_from(None, Some(f.path()), &[], None)
+    let cfg = daisi::config::Config::load_from(None, Some(f.path()), &[], None)
         .unwrap_or_else(|e| panic!("{e}"));
     let m = Metrics::new();
     let n = 2000;

@@ -289,57 +289,6 @@ async fn bad_input_is_counted_and_the_node_keeps_running() {
     assert!(compute.stop(T).success());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn user_password_auth_and_a_clear_error_for_wrong_credentials() {
-    let Some(adfa) = adfa() else { return };
-    let nats = NatsServer::start(&["--user", "daisi", "--pass", "s3cret"]);
-    let c = async_nats::ConnectOptions::with_user_and_password("daisi".into(), "s3cret".into())
-        .connect(nats.url())
-        .await
-        .unwrap();
-    let hb = Heartbeats::watch(&c).await;
-    let mut compute = Daisi::spawn(
-        &compute_toml("cmp-auth", &nats.url(), ""),
-        &[
-            ("DAISI__NATS__USER", "daisi"),
-            ("DAISI__NATS__PASSWORD", "s3cret"),
-        ],
-    );
-    hb.wait_for("cmp-auth", "up", T, |_| true).await;
-
-    let mut bad = Daisi::spawn(
-        &collector_toml("col-bad", "web5", &nats.url(), &adfa, 5, ""),
-        &[
-            ("DAISI__NATS__USER", "daisi"),
-            ("DAISI__NATS__PASSWORD", "wrong"),
-        ],
-    );
-    let status = bad.wait_exit(T);
-    assert!(!status.success());
-    let log = bad.log();
-    assert!(
-        log.contains("authorization failed"),
-        "error names the cause: {log}"
-    );
-
-    let mut good = Daisi::spawn(
-        &collector_toml("col-good", "web5", &nats.url(), &adfa, 5, ""),
-        &[
-            ("DAISI__NATS__USER", "daisi"),
-            ("DAISI__NATS__PASSWORD", "s3cret"),
-        ],
-    );
-    collector_done(&hb, "col-good", 5).await;
-    hb.wait_for("cmp-auth", "batches from authenticated collector", T, |h| {
-        h.counters
-            .get("inbound.received.syscall")
-            .is_some_and(|&n| n >= 5)
-    })
-    .await;
-    assert!(good.stop(T).success());
-    assert!(compute.stop(T).success());
-}
-
 /// Generates a CA and a server certificate for 127.0.0.1 with openssl.
 fn make_certs(dir: &std::path::Path) {
     let run = |args: &[&str]| {
@@ -406,58 +355,6 @@ fn make_certs(dir: &std::path::Path) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tls_with_generated_certificates() {
-    let Some(adfa) = adfa() else { return };
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path());
-    let p = |f: &str| certs.path().join(f).display().to_string();
-    let nats = NatsServer::start(&[
-        "--tls",
-        "--tlscert",
-        &p("server.pem"),
-        "--tlskey",
-        &p("server.key"),
-    ]);
-    let url = format!("tls://127.0.0.1:{}", nats.port);
-    let c = async_nats::ConnectOptions::new()
-        .add_root_certificates(certs.path().join("ca.pem"))
-        .connect(&url)
-        .await
-        .unwrap();
-    let hb = Heartbeats::watch(&c).await;
-    let ca = p("ca.pem");
-    let tls_env = [("DAISI__NATS__TLS__CA_FILE", ca.as_str())];
-    let mut compute = Daisi::spawn(&compute_toml("cmp-tls", &url, ""), &tls_env);
-    hb.wait_for("cmp-tls", "up over TLS", T, |_| true).await;
-
-    // Without the CA the server certificate is not trusted: a clear error.
-    let mut untrusted = Daisi::spawn(
-        &collector_toml("col-notls", "web6", &url, &adfa, 5, ""),
-        &[],
-    );
-    assert!(!untrusted.wait_exit(T).success());
-    assert!(
-        untrusted.log().contains("TLS failed"),
-        "{}",
-        untrusted.log()
-    );
-
-    let mut col = Daisi::spawn(
-        &collector_toml("col-tls", "web6", &url, &adfa, 5, ""),
-        &tls_env,
-    );
-    collector_done(&hb, "col-tls", 5).await;
-    hb.wait_for("cmp-tls", "batches over TLS", T, |h| {
-        h.counters
-            .get("inbound.received.syscall")
-            .is_some_and(|&n| n >= 5)
-    })
-    .await;
-    assert!(col.stop(T).success());
-    assert!(compute.stop(T).success());
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn batches_are_split_under_the_servers_max_payload() {
     let Some(adfa) = adfa() else { return };
     let conf = tempfile::NamedTempFile::new().unwrap();
@@ -488,39 +385,6 @@ async fn batches_are_split_under_the_servers_max_payload() {
     );
     assert_eq!(f.counters["outbound.dropped"], 0);
     assert_eq!(f.counters["outbound.oversized"], 0);
-    assert!(compute.stop(T).success());
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn token_auth() {
-    let Some(adfa) = adfa() else { return };
-    let nats = NatsServer::start(&["--auth", "t0ken"]);
-    let c = async_nats::ConnectOptions::with_token("t0ken".into())
-        .connect(nats.url())
-        .await
-        .unwrap();
-    let hb = Heartbeats::watch(&c).await;
-    let env = [("DAISI__NATS__TOKEN", "t0ken")];
-    let mut compute = Daisi::spawn(&compute_toml("cmp-tok", &nats.url(), ""), &env);
-    hb.wait_for("cmp-tok", "up", T, |_| true).await;
-    let mut col = Daisi::spawn(
-        &collector_toml("col-tok", "web8", &nats.url(), &adfa, 5, ""),
-        &env,
-    );
-    collector_done(&hb, "col-tok", 5).await;
-    hb.wait_for("cmp-tok", "batches", T, |h| {
-        h.counters
-            .get("inbound.received.syscall")
-            .is_some_and(|&n| n >= 5)
-    })
-    .await;
-    let mut bad = Daisi::spawn(
-        &collector_toml("col-notok", "web8", &nats.url(), &adfa, 5, ""),
-        &[],
-    );
-    assert!(!bad.wait_exit(T).success());
-    assert!(bad.log().contains("authorization failed"), "{}", bad.log());
-    assert!(col.stop(T).success());
     assert!(compute.stop(T).success());
 }
 
@@ -556,9 +420,82 @@ async fn compute_warns_when_a_collector_goes_silent() {
     assert!(compute.stop(T).success());
 }
 
+/// Over a secured server: a compute node and a collector configured with
+/// `good` (environment) exchange batches; a collector with `bad` is refused
+/// with an error containing `refusal`. `c` is the test's own client.
+async fn secured_round_trip(
+    c: async_nats::Client,
+    url: &str,
+    tag: &str,
+    good: &[(&str, &str)],
+    bad: &[(&str, &str)],
+    refusal: &str,
+) {
+    let Some(adfa) = adfa() else { return };
+    let hb = Heartbeats::watch(&c).await;
+    let (cmp, col, rejected) = (
+        format!("cmp-{tag}"),
+        format!("col-{tag}"),
+        format!("col-{tag}-bad"),
+    );
+    let mut compute = Daisi::spawn(&compute_toml(&cmp, url, ""), good);
+    hb.wait_for(&cmp, "up", T, |_| true).await;
+
+    let mut refused = Daisi::spawn(&collector_toml(&rejected, "web5", url, &adfa, 5, ""), bad);
+    assert!(!refused.wait_exit(T).success());
+    let log = refused.log();
+    assert!(log.contains(refusal), "error names the cause: {log}");
+
+    let mut collector = Daisi::spawn(&collector_toml(&col, "web5", url, &adfa, 5, ""), good);
+    collector_done(&hb, &col, 5).await;
+    hb.wait_for(&cmp, "batches from the authenticated collector", T, |h| {
+        h.counters
+            .get("inbound.received.syscall")
+            .is_some_and(|&n| n >= 5)
+    })
+    .await;
+    assert!(collector.stop(T).success());
+    assert!(compute.stop(T).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_password_auth_and_a_clear_error_for_wrong_credentials() {
+    let nats = NatsServer::start(&["--user", "daisi", "--pass", "s3cret"]);
+    let c = async_nats::ConnectOptions::with_user_and_password("daisi".into(), "s3cret".into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let good = [
+        ("DAISI__NATS__USER", "daisi"),
+        ("DAISI__NATS__PASSWORD", "s3cret"),
+    ];
+    let bad = [
+        ("DAISI__NATS__USER", "daisi"),
+        ("DAISI__NATS__PASSWORD", "wrong"),
+    ];
+    secured_round_trip(c, &nats.url(), "auth", &good, &bad, "authorization failed").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_auth() {
+    let nats = NatsServer::start(&["--auth", "t0ken"]);
+    let c = async_nats::ConnectOptions::with_token("t0ken".into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    secured_round_trip(
+        c,
+        &nats.url(),
+        "tok",
+        &[("DAISI__NATS__TOKEN", "t0ken")],
+        &[],
+        "authorization failed",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn nkey_auth() {
-    let Some(adfa) = adfa() else { return };
     let user = nkeys::KeyPair::new_user();
     let seed = user.seed().unwrap();
     let conf = tempfile::NamedTempFile::new().unwrap();
@@ -575,29 +512,40 @@ async fn nkey_auth() {
         .connect(nats.url())
         .await
         .unwrap();
-    let hb = Heartbeats::watch(&c).await;
-    let env = [("DAISI__NATS__NKEY_SEED", seed.as_str())];
-    let mut compute = Daisi::spawn(&compute_toml("cmp-nk", &nats.url(), ""), &env);
-    hb.wait_for("cmp-nk", "up", T, |_| true).await;
-    let mut col = Daisi::spawn(
-        &collector_toml("col-nk", "web10", &nats.url(), &adfa, 5, ""),
-        &env,
-    );
-    collector_done(&hb, "col-nk", 5).await;
-    hb.wait_for("cmp-nk", "batches", T, |h| {
-        h.counters
-            .get("inbound.received.syscall")
-            .is_some_and(|&n| n >= 5)
-    })
-    .await;
-    // Another key is refused, with the cause named.
+    // Another key is refused.
     let other = nkeys::KeyPair::new_user().seed().unwrap();
-    let mut bad = Daisi::spawn(
-        &collector_toml("col-nk-bad", "web10", &nats.url(), &adfa, 5, ""),
-        &[("DAISI__NATS__NKEY_SEED", other.as_str())],
-    );
-    assert!(!bad.wait_exit(T).success());
-    assert!(bad.log().contains("authorization failed"), "{}", bad.log());
-    assert!(col.stop(T).success());
-    assert!(compute.stop(T).success());
+    let good = [("DAISI__NATS__NKEY_SEED", seed.as_str())];
+    let bad = [("DAISI__NATS__NKEY_SEED", other.as_str())];
+    secured_round_trip(c, &nats.url(), "nk", &good, &bad, "authorization failed").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_with_generated_certificates() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    let nats = NatsServer::start(&[
+        "--tls",
+        "--tlscert",
+        &p("server.pem"),
+        "--tlskey",
+        &p("server.key"),
+    ]);
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let c = async_nats::ConnectOptions::new()
+        .add_root_certificates(certs.path().join("ca.pem"))
+        .connect(&url)
+        .await
+        .unwrap();
+    // Without the CA the server certificate is not trusted: a clear error.
+    let ca = p("ca.pem");
+    secured_round_trip(
+        c,
+        &url,
+        "tls",
+        &[("DAISI__NATS__TLS__CA_FILE", ca.as_str())],
+        &[],
+        "TLS failed",
+    )
+    .await;
 }

@@ -19,9 +19,7 @@ fn config(toml: &str) -> Config {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(toml.as_bytes()).unwrap();
     std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
-    Config::load_from(None, Some(f.path()), &[], None)
-        .map(|(c, _)| c)
-        .unwrap_or_else(|e| panic!("{e}"))
+    Config::load_from(None, Some(f.path()), &[], None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn replay_toml(adfa: &Path, filter: &str, traces: usize, extra: &str) -> String {

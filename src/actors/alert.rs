@@ -157,7 +157,12 @@ impl AlertActor {
         })
     }
 
-    fn judge(&mut self, key: &(String, u32), model: &crate::models::ModelMeta) -> Option<Alert> {
+    fn judge(
+        &mut self,
+        key: &(String, u32),
+        model: &crate::models::ModelMeta,
+        vocab: &crate::syscalls::Vocabulary,
+    ) -> Option<Alert> {
         let st = self.procs.get_mut(key)?;
         st.since_judged = 0;
         if st.recent.is_empty() {
@@ -172,16 +177,7 @@ impl AlertActor {
             .worst
             .as_ref()
             .map(|(s, w)| {
-                let names: Vec<&str> = w
-                    .iter()
-                    .map(|&t| match t {
-                        0 => "<unknown>",
-                        t => model
-                            .vocabulary
-                            .get(t as usize - 1)
-                            .map_or("<unknown>", String::as_str),
-                    })
-                    .collect();
+                let names: Vec<&str> = w.iter().map(|&t| vocab.token_name(t)).collect();
                 vec![format!(
                     "most anomalous window (score {s:.2}): {}",
                     names.join(" ")
@@ -320,7 +316,7 @@ impl Handler<Scored> for AlertActor {
             };
             at += seg.windows;
             if judge_now {
-                if let Some(a) = self.judge(&key, &msg.model) {
+                if let Some(a) = self.judge(&key, &msg.model, &msg.vocab) {
                     self.emit(a);
                 }
             }

@@ -113,10 +113,6 @@ where
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Delivers `msg` according to the edge's policy. With `block` this
     /// waits until the receiver has room *and* has handled the message, so a
     /// slow stage slows its producers down.

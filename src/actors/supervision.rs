@@ -71,10 +71,6 @@ impl Restarts {
             ctx.wait(actix::fut::wrap_future::<_, A>(tokio::time::sleep(d)));
         }
     }
-
-    pub fn count(&self) -> u64 {
-        self.counter.get()
-    }
 }
 
 /// Logs a handler failure and stops the actor so its supervisor restarts it.

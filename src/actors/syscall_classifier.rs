@@ -12,6 +12,7 @@ use super::{Drain, NodeInfo};
 use crate::config::{ConfigError, Validate};
 use crate::metrics::Counter;
 use crate::models::{ModelMeta, SyscallModel, WindowScorer};
+use crate::syscalls::Vocabulary;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -69,12 +70,15 @@ pub struct Scored {
     pub windows: Windows,
     pub scores: Vec<f32>,
     pub model: Arc<ModelMeta>,
+    /// The model's vocabulary, to name the calls in evidence.
+    pub vocab: Arc<Vocabulary>,
 }
 
 /// The scoring actor.
 pub struct SyscallClassifier {
     cfg: SyscallClassifierConfig,
     meta: Arc<ModelMeta>,
+    vocab: Arc<Vocabulary>,
     scorer: Box<dyn WindowScorer>,
     out: Edge<Scored>,
     restarts: Restarts,
@@ -96,6 +100,7 @@ impl SyscallClassifier {
             restarts: Restarts::new("syscall_classifier", &node.metrics),
             scored: node.metrics.counter("syscall_classifier.windows"),
             meta: Arc::new(meta),
+            vocab: model.vocab,
             scorer: model.scorer,
             cfg,
             out,
@@ -129,6 +134,7 @@ impl Handler<Windows> for SyscallClassifier {
             windows,
             scores,
             model: self.meta.clone(),
+            vocab: self.vocab.clone(),
         };
         ctx.wait(
             async move { out.push(msg).await }

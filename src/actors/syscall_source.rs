@@ -343,10 +343,7 @@ pub struct SyscallSource {
     node: NodeInfo,
     out: Edge<ProcessCalls>,
     restarts: Restarts,
-    /// Traces handed downstream so far (resumes there after a restart).
-    done: usize,
     stopped: bool,
-    finished: bool,
     replaying: Option<SpawnHandle>,
     live: Option<Live>,
 }
@@ -372,9 +369,7 @@ impl SyscallSource {
             cfg,
             node,
             out,
-            done: 0,
             stopped: false,
-            finished: false,
             replaying: None,
             live,
         }
@@ -413,7 +408,6 @@ impl SyscallSource {
         let filter = self.cfg.filter.clone();
         // After a restart, resume after the traces already handed on.
         let skip = self.node.metrics.get("syscall_source.traces") as usize;
-        self.done = skip;
         let max = self.cfg.max_traces;
         // File reading is blocking: a thread reads, a bounded channel hands
         // traces over, the actor pushes them downstream with backpressure.
@@ -454,9 +448,8 @@ impl SyscallSource {
         let chunk = self.cfg.chunk;
         let pace = (self.cfg.traces_per_second > 0.0)
             .then(|| Duration::from_secs_f64(1.0 / self.cfg.traces_per_second));
-        let mut pid = REPLAY_PID_BASE + self.done as u32;
+        let mut pid = REPLAY_PID_BASE + skip as u32;
         let fut = async move {
-            let mut sent = 0usize;
             while let Some(t) = rx.recv().await {
                 pid = pid.wrapping_add(1);
                 bad.add(t.bad_tokens as u64);
@@ -490,22 +483,17 @@ impl SyscallSource {
                         exited: i + 1 == n_chunks,
                     };
                     if out.push(msg).await.is_err() {
-                        return sent;
+                        return;
                     }
                 }
                 traces.inc();
-                sent += 1;
                 if let Some(p) = pace {
                     tokio::time::sleep(p).await;
                 }
             }
-            sent
+            tracing::info!(traces = traces.get(), "replay finished");
         };
-        self.replaying = Some(ctx.spawn(fut.into_actor(self).map(|sent, act, _| {
-            act.done += sent;
-            act.finished = true;
-            tracing::info!(traces = act.done, "replay finished");
-        })));
+        self.replaying = Some(ctx.spawn(fut.into_actor(self)));
     }
 }
 
@@ -546,7 +534,7 @@ impl Handler<Drain> for SyscallSource {
                 c.stop(); // the channel closes once its last chunk is in
             }
             let traces = self.node.metrics.get("syscall_source.traces");
-            tracing::info!(traces, finished = self.finished, "syscall capture stopped");
+            tracing::info!(traces, "syscall capture stopped");
         }
         let done = self.live.as_ref().map(|l| l.done.clone());
         Box::pin(

@@ -239,9 +239,17 @@ fn scores(
 pub fn evaluate(args: &EvalSyscallArgs) -> anyhow::Result<Report> {
     let model = load_syscall_model(&args.model)
         .with_context(|| format!("loading {}", args.model.display()))?;
-    let normal = read_traces(&args.data, "Validation_Data_Master/")?;
-    let attack = read_traces(&args.data, "Attack_Data_Master/")?;
-    let train = read_traces(&args.data, "Training_Data_Master/")?;
+    // One pass over the archive, split by folder.
+    let (mut normal, mut attack, mut train) = (Vec::new(), Vec::new(), Vec::new());
+    for t in read_traces(&args.data, "_Data_Master/")? {
+        if t.name.contains("Validation_Data_Master/") {
+            normal.push(t);
+        } else if t.name.contains("Attack_Data_Master/") {
+            attack.push(t);
+        } else if t.name.contains("Training_Data_Master/") {
+            train.push(t);
+        }
+    }
     if normal.is_empty() || attack.is_empty() || train.is_empty() {
         bail!("{} does not look like ADFA-LD (needs Training_Data_Master, Validation_Data_Master, Attack_Data_Master)", args.data.display());
     }

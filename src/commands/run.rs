@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
     match Config::load(args.config.as_deref(), args.role) {
-        Ok((cfg, _)) => Ok(cfg),
+        Ok(cfg) => Ok(cfg),
         Err(errors) => {
             eprint!("{errors}");
             Err(ExitCode::from(EXIT_CONFIG))

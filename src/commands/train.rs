@@ -11,7 +11,7 @@ use crate::models::{
     mean, threshold_at_fpr, trace_windows, DataFingerprint, ModelMeta, WindowScorer, ABI_TABLES,
 };
 use crate::syscalls::{self, Vocabulary};
-use crate::traces::read_traces;
+use crate::traces::{read_traces, Trace};
 use anyhow::{bail, Context};
 use clap::Args;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,15 +63,15 @@ fn parse_abi(s: &str) -> Result<SyscallAbi, String> {
     }
 }
 
-/// The normal training traces: ADFA-LD's training folder when present.
-fn normal_filter(data: &std::path::Path) -> anyhow::Result<&'static str> {
+/// The normal training traces and the filter that selected them:
+/// ADFA-LD's training folder when the data has one, else every trace file.
+fn normal_traces(data: &std::path::Path) -> anyhow::Result<(&'static str, Vec<Trace>)> {
     let adfa = read_traces(data, "Training_Data_Master/")
         .with_context(|| format!("reading {}", data.display()))?;
-    Ok(if adfa.is_empty() {
-        ""
-    } else {
-        "Training_Data_Master/"
-    })
+    if !adfa.is_empty() {
+        return Ok(("Training_Data_Master/", adfa));
+    }
+    Ok(("", read_traces(data, "")?))
 }
 
 #[cfg(feature = "torch")]
@@ -100,8 +100,7 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
             args.method
         );
     }
-    let filter = normal_filter(&args.data)?;
-    let traces = read_traces(&args.data, filter)?;
+    let (filter, traces) = normal_traces(&args.data)?;
     if traces.len() < 5 {
         bail!(
             "{} normal trace(s) under {}: at least 5 are needed (one in five is held out to calibrate the threshold)",
