@@ -71,12 +71,17 @@ pub enum Record {
 pub enum Eval {
     /// The ADFA-LD protocol, with a STIDE baseline.
     Syscall(crate::commands::eval::EvalSyscallArgs),
+    /// The flow classifier on labelled captures (`lab/lab.sh generate`):
+    /// precision, recall, F1, ROC AUC, confusion counts, per attack kind.
+    Network(crate::commands::network::EvalNetworkArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Train {
     /// Train the syscall model on normal traces.
     Syscall(crate::commands::train::TrainSyscallArgs),
+    /// Train the flow classifier on labelled captures (`lab/lab.sh generate`).
+    Network(crate::commands::network::TrainNetworkArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -97,6 +102,14 @@ pub fn main() -> ExitCode {
         Command::Eval(Eval::Syscall(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::eval::eval_syscall(&args))
+        }
+        Command::Train(Train::Network(args)) => {
+            crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
+            crate::commands::report(crate::commands::network::train(&args).map(|_| ()))
+        }
+        Command::Eval(Eval::Network(args)) => {
+            crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
+            crate::commands::report(crate::commands::network::eval(&args).map(|_| ()))
         }
     }
 }

@@ -11,7 +11,10 @@
 //! collected with its key path and all are reported together.
 
 use crate::actors::alert::AlertConfig;
+use crate::actors::flow_classifier::FlowClassifierConfig;
+use crate::actors::flow_merge::FlowMergeConfig;
 use crate::actors::heartbeat::HeartbeatConfig;
+use crate::actors::packet_source::PacketSourceConfig;
 use crate::actors::syscall_batcher::SyscallBatcherConfig;
 use crate::actors::syscall_buffer::SyscallBufferConfig;
 use crate::actors::syscall_classifier::SyscallClassifierConfig;
@@ -123,6 +126,9 @@ pub struct Config {
     pub syscall_batcher: SyscallBatcherConfig,
     pub syscall_buffer: SyscallBufferConfig,
     pub syscall_classifier: SyscallClassifierConfig,
+    pub packet_source: PacketSourceConfig,
+    pub flow_merge: FlowMergeConfig,
+    pub flow_classifier: FlowClassifierConfig,
     pub alert: AlertConfig,
 }
 
@@ -311,12 +317,15 @@ impl Validate for Config {
             self.outbound.validate("outbound", errors);
             self.syscall_source.validate("syscall_source", errors);
             self.syscall_batcher.validate("syscall_batcher", errors);
+            self.packet_source.validate("packet_source", errors);
+            self.flow_merge.validate("flow_merge", errors);
         }
         if role.computes() {
             self.inbound.validate("inbound", errors);
             self.syscall_buffer.validate("syscall_buffer", errors);
             self.syscall_classifier
                 .validate("syscall_classifier", errors);
+            self.flow_classifier.validate("flow_classifier", errors);
             self.alert.validate("alert", errors);
         }
     }

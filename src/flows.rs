@@ -310,6 +310,20 @@ pub enum EndReason {
     Flushed,
 }
 
+impl EndReason {
+    /// Its name in CSV files and on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::Idle => "idle",
+            EndReason::Active => "active",
+            EndReason::Evicted => "evicted",
+            EndReason::Flushed => "end_of_input",
+        }
+    }
+}
+
 /// One side of a flow: address and port.
 pub type Endpoint = (std::net::IpAddr, u16);
 
@@ -323,6 +337,7 @@ pub struct PacketMeta {
     pub proto: u8,
     /// Captured frame length in bytes.
     pub size: u32,
+    pub syn: bool,
     pub fin: bool,
     pub rst: bool,
 }
@@ -354,12 +369,24 @@ struct Open {
     fin_bwd: bool,
 }
 
+type Key = (Endpoint, Endpoint, u8);
+
+/// How long a TCP flow ended by FIN or RST lingers: its stragglers (the
+/// last ACK after both FINs, retransmissions after a reset) are absorbed
+/// and counted instead of starting one-packet flows. A SYN always starts a
+/// new flow.
+pub const CLOSE_LINGER_NS: u64 = 2_000_000_000;
+
 /// Bidirectional flows keyed by the unordered 5-tuple.
 pub struct FlowTable {
     limits: FlowLimits,
-    open: lru::LruCache<(Endpoint, Endpoint, u8), Open>,
+    open: lru::LruCache<Key, Open>,
+    /// Recently closed TCP flows and when they closed (bounded).
+    closed: lru::LruCache<Key, u64>,
     /// Flows evicted because the table was full.
     pub evicted: u64,
+    /// Packets absorbed by a recently closed flow.
+    pub absorbed: u64,
 }
 
 fn key(a: Endpoint, b: Endpoint, proto: u8) -> (Endpoint, Endpoint, u8) {
@@ -375,7 +402,11 @@ impl FlowTable {
         FlowTable {
             limits,
             open: lru::LruCache::unbounded(),
+            closed: lru::LruCache::new(
+                std::num::NonZeroUsize::new(limits.max_flows.clamp(1, 65_536)).expect("≥ 1"),
+            ),
             evicted: 0,
+            absorbed: 0,
         }
     }
 
@@ -436,15 +467,26 @@ impl FlowTable {
                     };
                     let o = self.open.pop(&k).expect("present");
                     out.push(Self::finish(o, end));
+                    self.closed.put(k, p.ts_ns);
                 }
             }
             None => {
+                if p.proto == 6 && !p.syn {
+                    if let Some(&at) = self.closed.peek(&k) {
+                        if p.ts_ns.saturating_sub(at) <= CLOSE_LINGER_NS {
+                            self.absorbed += 1;
+                            return;
+                        }
+                    }
+                }
                 if self.open.len() >= self.limits.max_flows {
                     if let Some((_, o)) = self.open.pop_lru() {
                         self.evicted += 1;
                         out.push(Self::finish(o, EndReason::Evicted));
                     }
                 }
+                // A new flow on this key: its predecessor's linger is over.
+                self.closed.pop(&k);
                 let o = Open {
                     src: p.src,
                     dst: p.dst,
@@ -455,6 +497,7 @@ impl FlowTable {
                 };
                 if p.rst {
                     out.push(Self::finish(o, EndReason::Rst));
+                    self.closed.put(k, p.ts_ns);
                 } else {
                     self.open.put(k, o);
                 }
@@ -520,9 +563,39 @@ mod table_tests {
             dst,
             proto: 6,
             size: 60,
+            syn: false,
             fin,
             rst,
         }
+    }
+
+    fn syn(ts_ns: u64, src: Endpoint, dst: Endpoint) -> PacketMeta {
+        PacketMeta {
+            syn: true,
+            ..pkt(ts_ns, src, dst, false, false)
+        }
+    }
+
+    #[test]
+    fn stragglers_after_a_close_are_absorbed_but_a_syn_starts_anew() {
+        let (c, s) = (ep(1, 40000), ep(2, 80));
+        let mut t = FlowTable::new(LIMITS);
+        let mut out = vec![];
+        t.packet(syn(0, c, s), &mut out);
+        t.packet(pkt(10, c, s, true, false), &mut out);
+        t.packet(pkt(20, s, c, true, false), &mut out);
+        assert_eq!(out.len(), 1);
+        // The last ACK: absorbed, no one-packet flow.
+        t.packet(pkt(30, c, s, false, false), &mut out);
+        assert!(t.is_empty());
+        assert_eq!(t.absorbed, 1);
+        // After the linger, or with a SYN, a new flow begins.
+        t.packet(syn(40, c, s), &mut out);
+        assert_eq!(t.len(), 1);
+        let mut t = FlowTable::new(LIMITS);
+        t.packet(pkt(0, c, s, false, true), &mut out);
+        t.packet(pkt(CLOSE_LINGER_NS + 1, c, s, false, false), &mut out);
+        assert_eq!((t.len(), t.absorbed), (1, 0));
     }
 
     #[test]
@@ -551,7 +624,7 @@ mod table_tests {
         t.packet(pkt(5, b, a, false, true), &mut out);
         assert_eq!(out.pop().map(|f| f.end), Some(EndReason::Rst));
         // Idle: the next packet after 2 s starts a new flow.
-        t.packet(pkt(0, a, b, false, false), &mut out);
+        t.packet(syn(0, a, b), &mut out);
         t.packet(pkt(2_000_000_000, a, b, false, false), &mut out);
         assert_eq!(out.pop().map(|f| f.end), Some(EndReason::Idle));
         assert_eq!(t.len(), 1);

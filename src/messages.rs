@@ -184,6 +184,9 @@ pub struct FlowRecord {
     pub last_ns: u64,
     /// Named features (FlowMeter's column names and our own).
     pub features: BTreeMap<String, f64>,
+    /// Why the flow ended: fin, rst, idle, active, evicted, end_of_input.
+    #[serde(default)]
+    pub end: String,
     /// Local process owning the socket, when known.
     #[serde(default)]
     pub pid: Option<u32>,
@@ -231,6 +234,10 @@ pub struct Alert {
     /// Human-readable evidence lines.
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// When the detected activity was last observed (a flow's last
+    /// packet), so that `ts_ns - observed_ns` is the detection latency.
+    #[serde(default)]
+    pub observed_ns: Option<u64>,
 }
 
 fn one() -> u64 {

@@ -2,15 +2,18 @@
 //! and the order in which they drain on shutdown.
 //!
 //! Actors start downstream first (alerts before classifiers before buffers
-//! before capture), each under an `actix::Supervisor`, so nothing is ever
+//! before flow merge and batching before capture), each under an `actix::Supervisor`, so nothing is ever
 //! sent to an actor that does not exist yet. Every fallible step (model
 //! files, broker connection, alert files, capture source) happens here,
 //! before the node reports itself running. Adding an actor family is a new
 //! file in `src/actors/`, a config section, and a few lines here.
 
 use crate::actors::alert::{AlertActor, AlertError};
+use crate::actors::flow_classifier::FlowClassifier;
+use crate::actors::flow_merge::FlowMerge;
 use crate::actors::heartbeat::{HeartbeatActor, HeartbeatMonitor};
 use crate::actors::mailbox::{Edge, Overflow};
+use crate::actors::packet_source::{PacketSource, PacketSourceKind};
 use crate::actors::syscall_batcher::SyscallBatcher;
 use crate::actors::syscall_buffer::SyscallBuffer;
 use crate::actors::syscall_classifier::SyscallClassifier;
@@ -19,6 +22,7 @@ use crate::actors::transport::{self, Dispatch, Flush, Inbound, Outbound, Route};
 use crate::actors::{Drain, NodeInfo};
 use crate::config::{Config, Role};
 use crate::metrics::Metrics;
+use crate::models::network::FlowModel;
 use crate::models::{load_syscall_model, ModelError};
 use crate::transport::nats::{self, NatsError};
 use actix::prelude::*;
@@ -35,6 +39,8 @@ pub enum StartError {
     Alert(#[from] AlertError),
     #[error("syscall capture cannot start")]
     Source(#[from] crate::actors::syscall_source::SourceError),
+    #[error("packet capture cannot start")]
+    Packets(#[from] crate::capture::libpcap::CaptureError),
     #[error(
         "syscall_batcher.context ({context}) must be at least the model's window − 1 ({needed})"
     )]
@@ -47,11 +53,14 @@ pub struct Node {
     cfg: Config,
     pub source: Option<Addr<SyscallSource>>,
     pub batcher: Option<Addr<SyscallBatcher>>,
+    pub packet_source: Option<Addr<PacketSource>>,
+    pub flow_merge: Option<Addr<FlowMerge>>,
     pub outbound: Addr<Outbound>,
     pub heartbeat: Addr<HeartbeatActor>,
     pub inbound: Option<Addr<Inbound>>,
     pub buffer: Option<Addr<SyscallBuffer>>,
     pub classifier: Option<Addr<SyscallClassifier>>,
+    pub flow_classifier: Option<Addr<FlowClassifier>>,
     pub alert: Option<Addr<AlertActor>>,
     classifier_arbiter: Option<Arbiter>,
     nats_in: Option<(async_nats::Client, tokio::task::JoinHandle<()>)>,
@@ -74,6 +83,7 @@ impl Node {
         //    alert files, broker connections, capture attach (last, so that
         //    events do not wait on a slow broker connection).
         let mut model = None;
+        let mut flow_model = None;
         let mut alert_actor = None;
         if role.computes() {
             let mdl = load_syscall_model(&cfg.syscall_classifier.model)?;
@@ -84,6 +94,9 @@ impl Node {
                 });
             }
             tracing::info!(model = %mdl.meta.name, version = %mdl.meta.version, window = mdl.meta.window, threshold = mdl.meta.threshold, "syscall model loaded");
+            let fm = FlowModel::load(&cfg.flow_classifier.model)?;
+            tracing::info!(model = %fm.name, version = %fm.version, threshold = fm.threshold, "network model loaded");
+            flow_model = Some(fm);
             alert_actor = Some(AlertActor::new(cfg.alert.clone(), info.clone())?);
             model = Some(mdl);
         }
@@ -99,10 +112,15 @@ impl Node {
             true => Some(SourceInput::prepare(&cfg.syscall_source, m)?),
             false => None,
         };
+        let packet_reader = match role.collects() {
+            true => cfg.packet_source.open()?,
+            false => None,
+        };
 
         // 2. The actors, downstream first; nothing here can fail.
         let mut compute = None;
-        if let (Some(model), Some(alert_actor)) = (model, alert_actor) {
+        if let (Some(model), Some(flow_model), Some(alert_actor)) = (model, flow_model, alert_actor)
+        {
             let window = model.meta.window;
             let alert = Supervisor::start(move |_| alert_actor);
             let arbiter = Arbiter::new();
@@ -118,6 +136,20 @@ impl Node {
                     SyscallClassifier::new(cfg.syscall_classifier.clone(), &info, model, to_alert);
                 Supervisor::start_in_arbiter(&arbiter.handle(), move |_| c)
             };
+            let flow_classifier = Supervisor::start({
+                let c = FlowClassifier::new(
+                    cfg.flow_classifier.clone(),
+                    &info,
+                    flow_model,
+                    Edge::new(
+                        "alert_flows",
+                        alert.clone().recipient(),
+                        cfg.alert.mailbox.overflow,
+                        m,
+                    ),
+                );
+                move |_| c
+            });
             let to_classifier = Edge::new(
                 "syscall_classifier",
                 classifier.clone().recipient(),
@@ -145,6 +177,12 @@ impl Node {
                     cfg.syscall_buffer.mailbox.overflow,
                     m,
                 )),
+                flows: Some(Edge::new(
+                    "flow_classifier",
+                    flow_classifier.clone().recipient(),
+                    cfg.flow_classifier.mailbox.overflow,
+                    m,
+                )),
                 heartbeats: Some(Edge::new(
                     "heartbeat_monitor",
                     monitor.recipient(),
@@ -156,7 +194,7 @@ impl Node {
                 let i = Inbound::new(cfg.inbound.clone(), info.clone(), dispatch);
                 move |_| i
             });
-            compute = Some((alert, arbiter, classifier, buffer, inbound));
+            compute = Some((alert, arbiter, classifier, flow_classifier, buffer, inbound));
         }
 
         // Outbound: in-process to our own inbound, or NATS.
@@ -204,6 +242,34 @@ impl Node {
 
         // Collector side, capture last.
         let (mut batcher, mut source) = (None, None);
+        let (mut flow_merge, mut packet_source) = (None, None);
+        if let Some(reader) = packet_reader {
+            let fm = FlowMerge::new(
+                cfg.flow_merge.clone(),
+                info.clone(),
+                cfg.packet_source.kind == PacketSourceKind::Live,
+                Edge::new(
+                    "outbound_flows",
+                    outbound.clone().recipient(),
+                    cfg.outbound.mailbox.overflow,
+                    m,
+                ),
+            );
+            let fm = Supervisor::start(move |_| fm);
+            let ps = PacketSource::new(
+                cfg.packet_source.clone(),
+                info.clone(),
+                Edge::new(
+                    "flow_merge",
+                    fm.clone().recipient(),
+                    cfg.flow_merge.mailbox.overflow,
+                    m,
+                ),
+                reader,
+            );
+            packet_source = Some(Supervisor::start(move |_| ps));
+            flow_merge = Some(fm);
+        }
         if role.collects() {
             let b = SyscallBatcher::new(
                 cfg.syscall_batcher.clone(),
@@ -236,20 +302,26 @@ impl Node {
         }
 
         tracing::info!(node = %info.id, host = %info.host, role = role.as_str(), "node running");
-        let (alert, classifier_arbiter, classifier, buffer, inbound) = match compute {
-            Some((a, arb, c, b, i)) => (Some(a), Some(arb), Some(c), Some(b), Some(i)),
-            None => (None, None, None, None, None),
-        };
+        let (alert, classifier_arbiter, classifier, flow_classifier, buffer, inbound) =
+            match compute {
+                Some((a, arb, c, fc, b, i)) => {
+                    (Some(a), Some(arb), Some(c), Some(fc), Some(b), Some(i))
+                }
+                None => (None, None, None, None, None, None),
+            };
         Ok(Node {
             info,
             cfg,
             source,
             batcher,
+            packet_source,
+            flow_merge,
             outbound,
             heartbeat,
             inbound,
             buffer,
             classifier,
+            flow_classifier,
             alert,
             classifier_arbiter,
             nats_in,
@@ -289,6 +361,9 @@ impl Node {
         if let Some(s) = &self.source {
             drain_actor(s).await;
         }
+        if let Some(s) = &self.packet_source {
+            drain_actor(s).await;
+        }
         if let Some((client, task)) = &self.nats_in {
             // Stop taking new work; what the client already holds is delivered.
             let _ = client.drain().await;
@@ -299,6 +374,9 @@ impl Node {
         if let Some(b) = &self.batcher {
             drain_actor(b).await;
         }
+        if let Some(f) = &self.flow_merge {
+            drain_actor(f).await;
+        }
         drain_actor(&self.heartbeat).await;
         let _ = self.outbound.send(Flush { deadline: left() }).await;
         if let Some(i) = &self.inbound {
@@ -308,6 +386,9 @@ impl Node {
             drain_actor(b).await;
         }
         if let Some(c) = &self.classifier {
+            drain_actor(c).await;
+        }
+        if let Some(c) = &self.flow_classifier {
             drain_actor(c).await;
         }
         if let Some(a) = &self.alert {

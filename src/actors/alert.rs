@@ -1,4 +1,5 @@
-//! Turns scores into alerts, per process, and writes them to the sinks.
+//! Turns scores into alerts, per process and per flow, and writes them to
+//! the sinks.
 //!
 //! A process's score is the mean window score over its last `horizon`
 //! windows: the same window-to-trace aggregation `daisi eval syscall`
@@ -8,6 +9,7 @@
 //! within `cooldown` are folded into the first alert's count (counted as
 //! `alert.folded`), never silently dropped.
 
+use super::flow_classifier::FlowDetections;
 use super::mailbox::MailboxConfig;
 use super::supervision::{fail, InjectFault, Restarts};
 use super::syscall_classifier::Scored;
@@ -216,6 +218,7 @@ impl AlertActor {
             model: format!("{} {}", model.name, model.version),
             count: 1,
             evidence,
+            observed_ns: None,
         })
     }
 
@@ -239,6 +242,7 @@ impl AlertActor {
             severity = ?alert.severity,
             score = alert.score,
             threshold = alert.threshold,
+            latency_ms = alert.observed_ns.map(|o| alert.ts_ns.saturating_sub(o) / 1_000_000),
             "alert"
         );
         if self.cfg.console {
@@ -325,6 +329,72 @@ impl Handler<Scored> for AlertActor {
             }
         }
         self.tracked.set(self.procs.len() as u64);
+    }
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        1 => "ICMP".into(),
+        58 => "ICMPv6".into(),
+        n => format!("proto {n}"),
+    }
+}
+
+/// Network detections: an alert per malicious flow as soon as it is
+/// scored (repeats between the same two addresses fold within `cooldown`).
+impl Handler<FlowDetections> for AlertActor {
+    type Result = ();
+    fn handle(&mut self, msg: FlowDetections, _: &mut Context<Self>) {
+        for d in msg.detections {
+            let f = &d.flow;
+            let get = |k: &str| f.features.get(k).copied().unwrap_or(0.0);
+            let mut evidence = vec![format!(
+                "{} {}:{} -> {}:{}: {} packets, {} bytes in {:.3} s, ended by {}",
+                proto_name(f.proto),
+                f.src,
+                f.src_port,
+                f.dst,
+                f.dst_port,
+                get("flowLength"),
+                get("packetSizeTotal"),
+                get("flowDuration") / 1e9,
+                if f.end.is_empty() { "?" } else { &f.end }
+            )];
+            if !d.top.is_empty() {
+                let top: Vec<String> = d
+                    .top
+                    .iter()
+                    .map(|(k, c)| format!("{k} ({c:+.2})"))
+                    .collect();
+                evidence.push(format!("raised most by {}", top.join(", ")));
+            }
+            self.seq += 1;
+            let now = now_ns();
+            let alert = Alert {
+                id: format!("{}-{:x}-{}", self.node.id, now, self.seq),
+                ts_ns: now,
+                node_id: self.node.id.clone(),
+                host: msg.host.clone(),
+                module: "network".into(),
+                severity: if d.score > 0.99 {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                },
+                entity: format!("flow:{}->{}", f.src, f.dst),
+                pid: f.pid,
+                exe: f.exe.clone(),
+                score: d.score,
+                threshold: msg.threshold,
+                model: msg.model.to_string(),
+                count: 1,
+                evidence,
+                observed_ns: Some(f.last_ns),
+            };
+            self.emit(alert);
+        }
     }
 }
 

@@ -7,14 +7,19 @@
 //! `Supervised` restart accounting, and a `Drain` handler for graceful stop.
 //!
 //! Collector side: `syscall_source` (capture) -> `syscall_batcher` (per-process
-//! batches with context) -> `transport::Outbound` (in-process or NATS).
+//! batches with context) -> `transport::Outbound` (in-process or NATS), and
+//! `packet_source` (libpcap) -> `flow_merge` (flow table) -> `Outbound`.
 //! Compute side: `transport::Inbound` (NATS subscription or in-process) ->
 //! `syscall_buffer` (windows -> inference batches) -> `syscall_classifier`
-//! (own thread) -> `alert`. `heartbeat` runs on every node.
+//! (own thread) -> `alert`, and `Inbound` -> `flow_classifier` -> `alert`.
+//! `heartbeat` runs on every node.
 
 pub mod alert;
+pub mod flow_classifier;
+pub mod flow_merge;
 pub mod heartbeat;
 pub mod mailbox;
+pub mod packet_source;
 pub mod supervision;
 pub mod syscall_batcher;
 pub mod syscall_buffer;

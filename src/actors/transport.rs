@@ -531,6 +531,7 @@ impl Seen {
 /// Where [`Inbound`] hands each payload kind.
 pub struct Dispatch {
     pub syscalls: Option<Edge<ScoreBatch>>,
+    pub flows: Option<Edge<super::flow_classifier::ScoreFlows>>,
     pub heartbeats: Option<Edge<HeartbeatSeen>>,
 }
 
@@ -623,7 +624,18 @@ impl Handler<Deliver> for Inbound {
                     return;
                 }
             }
-            Payload::FlowBatch(_) | Payload::Alert(_) => {}
+            Payload::FlowBatch(b) => {
+                if let Some(edge) = self.to.flows.clone() {
+                    ctx.wait(
+                        async move {
+                            let _ = edge.push(super::flow_classifier::ScoreFlows(b)).await;
+                        }
+                        .into_actor(self),
+                    );
+                    return;
+                }
+            }
+            Payload::Alert(_) => {}
         }
         self.unhandled.inc();
         tracing::debug!(kind, "no handler for this payload kind on this node");

@@ -92,10 +92,20 @@ pub fn parse(link: LinkKind, data: &[u8], ts_ns: u64, size: u32) -> Result<Packe
     if fragmented {
         return Err(Skip::Fragment);
     }
-    let (sport, dport, fin, rst) = match &sliced.transport {
-        Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port(), t.fin(), t.rst()),
-        Some(TransportSlice::Udp(u)) => (u.source_port(), u.destination_port(), false, false),
-        Some(TransportSlice::Icmpv4(_)) | Some(TransportSlice::Icmpv6(_)) => (0, 0, false, false),
+    let (sport, dport, syn, fin, rst) = match &sliced.transport {
+        Some(TransportSlice::Tcp(t)) => (
+            t.source_port(),
+            t.destination_port(),
+            t.syn(),
+            t.fin(),
+            t.rst(),
+        ),
+        Some(TransportSlice::Udp(u)) => {
+            (u.source_port(), u.destination_port(), false, false, false)
+        }
+        Some(TransportSlice::Icmpv4(_)) | Some(TransportSlice::Icmpv6(_)) => {
+            (0, 0, false, false, false)
+        }
         _ => return Err(Skip::OtherProtocol),
     };
     Ok(PacketMeta {
@@ -104,6 +114,7 @@ pub fn parse(link: LinkKind, data: &[u8], ts_ns: u64, size: u32) -> Result<Packe
         dst: (dst_ip, dport),
         proto,
         size,
+        syn,
         fin,
         rst,
     })

@@ -2,12 +2,12 @@
 //! FlowMeter's column names first so FlowMeter tooling can read the CSV.
 //! Flows are written as they end; memory is bounded by `--max-flows`.
 
-use crate::capture::packets::{parse, LinkKind, Skip};
-use crate::flows::{EndReason, FinishedFlow, FlowLimits, FlowTable};
+use crate::capture::libpcap::file_flows;
+pub use crate::capture::libpcap::FlowsSummary;
+use crate::flows::{FinishedFlow, FlowLimits};
 use crate::models::network::FEATURES;
 use anyhow::Context;
 use clap::Args;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,17 +36,6 @@ fn proto_name(p: u8) -> String {
         1 => "ICMP".into(),
         58 => "ICMPv6".into(),
         n => n.to_string(),
-    }
-}
-
-fn end_name(e: EndReason) -> &'static str {
-    match e {
-        EndReason::Fin => "fin",
-        EndReason::Rst => "rst",
-        EndReason::Idle => "idle",
-        EndReason::Active => "active",
-        EndReason::Evicted => "evicted",
-        EndReason::Flushed => "end_of_input",
     }
 }
 
@@ -83,38 +72,16 @@ fn csv_row(f: &FinishedFlow) -> Vec<String> {
         f.dst.1.to_string(),
     ];
     r.extend(FEATURES.iter().map(|k| x[*k].to_string()));
-    r.push(end_name(f.end).into());
+    r.push(f.end.name().into());
     r
 }
 
-/// Counts of one run.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct FlowsSummary {
-    pub packets: u64,
-    pub flows: u64,
-    pub evicted: u64,
-    pub skipped: BTreeMap<&'static str, u64>,
-    /// Set when the file ended in a read error (truncated or corrupt).
-    pub read_error: Option<String>,
-}
-
 pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
-    let mut cap = pcap::Capture::from_file_with_precision(&args.pcap, pcap::Precision::Nano)
-        .with_context(|| format!("cannot read {} as a pcap file", args.pcap.display()))?;
-    let linktype = cap.get_datalink();
-    let link = LinkKind::from_pcap(linktype.0).with_context(|| {
-        format!(
-            "{}: unsupported link type {} ({:?})",
-            args.pcap.display(),
-            linktype.0,
-            linktype.get_name().ok()
-        )
-    })?;
-    let mut table = FlowTable::new(FlowLimits {
+    let limits = FlowLimits {
         idle_timeout_ns: args.idle_timeout.as_nanos() as u64,
         active_timeout_ns: args.active_timeout.as_nanos() as u64,
         max_flows: args.max_flows.max(1),
-    });
+    };
     let mut writer = match &args.csv {
         Some(p) => {
             let mut w =
@@ -124,40 +91,12 @@ pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
         }
         None => None,
     };
-    let mut s = FlowsSummary::default();
-    let mut done = Vec::new();
-    let mut emit = |done: &mut Vec<FinishedFlow>, s: &mut FlowsSummary| -> anyhow::Result<()> {
-        for f in done.drain(..) {
-            s.flows += 1;
-            if let Some(w) = writer.as_mut() {
-                w.write_record(csv_row(&f))?;
-            }
+    let s = file_flows(&args.pcap, limits, |f| -> anyhow::Result<()> {
+        if let Some(w) = writer.as_mut() {
+            w.write_record(csv_row(&f))?;
         }
         Ok(())
-    };
-    loop {
-        match cap.next_packet() {
-            Ok(p) => {
-                s.packets += 1;
-                // With nanosecond precision the "usec" field holds nanoseconds.
-                let ts = p.header.ts.tv_sec.max(0) as u64 * 1_000_000_000
-                    + p.header.ts.tv_usec.max(0) as u64;
-                match parse(link, p.data, ts, p.header.caplen) {
-                    Ok(meta) => table.packet(meta, &mut done),
-                    Err(skip) => *s.skipped.entry(Skip::name(skip)).or_default() += 1,
-                }
-                emit(&mut done, &mut s)?;
-            }
-            Err(pcap::Error::NoMorePackets) => break,
-            Err(e) => {
-                s.read_error = Some(e.to_string());
-                break;
-            }
-        }
-    }
-    table.flush(&mut done);
-    s.evicted = table.evicted;
-    emit(&mut done, &mut s)?;
+    })??;
     if let Some(mut w) = writer {
         w.flush()?;
     }
@@ -167,8 +106,8 @@ pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
 pub fn run(args: &FlowsArgs) -> anyhow::Result<()> {
     let s = flows(args)?;
     println!(
-        "{} packets, {} flows ({} ended early: table full), skipped: {:?}",
-        s.packets, s.flows, s.evicted, s.skipped
+        "{} packets, {} flows ({} ended early: table full; at most {} open at once), skipped: {:?}",
+        s.packets, s.flows, s.evicted, s.peak_open, s.skipped
     );
     if let Some(e) = &s.read_error {
         eprintln!("warning: {} ended with a read error after {} packets: {e}; the flows above are what it held", args.pcap.display(), s.packets);

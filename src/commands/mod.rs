@@ -2,6 +2,7 @@
 
 pub mod eval;
 pub mod flows;
+pub mod network;
 pub mod record;
 pub mod run;
 pub mod train;

@@ -8,6 +8,7 @@
 //! [`FEATURES`]).
 
 use super::ModelError;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -72,16 +73,48 @@ pub fn add_rates(f: &mut BTreeMap<String, f64>) {
     }
 }
 
-/// Standardize + logistic regression.
-#[derive(Debug, Clone, PartialEq)]
+/// How raw feature values are transformed before standardization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// Used as they are (FlowMeter's published model).
+    #[default]
+    None,
+    /// `ln(1 + x)`: FlowMeter's features span nanoseconds to packet
+    /// counts, heavy-tailed; the log tames them for a linear model.
+    Log1p,
+}
+
+/// Standardize + logistic regression; the contents of `model.json` in a
+/// network model directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FlowModel {
+    /// Name and version, copied into alerts.
+    #[serde(default = "flowmeter_name")]
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    /// Feature names, in weight order.
     pub features: Vec<String>,
+    #[serde(default)]
+    pub transform: Transform,
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
     pub weights: Vec<f64>,
     pub intercept: f64,
     /// Probability above which a flow is malicious.
     pub threshold: f64,
+    /// What it was trained on (labels file, kinds, held-out kinds, counts).
+    #[serde(default)]
+    pub trained_on: serde_json::Value,
+    /// Figures measured at training time on its test split.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+fn flowmeter_name() -> String {
+    "flowmeter".into()
 }
 
 fn read_column(path: &Path) -> Result<Vec<f64>, ModelError> {
@@ -127,28 +160,177 @@ impl FlowModel {
             });
         };
         Ok(FlowModel {
+            name: flowmeter_name(),
+            version: "published".into(),
             features: FEATURES.iter().map(|s| s.to_string()).collect(),
+            transform: Transform::None,
             mean,
             std,
             weights,
             intercept,
             threshold: 0.5,
+            trained_on: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
         })
     }
 
-    /// Probability that a flow is malicious. A feature the flow lacks is
-    /// an error naming it (never silently zero).
-    pub fn probability(&self, f: &BTreeMap<String, f64>) -> Result<f64, String> {
-        let mut z = self.intercept;
-        for (i, name) in self.features.iter().enumerate() {
-            let x = *f
-                .get(name)
-                .ok_or_else(|| format!("flow lacks feature {name}"))?;
-            // A zero standard deviation counts as 1 (FlowMeter's rule).
-            let sd = if self.std[i] == 0.0 { 1.0 } else { self.std[i] };
-            z += self.weights[i] * (x - self.mean[i]) / sd;
+    /// Loads `dir/model.json`, or FlowMeter's `lr_*.txt` when the directory
+    /// holds those instead; checks that every vector has one entry per
+    /// feature.
+    pub fn load(dir: &Path) -> Result<FlowModel, ModelError> {
+        let file = dir.join("model.json");
+        if !file.exists() && dir.join("lr_weights.txt").exists() {
+            return Self::from_flowmeter(dir);
         }
-        Ok(1.0 / (1.0 + (-z).exp()))
+        let text = std::fs::read_to_string(&file).map_err(|source| ModelError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let m: FlowModel = serde_json::from_str(&text).map_err(|e| ModelError::Invalid {
+            path: file.clone(),
+            reason: e.to_string(),
+        })?;
+        let n = m.features.len();
+        if n == 0 || [m.mean.len(), m.std.len(), m.weights.len()] != [n, n, n] {
+            return Err(ModelError::Invalid {
+                path: file,
+                reason: format!(
+                    "{n} features but {} means, {} stds, {} weights",
+                    m.mean.len(),
+                    m.std.len(),
+                    m.weights.len()
+                ),
+            });
+        }
+        if !(0.0..=1.0).contains(&m.threshold) {
+            return Err(ModelError::Invalid {
+                path: file,
+                reason: format!("threshold {} is not a probability", m.threshold),
+            });
+        }
+        Ok(m)
+    }
+
+    /// Writes `dir/model.json`.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("model.json");
+        let text = serde_json::to_string_pretty(self).expect("model serializes");
+        std::fs::write(&path, text + "\n").map_err(|source| ModelError::Io { path, source })
+    }
+
+    /// The model's input vector of a flow's named features. A feature the
+    /// flow lacks is an error naming it (never silently zero).
+    pub fn vector(&self, f: &BTreeMap<String, f64>) -> Result<Vec<f64>, String> {
+        self.features
+            .iter()
+            .map(|name| {
+                f.get(name)
+                    .copied()
+                    .ok_or_else(|| format!("flow lacks feature {name}"))
+            })
+            .collect()
+    }
+
+    /// Standardized (and transformed) value of feature `i`.
+    fn z(&self, i: usize, x: f64) -> f64 {
+        let x = match self.transform {
+            Transform::None => x,
+            Transform::Log1p => x.max(0.0).ln_1p(),
+        };
+        // A zero standard deviation counts as 1 (FlowMeter's rule).
+        let sd = if self.std[i] == 0.0 { 1.0 } else { self.std[i] };
+        (x - self.mean[i]) / sd
+    }
+
+    /// Probability of a feature vector (in [`FlowModel::features`] order).
+    pub fn probability_of(&self, x: &[f64]) -> f64 {
+        let z: f64 = self.intercept
+            + x.iter()
+                .enumerate()
+                .map(|(i, &v)| self.weights[i] * self.z(i, v))
+                .sum::<f64>();
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    /// Probability that a flow is malicious.
+    pub fn probability(&self, f: &BTreeMap<String, f64>) -> Result<f64, String> {
+        Ok(self.probability_of(&self.vector(f)?))
+    }
+
+    /// The `k` features that pushed this flow's score up the most, with
+    /// their contribution to the log-odds.
+    pub fn top_features(&self, x: &[f64], k: usize) -> Vec<(String, f64)> {
+        let mut c: Vec<(String, f64)> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (self.features[i].clone(), self.weights[i] * self.z(i, v)))
+            .collect();
+        c.sort_by(|a, b| b.1.total_cmp(&a.1));
+        c.truncate(k);
+        c
+    }
+
+    /// Fits standardization and a logistic regression (linfa-logistic, L2
+    /// penalty `alpha`) to feature vectors `x` with labels `y` (true =
+    /// malicious). The threshold is left at 0.5; callers calibrate it.
+    pub fn fit(
+        features: Vec<String>,
+        transform: Transform,
+        x: &[Vec<f64>],
+        y: &[bool],
+        alpha: f64,
+        max_iterations: u64,
+    ) -> Result<FlowModel, String> {
+        use linfa::prelude::*;
+        let n = features.len();
+        if x.is_empty() || y.iter().all(|&b| b) || y.iter().all(|&b| !b) {
+            return Err("training needs both benign and malicious flows".into());
+        }
+        let mut m = FlowModel {
+            name: "daisi-flow-lr".into(),
+            version: String::new(),
+            features,
+            transform,
+            mean: vec![0.0; n],
+            std: vec![1.0; n],
+            weights: vec![0.0; n],
+            intercept: 0.0,
+            threshold: 0.5,
+            trained_on: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
+        };
+        // Standardization over the transformed training values.
+        let mut stats = vec![crate::flows::RunningStats::default(); n];
+        for row in x {
+            for (i, &v) in row.iter().enumerate() {
+                stats[i].push(m.z(i, v));
+            }
+        }
+        for (i, s) in stats.iter().enumerate() {
+            m.mean[i] = s.mean();
+            m.std[i] = s.std();
+        }
+        let mut data = ndarray::Array2::<f64>::zeros((x.len(), n));
+        for (r, row) in x.iter().enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                data[[r, i]] = m.z(i, v);
+            }
+        }
+        let targets = ndarray::Array1::from_iter(y.iter().copied());
+        let fitted = linfa_logistic::LogisticRegression::default()
+            .alpha(alpha)
+            .max_iterations(max_iterations)
+            .fit(&Dataset::new(data, targets))
+            .map_err(|e| e.to_string())?;
+        // linfa's probabilities are of its "positive" class, the larger one.
+        let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+        m.weights = fitted.params().iter().map(|w| sign * w).collect();
+        m.intercept = sign * fitted.intercept();
+        Ok(m)
     }
 }
 

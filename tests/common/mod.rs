@@ -135,6 +135,12 @@ impl Daisi {
     /// Starts `daisi run` with `toml` as its config file, from the crate root
     /// (so `models/syscall` resolves).
     pub fn spawn(toml: &str, env: &[(&str, &str)]) -> Daisi {
+        Self::spawn_with(&[], toml, env)
+    }
+
+    /// [`Daisi::spawn`] behind a wrapper that execs it, such as
+    /// `ip netns exec NS` (so the pid is still daisi's).
+    pub fn spawn_with(wrapper: &[&str], toml: &str, env: &[(&str, &str)]) -> Daisi {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("node.toml");
         std::fs::File::create(&cfg)
@@ -143,7 +149,10 @@ impl Daisi {
             .unwrap();
         let stderr = dir.path().join("stderr.log");
         let stdout = dir.path().join("stdout.log");
-        let child = Command::new(daisi_bin())
+        let mut argv: Vec<&str> = wrapper.to_vec();
+        argv.push(daisi_bin());
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
             .args(["run", "--config"])
             .arg(&cfg)
             .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,197 @@
+//! Scores finished flows with the network model (standardize + logistic
+//! regression, `crate::models::network`) as they arrive, and hands the
+//! flows above the threshold to the alert actor at once: an alert never
+//! waits for a buffer to fill.
+//!
+//! Scoring a flow is a 39-term dot product, so this actor shares the main
+//! arbiter; its bounded mailbox pushes back on the inbound side.
+
+use super::mailbox::{Edge, MailboxConfig};
+use super::supervision::{fail, InjectFault, Restarts};
+use super::{Drain, NodeInfo};
+use crate::config::{ConfigError, Validate};
+use crate::messages::{FlowBatch, FlowRecord};
+use crate::metrics::Counter;
+use crate::models::network::FlowModel;
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `[flow_classifier]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowClassifierConfig {
+    /// Model directory: `model.json` (from `daisi train network`), or
+    /// FlowMeter's published `lr_*.txt` files.
+    pub model: PathBuf,
+    /// Overrides the model's threshold (a probability) when set.
+    pub threshold: Option<f64>,
+    /// Features named in each alert's evidence.
+    pub top_features: usize,
+    pub mailbox: MailboxConfig,
+}
+
+impl Default for FlowClassifierConfig {
+    fn default() -> Self {
+        Self {
+            model: PathBuf::from("models/network"),
+            threshold: None,
+            top_features: 3,
+            mailbox: MailboxConfig::default(),
+        }
+    }
+}
+
+impl Validate for FlowClassifierConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        if !self.model.join("model.json").is_file() && !self.model.join("lr_weights.txt").is_file()
+        {
+            errors.push(ConfigError::new(
+                format!("{path}.model"),
+                format!(
+                    "{} has no model.json (train one with `daisi train network`)",
+                    self.model.display()
+                ),
+            ));
+        }
+        if self.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            errors.push(ConfigError::new(
+                format!("{path}.threshold"),
+                "must be a probability in [0, 1]",
+            ));
+        }
+        self.mailbox.validate(&format!("{path}.mailbox"), errors);
+    }
+}
+
+/// Flows from one collector, to score.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ScoreFlows(pub FlowBatch);
+
+/// One flow the model judged malicious.
+#[derive(Debug, Clone)]
+pub struct FlowDetection {
+    pub flow: FlowRecord,
+    pub score: f64,
+    /// Features that raised the score most, with their log-odds share.
+    pub top: Vec<(String, f64)>,
+}
+
+/// Malicious flows of one batch.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct FlowDetections {
+    pub host: String,
+    pub detections: Vec<FlowDetection>,
+    pub threshold: f64,
+    /// Model name and version.
+    pub model: Arc<str>,
+}
+
+/// The flow-scoring actor.
+pub struct FlowClassifier {
+    cfg: FlowClassifierConfig,
+    model: FlowModel,
+    name: Arc<str>,
+    out: Edge<FlowDetections>,
+    restarts: Restarts,
+    scored: Counter,
+    malicious: Counter,
+    unscorable: Counter,
+}
+
+impl FlowClassifier {
+    pub fn new(
+        cfg: FlowClassifierConfig,
+        node: &NodeInfo,
+        mut model: FlowModel,
+        out: Edge<FlowDetections>,
+    ) -> Self {
+        if let Some(t) = cfg.threshold {
+            model.threshold = t;
+        }
+        let m = &node.metrics;
+        Self {
+            name: format!("{} {}", model.name, model.version).into(),
+            restarts: Restarts::new("flow_classifier", m),
+            scored: m.counter("flow_classifier.flows"),
+            malicious: m.counter("flow_classifier.malicious"),
+            unscorable: m.counter("flow_classifier.unscorable"),
+            cfg,
+            model,
+            out,
+        }
+    }
+}
+
+impl Actor for FlowClassifier {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
+        self.restarts.backoff::<Self>(ctx);
+    }
+}
+
+impl Supervised for FlowClassifier {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts.restarting();
+    }
+}
+
+impl Handler<ScoreFlows> for FlowClassifier {
+    type Result = ();
+    fn handle(&mut self, ScoreFlows(batch): ScoreFlows, ctx: &mut Context<Self>) {
+        let mut detections = Vec::new();
+        for flow in batch.flows {
+            let x = match self.model.vector(&flow.features) {
+                Ok(x) => x,
+                Err(e) => {
+                    // A collector of another version may lack a feature.
+                    self.unscorable.inc();
+                    tracing::debug!(host = %batch.host, error = %e, "flow not scorable");
+                    continue;
+                }
+            };
+            self.scored.inc();
+            let score = self.model.probability_of(&x);
+            if score > self.model.threshold {
+                self.malicious.inc();
+                let top = self.model.top_features(&x, self.cfg.top_features);
+                detections.push(FlowDetection { flow, score, top });
+            }
+        }
+        if detections.is_empty() {
+            return;
+        }
+        let msg = FlowDetections {
+            host: batch.host,
+            detections,
+            threshold: self.model.threshold,
+            model: self.name.clone(),
+        };
+        let out = self.out.clone();
+        ctx.wait(
+            async move { out.push(msg).await }
+                .into_actor(self)
+                .map(|r, _, ctx| {
+                    if let Err(e) = r {
+                        fail("flow_classifier", ctx, e);
+                    }
+                }),
+        );
+    }
+}
+
+impl Handler<Drain> for FlowClassifier {
+    type Result = ();
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) {}
+}
+
+impl Handler<InjectFault> for FlowClassifier {
+    type Result = ();
+    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
+        fail("flow_classifier", ctx, "injected fault");
+    }
+}

@@ -1,0 +1,230 @@
+//! Flow merge: packets become bidirectional flows at the edge.
+//!
+//! Holds the bounded flow table (`crate::flows::FlowTable`). A flow is
+//! finished on TCP FIN from both sides or RST (as its packet arrives), on
+//! the idle or active timeout (checked every `tick`), or early when the
+//! table is full (`flow_merge.evicted`); finished flows leave at once, as a
+//! `FlowBatch` of `FlowRecord`s (the wire type, converted here), so a flow
+//! can be scored the moment it ends.
+//!
+//! Clock: live capture expires flows by the wall clock; a capture file by
+//! its own packet times (else a file read at full speed would look idle).
+
+use super::mailbox::{Edge, MailboxConfig};
+use super::packet_source::Packets;
+use super::supervision::{fail, InjectFault, Restarts};
+use super::transport::Publish;
+use super::{now_ns, Drain, NodeInfo};
+use crate::config::{ConfigError, Validate};
+use crate::flows::{FinishedFlow, FlowLimits, FlowTable};
+use crate::messages::{FlowBatch, FlowRecord, Payload};
+use crate::metrics::{Counter, Gauge};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `[flow_merge]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowMergeConfig {
+    /// A flow with no packet for this long has ended (UDP, ICMP, and TCP
+    /// without FIN/RST end only this way).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A flow open this long is ended, and a new one begins.
+    #[serde(with = "humantime_serde")]
+    pub active_timeout: Duration,
+    /// Flows held at once; when full, the least recently seen one is ended
+    /// early and counted (flow_merge.evicted).
+    pub max_flows: usize,
+    /// How often timeouts are checked.
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    /// Most flows in one message.
+    pub max_batch: usize,
+    pub mailbox: MailboxConfig,
+}
+
+impl Default for FlowMergeConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            active_timeout: Duration::from_secs(1800),
+            max_flows: 262_144,
+            tick: Duration::from_millis(250),
+            max_batch: 256,
+            mailbox: MailboxConfig {
+                capacity: 16,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl Validate for FlowMergeConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        for (k, d) in [
+            ("idle_timeout", self.idle_timeout),
+            ("active_timeout", self.active_timeout),
+            ("tick", self.tick),
+        ] {
+            if d.is_zero() {
+                errors.push(ConfigError::new(format!("{path}.{k}"), "must be above 0"));
+            }
+        }
+        for (k, v) in [("max_flows", self.max_flows), ("max_batch", self.max_batch)] {
+            if v == 0 {
+                errors.push(ConfigError::new(
+                    format!("{path}.{k}"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        self.mailbox.validate(&format!("{path}.mailbox"), errors);
+    }
+}
+
+/// The one conversion from the flow table's type to the wire type.
+pub fn to_record(f: FinishedFlow) -> FlowRecord {
+    FlowRecord {
+        src: f.src.0.to_string(),
+        dst: f.dst.0.to_string(),
+        src_port: f.src.1,
+        dst_port: f.dst.1,
+        proto: f.proto,
+        first_ns: f.stats.first_ns,
+        last_ns: f.stats.last_ns,
+        features: f.stats.features(),
+        end: f.end.name().to_string(),
+        pid: None,
+        exe: None,
+    }
+}
+
+/// The flow-merge actor.
+pub struct FlowMerge {
+    cfg: FlowMergeConfig,
+    node: NodeInfo,
+    /// Live capture (wall clock) or a file (packet clock).
+    live: bool,
+    table: FlowTable,
+    latest_ns: u64,
+    done: Vec<FinishedFlow>,
+    out: Edge<Publish>,
+    restarts: Restarts,
+    flows: Counter,
+    evicted: Counter,
+    open: Gauge,
+}
+
+impl FlowMerge {
+    pub fn new(cfg: FlowMergeConfig, node: NodeInfo, live: bool, out: Edge<Publish>) -> Self {
+        let m = &node.metrics;
+        Self {
+            table: FlowTable::new(FlowLimits {
+                idle_timeout_ns: cfg.idle_timeout.as_nanos() as u64,
+                active_timeout_ns: cfg.active_timeout.as_nanos() as u64,
+                max_flows: cfg.max_flows,
+            }),
+            restarts: Restarts::new("flow_merge", m),
+            flows: m.counter("flow_merge.flows"),
+            evicted: m.counter("flow_merge.evicted"),
+            open: m.gauge("flow_merge.open"),
+            latest_ns: 0,
+            done: Vec::new(),
+            live,
+            cfg,
+            node,
+            out,
+        }
+    }
+
+    /// Sends the finished flows on (waiting for room: backpressure).
+    fn send_done(&mut self, ctx: &mut Context<Self>) {
+        self.open.set(self.table.len() as u64);
+        let evicted = self.table.evicted;
+        let counted = self.evicted.get();
+        if evicted > counted {
+            self.evicted.add(evicted - counted);
+        }
+        if self.done.is_empty() {
+            return;
+        }
+        self.flows.add(self.done.len() as u64);
+        let mut batches = Vec::new();
+        let mut records: Vec<FlowRecord> = self.done.drain(..).map(to_record).collect();
+        while !records.is_empty() {
+            let rest = records.split_off(records.len().min(self.cfg.max_batch));
+            batches.push(std::mem::replace(&mut records, rest));
+        }
+        let out = self.out.clone();
+        let host = self.node.host.clone();
+        ctx.wait(
+            async move {
+                for flows in batches {
+                    let b = FlowBatch {
+                        host: host.clone(),
+                        flows,
+                    };
+                    out.push(Publish(Payload::FlowBatch(b))).await?;
+                }
+                Ok::<(), super::mailbox::EdgeClosed>(())
+            }
+            .into_actor(self)
+            .map(|r, _, ctx| {
+                if let Err(e) = r {
+                    fail("flow_merge", ctx, e);
+                }
+            }),
+        );
+    }
+}
+
+impl Actor for FlowMerge {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
+        self.restarts.backoff::<Self>(ctx);
+        ctx.run_interval(self.cfg.tick, |a, ctx| {
+            let now = if a.live { now_ns() } else { a.latest_ns };
+            a.table.expire(now, &mut a.done);
+            a.send_done(ctx);
+        });
+    }
+}
+
+impl Supervised for FlowMerge {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts.restarting();
+    }
+}
+
+impl Handler<Packets> for FlowMerge {
+    type Result = ();
+    fn handle(&mut self, msg: Packets, ctx: &mut Context<Self>) {
+        for p in msg.packets {
+            self.latest_ns = self.latest_ns.max(p.ts_ns);
+            self.table.packet(p, &mut self.done);
+        }
+        if msg.end {
+            self.table.flush(&mut self.done);
+        }
+        self.send_done(ctx);
+    }
+}
+
+/// Graceful stop: every open flow ends (as `end_of_input`) and leaves.
+impl Handler<Drain> for FlowMerge {
+    type Result = ();
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        self.table.flush(&mut self.done);
+        self.send_done(ctx);
+    }
+}
+
+impl Handler<InjectFault> for FlowMerge {
+    type Result = ();
+    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
+        fail("flow_merge", ctx, "injected fault");
+    }
+}

@@ -1,0 +1,357 @@
+//! Packet capture: the first stage of the collector's network side.
+//!
+//! A reader thread owns the libpcap handle (`crate::capture::libpcap`),
+//! parses headers at that boundary and hands batches of [`PacketMeta`] over
+//! a bounded channel; the actor pushes them into the flow merge through a
+//! blocking edge. When the pipeline is slow the thread waits, the kernel
+//! buffer fills and the kernel drops: those drops are read from `pcap_stats`
+//! every second and reported as `packet_source.kernel_dropped` and
+//! `packet_source.interface_dropped`, so no loss goes uncounted. Kinds:
+//!
+//! - `live`: an interface (or `any`), with a BPF filter, snap length,
+//!   promiscuous flag and kernel buffer size from config;
+//! - `file`: a capture file, read once at full speed (tests, forensics);
+//! - `none`: no packet capture on this node.
+
+use super::mailbox::Edge;
+use super::supervision::{InjectFault, Restarts};
+use super::{Drain, NodeInfo};
+use crate::capture::libpcap::{CaptureError, LiveOptions, Next, PacketReader};
+use crate::config::{ConfigError, Validate};
+use crate::flows::PacketMeta;
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which packet source runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PacketSourceKind {
+    /// No packet capture.
+    #[default]
+    None,
+    /// Capture on `interface` (needs root or CAP_NET_RAW).
+    Live,
+    /// Read the capture file `path` once.
+    File,
+}
+
+/// `[packet_source]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacketSourceConfig {
+    /// `live`, `file` or `none`.
+    pub kind: PacketSourceKind,
+    /// live: interface name, or `any` for all of them.
+    pub interface: String,
+    /// live: BPF capture filter (tcpdump syntax); empty = everything.
+    pub filter: String,
+    /// live: bytes kept of each packet; headers are all flows need.
+    pub snaplen: u32,
+    /// live: put the interface in promiscuous mode.
+    pub promiscuous: bool,
+    /// live: kernel capture buffer in bytes; when it is full the kernel
+    /// drops (counted as packet_source.kernel_dropped).
+    pub buffer_bytes: u32,
+    /// file: the capture file.
+    pub path: Option<PathBuf>,
+    /// Packets per batch handed to the flow merge.
+    pub batch: usize,
+    /// A partly filled batch is handed on after this long.
+    #[serde(with = "humantime_serde")]
+    pub flush_every: Duration,
+}
+
+impl Default for PacketSourceConfig {
+    fn default() -> Self {
+        Self {
+            kind: PacketSourceKind::None,
+            interface: "any".into(),
+            filter: String::new(),
+            snaplen: 256,
+            promiscuous: false,
+            buffer_bytes: 16 << 20,
+            path: None,
+            batch: 512,
+            flush_every: Duration::from_millis(50),
+        }
+    }
+}
+
+impl Validate for PacketSourceConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        match self.kind {
+            PacketSourceKind::File => match &self.path {
+                None => errors.push(ConfigError::new(
+                    format!("{path}.path"),
+                    "kind = \"file\" needs a capture file",
+                )),
+                Some(p) if !p.is_file() => errors.push(ConfigError::new(
+                    format!("{path}.path"),
+                    format!("{} is not a readable file", p.display()),
+                )),
+                _ => {}
+            },
+            PacketSourceKind::Live if self.interface.trim().is_empty() => {
+                errors.push(ConfigError::new(
+                    format!("{path}.interface"),
+                    "must name an interface or \"any\"",
+                ))
+            }
+            _ => {}
+        }
+        if self.snaplen < 64 {
+            errors.push(ConfigError::new(
+                format!("{path}.snaplen"),
+                "must be at least 64 (bytes of headers)",
+            ));
+        }
+        if self.batch == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.batch"),
+                "must be at least 1",
+            ));
+        }
+        if self.flush_every.is_zero() {
+            errors.push(ConfigError::new(
+                format!("{path}.flush_every"),
+                "must be above 0",
+            ));
+        }
+    }
+}
+
+impl PacketSourceConfig {
+    /// Opens the capture (fallible start: a missing interface, missing
+    /// privileges or a bad filter are reported before the node runs).
+    pub fn open(&self) -> Result<Option<PacketReader>, CaptureError> {
+        match self.kind {
+            PacketSourceKind::None => Ok(None),
+            PacketSourceKind::File => {
+                let p = self.path.clone().unwrap_or_default();
+                PacketReader::open_file(&p).map(Some)
+            }
+            PacketSourceKind::Live => PacketReader::open_live(&LiveOptions {
+                interface: self.interface.clone(),
+                filter: self.filter.clone(),
+                snaplen: self.snaplen as i32,
+                promiscuous: self.promiscuous,
+                buffer_bytes: self.buffer_bytes.min(i32::MAX as u32) as i32,
+                timeout_ms: self.flush_every.as_millis().clamp(1, 1000) as i32,
+            })
+            .map(Some),
+        }
+    }
+}
+
+/// Parsed packets, in capture order. `end` marks the end of a capture
+/// file: everything still open then is finished.
+#[derive(Message, Debug, Clone, Default)]
+#[rtype(result = "()")]
+pub struct Packets {
+    pub packets: Vec<PacketMeta>,
+    pub end: bool,
+}
+
+/// The packet-capture actor.
+pub struct PacketSource {
+    cfg: PacketSourceConfig,
+    node: NodeInfo,
+    out: Edge<Packets>,
+    restarts: Restarts,
+    reader: Option<PacketReader>,
+    stop: Arc<AtomicBool>,
+    stopped: bool,
+    forwarding: Option<Arc<AtomicBool>>,
+}
+
+impl PacketSource {
+    /// `reader` comes from [`PacketSourceConfig::open`].
+    pub fn new(
+        cfg: PacketSourceConfig,
+        node: NodeInfo,
+        out: Edge<Packets>,
+        reader: PacketReader,
+    ) -> Self {
+        Self {
+            restarts: Restarts::new("packet_source", &node.metrics),
+            cfg,
+            node,
+            out,
+            reader: Some(reader),
+            stop: Arc::new(AtomicBool::new(false)),
+            stopped: false,
+            forwarding: None,
+        }
+    }
+
+    /// Starts the reader thread and the forwarding task.
+    fn run(&mut self, ctx: &mut Context<Self>) {
+        let reader = match self.reader.take() {
+            Some(r) => Some(r),
+            // After a restart: open again (a file resumes after the packets
+            // already handed on).
+            None => match self.cfg.open() {
+                Ok(r) => r,
+                Err(e) => {
+                    super::supervision::fail("packet_source", ctx, e);
+                    return;
+                }
+            },
+        };
+        let Some(mut reader) = reader else { return };
+        let skip = match self.cfg.kind {
+            PacketSourceKind::File => self.node.metrics.get("packet_source.packets"),
+            _ => 0,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Packets>(4);
+        let stop = self.stop.clone();
+        let m = self.node.metrics.clone();
+        let (batch, flush_every) = (self.cfg.batch, self.cfg.flush_every);
+        let file = self.cfg.kind == PacketSourceKind::File;
+        std::thread::Builder::new()
+            .name("daisi-pcap".into())
+            .spawn(move || {
+                let packets = m.counter("packet_source.packets");
+                let received = m.gauge("packet_source.kernel_received");
+                let dropped = m.gauge("packet_source.kernel_dropped");
+                let if_dropped = m.gauge("packet_source.interface_dropped");
+                let mut buf = Vec::with_capacity(batch);
+                let mut since = Instant::now();
+                let mut stats_at = Instant::now();
+                let mut seen = 0u64;
+                let mut end = false;
+                while !stop.load(Ordering::Relaxed) {
+                    match reader.read() {
+                        Next::Packet(p) => {
+                            seen += 1;
+                            if seen <= skip {
+                                continue;
+                            }
+                            packets.inc();
+                            match p {
+                                Ok(meta) => buf.push(meta),
+                                Err(skip) => m
+                                    .counter(&format!("packet_source.skipped.{}", skip.name()))
+                                    .inc(),
+                            }
+                        }
+                        Next::Idle => {}
+                        Next::End => end = true,
+                        Next::Corrupt(e) => {
+                            m.counter("packet_source.corrupt_files").inc();
+                            tracing::warn!(error = %e, packets = seen, "capture file is truncated or corrupt; keeping what came before");
+                            end = true;
+                        }
+                    }
+                    if end || buf.len() >= batch || since.elapsed() >= flush_every {
+                        if !buf.is_empty() || end {
+                            let msg = Packets {
+                                packets: std::mem::replace(&mut buf, Vec::with_capacity(batch)),
+                                end,
+                            };
+                            if tx.blocking_send(msg).is_err() {
+                                return;
+                            }
+                        }
+                        since = Instant::now();
+                    }
+                    if stats_at.elapsed() >= Duration::from_secs(1) {
+                        if let Some((r, d, i)) = reader.kernel_stats() {
+                            received.set(r);
+                            dropped.set(d);
+                            if_dropped.set(i);
+                        }
+                        stats_at = Instant::now();
+                    }
+                    if end {
+                        tracing::info!(packets = seen, "capture file read");
+                        return;
+                    }
+                }
+                // Stopping: hand on what is buffered, and the final counts.
+                if let Some((r, d, i)) = reader.kernel_stats() {
+                    received.set(r);
+                    dropped.set(d);
+                    if_dropped.set(i);
+                }
+                let _ = tx.blocking_send(Packets {
+                    packets: buf,
+                    end: file,
+                });
+            })
+            .expect("spawning a thread");
+        let out = self.out.clone();
+        let done = Arc::new(AtomicBool::new(false));
+        self.forwarding = Some(done.clone());
+        ctx.spawn(
+            async move {
+                while let Some(msg) = rx.recv().await {
+                    if out.push(msg).await.is_err() {
+                        break;
+                    }
+                }
+                done.store(true, Ordering::Release);
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Actor for PacketSource {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.restarts.backoff::<Self>(ctx);
+        if self.stopped {
+            return;
+        }
+        tracing::info!(node = %self.node.id, kind = ?self.cfg.kind, interface = %self.cfg.interface, path = ?self.cfg.path, "packet source started");
+        self.run(ctx);
+    }
+}
+
+impl Supervised for PacketSource {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts.restarting();
+        // The old reader thread ends; a new one starts in `started`.
+        self.stop.store(true, Ordering::Relaxed);
+        self.stop = Arc::new(AtomicBool::new(false));
+    }
+}
+
+/// Stop capturing, then hand on everything already captured.
+impl Handler<Drain> for PacketSource {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        if !self.stopped {
+            self.stopped = true;
+            self.stop.store(true, Ordering::Relaxed);
+            tracing::info!(
+                packets = self.node.metrics.get("packet_source.packets"),
+                "packet capture stopped"
+            );
+        }
+        let done = self.forwarding.clone();
+        Box::pin(
+            async move {
+                if let Some(done) = done {
+                    while !done.load(Ordering::Acquire) {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<InjectFault> for PacketSource {
+    type Result = ();
+    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
+        super::supervision::fail("packet_source", ctx, "injected fault");
+    }
+}

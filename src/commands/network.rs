@@ -1,0 +1,503 @@
+//! `daisi train network` and `daisi eval network`: the flow classifier on
+//! labelled captures.
+//!
+//! Labelled data is what `lab/lab.sh generate` writes: captures and a
+//! `labels.csv` with `pcap,kind,attacker` rows. A flow of a row's capture is
+//! of the row's attack kind when one of its ends is the attacker's address,
+//! benign otherwise (a row with no attacker is all benign).
+//!
+//! Training splits every capture's flows deterministically into a training
+//! and a test share; kinds named with `--holdout` never reach training, so
+//! their figures say how the model does on an attack it has not seen.
+
+use super::eval::roc_auc;
+use crate::capture::libpcap::file_flows;
+use crate::flows::FlowLimits;
+use crate::models::network::{FlowModel, Transform, FEATURES};
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How captures become flows (the node's `[flow_merge]` defaults).
+#[derive(Args, Debug, Clone)]
+pub struct FlowOptions {
+    /// A flow with no packet for this long has ended.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub idle_timeout: Duration,
+    /// A flow open this long is ended (and a new one begins).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30m")]
+    pub active_timeout: Duration,
+}
+
+impl FlowOptions {
+    fn limits(&self) -> FlowLimits {
+        FlowLimits {
+            idle_timeout_ns: self.idle_timeout.as_nanos() as u64,
+            active_timeout_ns: self.active_timeout.as_nanos() as u64,
+            max_flows: 1_000_000,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainNetworkArgs {
+    /// `labels.csv` from `lab/lab.sh generate` (captures are found beside it).
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Only these captures of the labels file (file names); default all.
+    #[arg(long)]
+    pub pcap: Vec<String>,
+    /// Attack kinds kept out of training, reported as unseen (repeatable).
+    #[arg(long)]
+    pub holdout: Vec<String>,
+    /// Model directory to write (`model.json`).
+    #[arg(long, default_value = "models/network")]
+    pub out: PathBuf,
+    /// Share of each capture's flows kept for the test figures.
+    #[arg(long, default_value_t = 0.3)]
+    pub test_share: f64,
+    /// The threshold is raised until at most this share of the training
+    /// benign flows score above it (never below 0.5).
+    #[arg(long, default_value_t = 0.005)]
+    pub target_fpr: f64,
+    /// Feature transform before standardization: log1p or none.
+    #[arg(long, default_value = "log1p", value_parser = parse_transform)]
+    pub transform: Transform,
+    /// L2 penalty of the logistic regression.
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub flows: FlowOptions,
+}
+
+fn parse_transform(s: &str) -> Result<Transform, String> {
+    match s {
+        "log1p" => Ok(Transform::Log1p),
+        "none" => Ok(Transform::None),
+        _ => Err(format!("{s:?}: expected log1p or none")),
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalNetworkArgs {
+    /// `labels.csv` from `lab/lab.sh generate`.
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Only these captures of the labels file (file names); default all.
+    #[arg(long)]
+    pub pcap: Vec<String>,
+    /// Model directory: `model.json`, or FlowMeter's `lr_*.txt`.
+    #[arg(long, default_value = "models/network")]
+    pub model: PathBuf,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub flows: FlowOptions,
+}
+
+/// One flow with its label.
+#[derive(Debug, Clone)]
+pub struct LabelledFlow {
+    pub pcap: String,
+    /// Index of the flow within its capture (end order).
+    pub index: usize,
+    /// `benign` or the attack kind.
+    pub kind: String,
+    /// Features in [`FEATURES`] order.
+    pub x: Vec<f64>,
+}
+
+impl LabelledFlow {
+    pub fn malicious(&self) -> bool {
+        self.kind != BENIGN
+    }
+}
+
+pub const BENIGN: &str = "benign";
+
+/// One row of `labels.csv`.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct LabelRow {
+    pcap: String,
+    kind: String,
+    #[serde(default)]
+    attacker: Option<String>,
+}
+
+/// Reads the labelled flows of the captures listed in `labels` (all, or
+/// those named in `only`), with a progress bar on standard error.
+pub fn load_labelled(
+    labels: &Path,
+    only: &[String],
+    opts: &FlowOptions,
+) -> anyhow::Result<Vec<LabelledFlow>> {
+    let dir = labels.parent().unwrap_or(Path::new("."));
+    let mut rdr = csv::Reader::from_path(labels)
+        .with_context(|| format!("reading labels {}", labels.display()))?;
+    let mut rows = Vec::new();
+    for (i, r) in rdr.deserialize::<LabelRow>().enumerate() {
+        let r = r.with_context(|| format!("{} row {}", labels.display(), i + 2))?;
+        if only.is_empty() || only.contains(&r.pcap) {
+            rows.push(r);
+        }
+    }
+    if rows.is_empty() {
+        bail!("{}: no captures selected", labels.display());
+    }
+    let bar = indicatif::ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} reading captures [{bar:30}] {pos}/{len} {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    let mut out = Vec::new();
+    for r in rows {
+        bar.set_message(r.pcap.clone());
+        let attacker: Option<IpAddr> = match r.attacker.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(a) => Some(a.parse().with_context(|| {
+                format!("{}: attacker {a:?} is not an IP address", labels.display())
+            })?),
+        };
+        let path = dir.join(&r.pcap);
+        let mut index = 0;
+        let summary = file_flows(&path, opts.limits(), |f| -> anyhow::Result<()> {
+            let feats = f.stats.features();
+            let is_attack = attacker.is_some_and(|a| f.src.0 == a || f.dst.0 == a);
+            out.push(LabelledFlow {
+                pcap: r.pcap.clone(),
+                index,
+                kind: if is_attack {
+                    r.kind.clone()
+                } else {
+                    BENIGN.to_string()
+                },
+                x: FEATURES.iter().map(|k| feats[*k]).collect(),
+            });
+            index += 1;
+            Ok(())
+        })??;
+        if let Some(e) = summary.read_error {
+            tracing::warn!(pcap = %path.display(), packets = summary.packets, error = %e, "capture ends in a read error; using the flows before it");
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// Deterministic split: FNV-1a of the capture name and flow index.
+fn in_test(f: &LabelledFlow, share: f64) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in f.pcap.bytes().chain(f.index.to_le_bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    ((h >> 11) as f64 / (1u64 << 53) as f64) < share
+}
+
+/// Detection figures of one set of flows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Figures {
+    pub flows: usize,
+    pub malicious: usize,
+    pub tp: usize,
+    pub fp: usize,
+    pub tn: usize,
+    #[serde(rename = "fn")]
+    pub fn_: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// False-positive rate on the benign flows.
+    pub fpr: f64,
+    pub roc_auc: f64,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        f64::NAN
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Figures of scored flows `(malicious, probability)` at `threshold`.
+pub fn figures(scored: &[(bool, f64)], threshold: f64) -> Figures {
+    let (mut tp, mut fp, mut tn, mut fn_) = (0, 0, 0, 0);
+    let (mut normal, mut attack) = (Vec::new(), Vec::new());
+    for &(m, p) in scored {
+        let flagged = p > threshold;
+        match (m, flagged) {
+            (true, true) => tp += 1,
+            (true, false) => fn_ += 1,
+            (false, true) => fp += 1,
+            (false, false) => tn += 1,
+        }
+        if m {
+            attack.push(p)
+        } else {
+            normal.push(p)
+        }
+    }
+    let precision = ratio(tp, tp + fp);
+    let recall = ratio(tp, tp + fn_);
+    Figures {
+        flows: scored.len(),
+        malicious: tp + fn_,
+        tp,
+        fp,
+        tn,
+        fn_,
+        precision,
+        recall,
+        f1: 2.0 * precision * recall / (precision + recall),
+        fpr: ratio(fp, fp + tn),
+        roc_auc: roc_auc(&normal, &attack),
+    }
+}
+
+/// Figures overall and per attack kind (each kind's flows against all the
+/// benign flows), with which kinds the model saw in training.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkReport {
+    pub model: String,
+    pub threshold: f64,
+    pub overall: Figures,
+    /// Benign flows with the attack kinds seen in training.
+    pub seen: Option<Figures>,
+    /// Benign flows with the held-out attack kinds.
+    pub held_out: Option<Figures>,
+    pub per_kind: BTreeMap<String, Figures>,
+    pub held_out_kinds: Vec<String>,
+}
+
+/// Scores `flows` with `model` and gathers the figures.
+pub fn evaluate(model: &FlowModel, flows: &[LabelledFlow], held_out: &[String]) -> NetworkReport {
+    let scored: Vec<(&LabelledFlow, f64)> = flows
+        .iter()
+        .map(|f| (f, model.probability_of(&f.x)))
+        .collect();
+    let t = model.threshold;
+    let subset = |keep: &dyn Fn(&str) -> bool| -> Vec<(bool, f64)> {
+        scored
+            .iter()
+            .filter(|(f, _)| !f.malicious() || keep(&f.kind))
+            .map(|(f, p)| (f.malicious(), *p))
+            .collect()
+    };
+    let kinds: BTreeSet<&str> = flows
+        .iter()
+        .filter(|f| f.malicious())
+        .map(|f| f.kind.as_str())
+        .collect();
+    let is_held = |k: &str| held_out.iter().any(|h| h == k);
+    let seen_kinds = kinds.iter().any(|k| !is_held(k));
+    let held_kinds = kinds.iter().any(|k| is_held(k));
+    NetworkReport {
+        model: format!("{} {}", model.name, model.version),
+        threshold: t,
+        overall: figures(&subset(&|_| true), t),
+        seen: (seen_kinds && !held_out.is_empty()).then(|| figures(&subset(&|k| !is_held(k)), t)),
+        held_out: held_kinds.then(|| figures(&subset(&|k| is_held(k)), t)),
+        per_kind: kinds
+            .iter()
+            .map(|k| (k.to_string(), figures(&subset(&|x| x == *k), t)))
+            .collect(),
+        held_out_kinds: held_out.to_vec(),
+    }
+}
+
+/// Prints a report as a table.
+pub fn print_report(r: &NetworkReport) {
+    println!("model {} (threshold {:.3})", r.model, r.threshold);
+    println!(
+        "{:<22} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "set", "flows", "attack", "TP", "FN", "FP", "TN", "precision", "recall", "F1", "FPR", "AUC"
+    );
+    let row = |name: &str, f: &Figures| {
+        println!(
+            "{:<22} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>9.3} {:>7.3} {:>7.3} {:>7.4} {:>7.3}",
+            name,
+            f.flows,
+            f.malicious,
+            f.tp,
+            f.fn_,
+            f.fp,
+            f.tn,
+            f.precision,
+            f.recall,
+            f.f1,
+            f.fpr,
+            f.roc_auc
+        )
+    };
+    row("all", &r.overall);
+    if let Some(f) = &r.seen {
+        row("seen kinds", f);
+    }
+    if let Some(f) = &r.held_out {
+        row("held-out kinds", f);
+    }
+    for (k, f) in &r.per_kind {
+        let tag = if r.held_out_kinds.contains(k) {
+            " (held out)"
+        } else {
+            ""
+        };
+        row(&format!("{k}{tag}"), f);
+    }
+}
+
+fn write_report(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `daisi train network`.
+pub fn train(args: &TrainNetworkArgs) -> anyhow::Result<NetworkReport> {
+    if !(0.0..1.0).contains(&args.test_share) {
+        bail!("--test-share must be in [0, 1)");
+    }
+    let flows = load_labelled(&args.labels, &args.pcap, &args.flows)?;
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for f in flows {
+        let held = args.holdout.contains(&f.kind);
+        if held || in_test(&f, args.test_share) {
+            test.push(f);
+        } else {
+            train.push(f);
+        }
+    }
+    for h in &args.holdout {
+        if !test.iter().any(|f| &f.kind == h) {
+            bail!("--holdout {h}: no flows of that kind in the captures");
+        }
+    }
+    let x: Vec<Vec<f64>> = train.iter().map(|f| f.x.clone()).collect();
+    let y: Vec<bool> = train.iter().map(|f| f.malicious()).collect();
+    eprintln!(
+        "training on {} flows ({} malicious), testing on {}",
+        train.len(),
+        y.iter().filter(|&&m| m).count(),
+        test.len()
+    );
+    let features = FEATURES.iter().map(|s| s.to_string()).collect();
+    let mut model = FlowModel::fit(features, args.transform, &x, &y, args.alpha, 500)
+        .map_err(|e| anyhow::anyhow!("fitting the logistic regression: {e}"))?;
+    // Threshold: 0.5, raised until at most target_fpr of the training
+    // benign flows score above it.
+    let benign: Vec<f64> = train
+        .iter()
+        .filter(|f| !f.malicious())
+        .map(|f| model.probability_of(&f.x))
+        .collect();
+    model.threshold = crate::models::threshold_at_fpr(&benign, args.target_fpr).max(0.5);
+    let kinds: BTreeSet<String> = train
+        .iter()
+        .filter(|f| f.malicious())
+        .map(|f| f.kind.clone())
+        .collect();
+    model.version = format!("lab-{}", train.len());
+    model.trained_on = serde_json::json!({
+        "labels": args.labels.display().to_string(),
+        "kinds": kinds,
+        "held_out": args.holdout,
+        "train_flows": train.len(),
+        "test_flows": test.len(),
+        "test_share": args.test_share,
+        "alpha": args.alpha,
+        "idle_timeout": humantime::format_duration(args.flows.idle_timeout).to_string(),
+    });
+    let report = evaluate(&model, &test, &args.holdout);
+    model.metrics = serde_json::to_value(&report)?;
+    model
+        .save(&args.out)
+        .with_context(|| format!("saving the model to {}", args.out.display()))?;
+    print_report(&report);
+    println!("model written to {}", args.out.join("model.json").display());
+    if let Some(p) = &args.report {
+        write_report(p, &report)?;
+    }
+    Ok(report)
+}
+
+/// `daisi eval network`.
+pub fn eval(args: &EvalNetworkArgs) -> anyhow::Result<NetworkReport> {
+    let model = FlowModel::load(&args.model)
+        .with_context(|| format!("loading the network model {}", args.model.display()))?;
+    let flows = load_labelled(&args.labels, &args.pcap, &args.flows)?;
+    // Kinds the model never saw in training count as held out.
+    let seen: Vec<String> = model.trained_on["kinds"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let held: BTreeSet<String> = flows
+        .iter()
+        .filter(|f| f.malicious() && !seen.is_empty() && !seen.contains(&f.kind))
+        .map(|f| f.kind.clone())
+        .collect();
+    let report = evaluate(&model, &flows, &held.into_iter().collect::<Vec<_>>());
+    print_report(&report);
+    if let Some(p) = &args.report {
+        write_report(p, &report)?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_of_a_known_case() {
+        // 3 attacks (2 caught), 4 benign (1 false alarm).
+        let s = [
+            (true, 0.9),
+            (true, 0.8),
+            (true, 0.2),
+            (false, 0.7),
+            (false, 0.1),
+            (false, 0.3),
+            (false, 0.4),
+        ];
+        let f = figures(&s, 0.5);
+        assert_eq!((f.tp, f.fn_, f.fp, f.tn), (2, 1, 1, 3));
+        assert!((f.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert!((f.recall - 2.0 / 3.0).abs() < 1e-12);
+        assert!((f.f1 - 2.0 / 3.0).abs() < 1e-12);
+        assert!((f.fpr - 0.25).abs() < 1e-12);
+        // Pairs ranked right: attack 0.9 and 0.8 beat all 4 benign, 0.2
+        // beats 1 of 4: (4 + 4 + 1) / 12.
+        assert!((f.roc_auc - 9.0 / 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn split_is_deterministic_and_near_its_share() {
+        let flows: Vec<LabelledFlow> = (0..10_000)
+            .map(|i| LabelledFlow {
+                pcap: "a.pcap".into(),
+                index: i,
+                kind: BENIGN.into(),
+                x: vec![],
+            })
+            .collect();
+        let n = flows.iter().filter(|f| in_test(f, 0.3)).count();
+        assert!((2800..3200).contains(&n), "{n}");
+        assert_eq!(n, flows.iter().filter(|f| in_test(f, 0.3)).count());
+    }
+}
