@@ -5,6 +5,10 @@
 #   scripts/setup.sh            Debian packages + the PyTorch environment (libtorch)
 #   scripts/setup.sh --no-torch Debian packages only (collector-only builds)
 #
+# Also NFStream (PyPI) in its own environment, $DAISI_NFSTREAM_VENV (default
+# /var/cache/daisi/nfstream-venv): the peer tests and benchmarks compare
+# daisi's flows with.
+#
 # The PyTorch environment lives outside the checkout so it is shared by every
 # clone on the machine: $DAISI_TORCH_VENV (default /var/cache/daisi/torch-venv).
 set -euo pipefail
@@ -12,8 +16,11 @@ set -euo pipefail
 TORCH_VERSION="2.13.0" # tch 0.26 requires exactly this libtorch version
 VENV="${DAISI_TORCH_VENV:-/var/cache/daisi/torch-venv}"
 LIBTORCH_LINK="${LIBTORCH:-/var/cache/daisi/libtorch}"
+NFSTREAM_VERSION="6.6.0"
+NFSTREAM_VENV="${DAISI_NFSTREAM_VENV:-/var/cache/daisi/nfstream-venv}"
 WITH_TORCH=1
-[ "${1:-}" = "--no-torch" ] && WITH_TORCH=0
+WITH_PEERS=1
+[ "${1:-}" = "--no-torch" ] && WITH_TORCH=0 && WITH_PEERS=0
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -69,5 +76,19 @@ if [ "$WITH_TORCH" = 1 ]; then
   torch_dir=$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)
   $SUDO ln -sfn "$torch_dir" "$LIBTORCH_LINK"
   log "libtorch at $LIBTORCH_LINK -> $torch_dir"
+fi
+
+# NFStream, a peer flow tool that tests and scripts/bench-flows.sh compare
+# daisi's flows against (scripts/nfstream_flows.py). Its own environment:
+# its numpy pins clash with others.
+if [ "$WITH_PEERS" = 1 ]; then
+  if ! "$NFSTREAM_VENV/bin/python" -c 'import nfstream' 2>/dev/null; then
+    log "installing nfstream==$NFSTREAM_VERSION into $NFSTREAM_VENV"
+    $SUDO mkdir -p "$(dirname "$NFSTREAM_VENV")"
+    python3 -m venv "$NFSTREAM_VENV"
+    "$NFSTREAM_VENV/bin/pip" install --disable-pip-version-check --progress-bar off -q "nfstream==$NFSTREAM_VERSION"
+  else
+    log "nfstream present in $NFSTREAM_VENV"
+  fi
 fi
 log "done"

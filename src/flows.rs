@@ -385,8 +385,9 @@ pub struct FlowTable {
     closed: lru::LruCache<Key, u64>,
     /// Flows evicted because the table was full.
     pub evicted: u64,
-    /// Packets absorbed by a recently closed flow.
+    /// Packets absorbed by a recently closed flow, and their bytes.
     pub absorbed: u64,
+    pub absorbed_bytes: u64,
 }
 
 fn key(a: Endpoint, b: Endpoint, proto: u8) -> (Endpoint, Endpoint, u8) {
@@ -407,6 +408,7 @@ impl FlowTable {
             ),
             evicted: 0,
             absorbed: 0,
+            absorbed_bytes: 0,
         }
     }
 
@@ -475,6 +477,7 @@ impl FlowTable {
                     if let Some(&at) = self.closed.peek(&k) {
                         if p.ts_ns.saturating_sub(at) <= CLOSE_LINGER_NS {
                             self.absorbed += 1;
+                            self.absorbed_bytes += p.size as u64;
                             return;
                         }
                     }

@@ -12,6 +12,7 @@ mod common;
 use common::Daisi;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/lab.sh");
@@ -144,7 +145,9 @@ fn live_capture_alerts_on_a_scan_and_not_on_benign_traffic() {
     let script = format!(
         "for i in $(seq 1 40); do curl -s -o /dev/null --max-time 5 http://{victim}:8000/docs/page$(( (i % 20) + 1 )).html; \
          [ $((i % 10)) -eq 0 ] && curl -s -o /dev/null --max-time 10 http://{victim}:8000/download.bin; \
-         [ $((i % 4)) -eq 0 ] && printf 'hi\\n' | socat -t 1 - TCP:{victim}:7 >/dev/null; sleep 0.05; done"
+         [ $((i % 4)) -eq 0 ] && printf 'hi\\n' | socat -t 1 - TCP:{victim}:7 >/dev/null; \
+         [ $((i % 3)) -eq 0 ] && curl -s -o /dev/null --max-time 5 http://{victim}:8000/; \
+         [ $((i % 7)) -eq 0 ] && curl -s -o /dev/null --max-time 5 http://{victim}:8000/favicon.ico; sleep 0.05; done"
     );
     let ok = lab
         .cmd(&["exec", "client", "timeout", "60", "bash", "-c", &script])
@@ -218,21 +221,34 @@ fn live_capture_alerts_on_a_scan_and_not_on_benign_traffic() {
     assert!(log.contains("packet capture stopped"), "{log}");
 }
 
+/// One lab run for the tests below (generated once per test process, in
+/// Cargo's scratch directory), or `None` when the lab cannot run here.
+fn fresh_lab() -> Option<&'static Path> {
+    static LAB: OnceLock<Option<PathBuf>> = OnceLock::new();
+    LAB.get_or_init(|| {
+        if !lab_ready() {
+            return None;
+        }
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fresh-lab");
+        let _ = std::fs::remove_dir_all(&out);
+        Lab::new("dteval", 215).run(&["generate", out.to_str().unwrap(), "--scale", "small"]);
+        Some(out)
+    })
+    .as_deref()
+}
+
 /// The committed model on a freshly generated lab run (new captures, never
-/// seen in training): the figures the README reports, recomputed.
+/// seen in training): issue #4's targets recomputed: F1 ≥ 0.95 and benign
+/// false positives ≤ 1 % on the kinds seen in training, recall ≥ 0.80 on
+/// the kind held out of training (nmap_connect).
 #[test]
 fn committed_model_on_a_fresh_lab_run() {
-    if !lab_ready() {
-        return;
-    }
-    let _lab = Lab::new("dteval", 215);
+    let Some(lab) = fresh_lab() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out: PathBuf = dir.path().join("lab");
-    _lab.run(&["generate", out.to_str().unwrap(), "--scale", "small"]);
     let report = dir.path().join("report.json");
     let status = Command::new(common::daisi_bin())
         .args(["eval", "network", "--labels"])
-        .arg(out.join("labels.csv"))
+        .arg(lab.join("labels.csv"))
         .arg("--report")
         .arg(&report)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -241,13 +257,82 @@ fn committed_model_on_a_fresh_lab_run() {
     assert!(status.success());
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
     let seen = &r["seen"];
     assert!(seen["f1"].as_f64().unwrap() >= 0.95, "seen kinds: {seen}");
     assert!(seen["fpr"].as_f64().unwrap() <= 0.01, "seen kinds: {seen}");
-    let held = &r["held_out"];
+    // The kind held out of training to measure an unseen attack.
+    let held = &r["per_kind"]["nmap_connect"];
     assert!(
         held["recall"].as_f64().unwrap() >= 0.80,
-        "held-out kinds: {held}"
+        "nmap_connect: {held}"
     );
+}
+
+/// daisi's flows against NFStream's on the same lab captures (without
+/// source-port reuse): the same number of flows, and every packet and byte
+/// NFStream counts is in a daisi flow or among the stragglers daisi absorbs
+/// after a FIN/RST close.
+#[test]
+fn flows_agree_with_nfstream() {
+    let Some(lab) = fresh_lab() else { return };
+    let venv = std::env::var("DAISI_NFSTREAM_VENV")
+        .unwrap_or_else(|_| "/var/cache/daisi/nfstream-venv".into());
+    let python = Path::new(&venv).join("bin/python");
+    if !python.exists() {
+        eprintln!("skipped: NFStream is not installed in {venv} (run scripts/setup.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for pcap in [
+        "benign.pcap",
+        "nmap_syn.pcap",
+        "hping_syn.pcap",
+        "nmap_udp.pcap",
+    ] {
+        let nf_csv = dir.path().join(format!("{pcap}.nfstream.csv"));
+        let out = Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/nfstream_flows.py"
+            ))
+            .arg(lab.join(pcap))
+            .arg(&nf_csv)
+            .args(["--idle", "30"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "nfstream: {out:?}");
+        let (mut nf_flows, mut nf_packets, mut nf_bytes) = (0u64, 0u64, 0u64);
+        for r in csv::Reader::from_path(&nf_csv).unwrap().records() {
+            let r = r.unwrap();
+            nf_flows += 1;
+            nf_packets += r[5].parse::<u64>().unwrap();
+            nf_bytes += r[6].parse::<u64>().unwrap();
+        }
+        let ours_csv = dir.path().join(format!("{pcap}.daisi.csv"));
+        let s = daisi::commands::flows::flows(&daisi::commands::flows::FlowsArgs {
+            pcap: lab.join(pcap),
+            csv: Some(ours_csv.clone()),
+            idle_timeout: Duration::from_secs(30),
+            active_timeout: Duration::from_secs(1800),
+            max_flows: 1_000_000,
+        })
+        .unwrap();
+        let mut rdr = csv::Reader::from_path(&ours_csv).unwrap();
+        let h = rdr.headers().unwrap().clone();
+        let col = |name: &str| h.iter().position(|x| x == name).unwrap();
+        let (len, size) = (col("flowLength"), col("packetSizeTotal"));
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        for r in rdr.records() {
+            let r = r.unwrap();
+            packets += r[len].parse::<f64>().unwrap() as u64;
+            bytes += r[size].parse::<f64>().unwrap() as u64;
+        }
+        eprintln!(
+            "{pcap}: NFStream {nf_flows} flows {nf_packets} packets {nf_bytes} bytes; daisi {} flows {packets} packets {bytes} bytes + {} absorbed ({} bytes)",
+            s.flows, s.absorbed_packets, s.absorbed_bytes
+        );
+        assert_eq!(s.flows, nf_flows, "{pcap}: flow counts");
+        assert_eq!(packets + s.absorbed_packets, nf_packets, "{pcap}: packets");
+        assert_eq!(bytes + s.absorbed_bytes, nf_bytes, "{pcap}: bytes");
+    }
 }

@@ -114,6 +114,7 @@ pub struct FlowMerge {
     restarts: Restarts,
     flows: Counter,
     evicted: Counter,
+    absorbed: Counter,
     open: Gauge,
 }
 
@@ -129,6 +130,7 @@ impl FlowMerge {
             restarts: Restarts::new("flow_merge", m),
             flows: m.counter("flow_merge.flows"),
             evicted: m.counter("flow_merge.evicted"),
+            absorbed: m.counter("flow_merge.absorbed"),
             open: m.gauge("flow_merge.open"),
             latest_ns: 0,
             done: Vec::new(),
@@ -142,10 +144,15 @@ impl FlowMerge {
     /// Sends the finished flows on (waiting for room: backpressure).
     fn send_done(&mut self, ctx: &mut Context<Self>) {
         self.open.set(self.table.len() as u64);
-        let evicted = self.table.evicted;
-        let counted = self.evicted.get();
-        if evicted > counted {
-            self.evicted.add(evicted - counted);
+        // The table counts; the node's counters follow it.
+        for (total, counter) in [
+            (self.table.evicted, &self.evicted),
+            (self.table.absorbed, &self.absorbed),
+        ] {
+            let counted = counter.get();
+            if total > counted {
+                counter.add(total - counted);
+            }
         }
         if self.done.is_empty() {
             return;

@@ -239,12 +239,36 @@ impl PacketSource {
                                     .inc(),
                             }
                         }
-                        Next::Idle => {}
+                        Next::Idle => {
+                            // Nothing ready: hand on what we hold, then wait.
+                            if !buf.is_empty() {
+                                let msg = Packets {
+                                    packets: std::mem::replace(&mut buf, Vec::with_capacity(batch)),
+                                    end: false,
+                                };
+                                if tx.blocking_send(msg).is_err() {
+                                    return;
+                                }
+                                since = Instant::now();
+                            }
+                            reader.wait(flush_every);
+                        }
                         Next::End => end = true,
-                        Next::Corrupt(e) => {
+                        Next::Failed(e) if file => {
                             m.counter("packet_source.corrupt_files").inc();
                             tracing::warn!(error = %e, packets = seen, "capture file is truncated or corrupt; keeping what came before");
                             end = true;
+                        }
+                        Next::Failed(e) => {
+                            // Hand on what we hold; the actor stops and its
+                            // supervisor opens the capture again.
+                            m.counter("packet_source.capture_errors").inc();
+                            tracing::error!(error = %e, "live capture failed");
+                            let _ = tx.blocking_send(Packets {
+                                packets: buf,
+                                end: false,
+                            });
+                            return;
                         }
                     }
                     if end || buf.len() >= batch || since.elapsed() >= flush_every {
@@ -296,7 +320,14 @@ impl PacketSource {
                 }
                 done.store(true, Ordering::Release);
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(|_, act, ctx| {
+                // A live capture ends only when asked to; anything else is
+                // a failure for the supervisor.
+                if !act.stopped && act.cfg.kind == PacketSourceKind::Live {
+                    super::supervision::fail("packet_source", ctx, "live capture ended");
+                }
+            }),
         );
     }
 }

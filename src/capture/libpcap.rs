@@ -43,8 +43,8 @@ pub struct LiveOptions {
     pub snaplen: i32,
     pub promiscuous: bool,
     pub buffer_bytes: i32,
-    /// How long a read waits before returning with nothing, so the caller
-    /// can flush and check for stop.
+    /// Kernel block timeout: how long captured packets may wait in the
+    /// kernel before they are handed over.
     pub timeout_ms: i32,
 }
 
@@ -56,12 +56,13 @@ enum Handle {
 /// What one read produced.
 pub enum Next {
     Packet(Result<PacketMeta, Skip>),
-    /// Live capture: nothing arrived within the timeout.
+    /// Live capture: no packet is ready now (see [`PacketReader::wait`]).
     Idle,
     /// The file ended.
     End,
-    /// The file is truncated or corrupt here (what came before is good).
-    Corrupt(String),
+    /// A file is truncated or corrupt here (what came before is good), or
+    /// a live capture failed (the interface went away...).
+    Failed(String),
 }
 
 /// An open capture.
@@ -137,10 +138,31 @@ impl PacketReader {
                 })?;
         }
         let link = link_of(&iface, cap.get_datalink())?;
+        // Non-blocking reads plus our own poll with a timeout: libpcap's
+        // read timeout does not fire while no packet arrives (TPACKET_V3),
+        // which would hold a partial batch and a shutdown indefinitely.
+        let cap = cap.setnonblock().map_err(live)?;
         Ok(PacketReader {
             handle: Handle::Live(cap),
             link,
         })
+    }
+
+    /// Live capture: waits until a packet is ready or `timeout` passes.
+    /// Returns at once for files.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        use std::os::fd::AsRawFd;
+        if let Handle::Live(c) = &self.handle {
+            let mut fds = [libc::pollfd {
+                fd: c.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for the duration of the call; the
+            // descriptor belongs to the open capture we borrow.
+            unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+        }
     }
 
     /// Reads one packet (blocking up to the live timeout).
@@ -159,13 +181,7 @@ impl PacketReader {
             }
             Err(pcap::Error::TimeoutExpired) => Next::Idle,
             Err(pcap::Error::NoMorePackets) => Next::End,
-            Err(e) => match &self.handle {
-                Handle::Live(_) => {
-                    tracing::warn!(error = %e, "packet read failed");
-                    Next::Idle
-                }
-                Handle::File(_) => Next::Corrupt(e.to_string()),
-            },
+            Err(e) => Next::Failed(e.to_string()),
         }
     }
 
@@ -193,6 +209,9 @@ pub struct FlowsSummary {
     pub read_error: Option<String>,
     /// Most flows open at once.
     pub peak_open: usize,
+    /// TCP stragglers after a FIN/RST close, absorbed (not new flows).
+    pub absorbed_packets: u64,
+    pub absorbed_bytes: u64,
 }
 
 /// Reads a capture file through a flow table, handing each flow to
@@ -219,7 +238,7 @@ pub fn file_flows<E>(
                     s.peak_open = s.peak_open.max(table.len());
                 }
                 Next::End | Next::Idle => break,
-                Next::Corrupt(e) => {
+                Next::Failed(e) => {
                     s.read_error = Some(e);
                     break;
                 }
@@ -231,6 +250,8 @@ pub fn file_flows<E>(
         }
         table.flush(&mut done);
         s.evicted = table.evicted;
+        s.absorbed_packets = table.absorbed;
+        s.absorbed_bytes = table.absorbed_bytes;
         for f in done.drain(..) {
             s.flows += 1;
             on_flow(f)?;

@@ -1,11 +1,13 @@
 //! Packet headers → [`PacketMeta`] for the flow table: the network-side
-//! kernel/wire boundary. Parsing is etherparse's; link types: Ethernet
+//! kernel/wire boundary. Parsing is etherparse's (lax, so that frames cut
+//! by the snap length keep their headers); link types: Ethernet
 //! (with VLAN tags), Linux cooked SLL and SLL2 (what capture on `any`
 //! gives), raw IPv4/IPv6. Anything else is skipped with a reason, so it can
 //! be counted.
 
 use crate::flows::PacketMeta;
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use etherparse::err::Layer;
+use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 /// Link-layer framing of captured packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,40 +55,50 @@ impl Skip {
     }
 }
 
-/// Length of the Linux SLL2 header; its first two bytes are the protocol.
+/// Lengths of the Linux SLL and SLL2 headers, and where their protocol
+/// (EtherType) field sits.
+const SLL_HEADER: usize = 16;
 const SLL2_HEADER: usize = 20;
 
-/// Parses one captured frame.
+/// Parses one captured frame. Lax: a frame cut short by the snap length
+/// still yields its headers (sizes come from the capture header, not the
+/// bytes kept).
 pub fn parse(link: LinkKind, data: &[u8], ts_ns: u64, size: u32) -> Result<PacketMeta, Skip> {
-    let sliced = match link {
-        LinkKind::Ethernet => SlicedPacket::from_ethernet(data),
-        LinkKind::LinuxSll => SlicedPacket::from_linux_sll(data),
-        LinkKind::LinuxSll2 => {
-            if data.len() < SLL2_HEADER {
-                return Err(Skip::Malformed);
-            }
-            match u16::from_be_bytes([data[0], data[1]]) {
-                0x0800 | 0x86dd => SlicedPacket::from_ip(&data[SLL2_HEADER..]),
-                _ => return Err(Skip::NotIp),
-            }
+    let ether_type = |at: usize, header: usize| -> Result<LaxSlicedPacket<'_>, Skip> {
+        if data.len() < header {
+            return Err(Skip::Malformed);
         }
-        LinkKind::RawIp => SlicedPacket::from_ip(data),
-    }
-    .map_err(|_| Skip::Malformed)?;
-    let (src_ip, dst_ip, proto, fragmented): (std::net::IpAddr, std::net::IpAddr, u8, bool) =
+        let t = EtherType(u16::from_be_bytes([data[at], data[at + 1]]));
+        Ok(LaxSlicedPacket::from_ether_type(t, &data[header..]))
+    };
+    let sliced = match link {
+        LinkKind::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::Malformed)?,
+        LinkKind::LinuxSll => ether_type(14, SLL_HEADER)?,
+        LinkKind::LinuxSll2 => ether_type(0, SLL2_HEADER)?,
+        LinkKind::RawIp => LaxSlicedPacket::from_ip(data).map_err(|_| Skip::Malformed)?,
+    };
+    let (src_ip, dst_ip, proto, fragmented): (std::net::IpAddr, std::net::IpAddr, IpNumber, bool) =
         match &sliced.net {
-            Some(NetSlice::Ipv4(ip)) => (
+            Some(LaxNetSlice::Ipv4(ip)) => (
                 ip.header().source_addr().into(),
                 ip.header().destination_addr().into(),
-                ip.payload_ip_number().0,
+                ip.payload().ip_number,
                 ip.is_payload_fragmented(),
             ),
-            Some(NetSlice::Ipv6(ip)) => (
+            Some(LaxNetSlice::Ipv6(ip)) => (
                 ip.header().source_addr().into(),
                 ip.header().destination_addr().into(),
-                ip.payload().ip_number.0,
+                ip.payload().ip_number,
                 ip.is_payload_fragmented(),
             ),
+            // An IP header that did not parse is malformed; no IP header
+            // at all (ARP, other EtherTypes) is not IP.
+            _ if sliced.stop_err.as_ref().is_some_and(|(_, layer)| {
+                matches!(layer, Layer::Ipv4Header | Layer::Ipv6Header)
+            }) =>
+            {
+                return Err(Skip::Malformed)
+            }
             _ => return Err(Skip::NotIp),
         };
     if fragmented {
@@ -106,13 +118,21 @@ pub fn parse(link: LinkKind, data: &[u8], ts_ns: u64, size: u32) -> Result<Packe
         Some(TransportSlice::Icmpv4(_)) | Some(TransportSlice::Icmpv6(_)) => {
             (0, 0, false, false, false)
         }
+        // TCP/UDP/ICMP whose header was cut short or is invalid.
+        None if matches!(
+            proto,
+            IpNumber::TCP | IpNumber::UDP | IpNumber::ICMP | IpNumber::IPV6_ICMP
+        ) =>
+        {
+            return Err(Skip::Malformed)
+        }
         _ => return Err(Skip::OtherProtocol),
     };
     Ok(PacketMeta {
         ts_ns,
         src: (src_ip, sport),
         dst: (dst_ip, dport),
-        proto,
+        proto: proto.0,
         size,
         syn,
         fin,

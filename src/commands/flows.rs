@@ -106,8 +106,8 @@ pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
 pub fn run(args: &FlowsArgs) -> anyhow::Result<()> {
     let s = flows(args)?;
     println!(
-        "{} packets, {} flows ({} ended early: table full; at most {} open at once), skipped: {:?}",
-        s.packets, s.flows, s.evicted, s.peak_open, s.skipped
+        "{} packets, {} flows ({} ended early: table full; at most {} open at once), {} stragglers after a close absorbed, skipped: {:?}",
+        s.packets, s.flows, s.evicted, s.peak_open, s.absorbed_packets, s.skipped
     );
     if let Some(e) = &s.read_error {
         eprintln!("warning: {} ended with a read error after {} packets: {e}; the flows above are what it held", args.pcap.display(), s.packets);
