@@ -6,6 +6,8 @@
 #       builds the lab, runs every phase, tears it down; writes
 #       OUT/<phase>.pcap (captured on the victim's interface) and
 #       OUT/labels.csv (pcap,kind,attacker).
+#   lab/lab.sh bench-pcap OUT.pcap
+#       one capture of about a million packets for scripts/bench-flows.sh
 #   lab/lab.sh up | down        build / remove the namespaces and services
 #   lab/lab.sh exec ROLE CMD…   run CMD in ROLE's namespace (victim, client, attacker)
 #   lab/lab.sh addr ROLE        print ROLE's address
@@ -220,6 +222,34 @@ print('\n'.join(words[:$words]))" >"$STATE/words"
   log "wrote $out ($(($(wc -l <"$out/labels.csv") - 1)) captures)"
 }
 
+# One large capture for flow-extraction benchmarks (about a million
+# packets): bulk downloads from the client, a full-range SYN scan and a
+# 60,000-SYN flood from the attacker (below hping3's source-port reuse), at
+# the same time.
+bench_pcap() {
+  local out="$1" v="${ADDR[victim]}" err="$STATE/tcpdump.err"
+  up
+  : >"$err"
+  ip netns exec "$P-victim" tcpdump -i eth0 -nn -U -s 262144 --time-stamp-precision=nano \
+    -w "$out" ip 2>"$err" &
+  local dump=$!
+  for _ in $(seq 100); do grep -q "listening on" "$err" && break; sleep 0.05; done
+  in_ns client timeout 600 bash -c '
+    for i in $(seq 1 720); do
+      curl -s -o /dev/null --max-time 10 "http://'"$v"':8000/download.bin"
+      curl -s -o /dev/null --max-time 5 "http://'"$v"':8000/docs/page$(( (i % 20) + 1 )).html"
+    done' &
+  local bg=$!
+  in_ns attacker timeout 300 nmap -n -Pn -sS -T4 -p 1-65535 "$v" >/dev/null 2>&1 || true
+  in_ns attacker timeout 300 hping3 -q -S -p 80 -i u100 -c 60000 "$v" >/dev/null 2>&1 || true
+  wait "$bg" || true
+  sleep 2
+  kill -TERM "$dump"
+  wait "$dump" 2>/dev/null || true
+  down
+  log "wrote $out ($(stat -c %s "$out") bytes)"
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
@@ -242,8 +272,14 @@ case "$cmd" in
     in_ns "$role" "$@"
     ;;
   addr) echo "${ADDR[${1:?role}]}" ;;
+  bench-pcap)
+    [ $# -ge 1 ] || die "usage: lab/lab.sh bench-pcap OUT.pcap"
+    require
+    trap down EXIT
+    bench_pcap "$(realpath -m "$1")"
+    ;;
   *)
-    sed -n '2,13p' "$0" >&2
+    sed -n '2,15p' "$0" >&2
     exit 2
     ;;
 esac

@@ -59,6 +59,17 @@ pub enum Command {
     /// Evaluate a model on a labelled dataset.
     #[command(subcommand)]
     Eval(Eval),
+    /// Read the alerts a node wrote (its JSON Lines sink).
+    #[command(subcommand)]
+    Alerts(Alerts),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Alerts {
+    /// The alerts so far, filtered (folded repeats merged into their alert).
+    List(crate::commands::alerts::ListArgs),
+    /// The last alerts, then new ones as they come.
+    Tail(crate::commands::alerts::TailArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -102,6 +113,12 @@ pub fn main() -> ExitCode {
         Command::Eval(Eval::Syscall(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::eval::eval_syscall(&args))
+        }
+        Command::Alerts(Alerts::List(args)) => {
+            crate::commands::report(crate::commands::alerts::list(&args).map(|_| ()))
+        }
+        Command::Alerts(Alerts::Tail(args)) => {
+            crate::commands::report(crate::commands::alerts::tail(&args))
         }
         Command::Train(Train::Network(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());

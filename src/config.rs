@@ -309,7 +309,7 @@ impl Validate for Config {
                 ),
             ));
         }
-        if role.uses_nats() {
+        if role.uses_nats() || (role.computes() && self.alert.jetstream.enabled) {
             self.nats.validate("nats", errors);
         }
         self.heartbeat.validate("heartbeat", errors);

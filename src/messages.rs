@@ -238,6 +238,13 @@ pub struct Alert {
     /// packet), so that `ts_ns - observed_ns` is the detection latency.
     #[serde(default)]
     pub observed_ns: Option<u64>,
+    /// First and last time this alert's entity was detected within the
+    /// cooldown (equal for a first alert; an update of a folded alert,
+    /// same id, carries the count and the span).
+    #[serde(default)]
+    pub first_seen_ns: u64,
+    #[serde(default)]
+    pub last_seen_ns: u64,
 }
 
 fn one() -> u64 {

@@ -8,6 +8,7 @@
 //! before the node reports itself running. Adding an actor family is a new
 //! file in `src/actors/`, a config section, and a few lines here.
 
+use crate::actors::alert::jetstream::ensure_stream;
 use crate::actors::alert::{AlertActor, AlertError};
 use crate::actors::flow_classifier::FlowClassifier;
 use crate::actors::flow_merge::FlowMerge;
@@ -37,6 +38,8 @@ pub enum StartError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Alert(#[from] AlertError),
+    #[error(transparent)]
+    JetStream(#[from] crate::actors::alert::jetstream::JetStreamError),
     #[error("syscall capture cannot start")]
     Source(#[from] crate::actors::syscall_source::SourceError),
     #[error("packet capture cannot start")]
@@ -97,7 +100,15 @@ impl Node {
             let fm = FlowModel::load(&cfg.flow_classifier.model)?;
             tracing::info!(model = %fm.name, version = %fm.version, threshold = fm.threshold, "network model loaded");
             flow_model = Some(fm);
-            alert_actor = Some(AlertActor::new(cfg.alert.clone(), info.clone())?);
+            let js = match cfg.alert.jetstream.enabled {
+                true => {
+                    let client =
+                        nats::connect(&cfg.nats, &format!("{} (alerts)", info.id), m).await?;
+                    Some(ensure_stream(&client, &cfg.alert.jetstream).await?)
+                }
+                false => None,
+            };
+            alert_actor = Some(AlertActor::new(cfg.alert.clone(), info.clone(), js)?);
             model = Some(mdl);
         }
         let nats_out = match role.uses_nats() {

@@ -145,3 +145,88 @@ fn json_logs_are_structured() {
     assert_eq!(running["role"], "both", "fields are top-level: {running}");
     assert!(lines.iter().any(|l| l["message"] == "node drained"));
 }
+
+/// `daisi alerts list` reads the JSON Lines sink with its rotated files,
+/// merges a folded alert's update into it, filters by severity, module and
+/// time, and counts lines that are not alerts.
+#[test]
+fn alerts_list_filters_and_merges_updates() {
+    use daisi::messages::{Alert, Severity};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.jsonl");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let alert = |id: &str, module: &str, sev: Severity, ts: u64, count: u64| Alert {
+        id: id.into(),
+        ts_ns: ts,
+        node_id: "n".into(),
+        host: "h".into(),
+        module: module.into(),
+        severity: sev,
+        entity: format!("entity-{id}"),
+        pid: None,
+        exe: None,
+        score: 0.9,
+        threshold: 0.5,
+        model: "m".into(),
+        count,
+        evidence: vec![],
+        observed_ns: None,
+        first_seen_ns: ts,
+        last_seen_ns: ts,
+    };
+    let line = |a: &Alert| serde_json::to_string(a).unwrap() + "\n";
+    // The rotated file holds the oldest alert; an hour old.
+    std::fs::write(
+        dir.path().join("alerts.jsonl.1"),
+        line(&alert(
+            "old",
+            "network",
+            Severity::High,
+            now - 3_600_000_000_000,
+            1,
+        )),
+    )
+    .unwrap();
+    std::fs::write(
+        &path,
+        line(&alert("a", "network", Severity::High, now, 1))
+            + "not json\n"
+            + &line(&alert("b", "syscall", Severity::Medium, now, 1))
+            + &line(&alert("a", "network", Severity::High, now, 7)),
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let out = daisi(&["alerts", "list", "--file", file, "--json"]);
+    assert!(out.status.success());
+    let got: Vec<Alert> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<(&str, u64)> = got.iter().map(|a| (a.id.as_str(), a.count)).collect();
+    assert_eq!(ids, [("old", 1), ("a", 7), ("b", 1)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 lines"));
+    let out = daisi(&[
+        "alerts",
+        "list",
+        "--file",
+        file,
+        "--severity",
+        "high",
+        "--since",
+        "10m",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("entity-a") && text.contains("seen 7 times"),
+        "{text}"
+    );
+    let out = daisi(&["alerts", "list", "--file", file, "--module", "syscall"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let out = daisi(&["alerts", "list", "--file", file, "--since", "yesterday-ish"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
+}

@@ -336,3 +336,129 @@ fn flows_agree_with_nfstream() {
         assert_eq!(bytes + s.absorbed_bytes, nf_bytes, "{pcap}: bytes");
     }
 }
+
+/// The same actors read a capture file (`packet_source.kind = "file"`):
+/// every flow `daisi flows` finds in a lab capture crosses the node and is
+/// scored, and the alerts name the attacker only.
+#[test]
+fn a_capture_file_through_the_node() {
+    let Some(lab) = fresh_lab() else { return };
+    let pcap = lab.join("nmap_syn.pcap");
+    let offline = daisi::commands::flows::flows(&daisi::commands::flows::FlowsArgs {
+        pcap: pcap.clone(),
+        csv: None,
+        idle_timeout: Duration::from_secs(30),
+        active_timeout: Duration::from_secs(1800),
+        max_flows: 262_144,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+host = "replay"
+[syscall_source]
+kind = "none"
+[packet_source]
+kind = "file"
+path = "{}"
+[alert]
+console = false
+jsonl = "{}"
+cooldown = "0s"
+"#,
+        pcap.display(),
+        alerts_file.display()
+    );
+    let mut node = Daisi::spawn(&toml, &[]);
+    let until = Instant::now() + Duration::from_secs(30);
+    while !node.log().contains("capture file read") {
+        assert!(Instant::now() < until, "file not read:\n{}", node.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(node.stop(Duration::from_secs(10)).success());
+    let log = node.log();
+    let counter = |name: &str| -> u64 {
+        let at = log.rfind("node drained").expect("drained");
+        let key = format!("\"{name}\":");
+        let rest = &log[at..][log[at..]
+            .find(&key)
+            .unwrap_or_else(|| panic!("{name} in {log}"))
+            + key.len()..];
+        rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
+    };
+    assert_eq!(counter("flow_merge.flows"), offline.flows, "{log}");
+    assert_eq!(counter("flow_classifier.flows"), offline.flows, "{log}");
+    let attacker = std::fs::read_to_string(lab.join("labels.csv"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("nmap_syn.pcap"))
+        .and_then(|l| l.rsplit(',').next())
+        .unwrap()
+        .to_string();
+    let a = alerts(&alerts_file);
+    assert!(!a.is_empty(), "no alerts:\n{log}");
+    assert_eq!(a.len() as u64, counter("flow_classifier.malicious"));
+    for x in &a {
+        assert!(x["entity"].as_str().unwrap().contains(&attacker), "{x}");
+    }
+}
+
+/// A missing interface and missing privileges stop the node before it
+/// starts, with the cause named (exit code 1, no panic).
+#[test]
+fn capture_errors_are_named_before_the_node_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("node.toml");
+    let write = |iface: &str| {
+        std::fs::write(
+            &cfg,
+            format!("[node]\nrole = \"both\"\n[syscall_source]\nkind = \"none\"\n[packet_source]\nkind = \"live\"\ninterface = \"{iface}\"\n"),
+        )
+        .unwrap();
+    };
+    write("nosuch0");
+    let out = Command::new(common::daisi_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no network interface named \"nosuch0\""),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped the privilege half: needs root to drop privileges");
+        return;
+    }
+    write("lo");
+    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(dir.path(), perms).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(common::daisi_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs CAP_NET_RAW"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -1,5 +1,6 @@
 //! The `daisi` subcommands.
 
+pub mod alerts;
 pub mod eval;
 pub mod flows;
 pub mod network;

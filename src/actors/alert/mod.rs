@@ -5,11 +5,20 @@
 //! windows: the same window-to-trace aggregation `daisi eval syscall`
 //! measures. It is decided when the process exits (over its whole life when
 //! that is shorter than the horizon, exactly as evaluated), and for a
-//! long-lived process each time a full horizon of new windows has passed. Repeats for the same entity
-//! within `cooldown` are folded into the first alert's count (counted as
-//! `alert.folded`), never silently dropped.
+//! long-lived process each time a full horizon of new windows has passed.
+//!
+//! Repeats for the same entity within `cooldown` are folded, never silently
+//! dropped: the first alert goes out at once; later ones are counted
+//! (`alert.folded`) into it, and when the cooldown ends (or the node stops)
+//! an update with the same id, the count and first/last seen goes to the
+//! sinks (`alert.updates`).
 
 use super::flow_classifier::FlowDetections;
+pub mod jetstream;
+mod sinks;
+
+pub use sinks::console_line;
+
 use super::mailbox::MailboxConfig;
 use super::supervision::{fail, InjectFault, Restarts};
 use super::syscall_classifier::Scored;
@@ -21,7 +30,6 @@ use actix::prelude::*;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -42,6 +50,11 @@ pub struct AlertConfig {
     pub console: bool,
     /// Append alerts as JSON lines to this file.
     pub jsonl: Option<PathBuf>,
+    /// Rotate the file when it would grow past this many bytes (0 = never).
+    pub jsonl_max_bytes: u64,
+    /// Rotated files kept (`FILE.1` newest … `FILE.<n>` oldest).
+    pub jsonl_keep: usize,
+    pub jetstream: jetstream::JetStreamConfig,
     pub mailbox: MailboxConfig,
 }
 
@@ -53,6 +66,9 @@ impl Default for AlertConfig {
             max_processes: 16_384,
             console: true,
             jsonl: None,
+            jsonl_max_bytes: 64 << 20,
+            jsonl_keep: 5,
+            jetstream: Default::default(),
             mailbox: MailboxConfig::default(),
         }
     }
@@ -95,10 +111,11 @@ struct ProcScore {
     worst: Option<(f32, Vec<u32>)>,
 }
 
-/// The first alert of an entity within its cooldown.
+/// The first alert of an entity within its cooldown, with what was folded
+/// into it.
 struct Folded {
     at: Instant,
-    count: u64,
+    alert: Alert,
 }
 
 /// Alert decisions and sinks.
@@ -107,11 +124,13 @@ pub struct AlertActor {
     node: NodeInfo,
     procs: LruCache<(String, u32), ProcScore>,
     recent_alerts: HashMap<String, Folded>,
-    jsonl: Option<std::fs::File>,
+    jsonl: Option<sinks::JsonlSink>,
+    jetstream: Option<jetstream::JetStreamSink>,
     seq: u64,
     restarts: Restarts,
     raised: Counter,
     folded: Counter,
+    updates: Counter,
     forgotten: Counter,
     sink_errors: Counter,
     tracked: crate::metrics::Gauge,
@@ -127,18 +146,21 @@ pub enum AlertError {
 }
 
 impl AlertActor {
-    /// Opens the sinks (fallible start).
-    pub fn new(cfg: AlertConfig, node: NodeInfo) -> Result<Self, AlertError> {
+    /// Opens the sinks (fallible start). `js`: the JetStream context when
+    /// that sink is enabled (see [`jetstream::ensure_stream`]).
+    pub fn new(
+        cfg: AlertConfig,
+        node: NodeInfo,
+        js: Option<async_nats::jetstream::Context>,
+    ) -> Result<Self, AlertError> {
         let jsonl = match &cfg.jsonl {
             Some(p) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|source| AlertError::Open {
+                sinks::JsonlSink::open(p, cfg.jsonl_max_bytes, cfg.jsonl_keep).map_err(
+                    |source| AlertError::Open {
                         path: p.clone(),
                         source,
-                    })?,
+                    },
+                )?,
             ),
             None => None,
         };
@@ -149,10 +171,12 @@ impl AlertActor {
             restarts: Restarts::new("alert", m),
             raised: m.counter("alert.raised"),
             folded: m.counter("alert.folded"),
+            updates: m.counter("alert.updates"),
             forgotten: m.counter("alert.forgotten_processes"),
             sink_errors: m.counter("alert.sink_errors"),
             tracked: m.gauge("alert.processes"),
             jsonl,
+            jetstream: js.map(|js| jetstream::JetStreamSink::start(js, &cfg.jetstream, m)),
             seq: 0,
             cfg,
             node,
@@ -219,21 +243,23 @@ impl AlertActor {
             count: 1,
             evidence,
             observed_ns: None,
+            first_seen_ns: 0,
+            last_seen_ns: 0,
         })
     }
 
-    fn emit(&mut self, alert: Alert) {
+    fn emit(&mut self, mut alert: Alert) {
+        self.sweep(false);
         let fold_key = format!("{}/{}/{}", alert.module, alert.host, alert.entity);
-        let now = Instant::now();
-        self.recent_alerts
-            .retain(|_, f| now - f.at < self.cfg.cooldown);
         if let Some(f) = self.recent_alerts.get_mut(&fold_key) {
-            f.count += 1;
+            f.alert.count += 1;
+            f.alert.last_seen_ns = alert.ts_ns;
+            f.alert.score = f.alert.score.max(alert.score);
             self.folded.inc();
             return;
         }
-        self.recent_alerts
-            .insert(fold_key, Folded { at: now, count: 1 });
+        alert.first_seen_ns = alert.ts_ns;
+        alert.last_seen_ns = alert.ts_ns;
         self.raised.inc();
         tracing::warn!(
             alert_id = %alert.id,
@@ -245,24 +271,49 @@ impl AlertActor {
             latency_ms = alert.observed_ns.map(|o| alert.ts_ns.saturating_sub(o) / 1_000_000),
             "alert"
         );
+        self.write(&alert);
+        self.recent_alerts.insert(
+            fold_key,
+            Folded {
+                at: Instant::now(),
+                alert,
+            },
+        );
+    }
+
+    /// Ends the fold windows whose cooldown is over (all of them with
+    /// `all`), sending an update for each that folded repeats.
+    fn sweep(&mut self, all: bool) {
+        let cooldown = self.cfg.cooldown;
+        let ended: Vec<String> = self
+            .recent_alerts
+            .iter()
+            .filter(|(_, f)| all || f.at.elapsed() >= cooldown)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in ended {
+            if let Some(f) = self.recent_alerts.remove(&k) {
+                if f.alert.count > 1 {
+                    self.updates.inc();
+                    tracing::warn!(alert_id = %f.alert.id, entity = %f.alert.entity, count = f.alert.count, "alert repeated");
+                    self.write(&f.alert);
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, alert: &Alert) {
         if self.cfg.console {
-            println!(
-                "ALERT [{:?}] {} {} on {}: score {:.3} > {:.3} ({})",
-                alert.severity,
-                alert.module,
-                alert.entity,
-                alert.host,
-                alert.score,
-                alert.threshold,
-                alert.evidence.join("; ")
-            );
+            println!("{}", sinks::console_line(alert));
         }
         if let Some(f) = self.jsonl.as_mut() {
-            let line = serde_json::to_string(&alert).expect("alert serializes");
-            if let Err(e) = writeln!(f, "{line}").and_then(|_| f.flush()) {
+            if let Err(e) = f.write(alert) {
                 self.sink_errors.inc();
                 tracing::error!(error = %e, "alert file write failed");
             }
+        }
+        if let Some(js) = &self.jetstream {
+            js.send(alert);
         }
     }
 }
@@ -272,6 +323,8 @@ impl Actor for AlertActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
         self.restarts.backoff::<Self>(ctx);
+        // Fold windows end on time even when no new alert comes.
+        ctx.run_interval(Duration::from_secs(1), |a, _| a.sweep(false));
     }
 }
 
@@ -392,6 +445,8 @@ impl Handler<FlowDetections> for AlertActor {
                 count: 1,
                 evidence,
                 observed_ns: Some(f.last_ns),
+                first_seen_ns: 0,
+                last_seen_ns: 0,
             };
             self.emit(alert);
         }
@@ -399,11 +454,26 @@ impl Handler<FlowDetections> for AlertActor {
 }
 
 impl Handler<Drain> for AlertActor {
-    type Result = ();
-    fn handle(&mut self, _: Drain, _: &mut Context<Self>) {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        // Stopping ends every fold window: no folded count is lost.
+        self.sweep(true);
         if let Some(f) = self.jsonl.as_mut() {
-            let _ = f.sync_all();
+            f.sync();
         }
+        // Wait (within the node's shutdown deadline) for JetStream to
+        // acknowledge what it was handed.
+        let pending = self.jetstream.as_ref().map(|j| j.queued());
+        Box::pin(
+            async move {
+                if let Some(q) = pending {
+                    while q.get() > 0 {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            .into_actor(self),
+        )
     }
 }
 
@@ -411,5 +481,81 @@ impl Handler<InjectFault> for AlertActor {
     type Result = ();
     fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
         fail("alert", ctx, "injected fault");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::flow_classifier::FlowDetection;
+    use crate::messages::FlowRecord;
+    use crate::metrics::Metrics;
+
+    fn detection(port: u16) -> FlowDetection {
+        FlowDetection {
+            flow: FlowRecord {
+                src: "10.0.0.66".into(),
+                dst: "10.0.0.10".into(),
+                src_port: 40000,
+                dst_port: port,
+                proto: 6,
+                first_ns: 1,
+                last_ns: 2,
+                features: Default::default(),
+                end: "rst".into(),
+                pid: None,
+                exe: None,
+            },
+            score: 0.9,
+            top: vec![],
+        }
+    }
+
+    /// A flood of identical detections: one alert at once, then one update
+    /// with the same id and the full count; nothing dropped.
+    #[test]
+    fn a_flood_of_detections_folds_into_one_alert_with_its_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        let metrics = Metrics::new();
+        let node = NodeInfo {
+            id: "n1".into(),
+            host: "h".into(),
+            role: crate::config::Role::Both,
+            metrics: metrics.clone(),
+            started: Instant::now(),
+        };
+        let cfg = AlertConfig {
+            console: false,
+            jsonl: Some(path.clone()),
+            cooldown: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        actix::System::new().block_on(async {
+            let a = AlertActor::new(cfg, node, None).unwrap().start();
+            for chunk in 0..10 {
+                let msg = FlowDetections {
+                    host: "h".into(),
+                    detections: (0..100).map(|i| detection(chunk * 100 + i)).collect(),
+                    threshold: 0.5,
+                    model: "m".into(),
+                };
+                a.send(msg).await.unwrap();
+            }
+            a.send(Drain).await.unwrap();
+        });
+        let lines: Vec<Alert> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert_eq!((lines[0].count, lines[1].count), (1, 1000));
+        assert_eq!(lines[0].id, lines[1].id);
+        assert!(lines[1].last_seen_ns >= lines[1].first_seen_ns);
+        assert_eq!(lines[1].first_seen_ns, lines[0].ts_ns);
+        assert_eq!(metrics.get("alert.raised"), 1);
+        assert_eq!(metrics.get("alert.folded"), 999);
+        assert_eq!(metrics.get("alert.updates"), 1);
     }
 }

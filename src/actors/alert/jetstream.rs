@@ -1,0 +1,144 @@
+//! The NATS JetStream alert sink: alerts (JSON) on `daisi.v1.alert.<host>`
+//! into a stream created if missing, with the alert id as JetStream message
+//! id (an update of a folded alert: `<id>#<count>`), so a redelivered
+//! publish is not stored twice.
+//!
+//! The alert actor hands alerts over a bounded queue and never waits; a
+//! task publishes them in order, each until the server acknowledges it,
+//! retrying with backoff while the server is away. What does not fit the
+//! queue is counted (`alert.jetstream.dropped`) and logged.
+
+use crate::messages::Alert;
+use crate::metrics::{Counter, Gauge, Metrics};
+use async_nats::jetstream::{self, message::PublishMessage};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `[alert.jetstream]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JetStreamConfig {
+    /// Send alerts to JetStream (uses the `[nats]` connection settings).
+    pub enabled: bool,
+    /// Stream name; created with subjects `daisi.v1.alert.>` if missing.
+    pub stream: String,
+    /// Alerts kept in the stream this long (when it is created).
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Alerts waiting for the server; beyond this they are dropped, counted.
+    pub buffer: usize,
+}
+
+impl Default for JetStreamConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            stream: "DAISI_ALERTS".into(),
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            buffer: 10_000,
+        }
+    }
+}
+
+/// The subjects alerts are published on.
+pub const ALERT_SUBJECTS: &str = "daisi.v1.alert.>";
+
+#[derive(Debug, thiserror::Error)]
+#[error("JetStream stream {stream}: {reason}")]
+pub struct JetStreamError {
+    pub stream: String,
+    pub reason: String,
+}
+
+/// Creates the stream when it is missing (fallible start).
+pub async fn ensure_stream(
+    client: &async_nats::Client,
+    cfg: &JetStreamConfig,
+) -> Result<jetstream::Context, JetStreamError> {
+    let js = jetstream::new(client.clone());
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: cfg.stream.clone(),
+        subjects: vec![ALERT_SUBJECTS.into()],
+        max_age: cfg.max_age,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| JetStreamError {
+        stream: cfg.stream.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(js)
+}
+
+/// The actor's side of the sink.
+pub struct JetStreamSink {
+    tx: tokio::sync::mpsc::Sender<Alert>,
+    dropped: Counter,
+    queued: Gauge,
+}
+
+impl JetStreamSink {
+    /// Starts the publishing task (inside the actix system).
+    pub fn start(js: jetstream::Context, cfg: &JetStreamConfig, metrics: &Metrics) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Alert>(cfg.buffer.max(1));
+        let sent = metrics.counter("alert.jetstream.sent");
+        let retries = metrics.counter("alert.jetstream.retries");
+        let queued = metrics.gauge("alert.jetstream.queued");
+        let q = queued.clone();
+        actix::spawn(async move {
+            while let Some(a) = rx.recv().await {
+                let id = if a.count > 1 {
+                    format!("{}#{}", a.id, a.count)
+                } else {
+                    a.id.clone()
+                };
+                let subject = crate::transport::nats::subject("alert", &a.host);
+                let payload = bytes::Bytes::from(serde_json::to_vec(&a).expect("alert serializes"));
+                let mut backoff = Duration::from_millis(100);
+                loop {
+                    let publish = PublishMessage::build()
+                        .payload(payload.clone())
+                        .message_id(&id);
+                    let r = match js.send_publish(subject.clone(), publish).await {
+                        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match r {
+                        Ok(()) => {
+                            sent.inc();
+                            break;
+                        }
+                        Err(e) => {
+                            retries.inc();
+                            tracing::warn!(alert_id = %a.id, error = %e, retry_in_ms = backoff.as_millis() as u64, "JetStream publish failed");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+                q.dec();
+            }
+        });
+        Self {
+            tx,
+            dropped: metrics.counter("alert.jetstream.dropped"),
+            queued,
+        }
+    }
+
+    /// Queues an alert; never waits.
+    pub fn send(&self, a: &Alert) {
+        match self.tx.try_send(a.clone()) {
+            Ok(()) => self.queued.inc(),
+            Err(_) => {
+                self.dropped.inc();
+                tracing::error!(alert_id = %a.id, "JetStream sink queue full; alert not sent there (other sinks have it)");
+            }
+        }
+    }
+
+    /// Alerts not yet acknowledged by the server.
+    pub fn queued(&self) -> Gauge {
+        self.queued.clone()
+    }
+}
