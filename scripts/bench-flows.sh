@@ -9,8 +9,8 @@
 #
 # Peers: NFStream (PyPI, in the environment scripts/setup.sh makes), tshark's
 # conversation statistics (Debian), the Python cicflowmeter (PyPI, needs
-# Python >= 3.12; measured on the first 100,000 packets only, it is ~100x
-# slower). Each tool runs 3 times, interleaved; the median wall time counts.
+# Python >= 3.12; measured once on the first 20,000 packets only, it is
+# ~100x slower). Each tool runs 3 times, interleaved; the median wall time counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2
@@ -24,8 +24,11 @@ mkdir -p "$DIR"
 NF_PY="${DAISI_NFSTREAM_VENV:-/var/cache/daisi/nfstream-venv}/bin/python"
 CIC_VENV="${DAISI_CIC_VENV:-/var/cache/daisi/cicflowmeter-venv}"
 PY312=""
-for p in python3.12 /root/.pyenv/versions/3.12*/bin/python3.12; do
-  command -v "$p" >/dev/null 2>&1 && PY312=$(command -v "$p") && break
+for p in /root/.pyenv/versions/3.1[2-9]*/bin/python3 python3.12 python3.13; do
+  if "$p" -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1; then
+    PY312=$(command -v "$p")
+    break
+  fi
 done
 if [ -n "$PY312" ] && [ ! -x "$CIC_VENV/bin/cicflowmeter" ]; then
   "$PY312" -m venv "$CIC_VENV" && "$CIC_VENV/bin/pip" install -q --disable-pip-version-check cicflowmeter==0.5.0 >&2 || true
@@ -33,14 +36,20 @@ fi
 
 cargo build --release --locked -q
 BIN=$PWD/target/release/daisi
+# What collector hosts run: no libtorch (whose loading alone costs ~0.5 s
+# and ~100 MiB here).
+cargo build --release --locked -q --no-default-features --target-dir target/collector
+CBIN=$PWD/target/collector/release/daisi
 PCAP="${1:-$DIR/bench.pcap}"
 [ -s "$PCAP" ] || lab/lab.sh bench-pcap "$PCAP" >&2
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 PACKETS=$(tcpdump -nn -r "$PCAP" 2>/dev/null | wc -l)
-SMALL="$WORK/first100k.pcap"
-tcpdump -nn -r "$PCAP" -c 100000 -w "$SMALL" 2>/dev/null
+# cicflowmeter takes a directory (its -f mode fails in 0.5); 20,000 packets.
+SMALL_N=20000
+mkdir -p "$WORK/small" "$WORK/cic"
+tcpdump -nn -r "$PCAP" -c "$SMALL_N" -w "$WORK/small/first.pcap" 2>/dev/null
 
 # run NAME CMD...: wall seconds and peak RSS (KiB) of one run -> $WORK/NAME.times
 run() {
@@ -61,14 +70,16 @@ median() { sort -n "$WORK/$1.times" | awk '{a[NR]=$1; m[NR]=$2} END {print a[int
 for round in 1 2 3; do
   echo "[bench] round $round" >&2
   run daisi "$BIN" flows "$PCAP" --idle-timeout 120s --csv "$WORK/daisi.csv"
+  run daisi_collector "$CBIN" flows "$PCAP" --idle-timeout 120s --csv "$WORK/daisi-c.csv"
   run nfstream "$NF_PY" scripts/nfstream_flows.py "$PCAP" "$WORK/nfstream.csv" --idle 120
   run tshark tshark -n -r "$PCAP" -q -z conv,tcp -z conv,udp
   if [ "$round" = 1 ] && [ -x "$CIC_VENV/bin/cicflowmeter" ]; then
-    run cicflowmeter "$CIC_VENV/bin/cicflowmeter" -f "$SMALL" -c "$WORK/cic.csv"
+    run cicflowmeter "$CIC_VENV/bin/cicflowmeter" -d "$WORK/small" -c "$WORK/cic"
   fi
 done
 
 read -r d_s d_rss < <(median daisi)
+read -r dc_s dc_rss < <(median daisi_collector)
 read -r n_s n_rss < <(median nfstream)
 read -r t_s t_rss < <(median tshark)
 d_flows=$(($(wc -l <"$WORK/daisi.csv") - 1))
@@ -83,12 +94,13 @@ echo "capture: $PCAP, $PACKETS packets; 2-core machine; median of 3 runs (wall t
 echo
 echo "| tool | packets/s | x NFStream | flows | peak RSS |"
 echo "| --- | --- | --- | --- | --- |"
-echo "| daisi flows (release) | $(rate "$PACKETS" "$d_s") | $(ratio "$PACKETS" "$d_s" "$PACKETS" "$n_s") | $d_flows | $((d_rss / 1024)) MiB |"
+echo "| daisi flows, collector build (release, no libtorch) | $(rate "$PACKETS" "$dc_s") | $(ratio "$PACKETS" "$dc_s" "$PACKETS" "$n_s") | $d_flows | $((dc_rss / 1024)) MiB |"
+echo "| daisi flows, full build (release, loads libtorch) | $(rate "$PACKETS" "$d_s") | $(ratio "$PACKETS" "$d_s" "$PACKETS" "$n_s") | $d_flows | $((d_rss / 1024)) MiB |"
 echo "| NFStream 6.6 | $(rate "$PACKETS" "$n_s") | 1.0 | $n_flows | $((n_rss / 1024)) MiB |"
 echo "| tshark -z conv,tcp -z conv,udp | $(rate "$PACKETS" "$t_s") | $(ratio "$PACKETS" "$t_s" "$PACKETS" "$n_s") | – | $((t_rss / 1024)) MiB |"
 if [ -s "$WORK/cicflowmeter.times" ]; then
   read -r c_s c_rss < <(median cicflowmeter)
-  echo "| cicflowmeter 0.5 (first 100,000 packets) | $(rate 100000 "$c_s") | $(ratio 100000 "$c_s" "$PACKETS" "$n_s") | – | $((c_rss / 1024)) MiB |"
+  echo "| cicflowmeter 0.5 (first $SMALL_N packets, one run) | $(rate "$SMALL_N" "$c_s") | $(ratio "$SMALL_N" "$c_s" "$PACKETS" "$n_s") | – | $((c_rss / 1024)) MiB |"
 else
   echo "| cicflowmeter | not run: needs Python >= 3.12 | | | |"
 fi

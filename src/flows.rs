@@ -152,41 +152,64 @@ impl FlowStats {
         self.size.count()
     }
 
+    /// The 39 FlowMeter features, in `models::network::FEATURES` order
+    /// (no allocation: the hot path of `daisi flows` and training).
+    pub fn feature_values(&self) -> [f64; 39] {
+        let iat = self.fwd_iat.merge(&self.bwd_iat);
+        let (all, fwd, bwd) = (&self.size, &self.fwd_size, &self.bwd_size);
+        let (fi, bi) = (&self.fwd_iat, &self.bwd_iat);
+        let duration = (self.last_ns - self.first_ns) as f64;
+        let per_time = |v: f64| if duration > 0.0 { v / duration } else { 0.0 };
+        [
+            duration,
+            all.count() as f64,
+            fwd.count() as f64,
+            bwd.count() as f64,
+            all.sum(),
+            all.mean(),
+            all.std(),
+            all.min(),
+            all.max(),
+            fwd.sum(),
+            bwd.sum(),
+            fwd.mean(),
+            bwd.mean(),
+            fwd.std(),
+            bwd.std(),
+            fwd.min(),
+            bwd.min(),
+            fwd.max(),
+            bwd.max(),
+            iat.mean(),
+            iat.std(),
+            iat.min(),
+            iat.max(),
+            fi.sum(),
+            bi.sum(),
+            fi.mean(),
+            bi.mean(),
+            fi.std(),
+            bi.std(),
+            fi.min(),
+            bi.min(),
+            fi.max(),
+            bi.max(),
+            per_time(all.count() as f64),
+            per_time(fwd.count() as f64),
+            per_time(bwd.count() as f64),
+            per_time(all.sum()),
+            per_time(fwd.sum()),
+            per_time(bwd.sum()),
+        ]
+    }
+
     /// The 39 FlowMeter features by name (see `models::network::FEATURES`).
     pub fn features(&self) -> BTreeMap<String, f64> {
-        let iat = self.fwd_iat.merge(&self.bwd_iat);
-        let mut f = BTreeMap::new();
-        let mut put = |k: &str, v: f64| {
-            f.insert(k.to_string(), v);
-        };
-        put("flowDuration", (self.last_ns - self.first_ns) as f64);
-        put("flowLength", self.size.count() as f64);
-        put("fwdFlowLength", self.fwd_size.count() as f64);
-        put("bwdFlowLength", self.bwd_size.count() as f64);
-        for (prefix, s) in [
-            ("packetSize", &self.size),
-            ("fwdPacketSize", &self.fwd_size),
-            ("bwdPacketSize", &self.bwd_size),
-        ] {
-            put(&format!("{prefix}Total"), s.sum());
-            put(&format!("{prefix}Mean"), s.mean());
-            put(&format!("{prefix}Std"), s.std());
-            put(&format!("{prefix}Min"), s.min());
-            put(&format!("{prefix}Max"), s.max());
-        }
-        put("IATMean", iat.mean());
-        put("IATStd", iat.std());
-        put("IATMin", iat.min());
-        put("IATMax", iat.max());
-        for (prefix, s) in [("fwdIAT", &self.fwd_iat), ("bwdIAT", &self.bwd_iat)] {
-            put(&format!("{prefix}Total"), s.sum());
-            put(&format!("{prefix}Mean"), s.mean());
-            put(&format!("{prefix}Std"), s.std());
-            put(&format!("{prefix}Min"), s.min());
-            put(&format!("{prefix}Max"), s.max());
-        }
-        crate::models::network::add_rates(&mut f);
-        f
+        crate::models::network::FEATURES
+            .iter()
+            .zip(self.feature_values())
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 }
 
@@ -369,7 +392,8 @@ struct Open {
     fin_bwd: bool,
 }
 
-type Key = (Endpoint, Endpoint, u8);
+/// Bidirectional flow key (unordered endpoints, protocol).
+pub type Key = (Endpoint, Endpoint, u8);
 
 /// How long a TCP flow ended by FIN or RST lingers: its stragglers (the
 /// last ACK after both FINs, retransmissions after a reset) are absorbed
@@ -390,7 +414,8 @@ pub struct FlowTable {
     pub absorbed_bytes: u64,
 }
 
-fn key(a: Endpoint, b: Endpoint, proto: u8) -> (Endpoint, Endpoint, u8) {
+/// A flow's key: its 5-tuple, the same whichever way a packet goes.
+pub fn flow_key(a: Endpoint, b: Endpoint, proto: u8) -> Key {
     if a <= b {
         (a, b, proto)
     } else {
@@ -416,6 +441,18 @@ impl FlowTable {
         self.open.len()
     }
 
+    /// Memory one open flow takes in the table: its key and state, plus
+    /// the LRU's links and the hash table's slot (an estimate from type
+    /// sizes; no allocation per flow besides its node).
+    pub fn bytes_per_flow() -> usize {
+        std::mem::size_of::<(Key, Open)>() + 2 * std::mem::size_of::<usize>() + 16
+    }
+
+    /// Whether a flow between `a` and `b` is open.
+    pub fn contains(&self, a: Endpoint, b: Endpoint, proto: u8) -> bool {
+        self.open.contains(&flow_key(a, b, proto))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
@@ -434,7 +471,7 @@ impl FlowTable {
     /// flow on FIN/RST, a timed-out flow it would have joined, or the least
     /// recently seen flow evicted to make room).
     pub fn packet(&mut self, p: PacketMeta, out: &mut Vec<FinishedFlow>) {
-        let k = key(p.src, p.dst, p.proto);
+        let k = flow_key(p.src, p.dst, p.proto);
         if let Some(o) = self.open.peek(&k) {
             let idle = p.ts_ns.saturating_sub(o.stats.last_ns) > self.limits.idle_timeout_ns;
             let active = p.ts_ns.saturating_sub(o.stats.first_ns) > self.limits.active_timeout_ns;

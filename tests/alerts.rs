@@ -82,10 +82,7 @@ stream = "TEST_ALERTS"
         node.log()
     );
     let log = node.log();
-    assert!(
-        log.contains("NATS disconnected"),
-        "no outage seen:\n{log}"
-    );
+    assert!(log.contains("NATS disconnected"), "no outage seen:\n{log}");
 
     let file = jsonl_ids(&jsonl);
     assert!(file.len() >= 10, "{file:?}");

@@ -462,3 +462,76 @@ fn capture_errors_are_named_before_the_node_starts() {
     assert!(err.contains("needs CAP_NET_RAW"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Process–flow attribution: a connection this test makes, captured live
+/// on `lo`, reaches the alert sink with this process's pid and executable.
+#[test]
+fn a_flow_carries_the_process_that_made_it() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let alerts_file = dir.path().join("alerts.jsonl");
+    // Threshold 0: every flow becomes an alert, to see what it carries.
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+[syscall_source]
+kind = "none"
+[packet_source]
+kind = "live"
+interface = "lo"
+filter = "tcp port {port}"
+[flow_merge]
+idle_timeout = "1s"
+tick = "100ms"
+[flow_classifier]
+threshold = 0.0
+[alert]
+console = false
+cooldown = "0s"
+jsonl = "{}"
+"#,
+        alerts_file.display()
+    );
+    let mut node = Daisi::spawn(&toml, &[]);
+    wait_running(&node);
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 5];
+        std::io::Read::read_exact(&mut s, &mut buf).unwrap();
+        std::io::Write::write_all(&mut s, &buf).unwrap();
+    });
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::io::Write::write_all(&mut c, b"hello").unwrap();
+    let mut buf = [0u8; 5];
+    std::io::Read::read_exact(&mut c, &mut buf).unwrap();
+    server.join().unwrap();
+    drop(c);
+    let until = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let a = alerts(&alerts_file);
+        if let Some(x) = a.into_iter().find(|x| x["pid"].is_number()) {
+            break x;
+        }
+        assert!(
+            Instant::now() < until,
+            "no attributed flow:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        found["pid"].as_u64(),
+        Some(std::process::id() as u64),
+        "{found}"
+    );
+    let me = std::env::current_exe().unwrap();
+    assert_eq!(found["exe"].as_str(), me.to_str(), "{found}");
+    assert!(node.stop(Duration::from_secs(10)).success());
+}

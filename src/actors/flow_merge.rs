@@ -15,13 +15,14 @@ use super::packet_source::Packets;
 use super::supervision::{fail, InjectFault, Restarts};
 use super::transport::Publish;
 use super::{now_ns, Drain, NodeInfo};
+use crate::capture::sockets::{Owner, SocketOwners};
 use crate::config::{ConfigError, Validate};
-use crate::flows::{FinishedFlow, FlowLimits, FlowTable};
+use crate::flows::{flow_key, FinishedFlow, FlowLimits, FlowTable, Key, PacketMeta};
 use crate::messages::{FlowBatch, FlowRecord, Payload};
 use crate::metrics::{Counter, Gauge};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `[flow_merge]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -42,6 +43,13 @@ pub struct FlowMergeConfig {
     pub tick: Duration,
     /// Most flows in one message.
     pub max_batch: usize,
+    /// Live capture: attribute each new TCP/UDP flow to the local process
+    /// owning its socket (from /proc), so flow records carry pid and
+    /// executable. Only sockets in daisi's own network namespace are seen.
+    pub attribute: bool,
+    /// Most attribution lookups per second (each reads /proc/net tables;
+    /// beyond this, flows go unattributed and are counted).
+    pub attribute_per_second: u32,
     pub mailbox: MailboxConfig,
 }
 
@@ -53,6 +61,8 @@ impl Default for FlowMergeConfig {
             max_flows: 262_144,
             tick: Duration::from_millis(250),
             max_batch: 256,
+            attribute: true,
+            attribute_per_second: 2000,
             mailbox: MailboxConfig {
                 capacity: 16,
                 ..Default::default()
@@ -85,7 +95,7 @@ impl Validate for FlowMergeConfig {
 }
 
 /// The one conversion from the flow table's type to the wire type.
-pub fn to_record(f: FinishedFlow) -> FlowRecord {
+pub fn to_record(f: FinishedFlow, owner: Option<Owner>) -> FlowRecord {
     FlowRecord {
         src: f.src.0.to_string(),
         dst: f.dst.0.to_string(),
@@ -96,8 +106,8 @@ pub fn to_record(f: FinishedFlow) -> FlowRecord {
         last_ns: f.stats.last_ns,
         features: f.stats.features(),
         end: f.end.name().to_string(),
-        pid: None,
-        exe: None,
+        pid: owner.as_ref().map(|o| o.pid),
+        exe: owner.and_then(|o| o.exe),
     }
 }
 
@@ -110,11 +120,17 @@ pub struct FlowMerge {
     table: FlowTable,
     latest_ns: u64,
     done: Vec<FinishedFlow>,
+    /// Socket owners of open flows (live capture with `attribute`).
+    owners: Option<(SocketOwners, lru::LruCache<Key, Owner>)>,
+    /// Attribution budget of the current second.
+    budget: (Instant, u32),
     out: Edge<Publish>,
     restarts: Restarts,
     flows: Counter,
     evicted: Counter,
     absorbed: Counter,
+    attributed: Counter,
+    unattributed: Counter,
     open: Gauge,
 }
 
@@ -131,6 +147,17 @@ impl FlowMerge {
             flows: m.counter("flow_merge.flows"),
             evicted: m.counter("flow_merge.evicted"),
             absorbed: m.counter("flow_merge.absorbed"),
+            attributed: m.counter("flow_merge.attributed"),
+            unattributed: m.counter("flow_merge.unattributed"),
+            owners: (live && cfg.attribute).then(|| {
+                (
+                    SocketOwners::new(Duration::from_millis(100)),
+                    lru::LruCache::new(
+                        std::num::NonZeroUsize::new(cfg.max_flows.max(1)).expect("≥ 1"),
+                    ),
+                )
+            }),
+            budget: (Instant::now(), 0),
             open: m.gauge("flow_merge.open"),
             latest_ns: 0,
             done: Vec::new(),
@@ -138,6 +165,28 @@ impl FlowMerge {
             cfg,
             node,
             out,
+        }
+    }
+
+    /// Looks up the local process of a new flow, within the budget.
+    fn attribute(&mut self, p: &PacketMeta) {
+        let Some((sockets, owners)) = self.owners.as_mut() else {
+            return;
+        };
+        if self.budget.0.elapsed() >= Duration::from_secs(1) {
+            self.budget = (Instant::now(), 0);
+        }
+        if self.budget.1 >= self.cfg.attribute_per_second {
+            self.unattributed.inc();
+            return;
+        }
+        self.budget.1 += 1;
+        match sockets.owner(p.proto, p.src, p.dst) {
+            Some(o) => {
+                self.attributed.inc();
+                owners.put(flow_key(p.src, p.dst, p.proto), o);
+            }
+            None => self.unattributed.inc(),
         }
     }
 
@@ -159,7 +208,17 @@ impl FlowMerge {
         }
         self.flows.add(self.done.len() as u64);
         let mut batches = Vec::new();
-        let mut records: Vec<FlowRecord> = self.done.drain(..).map(to_record).collect();
+        let owners = &mut self.owners;
+        let mut records: Vec<FlowRecord> = self
+            .done
+            .drain(..)
+            .map(|f| {
+                let o = owners
+                    .as_mut()
+                    .and_then(|(_, m)| m.pop(&flow_key(f.src, f.dst, f.proto)));
+                to_record(f, o)
+            })
+            .collect();
         while !records.is_empty() {
             let rest = records.split_off(records.len().min(self.cfg.max_batch));
             batches.push(std::mem::replace(&mut records, rest));
@@ -211,6 +270,12 @@ impl Handler<Packets> for FlowMerge {
     fn handle(&mut self, msg: Packets, ctx: &mut Context<Self>) {
         for p in msg.packets {
             self.latest_ns = self.latest_ns.max(p.ts_ns);
+            if self.owners.is_some()
+                && matches!(p.proto, 6 | 17)
+                && !self.table.contains(p.src, p.dst, p.proto)
+            {
+                self.attribute(&p);
+            }
             self.table.packet(p, &mut self.done);
         }
         if msg.end {

@@ -3,3 +3,4 @@
 pub mod ebpf;
 pub mod libpcap;
 pub mod packets;
+pub mod sockets;

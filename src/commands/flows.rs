@@ -57,23 +57,25 @@ pub fn csv_header() -> Vec<String> {
     h
 }
 
-fn csv_row(f: &FinishedFlow) -> Vec<String> {
-    let x = f.stats.features();
+fn write_row<W: std::io::Write>(w: &mut csv::Writer<W>, f: &FinishedFlow) -> csv::Result<()> {
     let proto = proto_name(f.proto);
-    let mut r = vec![
-        format!(
-            "{}--{}--{}--{}--{}",
-            f.src.0, f.dst.0, proto, f.src.1, f.dst.1
-        ),
-        f.src.0.to_string(),
-        f.dst.0.to_string(),
-        proto,
-        f.src.1.to_string(),
-        f.dst.1.to_string(),
-    ];
-    r.extend(FEATURES.iter().map(|k| x[*k].to_string()));
-    r.push(f.end.name().into());
-    r
+    let (src, dst) = (f.src.0.to_string(), f.dst.0.to_string());
+    let (sport, dport) = (f.src.1.to_string(), f.dst.1.to_string());
+    w.write_field(format!("{src}--{dst}--{proto}--{sport}--{dport}"))?;
+    for v in [&src, &dst, &proto, &sport, &dport] {
+        w.write_field(v)?;
+    }
+    // ryu: the shortest representation that reads back exactly, fast.
+    let mut buf = ryu::Buffer::new();
+    for v in f.stats.feature_values() {
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            w.write_field(itoa::Buffer::new().format(v as i64))?;
+        } else {
+            w.write_field(buf.format(v))?;
+        }
+    }
+    w.write_field(f.end.name())?;
+    w.write_record(None::<&[u8]>)
 }
 
 pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
@@ -93,7 +95,7 @@ pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
     };
     let s = file_flows(&args.pcap, limits, |f| -> anyhow::Result<()> {
         if let Some(w) = writer.as_mut() {
-            w.write_record(csv_row(&f))?;
+            write_row(w, &f)?;
         }
         Ok(())
     })??;
@@ -106,8 +108,15 @@ pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
 pub fn run(args: &FlowsArgs) -> anyhow::Result<()> {
     let s = flows(args)?;
     println!(
-        "{} packets, {} flows ({} ended early: table full; at most {} open at once), {} stragglers after a close absorbed, skipped: {:?}",
-        s.packets, s.flows, s.evicted, s.peak_open, s.absorbed_packets, s.skipped
+        "{} packets, {} flows ({} ended early: table full; at most {} open at once, ≈{} KiB of flow table at {} B per flow), {} stragglers after a close absorbed, skipped: {:?}",
+        s.packets,
+        s.flows,
+        s.evicted,
+        s.peak_open,
+        (s.peak_open * crate::flows::FlowTable::bytes_per_flow()).div_ceil(1024),
+        crate::flows::FlowTable::bytes_per_flow(),
+        s.absorbed_packets,
+        s.skipped
     );
     if let Some(e) = &s.read_error {
         eprintln!("warning: {} ended with a read error after {} packets: {e}; the flows above are what it held", args.pcap.display(), s.packets);

@@ -172,7 +172,6 @@ pub fn load_labelled(
         let path = dir.join(&r.pcap);
         let mut index = 0;
         let summary = file_flows(&path, opts.limits(), |f| -> anyhow::Result<()> {
-            let feats = f.stats.features();
             let is_attack = attacker.is_some_and(|a| f.src.0 == a || f.dst.0 == a);
             out.push(LabelledFlow {
                 pcap: r.pcap.clone(),
@@ -182,7 +181,7 @@ pub fn load_labelled(
                 } else {
                     BENIGN.to_string()
                 },
-                x: FEATURES.iter().map(|k| feats[*k]).collect(),
+                x: f.stats.feature_values().to_vec(),
             });
             index += 1;
             Ok(())

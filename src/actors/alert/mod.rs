@@ -111,6 +111,13 @@ struct ProcScore {
     worst: Option<(f32, Vec<u32>)>,
 }
 
+/// The latest alert of each module for one process.
+#[derive(Default)]
+struct ProcessAlerts {
+    syscall: Option<(Instant, Alert)>,
+    network: Option<(Instant, Alert)>,
+}
+
 /// The first alert of an entity within its cooldown, with what was folded
 /// into it.
 struct Folded {
@@ -124,6 +131,8 @@ pub struct AlertActor {
     node: NodeInfo,
     procs: LruCache<(String, u32), ProcScore>,
     recent_alerts: HashMap<String, Folded>,
+    /// Per (host, pid): the latest alert of each module, for incidents.
+    by_process: LruCache<(String, u32), ProcessAlerts>,
     jsonl: Option<sinks::JsonlSink>,
     jetstream: Option<jetstream::JetStreamSink>,
     seq: u64,
@@ -131,6 +140,7 @@ pub struct AlertActor {
     raised: Counter,
     folded: Counter,
     updates: Counter,
+    incidents: Counter,
     forgotten: Counter,
     sink_errors: Counter,
     tracked: crate::metrics::Gauge,
@@ -168,10 +178,14 @@ impl AlertActor {
         Ok(Self {
             procs: LruCache::new(NonZeroUsize::new(cfg.max_processes).unwrap_or(NonZeroUsize::MIN)),
             recent_alerts: HashMap::new(),
+            by_process: LruCache::new(
+                NonZeroUsize::new(cfg.max_processes).unwrap_or(NonZeroUsize::MIN),
+            ),
             restarts: Restarts::new("alert", m),
             raised: m.counter("alert.raised"),
             folded: m.counter("alert.folded"),
             updates: m.counter("alert.updates"),
+            incidents: m.counter("alert.incidents"),
             forgotten: m.counter("alert.forgotten_processes"),
             sink_errors: m.counter("alert.sink_errors"),
             tracked: m.gauge("alert.processes"),
@@ -248,7 +262,76 @@ impl AlertActor {
         })
     }
 
-    fn emit(&mut self, mut alert: Alert) {
+    /// A process with both a syscall and a network alert within the
+    /// cooldown: the combined incident (severity one step up), once per
+    /// process and cooldown (later ones fold into it).
+    fn correlate(&mut self, a: &Alert) -> Option<Alert> {
+        let pid = a.pid?;
+        let now = Instant::now();
+        let cooldown = self.cfg.cooldown;
+        let entry = self
+            .by_process
+            .get_or_insert_mut((a.host.clone(), pid), ProcessAlerts::default);
+        let slot = match a.module.as_str() {
+            "syscall" => &mut entry.syscall,
+            "network" => &mut entry.network,
+            _ => return None,
+        };
+        *slot = Some((now, a.clone()));
+        let fresh = |s: &Option<(Instant, Alert)>| {
+            s.as_ref()
+                .filter(|(at, _)| now - *at < cooldown.max(Duration::from_secs(1)))
+                .map(|(_, a)| a.clone())
+        };
+        let (Some(sys), Some(net)) = (fresh(&entry.syscall), fresh(&entry.network)) else {
+            return None;
+        };
+        self.seq += 1;
+        let ts = now_ns();
+        let severity = match sys.severity.max(net.severity) {
+            Severity::Low => Severity::Medium,
+            Severity::Medium => Severity::High,
+            Severity::High | Severity::Critical => Severity::Critical,
+        };
+        let mut evidence = vec![format!(
+            "process {pid} ({}) has both syscall alert {} and network alert {}",
+            sys.exe.as_deref().or(net.exe.as_deref()).unwrap_or("?"),
+            sys.id,
+            net.id
+        )];
+        evidence.extend(sys.evidence.iter().take(2).map(|e| format!("syscall: {e}")));
+        evidence.extend(net.evidence.iter().take(2).map(|e| format!("network: {e}")));
+        Some(Alert {
+            id: format!("{}-{:x}-{}", self.node.id, ts, self.seq),
+            ts_ns: ts,
+            node_id: self.node.id.clone(),
+            host: a.host.clone(),
+            module: "incident".into(),
+            severity,
+            entity: format!("pid:{pid}"),
+            pid: Some(pid),
+            exe: sys.exe.clone().or(net.exe.clone()),
+            score: sys.score.max(net.score),
+            threshold: 0.0,
+            model: format!("{} + {}", sys.model, net.model),
+            count: 1,
+            evidence,
+            observed_ns: net.observed_ns,
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+        })
+    }
+
+    fn emit(&mut self, alert: Alert) {
+        let incident = self.correlate(&alert);
+        self.emit_one(alert);
+        if let Some(i) = incident {
+            self.incidents.inc();
+            self.emit_one(i);
+        }
+    }
+
+    fn emit_one(&mut self, mut alert: Alert) {
         self.sweep(false);
         let fold_key = format!("{}/{}/{}", alert.module, alert.host, alert.entity);
         if let Some(f) = self.recent_alerts.get_mut(&fold_key) {
@@ -415,6 +498,12 @@ impl Handler<FlowDetections> for AlertActor {
                 get("flowDuration") / 1e9,
                 if f.end.is_empty() { "?" } else { &f.end }
             )];
+            if let Some(pid) = f.pid {
+                evidence.push(format!(
+                    "local process {pid} ({})",
+                    f.exe.as_deref().unwrap_or("?")
+                ));
+            }
             if !d.top.is_empty() {
                 let top: Vec<String> = d
                     .top
@@ -509,6 +598,68 @@ mod tests {
             score: 0.9,
             top: vec![],
         }
+    }
+
+    fn actor(metrics: &Metrics, cfg: AlertConfig) -> AlertActor {
+        let node = NodeInfo {
+            id: "n1".into(),
+            host: "h".into(),
+            role: crate::config::Role::Both,
+            metrics: metrics.clone(),
+            started: Instant::now(),
+        };
+        AlertActor::new(cfg, node, None).unwrap()
+    }
+
+    fn process_alert(module: &str, pid: u32, sev: Severity) -> Alert {
+        Alert {
+            id: format!("{module}-{pid}"),
+            ts_ns: 1,
+            node_id: "n1".into(),
+            host: "h".into(),
+            module: module.into(),
+            severity: sev,
+            entity: format!("x:{pid}"),
+            pid: Some(pid),
+            exe: Some("/usr/bin/victim".into()),
+            score: 0.9,
+            threshold: 0.5,
+            model: format!("{module}-model"),
+            count: 1,
+            evidence: vec![format!("{module} evidence")],
+            observed_ns: None,
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+        }
+    }
+
+    /// Syscall and network alerts of the same process make one incident,
+    /// one step more severe; other processes do not.
+    #[test]
+    fn a_process_with_both_kinds_of_alert_is_an_incident() {
+        let metrics = Metrics::new();
+        let cfg = AlertConfig {
+            console: false,
+            ..Default::default()
+        };
+        let mut a = actor(&metrics, cfg);
+        assert!(a
+            .correlate(&process_alert("syscall", 7, Severity::Medium))
+            .is_none());
+        assert!(a
+            .correlate(&process_alert("network", 8, Severity::High))
+            .is_none());
+        let i = a
+            .correlate(&process_alert("network", 7, Severity::Medium))
+            .expect("incident");
+        assert_eq!(
+            (i.module.as_str(), i.pid, i.severity),
+            ("incident", Some(7), Severity::High)
+        );
+        assert_eq!(i.entity, "pid:7");
+        assert!(i.evidence[0].contains("syscall-7") && i.evidence[0].contains("network-7"));
+        assert!(i.evidence.iter().any(|e| e == "syscall: syscall evidence"));
+        assert!(i.evidence.iter().any(|e| e == "network: network evidence"));
     }
 
     /// A flood of identical detections: one alert at once, then one update
