@@ -347,6 +347,18 @@ impl EndReason {
     }
 }
 
+/// The name of an IP protocol number as FlowMeter writes it (TCP, UDP,
+/// ICMP, ICMPv6; other numbers as digits).
+pub fn proto_name(p: u8) -> String {
+    match p {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        1 => "ICMP".into(),
+        58 => "ICMPv6".into(),
+        n => n.to_string(),
+    }
+}
+
 /// One side of a flow: address and port.
 pub type Endpoint = (std::net::IpAddr, u16);
 

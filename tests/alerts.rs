@@ -128,15 +128,7 @@ stream = "TEST_ALERTS"
         assert_eq!(v["module"], "syscall");
         assert!(!v["evidence"].as_array().unwrap().is_empty(), "{v}");
     }
-    let counter = |name: &str| -> u64 {
-        let at = log.rfind("node drained").expect("drained");
-        let key = format!("\"{name}\":");
-        let Some(i) = log[at..].find(&key) else {
-            return 0;
-        };
-        let rest = &log[at + i + key.len()..];
-        rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
-    };
+    let counter = |name: &str| common::drained_counter(&log, name);
     assert_eq!(counter("alert.jetstream.sent"), file.len() as u64, "{log}");
     assert_eq!(counter("alert.jetstream.dropped"), 0);
 }

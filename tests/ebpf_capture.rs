@@ -237,22 +237,7 @@ fn without_privileges_the_error_names_what_is_missing() {
         "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\nall = true\n",
     )
     .unwrap();
-    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(dir.path(), perms).unwrap();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg(common::daisi_bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("setpriv (util-linux)");
+    let out = common::run_unprivileged(&cfg);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

@@ -381,15 +381,7 @@ cooldown = "0s"
     std::thread::sleep(Duration::from_millis(500));
     assert!(node.stop(Duration::from_secs(10)).success());
     let log = node.log();
-    let counter = |name: &str| -> u64 {
-        let at = log.rfind("node drained").expect("drained");
-        let key = format!("\"{name}\":");
-        let rest = &log[at..][log[at..]
-            .find(&key)
-            .unwrap_or_else(|| panic!("{name} in {log}"))
-            + key.len()..];
-        rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
-    };
+    let counter = |name: &str| common::drained_counter(&log, name);
     assert_eq!(counter("flow_merge.flows"), offline.flows, "{log}");
     assert_eq!(counter("flow_classifier.flows"), offline.flows, "{log}");
     let attacker = std::fs::read_to_string(lab.join("labels.csv"))
@@ -440,23 +432,7 @@ fn capture_errors_are_named_before_the_node_starts() {
         return;
     }
     write("lo");
-    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(dir.path(), perms).unwrap();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg(common::daisi_bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("setpriv (util-linux)");
+    let out = common::run_unprivileged(&cfg);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("needs CAP_NET_RAW"), "{err}");

@@ -4,7 +4,7 @@
 
 use crate::capture::libpcap::file_flows;
 pub use crate::capture::libpcap::FlowsSummary;
-use crate::flows::{FinishedFlow, FlowLimits};
+use crate::flows::{proto_name, FinishedFlow, FlowLimits};
 use crate::models::network::FEATURES;
 use anyhow::Context;
 use clap::Args;
@@ -27,16 +27,6 @@ pub struct FlowsArgs {
     /// Flows held at once; the least recently seen is ended early (counted).
     #[arg(long, default_value_t = 1_000_000)]
     pub max_flows: usize,
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        1 => "ICMP".into(),
-        58 => "ICMPv6".into(),
-        n => n.to_string(),
-    }
 }
 
 /// The CSV header: FlowMeter's columns, then ours.

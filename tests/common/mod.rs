@@ -360,3 +360,42 @@ console = false
 "#
     )
 }
+
+/// A counter from the "node drained" line a stopping node logs (0 when the
+/// node never counted it).
+#[allow(dead_code)]
+pub fn drained_counter(log: &str, name: &str) -> u64 {
+    let at = log
+        .rfind("node drained")
+        .expect("the node logged its counters");
+    let key = format!("\"{name}\":");
+    let Some(i) = log[at..].find(&key) else {
+        return 0;
+    };
+    let rest = &log[at + i + key.len()..];
+    rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
+}
+
+/// Runs `daisi run --config CFG` as nobody, with no capabilities (the
+/// config's directory is made readable to it).
+#[allow(dead_code)]
+pub fn run_unprivileged(cfg: &Path) -> std::process::Output {
+    let dir = cfg.parent().unwrap();
+    let mut perms = std::fs::metadata(dir).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(dir, perms).unwrap();
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(daisi_bin())
+        .args(["run", "--config"])
+        .arg(cfg)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("setpriv (util-linux)")
+}

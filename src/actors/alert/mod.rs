@@ -468,16 +468,6 @@ impl Handler<Scored> for AlertActor {
     }
 }
 
-fn proto_name(p: u8) -> String {
-    match p {
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        1 => "ICMP".into(),
-        58 => "ICMPv6".into(),
-        n => format!("proto {n}"),
-    }
-}
-
 /// Network detections: an alert per malicious flow as soon as it is
 /// scored (repeats between the same two addresses fold within `cooldown`).
 impl Handler<FlowDetections> for AlertActor {
@@ -488,7 +478,7 @@ impl Handler<FlowDetections> for AlertActor {
             let get = |k: &str| f.features.get(k).copied().unwrap_or(0.0);
             let mut evidence = vec![format!(
                 "{} {}:{} -> {}:{}: {} packets, {} bytes in {:.3} s, ended by {}",
-                proto_name(f.proto),
+                crate::flows::proto_name(f.proto),
                 f.src,
                 f.src_port,
                 f.dst,
@@ -669,13 +659,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts.jsonl");
         let metrics = Metrics::new();
-        let node = NodeInfo {
-            id: "n1".into(),
-            host: "h".into(),
-            role: crate::config::Role::Both,
-            metrics: metrics.clone(),
-            started: Instant::now(),
-        };
         let cfg = AlertConfig {
             console: false,
             jsonl: Some(path.clone()),
@@ -683,7 +666,7 @@ mod tests {
             ..Default::default()
         };
         actix::System::new().block_on(async {
-            let a = AlertActor::new(cfg, node, None).unwrap().start();
+            let a = actor(&metrics, cfg).start();
             for chunk in 0..10 {
                 let msg = FlowDetections {
                     host: "h".into(),
