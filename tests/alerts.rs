@@ -132,3 +132,118 @@ stream = "TEST_ALERTS"
     assert_eq!(counter("alert.jetstream.sent"), file.len() as u64, "{log}");
     assert_eq!(counter("alert.jetstream.dropped"), 0);
 }
+
+/// A webhook receiver on loopback that fails the first `fail` requests with
+/// HTTP 500, then accepts (checking each body is an alert).
+/// Idempotency-Keys of the requests a receiver accepted, in order.
+type Accepted = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+fn webhook_receiver(fail: usize) -> (u16, Accepted) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let acc = accepted.clone();
+    std::thread::spawn(move || {
+        let mut seen = 0usize;
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            // Requests on this (keep-alive) connection, one after another.
+            loop {
+                let mut len = 0usize;
+                let mut key = String::new();
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    let l = line.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    let (name, value) = l.split_once(':').unwrap();
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => len = value.trim().parse().unwrap(),
+                        "idempotency-key" => key = value.trim().to_string(),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                seen += 1;
+                let status = if seen <= fail {
+                    "500 Internal Server Error"
+                } else {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    assert!(v["id"].is_string(), "not an alert: {v}");
+                    acc.lock().unwrap().push(key);
+                    "200 OK"
+                };
+                let _ = write!(conn, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+            }
+        }
+    });
+    (port, accepted)
+}
+
+/// A webhook that fails, then recovers, gets every alert, in order, once.
+#[test]
+fn a_failing_webhook_gets_every_alert_in_order_once_it_recovers() {
+    let Some(adfa) = common::adfa() else { return };
+    let (port, accepted) = webhook_receiver(8);
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+shutdown_deadline = "30s"
+[syscall_source]
+kind = "replay"
+path = "{}"
+filter = "Attack_Data_Master/"
+abi = "i386"
+max_traces = 80
+[alert]
+console = false
+jsonl = "{}"
+[alert.webhook]
+url = "http://127.0.0.1:{port}/alerts"
+max_backoff = "200ms"
+"#,
+        adfa.display(),
+        jsonl.display()
+    );
+    let mut node = Daisi::spawn(&toml, &[]);
+    let until = Instant::now() + Duration::from_secs(60);
+    while !node.log().contains("replay finished") {
+        assert!(
+            Instant::now() < until,
+            "replay did not finish:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        node.stop(Duration::from_secs(40)).success(),
+        "{}",
+        node.log()
+    );
+    let log = node.log();
+    assert!(log.contains("webhook delivery failed"), "{log}");
+    let file: Vec<String> = jsonl_ids(&jsonl)
+        .into_iter()
+        .map(|(id, n)| if n > 1 { format!("{id}#{n}") } else { id })
+        .collect();
+    assert!(file.len() >= 5, "{file:?}");
+    let got: Vec<String> = accepted.lock().unwrap().clone();
+    assert_eq!(
+        got, file,
+        "the receiver got exactly the file's alerts, in order"
+    );
+    assert_eq!(common::drained_counter(&log, "alert.webhook.retries"), 8);
+    assert_eq!(common::drained_counter(&log, "alert.webhook.dropped"), 0);
+}

@@ -128,9 +128,11 @@ impl JetStreamSink {
 
     /// Queues an alert; never waits.
     pub fn send(&self, a: &Alert) {
+        self.queued.inc();
         match self.tx.try_send(a.clone()) {
-            Ok(()) => self.queued.inc(),
+            Ok(()) => {}
             Err(_) => {
+                self.queued.dec();
                 self.dropped.inc();
                 tracing::error!(alert_id = %a.id, "JetStream sink queue full; alert not sent there (other sinks have it)");
             }

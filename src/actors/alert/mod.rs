@@ -16,6 +16,7 @@
 use super::flow_classifier::FlowDetections;
 pub mod jetstream;
 mod sinks;
+pub mod webhook;
 
 pub use sinks::console_line;
 
@@ -55,6 +56,7 @@ pub struct AlertConfig {
     /// Rotated files kept (`FILE.1` newest … `FILE.<n>` oldest).
     pub jsonl_keep: usize,
     pub jetstream: jetstream::JetStreamConfig,
+    pub webhook: webhook::WebhookConfig,
     pub mailbox: MailboxConfig,
 }
 
@@ -69,6 +71,7 @@ impl Default for AlertConfig {
             jsonl_max_bytes: 64 << 20,
             jsonl_keep: 5,
             jetstream: Default::default(),
+            webhook: Default::default(),
             mailbox: MailboxConfig::default(),
         }
     }
@@ -95,6 +98,9 @@ impl Validate for AlertConfig {
                     format!("directory of {} does not exist", p.display()),
                 ));
             }
+        }
+        if let Some(p) = self.webhook.problem() {
+            errors.push(ConfigError::new(format!("{path}.webhook.url"), p));
         }
         self.mailbox.validate(&format!("{path}.mailbox"), errors);
     }
@@ -135,6 +141,7 @@ pub struct AlertActor {
     by_process: LruCache<(String, u32), ProcessAlerts>,
     jsonl: Option<sinks::JsonlSink>,
     jetstream: Option<jetstream::JetStreamSink>,
+    webhook: Option<webhook::WebhookSink>,
     seq: u64,
     restarts: Restarts,
     raised: Counter,
@@ -191,6 +198,8 @@ impl AlertActor {
             tracked: m.gauge("alert.processes"),
             jsonl,
             jetstream: js.map(|js| jetstream::JetStreamSink::start(js, &cfg.jetstream, m)),
+            webhook: (!cfg.webhook.url.is_empty())
+                .then(|| webhook::WebhookSink::start(&cfg.webhook, m)),
             seq: 0,
             cfg,
             node,
@@ -398,6 +407,9 @@ impl AlertActor {
         if let Some(js) = &self.jetstream {
             js.send(alert);
         }
+        if let Some(w) = &self.webhook {
+            w.send(alert);
+        }
     }
 }
 
@@ -540,15 +552,19 @@ impl Handler<Drain> for AlertActor {
         if let Some(f) = self.jsonl.as_mut() {
             f.sync();
         }
-        // Wait (within the node's shutdown deadline) for JetStream to
-        // acknowledge what it was handed.
-        let pending = self.jetstream.as_ref().map(|j| j.queued());
+        // Wait (within the node's shutdown deadline) for JetStream and the
+        // webhook to accept what they were handed.
+        let pending: Vec<_> = [
+            self.jetstream.as_ref().map(|j| j.queued()),
+            self.webhook.as_ref().map(|w| w.queued()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Box::pin(
             async move {
-                if let Some(q) = pending {
-                    while q.get() > 0 {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
+                while pending.iter().any(|q| q.get() > 0) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
             .into_actor(self),

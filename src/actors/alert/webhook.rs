@@ -1,0 +1,136 @@
+//! The HTTP webhook alert sink: each alert POSTed as JSON to a URL, in
+//! order, with an `Idempotency-Key` header (the alert id, or `<id>#<count>`
+//! for an update of a folded alert) so a receiver can drop a repeat.
+//!
+//! The alert actor hands alerts over a bounded queue and never waits; a
+//! thread of its own posts them one at a time, each retried with backoff
+//! until the server answers 2xx, so a failing receiver gets every alert
+//! once it recovers, in order. What does not fit the queue is counted
+//! (`alert.webhook.dropped`) and logged.
+
+use crate::messages::Alert;
+use crate::metrics::{Counter, Gauge, Metrics};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `[alert.webhook]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// POST alerts here (http:// or https://); empty = no webhook.
+    pub url: String,
+    /// Time allowed for one request.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Longest wait between retries (backoff doubles from 100 ms up to this).
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Alerts waiting for the receiver; beyond this they are dropped, counted.
+    pub buffer: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            timeout: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(30),
+            buffer: 10_000,
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// Problems with the settings (the URL's form).
+    pub fn problem(&self) -> Option<String> {
+        if self.url.is_empty() {
+            return None;
+        }
+        match self.url.parse::<ureq::http::Uri>() {
+            Ok(u)
+                if matches!(u.scheme_str(), Some("http") | Some("https")) && u.host().is_some() =>
+            {
+                None
+            }
+            _ => Some(format!("{:?} is not an http(s) URL", self.url)),
+        }
+    }
+}
+
+/// The actor's side of the sink.
+pub struct WebhookSink {
+    tx: std::sync::mpsc::SyncSender<Alert>,
+    dropped: Counter,
+    queued: Gauge,
+}
+
+impl WebhookSink {
+    pub fn start(cfg: &WebhookConfig, metrics: &Metrics) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Alert>(cfg.buffer.max(1));
+        let sent = metrics.counter("alert.webhook.sent");
+        let retries = metrics.counter("alert.webhook.retries");
+        let queued = metrics.gauge("alert.webhook.queued");
+        let q = queued.clone();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(cfg.timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let (url, max_backoff) = (cfg.url.clone(), cfg.max_backoff);
+        std::thread::Builder::new()
+            .name("daisi-webhook".into())
+            .spawn(move || {
+                while let Ok(a) = rx.recv() {
+                    let key = if a.count > 1 {
+                        format!("{}#{}", a.id, a.count)
+                    } else {
+                        a.id.clone()
+                    };
+                    let body = serde_json::to_vec(&a).expect("alert serializes");
+                    let mut backoff = Duration::from_millis(100);
+                    loop {
+                        let r = agent
+                            .post(&url)
+                            .header("Content-Type", "application/json")
+                            .header("Idempotency-Key", &key)
+                            .send(&body[..]);
+                        let failure = match r {
+                            Ok(resp) if resp.status().is_success() => None,
+                            Ok(resp) => Some(format!("HTTP {}", resp.status())),
+                            Err(e) => Some(e.to_string()),
+                        };
+                        let Some(why) = failure else {
+                            sent.inc();
+                            break;
+                        };
+                        retries.inc();
+                        tracing::warn!(alert_id = %a.id, error = %why, retry_in_ms = backoff.as_millis() as u64, "webhook delivery failed");
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(max_backoff);
+                    }
+                    q.dec();
+                }
+            })
+            .expect("spawning a thread");
+        Self {
+            tx,
+            dropped: metrics.counter("alert.webhook.dropped"),
+            queued,
+        }
+    }
+
+    /// Queues an alert; never waits.
+    pub fn send(&self, a: &Alert) {
+        self.queued.inc();
+        if self.tx.try_send(a.clone()).is_err() {
+            self.queued.dec();
+            self.dropped.inc();
+            tracing::error!(alert_id = %a.id, "webhook queue full; alert not sent there (other sinks have it)");
+        }
+    }
+
+    /// Alerts not yet accepted by the receiver.
+    pub fn queued(&self) -> Gauge {
+        self.queued.clone()
+    }
+}
