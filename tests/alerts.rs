@@ -6,6 +6,34 @@ use common::{Daisi, NatsServer};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+/// Waits for the replay to end, stops the node gracefully, returns its log.
+fn finish_replay(node: &mut Daisi) -> String {
+    let until = Instant::now() + Duration::from_secs(60);
+    while !node.log().contains("replay finished") {
+        assert!(
+            Instant::now() < until,
+            "replay did not finish:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        node.stop(Duration::from_secs(40)).success(),
+        "{}",
+        node.log()
+    );
+    node.log()
+}
+
+/// The delivery keys of the file's alerts, in order: the id, or
+/// `<id>#<count>` for an update of a folded alert.
+fn delivery_keys(path: &std::path::Path) -> Vec<String> {
+    jsonl_ids(path)
+        .into_iter()
+        .map(|(id, n)| if n > 1 { format!("{id}#{n}") } else { id })
+        .collect()
+}
+
 fn jsonl_ids(path: &std::path::Path) -> Vec<(String, u64)> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -67,35 +95,12 @@ stream = "TEST_ALERTS"
     nats.kill();
     std::thread::sleep(Duration::from_millis(1500));
     nats.restart();
-    let until = Instant::now() + Duration::from_secs(60);
-    while !node.log().contains("replay finished") {
-        assert!(
-            Instant::now() < until,
-            "replay did not finish:\n{}",
-            node.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        node.stop(Duration::from_secs(30)).success(),
-        "{}",
-        node.log()
-    );
-    let log = node.log();
+    let log = finish_replay(&mut node);
     assert!(log.contains("NATS disconnected"), "no outage seen:\n{log}");
 
-    let file = jsonl_ids(&jsonl);
+    let file = delivery_keys(&jsonl);
     assert!(file.len() >= 10, "{file:?}");
-    let expected: BTreeSet<String> = file
-        .iter()
-        .map(|(id, n)| {
-            if *n > 1 {
-                format!("{id}#{n}")
-            } else {
-                id.clone()
-            }
-        })
-        .collect();
+    let expected: BTreeSet<String> = file.iter().cloned().collect();
     // Read the stream back.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let stored: Vec<serde_json::Value> = rt.block_on(async {
@@ -218,26 +223,9 @@ max_backoff = "200ms"
         jsonl.display()
     );
     let mut node = Daisi::spawn(&toml, &[]);
-    let until = Instant::now() + Duration::from_secs(60);
-    while !node.log().contains("replay finished") {
-        assert!(
-            Instant::now() < until,
-            "replay did not finish:\n{}",
-            node.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        node.stop(Duration::from_secs(40)).success(),
-        "{}",
-        node.log()
-    );
-    let log = node.log();
+    let log = finish_replay(&mut node);
     assert!(log.contains("webhook delivery failed"), "{log}");
-    let file: Vec<String> = jsonl_ids(&jsonl)
-        .into_iter()
-        .map(|(id, n)| if n > 1 { format!("{id}#{n}") } else { id })
-        .collect();
+    let file = delivery_keys(&jsonl);
     assert!(file.len() >= 5, "{file:?}");
     let got: Vec<String> = accepted.lock().unwrap().clone();
     assert_eq!(
