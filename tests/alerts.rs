@@ -133,6 +133,28 @@ stream = "TEST_ALERTS"
         assert_eq!(v["module"], "syscall");
         assert!(!v["evidence"].as_array().unwrap().is_empty(), "{v}");
     }
+    // `daisi alerts list` reads the stream back (updates merged into
+    // their alerts) when the configuration enables JetStream.
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let out = std::process::Command::new(common::daisi_bin())
+        .args(["alerts", "list", "--json", "--config"])
+        .arg(&cfg)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let listed: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let ids: BTreeSet<String> = jsonl_ids(&jsonl).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, ids);
     let counter = |name: &str| common::drained_counter(&log, name);
     assert_eq!(counter("alert.jetstream.sent"), file.len() as u64, "{log}");
     assert_eq!(counter("alert.jetstream.dropped"), 0);

@@ -230,3 +230,61 @@ fn alerts_list_filters_and_merges_updates() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
 }
+
+/// `daisi alerts tail` shows the last alerts, then those appended while it
+/// runs (and stops after `--duration`).
+#[test]
+fn alerts_tail_follows_the_file() {
+    use daisi::messages::{Alert, Severity};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.jsonl");
+    let line = |id: &str| {
+        let a = Alert {
+            id: id.into(),
+            ts_ns: 1,
+            node_id: "n".into(),
+            host: "h".into(),
+            module: "network".into(),
+            severity: Severity::High,
+            entity: format!("entity-{id}"),
+            pid: None,
+            exe: None,
+            score: 0.9,
+            threshold: 0.5,
+            model: "m".into(),
+            count: 1,
+            evidence: vec![],
+            observed_ns: None,
+            first_seen_ns: 1,
+            last_seen_ns: 1,
+        };
+        serde_json::to_string(&a).unwrap() + "\n"
+    };
+    std::fs::write(&path, line("a1") + &line("a2") + &line("a3")).unwrap();
+    let mut child = Command::new(common::daisi_bin())
+        .args(["alerts", "tail", "-n", "2", "--duration", "3s", "--file"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The last two first; then an alert appended while it runs.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    for _ in 0..2 {
+        std::io::BufRead::read_line(&mut out, &mut text).unwrap();
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(line("a4").as_bytes())
+        .unwrap();
+    std::io::Read::read_to_string(&mut out, &mut text).unwrap();
+    assert!(child.wait().unwrap().success());
+    let shown: Vec<&str> = ["a1", "a2", "a3", "a4"]
+        .into_iter()
+        .filter(|id| text.contains(&format!("entity-{id}")))
+        .collect();
+    assert_eq!(shown, ["a2", "a3", "a4"], "{text}");
+}

@@ -1,7 +1,9 @@
 //! `daisi alerts list` and `daisi alerts tail`: alerts for people without a
-//! SIEM, read from the JSON Lines sink (`[alert] jsonl`, rotated files
-//! included, oldest first). An update of a folded alert (same id, higher
-//! count) replaces the alert it updates in `list`.
+//! SIEM, read from the JetStream stream when the configuration enables that
+//! sink (`[alert.jetstream]`, connecting with `[nats]`), else from the JSON
+//! Lines sink (`[alert] jsonl`, rotated files included, oldest first). An
+//! update of a folded alert (same id, higher count) replaces the alert it
+//! updates in `list`.
 
 use crate::messages::{Alert, Severity};
 use anyhow::Context;
@@ -12,10 +14,11 @@ use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct AlertsSource {
-    /// The alert file; default: `[alert] jsonl` of the configuration.
+    /// Read this alert file (instead of JetStream or `[alert] jsonl`).
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// Configuration file to find the alert file in.
+    /// Configuration naming the JetStream stream (`[alert.jetstream]`,
+    /// `[nats]`) or the alert file (`[alert] jsonl`).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Only alerts at least this severe: low, medium, high, critical.
@@ -56,15 +59,102 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
         .map_err(|_| format!("{s:?}: expected low, medium, high or critical"))
 }
 
-fn alert_file(src: &AlertsSource) -> anyhow::Result<PathBuf> {
+/// Where the alerts are read from.
+enum Source {
+    File(PathBuf),
+    JetStream(Box<crate::config::Config>),
+}
+
+fn source(src: &AlertsSource) -> anyhow::Result<Source> {
     if let Some(f) = &src.file {
-        return Ok(f.clone());
+        return Ok(Source::File(f.clone()));
     }
     let cfg = crate::config::Config::load(src.config.as_deref(), None)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    cfg.alert
-        .jsonl
-        .context("no alert file: pass --file, or set [alert] jsonl in the configuration")
+    if cfg.alert.jetstream.enabled {
+        return Ok(Source::JetStream(Box::new(cfg)));
+    }
+    cfg.alert.jsonl.map(Source::File).context(
+        "no alerts to read: pass --file, or enable [alert.jetstream] or set [alert] jsonl in the configuration",
+    )
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Reads the stream from sequence `from` on (1 = all), handing each alert
+/// to `each`; returns after the last stored one unless `follow`, then
+/// keeps reading until `until` passes.
+async fn read_stream(
+    cfg: &crate::config::Config,
+    from_end: Option<usize>,
+    follow: Option<Option<Duration>>,
+    mut each: impl FnMut(Alert),
+) -> anyhow::Result<()> {
+    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+    use futures::StreamExt;
+    let metrics = crate::metrics::Metrics::new();
+    let client = crate::transport::nats::connect(&cfg.nats, "daisi alerts", &metrics).await?;
+    let js = async_nats::jetstream::new(client);
+    let name = &cfg.alert.jetstream.stream;
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .with_context(|| format!("JetStream stream {name}"))?;
+    let state = stream.info().await?.state.clone();
+    let first = match from_end {
+        Some(n) => state
+            .last_sequence
+            .saturating_sub(n as u64 - 1)
+            .max(state.first_sequence),
+        None => state.first_sequence,
+    }
+    .max(1);
+    let stored = state.last_sequence.saturating_sub(first - 1);
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: first,
+            },
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let started = std::time::Instant::now();
+    let mut read = 0u64;
+    let mut bad = 0;
+    loop {
+        if follow.is_none() && read >= stored {
+            break;
+        }
+        let wait = match follow {
+            Some(Some(d)) => match d.checked_sub(started.elapsed()) {
+                Some(left) => left,
+                None => break,
+            },
+            _ => Duration::from_secs(5),
+        };
+        match tokio::time::timeout(wait, messages.next()).await {
+            Ok(Some(Ok(m))) => {
+                read += 1;
+                match serde_json::from_slice::<Alert>(&m.payload) {
+                    Ok(a) => each(a),
+                    Err(_) => bad += 1,
+                }
+            }
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) => break,
+            Err(_) if follow.is_some() => continue,
+            Err(_) => break,
+        }
+    }
+    if bad > 0 {
+        eprintln!("warning: {bad} messages of stream {name} are not alerts");
+    }
+    Ok(())
 }
 
 /// The file and its rotated predecessors, oldest first.
@@ -116,7 +206,7 @@ fn parse(line: &str, bad: &mut u64) -> Option<Alert> {
 
 /// `daisi alerts list`: the alerts in the file (folded updates merged).
 pub fn list(args: &ListArgs) -> anyhow::Result<usize> {
-    let path = alert_file(&args.source)?;
+    let source = source(&args.source)?;
     let since_ns = match &args.since {
         None => 0,
         Some(s) => {
@@ -135,21 +225,29 @@ pub fn list(args: &ListArgs) -> anyhow::Result<usize> {
     };
     let mut alerts: Vec<Alert> = Vec::new();
     let mut index = std::collections::HashMap::new();
+    let mut add = |a: Alert| match index.get(&a.id) {
+        Some(&i) => alerts[i] = a,
+        None => {
+            index.insert(a.id.clone(), alerts.len());
+            alerts.push(a);
+        }
+    };
     let mut bad = 0;
-    for f in files(&path) {
-        let file = std::fs::File::open(&f).with_context(|| format!("reading {}", f.display()))?;
-        for line in std::io::BufReader::new(file).lines() {
-            let Some(a) = parse(&line?, &mut bad) else {
-                continue;
-            };
-            match index.get(&a.id) {
-                Some(&i) => alerts[i] = a,
-                None => {
-                    index.insert(a.id.clone(), alerts.len());
-                    alerts.push(a);
+    let mut what = String::new();
+    match &source {
+        Source::File(path) => {
+            what = path.display().to_string();
+            for f in files(path) {
+                let file =
+                    std::fs::File::open(&f).with_context(|| format!("reading {}", f.display()))?;
+                for line in std::io::BufReader::new(file).lines() {
+                    if let Some(a) = parse(&line?, &mut bad) {
+                        add(a);
+                    }
                 }
             }
         }
+        Source::JetStream(cfg) => runtime()?.block_on(read_stream(cfg, None, None, add))?,
     }
     let mut n = 0;
     for a in alerts
@@ -160,7 +258,7 @@ pub fn list(args: &ListArgs) -> anyhow::Result<usize> {
         n += 1;
     }
     if bad > 0 {
-        eprintln!("warning: {bad} lines of {} are not alerts", path.display());
+        eprintln!("warning: {bad} lines of {what} are not alerts");
     }
     Ok(n)
 }
@@ -168,7 +266,22 @@ pub fn list(args: &ListArgs) -> anyhow::Result<usize> {
 /// `daisi alerts tail`: the last alerts, then new ones as they are written
 /// (follows rotation).
 pub fn tail(args: &TailArgs) -> anyhow::Result<()> {
-    let path = alert_file(&args.source)?;
+    let path = match source(&args.source)? {
+        Source::File(p) => p,
+        Source::JetStream(cfg) => {
+            let src = &args.source;
+            return runtime()?.block_on(read_stream(
+                &cfg,
+                Some(args.lines.max(1)),
+                Some(args.duration),
+                |a| {
+                    if keep(src, &a) {
+                        show(src, &a)
+                    }
+                },
+            ));
+        }
+    };
     let mut bad = 0;
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let last: Vec<Alert> = text
