@@ -140,6 +140,8 @@ pub struct AlertActor {
     /// Per (host, pid): the latest alert of each module, for incidents.
     by_process: LruCache<(String, u32), ProcessAlerts>,
     jsonl: Option<sinks::JsonlSink>,
+    /// Colour the console lines (standard output is a terminal).
+    colour: bool,
     jetstream: Option<jetstream::JetStreamSink>,
     webhook: Option<webhook::WebhookSink>,
     seq: u64,
@@ -197,6 +199,7 @@ impl AlertActor {
             sink_errors: m.counter("alert.sink_errors"),
             tracked: m.gauge("alert.processes"),
             jsonl,
+            colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             jetstream: js.map(|js| jetstream::JetStreamSink::start(js, &cfg.jetstream, m)),
             webhook: (!cfg.webhook.url.is_empty())
                 .then(|| webhook::WebhookSink::start(&cfg.webhook, m)),
@@ -396,7 +399,12 @@ impl AlertActor {
 
     fn write(&mut self, alert: &Alert) {
         if self.cfg.console {
-            println!("{}", sinks::console_line(alert));
+            let line = sinks::console_line(alert);
+            if self.colour {
+                println!("{}", sinks::coloured(alert.severity, &line));
+            } else {
+                println!("{line}");
+            }
         }
         if let Some(f) = self.jsonl.as_mut() {
             if let Err(e) = f.write(alert) {

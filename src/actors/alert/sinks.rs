@@ -102,6 +102,18 @@ pub fn console_line(a: &Alert) -> String {
     )
 }
 
+/// A console line in its severity's colour (ANSI), for terminals.
+pub fn coloured(severity: crate::messages::Severity, line: &str) -> String {
+    use crate::messages::Severity::*;
+    let code = match severity {
+        Low => "36",        // cyan
+        Medium => "33",     // yellow
+        High => "31",       // red
+        Critical => "1;31", // bold red
+    };
+    format!("\x1b[{code}m{line}\x1b[0m")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
