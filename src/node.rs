@@ -354,6 +354,19 @@ impl Node {
                 deadline_ms = deadline.as_millis() as u64,
                 "shutdown deadline passed; exiting anyway"
             );
+            // Alerts the remote sinks still hold are lost now: count them.
+            let m = &self.info.metrics;
+            for sink in ["jetstream", "webhook"] {
+                let left = m.gauge(&format!("alert.{sink}.queued")).get();
+                if left > 0 {
+                    m.counter(&format!("alert.{sink}.dropped")).add(left);
+                    tracing::error!(
+                        sink,
+                        alerts = left,
+                        "alerts not delivered to this sink before exit"
+                    );
+                }
+            }
         }
         ok
     }
