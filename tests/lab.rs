@@ -511,3 +511,98 @@ jsonl = "{}"
     assert_eq!(found["exe"].as_str(), me.to_str(), "{found}");
     assert!(node.stop(Duration::from_secs(10)).success());
 }
+
+/// A process that both has a syscall alert (live eBPF capture) and a network
+/// alert (live packet capture, attributed by socket) becomes one incident.
+/// Both thresholds are 0 here so every process and flow is "malicious":
+/// what is tested is the correlation, not the models.
+#[test]
+fn a_process_with_syscall_and_network_alerts_is_an_incident() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+[syscall_source]
+kind = "ebpf"
+comms = ["curl"]
+[syscall_classifier]
+threshold = 0.0
+[packet_source]
+kind = "live"
+interface = "lo"
+filter = "tcp port {port}"
+[flow_merge]
+idle_timeout = "1s"
+tick = "100ms"
+[flow_classifier]
+threshold = 0.0
+[alert]
+console = false
+jsonl = "{}"
+"#,
+        alerts_file.display()
+    );
+    let mut node = Daisi::spawn(&toml, &[]);
+    wait_running(&node);
+    // A slow answer keeps curl's socket open while its flow is attributed.
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = std::io::Read::read(&mut s, &mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        std::io::Write::write_all(&mut s, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+    });
+    let curl = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .spawn()
+        .unwrap();
+    let pid = curl.id() as u64;
+    let out = curl.wait_with_output().unwrap();
+    assert!(out.status.success());
+    server.join().unwrap();
+    let until = Instant::now() + Duration::from_secs(15);
+    let incident = loop {
+        let a = alerts(&alerts_file);
+        if let Some(x) = a.iter().find(|x| x["module"] == "incident") {
+            break x.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "no incident; alerts: {a:#?}\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(incident["pid"].as_u64(), Some(pid), "{incident}");
+    assert_eq!(incident["entity"], format!("pid:{pid}"));
+    assert!(
+        incident["exe"].as_str().unwrap().ends_with("curl"),
+        "{incident}"
+    );
+    let ev = incident["evidence"].as_array().unwrap();
+    assert!(
+        ev.iter()
+            .any(|e| e.as_str().unwrap().starts_with("syscall: ")),
+        "{incident}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| e.as_str().unwrap().starts_with("network: ")),
+        "{incident}"
+    );
+    assert!(node.stop(Duration::from_secs(10)).success());
+}
