@@ -146,6 +146,35 @@ fn json_logs_are_structured() {
     assert!(lines.iter().any(|l| l["message"] == "node drained"));
 }
 
+/// An alert for the `alerts` command tests.
+fn alert(
+    id: &str,
+    module: &str,
+    severity: daisi::messages::Severity,
+    ts: u64,
+    count: u64,
+) -> daisi::messages::Alert {
+    daisi::messages::Alert {
+        id: id.into(),
+        ts_ns: ts,
+        node_id: "n".into(),
+        host: "h".into(),
+        module: module.into(),
+        severity,
+        entity: format!("entity-{id}"),
+        pid: None,
+        exe: None,
+        score: 0.9,
+        threshold: 0.5,
+        model: "m".into(),
+        count,
+        evidence: vec![],
+        observed_ns: None,
+        first_seen_ns: ts,
+        last_seen_ns: ts,
+    }
+}
+
 /// `daisi alerts list` reads the JSON Lines sink with its rotated files,
 /// merges a folded alert's update into it, filters by severity, module and
 /// time, and counts lines that are not alerts.
@@ -158,25 +187,6 @@ fn alerts_list_filters_and_merges_updates() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    let alert = |id: &str, module: &str, sev: Severity, ts: u64, count: u64| Alert {
-        id: id.into(),
-        ts_ns: ts,
-        node_id: "n".into(),
-        host: "h".into(),
-        module: module.into(),
-        severity: sev,
-        entity: format!("entity-{id}"),
-        pid: None,
-        exe: None,
-        score: 0.9,
-        threshold: 0.5,
-        model: "m".into(),
-        count,
-        evidence: vec![],
-        observed_ns: None,
-        first_seen_ns: ts,
-        last_seen_ns: ts,
-    };
     let line = |a: &Alert| serde_json::to_string(a).unwrap() + "\n";
     // The rotated file holds the oldest alert; an hour old.
     std::fs::write(
@@ -235,31 +245,12 @@ fn alerts_list_filters_and_merges_updates() {
 /// runs (and stops after `--duration`).
 #[test]
 fn alerts_tail_follows_the_file() {
-    use daisi::messages::{Alert, Severity};
+    use daisi::messages::Severity;
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alerts.jsonl");
     let line = |id: &str| {
-        let a = Alert {
-            id: id.into(),
-            ts_ns: 1,
-            node_id: "n".into(),
-            host: "h".into(),
-            module: "network".into(),
-            severity: Severity::High,
-            entity: format!("entity-{id}"),
-            pid: None,
-            exe: None,
-            score: 0.9,
-            threshold: 0.5,
-            model: "m".into(),
-            count: 1,
-            evidence: vec![],
-            observed_ns: None,
-            first_seen_ns: 1,
-            last_seen_ns: 1,
-        };
-        serde_json::to_string(&a).unwrap() + "\n"
+        serde_json::to_string(&alert(id, "network", Severity::High, 1, 1)).unwrap() + "\n"
     };
     std::fs::write(&path, line("a1") + &line("a2") + &line("a3")).unwrap();
     let mut child = Command::new(common::daisi_bin())

@@ -439,25 +439,17 @@ fn capture_errors_are_named_before_the_node_starts() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-/// Process–flow attribution: a connection this test makes, captured live
-/// on `lo`, reaches the alert sink with this process's pid and executable.
-#[test]
-fn a_flow_carries_the_process_that_made_it() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: live capture needs root");
-        return;
-    }
+/// A `both` node capturing live on `lo` for one listening port of this
+/// test, every flow scored as malicious (threshold 0), alerts in
+/// `alerts.jsonl` of the returned directory; `extra` adds config.
+fn lo_node(extra: &str) -> (std::net::TcpListener, Daisi, tempfile::TempDir) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let alerts_file = dir.path().join("alerts.jsonl");
-    // Threshold 0: every flow becomes an alert, to see what it carries.
     let toml = format!(
         r#"
 [node]
 role = "both"
-[syscall_source]
-kind = "none"
 [packet_source]
 kind = "live"
 interface = "lo"
@@ -469,13 +461,28 @@ tick = "100ms"
 threshold = 0.0
 [alert]
 console = false
-cooldown = "0s"
 jsonl = "{}"
-"#,
-        alerts_file.display()
+{extra}"#,
+        dir.path().join("alerts.jsonl").display()
     );
-    let mut node = Daisi::spawn(&toml, &[]);
+    let node = Daisi::spawn(&toml, &[]);
     wait_running(&node);
+    (listener, node, dir)
+}
+
+/// Process–flow attribution: a connection this test makes, captured live
+/// on `lo`, reaches the alert sink with this process's pid and executable.
+#[test]
+fn a_flow_carries_the_process_that_made_it() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    // Threshold 0: every flow becomes an alert, to see what it carries.
+    let (listener, node, dir) = lo_node("[syscall_source]\nkind = \"none\"\n");
+    let mut node = node;
+    let port = listener.local_addr().unwrap().port();
+    let alerts_file = dir.path().join("alerts.jsonl");
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         let mut buf = [0u8; 5];
@@ -522,36 +529,12 @@ fn a_process_with_syscall_and_network_alerts_is_an_incident() {
         eprintln!("skipped: live capture needs root");
         return;
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let alerts_file = dir.path().join("alerts.jsonl");
-    let toml = format!(
-        r#"
-[node]
-role = "both"
-[syscall_source]
-kind = "ebpf"
-comms = ["curl"]
-[syscall_classifier]
-threshold = 0.0
-[packet_source]
-kind = "live"
-interface = "lo"
-filter = "tcp port {port}"
-[flow_merge]
-idle_timeout = "1s"
-tick = "100ms"
-[flow_classifier]
-threshold = 0.0
-[alert]
-console = false
-jsonl = "{}"
-"#,
-        alerts_file.display()
+    let (listener, node, dir) = lo_node(
+        "[syscall_source]\nkind = \"ebpf\"\ncomms = [\"curl\"]\n[syscall_classifier]\nthreshold = 0.0\n",
     );
-    let mut node = Daisi::spawn(&toml, &[]);
-    wait_running(&node);
+    let mut node = node;
+    let port = listener.local_addr().unwrap().port();
+    let alerts_file = dir.path().join("alerts.jsonl");
     // A slow answer keeps curl's socket open while its flow is attributed.
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
