@@ -192,6 +192,11 @@ fn live_capture_alerts_on_a_scan_and_not_on_benign_traffic() {
     );
     for a in &found {
         assert_eq!(a["module"], "network");
+        let ev = a["evidence"].to_string();
+        assert!(
+            ev.contains("TCP") && ev.contains("σ from normal"),
+            "evidence: {ev}"
+        );
         let (ts, seen) = (
             a["ts_ns"].as_u64().unwrap(),
             a["observed_ns"].as_u64().unwrap(),

@@ -12,7 +12,7 @@ use super::{Drain, NodeInfo};
 use crate::config::{ConfigError, Validate};
 use crate::messages::{FlowBatch, FlowRecord};
 use crate::metrics::Counter;
-use crate::models::network::FlowModel;
+use crate::models::network::{FeatureEvidence, FlowModel};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -75,8 +75,8 @@ pub struct ScoreFlows(pub FlowBatch);
 pub struct FlowDetection {
     pub flow: FlowRecord,
     pub score: f64,
-    /// Features that raised the score most, with their log-odds share.
-    pub top: Vec<(String, f64)>,
+    /// Features that raised the score most.
+    pub top: Vec<FeatureEvidence>,
 }
 
 /// Malicious flows of one batch.

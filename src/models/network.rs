@@ -113,6 +113,19 @@ pub struct FlowModel {
     pub metrics: serde_json::Value,
 }
 
+/// How one feature of a flow weighed in its score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureEvidence {
+    pub name: String,
+    /// The flow's value.
+    pub value: f64,
+    /// How far it is from normal: standard deviations from the training
+    /// mean (after the model's transform).
+    pub z: f64,
+    /// Its share of the log-odds (weight × z).
+    pub contribution: f64,
+}
+
 fn flowmeter_name() -> String {
     "flowmeter".into()
 }
@@ -261,15 +274,22 @@ impl FlowModel {
         Ok(self.probability_of(&self.vector(f)?))
     }
 
-    /// The `k` features that pushed this flow's score up the most, with
-    /// their contribution to the log-odds.
-    pub fn top_features(&self, x: &[f64], k: usize) -> Vec<(String, f64)> {
-        let mut c: Vec<(String, f64)> = x
+    /// The `k` features that pushed this flow's score up the most.
+    pub fn top_features(&self, x: &[f64], k: usize) -> Vec<FeatureEvidence> {
+        let mut c: Vec<FeatureEvidence> = x
             .iter()
             .enumerate()
-            .map(|(i, &v)| (self.features[i].clone(), self.weights[i] * self.z(i, v)))
+            .map(|(i, &v)| {
+                let z = self.z(i, v);
+                FeatureEvidence {
+                    name: self.features[i].clone(),
+                    value: v,
+                    z,
+                    contribution: self.weights[i] * z,
+                }
+            })
             .collect();
-        c.sort_by(|a, b| b.1.total_cmp(&a.1));
+        c.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
         c.truncate(k);
         c
     }

@@ -518,7 +518,12 @@ impl Handler<FlowDetections> for AlertActor {
                 let top: Vec<String> = d
                     .top
                     .iter()
-                    .map(|(k, c)| format!("{k} ({c:+.2})"))
+                    .map(|e| {
+                        format!(
+                            "{} = {} ({:+.1} σ from normal; {:+.2} to the log-odds)",
+                            e.name, e.value, e.z, e.contribution
+                        )
+                    })
                     .collect();
                 evidence.push(format!("raised most by {}", top.join(", ")));
             }
