@@ -17,6 +17,7 @@ use super::mailbox::Edge;
 use super::supervision::{InjectFault, Restarts};
 use super::{Drain, NodeInfo};
 use crate::capture::libpcap::{CaptureError, LiveOptions, Next, PacketReader};
+use crate::capture::packets::Skip;
 use crate::config::{ConfigError, Validate};
 use crate::flows::PacketMeta;
 use actix::prelude::*;
@@ -222,6 +223,9 @@ impl PacketSource {
                 let mut buf = Vec::with_capacity(batch);
                 let mut since = Instant::now();
                 let mut stats_at = Instant::now();
+                // One counter per reason, looked up once (not per packet).
+                let skipped = Skip::ALL
+                    .map(|why| m.counter(&format!("packet_source.skipped.{}", why.name())));
                 let mut seen = 0u64;
                 let mut end = false;
                 while !stop.load(Ordering::Relaxed) {
@@ -234,9 +238,7 @@ impl PacketSource {
                             packets.inc();
                             match p {
                                 Ok(meta) => buf.push(meta),
-                                Err(skip) => m
-                                    .counter(&format!("packet_source.skipped.{}", skip.name()))
-                                    .inc(),
+                                Err(why) => skipped[why as usize].inc(),
                             }
                         }
                         Next::Idle => {

@@ -45,6 +45,13 @@ pub enum Skip {
 }
 
 impl Skip {
+    pub const ALL: [Skip; 4] = [
+        Skip::Malformed,
+        Skip::NotIp,
+        Skip::Fragment,
+        Skip::OtherProtocol,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Skip::Malformed => "malformed",
