@@ -594,3 +594,215 @@ fn a_process_with_syscall_and_network_alerts_is_an_incident() {
     );
     assert!(node.stop(Duration::from_secs(10)).success());
 }
+
+fn response_toml(alerts: &Path, dry_run: bool) -> String {
+    node_toml(alerts)
+        + &format!(
+            r#"
+[alert.response]
+enabled = true
+dry_run = {dry_run}
+block_for = "3s"
+[[alert.response.rules]]
+module = "network"
+min_severity = "medium"
+action = "block"
+"#
+        )
+}
+
+/// Whether the attacker can fetch the victim's front page.
+fn attacker_reaches_victim(lab: &Lab, victim: &str) -> bool {
+    lab.cmd(&[
+        "exec",
+        "attacker",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "1",
+        &format!("http://{victim}:8000/"),
+    ])
+    .status()
+    .unwrap()
+    .success()
+}
+
+/// Response, opt-in: a scanning attacker is blocked by an nftables rule in
+/// the victim's namespace, which the kernel removes after `block_for`; in
+/// dry run the outcome is reported and nothing changes.
+#[test]
+fn a_scanner_is_blocked_for_a_while_and_dry_run_changes_nothing() {
+    if !lab_ready() {
+        return;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        eprintln!("skipped: nft is not installed (run scripts/setup.sh)");
+        return;
+    }
+    let lab = Lab::new("dtresp", 216);
+    lab.run(&["up"]);
+    let (victim, attacker) = (lab.addr("victim"), lab.addr("attacker"));
+    let ns = lab.ns("victim");
+    for dry_run in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let alerts_file = dir.path().join("alerts.jsonl");
+        let mut node = Daisi::spawn_with(
+            &["ip", "netns", "exec", &ns],
+            &response_toml(&alerts_file, dry_run),
+            &[],
+        );
+        wait_running(&node);
+        assert!(attacker_reaches_victim(&lab, &victim));
+        let ok = lab
+            .cmd(&[
+                "exec", "attacker", "timeout", "60", "nmap", "-n", "-Pn", "-sS", "-T4", "-p",
+                "1-100", &victim,
+            ])
+            .output()
+            .unwrap();
+        assert!(ok.status.success());
+        let until = Instant::now() + Duration::from_secs(10);
+        let response = loop {
+            if let Some(r) = alerts(&alerts_file)
+                .into_iter()
+                .find(|a| a["module"] == "response")
+            {
+                break r;
+            }
+            assert!(Instant::now() < until, "no response:\n{}", node.log());
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let what = response["evidence"][0].as_str().unwrap().to_string();
+        assert!(what.contains(&attacker), "{response}");
+        let table = Command::new("ip")
+            .args(["netns", "exec", &ns, "nft", "list", "tables"])
+            .output()
+            .unwrap();
+        let tables = String::from_utf8_lossy(&table.stdout).to_string();
+        if dry_run {
+            assert!(what.starts_with("dry run: would drop"), "{what}");
+            assert!(
+                !tables.contains("daisi"),
+                "dry run changed nftables: {tables}"
+            );
+            assert!(attacker_reaches_victim(&lab, &victim));
+        } else {
+            assert!(what.starts_with("dropping traffic from"), "{what}");
+            assert!(
+                !attacker_reaches_victim(&lab, &victim),
+                "the block does not hold"
+            );
+            // The client is not blocked.
+            assert!(lab
+                .cmd(&[
+                    "exec",
+                    "client",
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "--max-time",
+                    "1",
+                    &format!("http://{victim}:8000/")
+                ])
+                .status()
+                .unwrap()
+                .success());
+            // block_for = 3 s: then the kernel lifts it.
+            let until = Instant::now() + Duration::from_secs(10);
+            while !attacker_reaches_victim(&lab, &victim) {
+                assert!(Instant::now() < until, "the block did not expire");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        assert!(node.stop(Duration::from_secs(10)).success());
+    }
+}
+
+/// Response, opt-in: a watched process with a syscall alert is stopped
+/// (SIGSTOP); the same process allowlisted by executable is left alone.
+/// The threshold is forced to 0: what is tested is the response.
+#[test]
+fn a_process_with_a_syscall_alert_is_stopped_unless_allowlisted() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    let dd = std::fs::canonicalize("/bin/dd").unwrap();
+    for allowlisted in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let alerts_file = dir.path().join("alerts.jsonl");
+        let allow = if allowlisted {
+            format!("allow_exes = [\"{}\"]", dd.display())
+        } else {
+            String::new()
+        };
+        let toml = format!(
+            r#"
+[node]
+role = "both"
+[syscall_source]
+kind = "ebpf"
+comms = ["dd"]
+[syscall_classifier]
+threshold = 0.0
+[alert]
+console = false
+horizon = 200
+jsonl = "{}"
+[alert.response]
+enabled = true
+dry_run = false
+{allow}
+[[alert.response.rules]]
+module = "syscall"
+min_severity = "medium"
+action = "stop"
+"#,
+            alerts_file.display()
+        );
+        let mut node = Daisi::spawn(&toml, &[]);
+        wait_running(&node);
+        let mut child = Command::new(&dd)
+            .args(["if=/dev/zero", "of=/dev/null", "bs=1", "count=200000000"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let until = Instant::now() + Duration::from_secs(20);
+        let response = loop {
+            if let Some(r) = alerts(&alerts_file)
+                .into_iter()
+                .find(|a| a["module"] == "response" && a["pid"].as_u64() == Some(pid as u64))
+            {
+                break r;
+            }
+            assert!(Instant::now() < until, "no response:\n{}", node.log());
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let what = response["evidence"][0].as_str().unwrap().to_string();
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = state
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        if allowlisted {
+            assert!(what.contains("allowlisted; left alone"), "{what}");
+            assert_ne!(state, "T", "an allowlisted process was stopped");
+        } else {
+            assert!(
+                what.starts_with(&format!("stopped process {pid}")),
+                "{what}"
+            );
+            assert_eq!(state, "T", "{what}");
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(node.stop(Duration::from_secs(10)).success());
+    }
+}

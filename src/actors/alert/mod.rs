@@ -15,6 +15,7 @@
 
 use super::flow_classifier::FlowDetections;
 pub mod jetstream;
+pub mod response;
 mod sinks;
 pub mod webhook;
 
@@ -57,6 +58,8 @@ pub struct AlertConfig {
     pub jsonl_keep: usize,
     pub jetstream: jetstream::JetStreamConfig,
     pub webhook: webhook::WebhookConfig,
+    /// Opt-in response actions (off by default).
+    pub response: response::ResponseConfig,
     pub mailbox: MailboxConfig,
 }
 
@@ -72,6 +75,7 @@ impl Default for AlertConfig {
             jsonl_keep: 5,
             jetstream: Default::default(),
             webhook: Default::default(),
+            response: Default::default(),
             mailbox: MailboxConfig::default(),
         }
     }
@@ -99,6 +103,7 @@ impl Validate for AlertConfig {
                 ));
             }
         }
+        self.response.validate(&format!("{path}.response"), errors);
         if let Some(p) = self.webhook.problem() {
             errors.push(ConfigError::new(format!("{path}.webhook.url"), p));
         }
@@ -144,12 +149,14 @@ pub struct AlertActor {
     colour: bool,
     jetstream: Option<jetstream::JetStreamSink>,
     webhook: Option<webhook::WebhookSink>,
+    responder: Option<response::Responder>,
     seq: u64,
     restarts: Restarts,
     raised: Counter,
     folded: Counter,
     updates: Counter,
     incidents: Counter,
+    responses: Counter,
     forgotten: Counter,
     sink_errors: Counter,
     tracked: crate::metrics::Gauge,
@@ -195,12 +202,14 @@ impl AlertActor {
             folded: m.counter("alert.folded"),
             updates: m.counter("alert.updates"),
             incidents: m.counter("alert.incidents"),
+            responses: m.counter("alert.responses"),
             forgotten: m.counter("alert.forgotten_processes"),
             sink_errors: m.counter("alert.sink_errors"),
             tracked: m.gauge("alert.processes"),
             jsonl,
             colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             jetstream: js.map(|js| jetstream::JetStreamSink::start(js, &cfg.jetstream, m)),
+            responder: response::Responder::new(cfg.response.clone()),
             webhook: (!cfg.webhook.url.is_empty())
                 .then(|| webhook::WebhookSink::start(&cfg.webhook, m)),
             seq: 0,
@@ -343,6 +352,20 @@ impl AlertActor {
         }
     }
 
+    /// Response rules act on new alerts (not on folded repeats).
+    fn respond(&mut self, alert: &Alert) {
+        let Some(r) = self.responder.as_mut() else {
+            return;
+        };
+        self.seq += 1;
+        let ts = now_ns();
+        let id = format!("{}-{:x}-{}", self.node.id, ts, self.seq);
+        if let Some(outcome) = r.respond(alert, id, ts) {
+            self.responses.inc();
+            self.write(&outcome);
+        }
+    }
+
     fn emit_one(&mut self, mut alert: Alert) {
         self.sweep(false);
         let fold_key = format!("{}/{}/{}", alert.module, alert.host, alert.entity);
@@ -367,6 +390,7 @@ impl AlertActor {
             "alert"
         );
         self.write(&alert);
+        self.respond(&alert);
         self.recent_alerts.insert(
             fold_key,
             Folded {
