@@ -17,6 +17,14 @@ use std::time::{Duration, Instant};
 
 const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/lab.sh");
 
+fn root_for_live_capture() -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: live capture needs root");
+    }
+    root
+}
+
 fn lab_ready() -> bool {
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: the traffic lab needs root (network namespaces)");
@@ -492,8 +500,7 @@ jsonl = "{}"
 /// on `lo`, reaches the alert sink with this process's pid and executable.
 #[test]
 fn a_flow_carries_the_process_that_made_it() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: live capture needs root");
+    if !root_for_live_capture() {
         return;
     }
     // Threshold 0: every flow becomes an alert, to see what it carries.
@@ -543,8 +550,7 @@ fn a_flow_carries_the_process_that_made_it() {
 /// what is tested is the correlation, not the models.
 #[test]
 fn a_process_with_syscall_and_network_alerts_is_an_incident() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: live capture needs root");
+    if !root_for_live_capture() {
         return;
     }
     let (listener, node, dir) = lo_node(
@@ -739,8 +745,7 @@ fn a_scanner_is_blocked_for_a_while_and_dry_run_changes_nothing() {
 /// The threshold is forced to 0: what is tested is the response.
 #[test]
 fn a_process_with_a_syscall_alert_is_stopped_unless_allowlisted() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: live capture needs root");
+    if !root_for_live_capture() {
         return;
     }
     let dd = std::fs::canonicalize("/bin/dd").unwrap();

@@ -220,6 +220,13 @@ impl PacketSource {
                 let received = m.gauge("packet_source.kernel_received");
                 let dropped = m.gauge("packet_source.kernel_dropped");
                 let if_dropped = m.gauge("packet_source.interface_dropped");
+                let kernel_counts = |reader: &mut PacketReader| {
+                    if let Some((r, d, i)) = reader.kernel_stats() {
+                        received.set(r);
+                        dropped.set(d);
+                        if_dropped.set(i);
+                    }
+                };
                 let mut buf = Vec::with_capacity(batch);
                 let mut since = Instant::now();
                 let mut stats_at = Instant::now();
@@ -286,11 +293,7 @@ impl PacketSource {
                         since = Instant::now();
                     }
                     if stats_at.elapsed() >= Duration::from_secs(1) {
-                        if let Some((r, d, i)) = reader.kernel_stats() {
-                            received.set(r);
-                            dropped.set(d);
-                            if_dropped.set(i);
-                        }
+                        kernel_counts(&mut reader);
                         stats_at = Instant::now();
                     }
                     if end {
@@ -299,11 +302,7 @@ impl PacketSource {
                     }
                 }
                 // Stopping: hand on what is buffered, and the final counts.
-                if let Some((r, d, i)) = reader.kernel_stats() {
-                    received.set(r);
-                    dropped.set(d);
-                    if_dropped.set(i);
-                }
+                kernel_counts(&mut reader);
                 let _ = tx.blocking_send(Packets {
                     packets: buf,
                     end: file,
