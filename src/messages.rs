@@ -44,6 +44,11 @@ pub enum Payload {
     FlowBatch(FlowBatch),
     Alert(Alert),
     Heartbeat(Heartbeat),
+    /// A response a compute node asks one host's collector to carry out.
+    Command(Command),
+    /// What a collector did about a [`Command`]: an alert of module
+    /// `response` (its own subject kind, apart from the alert stream's).
+    Outcome(Alert),
 }
 
 impl Payload {
@@ -54,6 +59,17 @@ impl Payload {
             Payload::FlowBatch(_) => "flow",
             Payload::Alert(_) => "alert",
             Payload::Heartbeat(_) => "heartbeat",
+            Payload::Command(_) => "command",
+            Payload::Outcome(_) => "outcome",
+        }
+    }
+
+    /// The host token of this payload's subject: the sender's host, except
+    /// for a command, which is addressed to its target host.
+    pub fn subject_host<'a>(&'a self, sender_host: &'a str) -> &'a str {
+        match self {
+            Payload::Command(c) => &c.target_host,
+            _ => sender_host,
         }
     }
 
@@ -202,6 +218,51 @@ pub enum Severity {
     Medium,
     High,
     Critical,
+}
+
+/// A response action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Drop packets from the remote address of a flow (nftables, expiring).
+    Block,
+    /// SIGSTOP the process (it can be resumed with SIGCONT).
+    Stop,
+    /// SIGKILL the process.
+    Kill,
+    /// Freeze the process's whole cgroup (a container, a service).
+    Freeze,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Block => "block",
+            Action::Stop => "stop",
+            Action::Kill => "kill",
+            Action::Freeze => "freeze",
+        }
+    }
+}
+
+/// A response a compute node asks the collector of `target_host` to carry
+/// out, published on `daisi.v1.command.<target_host>`. The collector applies
+/// its own safeguards (opt-in, allowlists, dry run) and answers with an
+/// alert of module `response` whose id is this command's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// Unique id; the outcome alert carries it.
+    pub id: String,
+    /// The only host whose collector may execute it.
+    pub target_host: String,
+    pub action: Action,
+    /// Report what would be done, change nothing (the collector also does
+    /// a dry run when its own config says so).
+    pub dry_run: bool,
+    /// How long a block lasts, in seconds.
+    pub block_for_s: u64,
+    /// The alert the command answers: its entity, pid and flow name the target.
+    pub alert: Alert,
 }
 
 /// A detection, with what it was based on.
@@ -361,6 +422,43 @@ mod tests {
     fn roundtrip_is_lossless() {
         let e = env(Payload::SyscallBatch(batch(5, vec![1, 2])));
         assert_eq!(Envelope::decode(&e.encode(), 1 << 20).unwrap(), e);
+    }
+
+    #[test]
+    fn a_command_is_addressed_to_its_target_host() {
+        let alert = Alert {
+            id: "a1".into(),
+            ts_ns: 1,
+            node_id: "c1".into(),
+            host: "web1".into(),
+            module: "syscall".into(),
+            severity: Severity::High,
+            entity: "pid:42".into(),
+            pid: Some(42),
+            exe: None,
+            score: 2.0,
+            threshold: 1.0,
+            model: "m".into(),
+            count: 1,
+            evidence: vec![],
+            observed_ns: None,
+            first_seen_ns: 1,
+            last_seen_ns: 1,
+        };
+        let cmd = Payload::Command(Command {
+            id: "k1".into(),
+            target_host: "web1".into(),
+            action: Action::Freeze,
+            dry_run: false,
+            block_for_s: 60,
+            alert: alert.clone(),
+        });
+        assert_eq!(cmd.kind(), "command");
+        assert_eq!(cmd.subject_host("compute7"), "web1");
+        assert_eq!(Payload::Outcome(alert).subject_host("web1"), "web1");
+        let e = env(cmd);
+        assert_eq!(Envelope::decode(&e.encode(), 1 << 20).unwrap(), e);
+        assert!(e.payload.split().is_err(), "a command is never split");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! file in `src/actors/`, a config section, and a few lines here.
 
 use crate::actors::alert::jetstream::ensure_stream;
-use crate::actors::alert::{AlertActor, AlertError};
+use crate::actors::alert::{AlertActor, AlertError, CommandRoute};
+use crate::actors::command::CommandExecutor;
 use crate::actors::flow_classifier::FlowClassifier;
 use crate::actors::flow_merge::FlowMerge;
 use crate::actors::heartbeat::{HeartbeatActor, HeartbeatMonitor};
@@ -67,6 +68,12 @@ pub struct Node {
     pub alert: Option<Addr<AlertActor>>,
     classifier_arbiter: Option<Arbiter>,
     nats_in: Option<(async_nats::Client, tokio::task::JoinHandle<()>)>,
+    /// Collector on NATS: the command subscription and its executor.
+    commands: Option<(
+        async_nats::Client,
+        tokio::task::JoinHandle<()>,
+        Addr<CommandExecutor>,
+    )>,
 }
 
 impl Node {
@@ -118,6 +125,13 @@ impl Node {
         let nats_in_client = match role.uses_nats() && role.computes() {
             true => Some(nats::connect(&cfg.nats, &format!("{} (in)", info.id), m).await?),
             false => None,
+        };
+        // A collector on NATS answers the response commands addressed to its host.
+        let commands_client = match role {
+            Role::Collector => {
+                Some(nats::connect(&cfg.nats, &format!("{} (commands)", info.id), m).await?)
+            }
+            _ => None,
         };
         let source_input = match role.collects() {
             true => Some(SourceInput::prepare(&cfg.syscall_source, m)?),
@@ -200,6 +214,12 @@ impl Node {
                     Overflow::DropNewest,
                     m,
                 )),
+                outcomes: Some(Edge::new(
+                    "alert_outcomes",
+                    alert.clone().recipient(),
+                    cfg.alert.mailbox.overflow,
+                    m,
+                )),
             };
             let inbound = Supervisor::start({
                 let i = Inbound::new(cfg.inbound.clone(), info.clone(), dispatch);
@@ -228,6 +248,41 @@ impl Node {
             );
             move |_| o
         });
+
+        if let (Some((alert, ..)), Role::Compute) = (&compute, role) {
+            let route = Edge::new(
+                "commands_out",
+                outbound.clone().recipient(),
+                cfg.outbound.mailbox.overflow,
+                m,
+            );
+            let _ = alert.send(CommandRoute(route)).await;
+        }
+        let mut commands = None;
+        if let Some(client) = commands_client {
+            let executor = Supervisor::start({
+                let e = CommandExecutor::new(
+                    cfg.alert.response.clone(),
+                    info.clone(),
+                    Edge::new(
+                        "outcomes_out",
+                        outbound.clone().recipient(),
+                        cfg.outbound.mailbox.overflow,
+                        m,
+                    ),
+                );
+                move |_| e
+            });
+            let task = transport::subscribe_commands(
+                client.clone(),
+                &cfg.nats,
+                &info.host,
+                executor.clone(),
+                metrics.clone(),
+            )
+            .await?;
+            commands = Some((client, task, executor));
+        }
 
         let mut nats_in = None;
         if let (Some((.., inbound)), Some(client)) = (&compute, nats_in_client) {
@@ -336,6 +391,7 @@ impl Node {
             alert,
             classifier_arbiter,
             nats_in,
+            commands,
         })
     }
 
@@ -381,6 +437,14 @@ impl Node {
         {
             let _ = addr.send(Drain).await;
             let _ = addr.send(Drain).await;
+        }
+        if let Some((client, task, executor)) = &self.commands {
+            // No new commands; those already taken finish and report.
+            let _ = client.drain().await;
+            while !task.is_finished() && left() > Duration::ZERO {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            drain_actor(executor).await;
         }
         if let Some(s) = &self.source {
             drain_actor(s).await;

@@ -12,9 +12,13 @@
 //! Compute side: `transport::Inbound` (NATS subscription or in-process) ->
 //! `syscall_buffer` (windows -> inference batches) -> `syscall_classifier`
 //! (own thread) -> `alert`, and `Inbound` -> `flow_classifier` -> `alert`.
-//! `heartbeat` runs on every node.
+//! `heartbeat` runs on every node. Response: in the `both` role the alert
+//! actor acts itself; a compute node's alert actor sends commands through
+//! `Outbound`, and the collector of the alert's host runs them in `command`
+//! and sends the outcome back the same way.
 
 pub mod alert;
+pub mod command;
 pub mod flow_classifier;
 pub mod flow_merge;
 pub mod heartbeat;

@@ -342,7 +342,10 @@ impl Outbound {
         if bytes.len() <= self.max_payload {
             self.produced.inc();
             out.push(Pending {
-                subject: subject(env.payload.kind(), &self.node.host),
+                subject: subject(
+                    env.payload.kind(),
+                    env.payload.subject_host(&self.node.host),
+                ),
                 bytes: Bytes::from(bytes),
             });
             return;
@@ -533,6 +536,8 @@ pub struct Dispatch {
     pub syscalls: Option<Edge<ScoreBatch>>,
     pub flows: Option<Edge<super::flow_classifier::ScoreFlows>>,
     pub heartbeats: Option<Edge<HeartbeatSeen>>,
+    /// What collectors did about this node's response commands.
+    pub outcomes: Option<Edge<super::alert::RemoteOutcome>>,
 }
 
 /// The receiving actor of compute nodes.
@@ -635,7 +640,21 @@ impl Handler<Deliver> for Inbound {
                     return;
                 }
             }
-            Payload::Alert(_) => {}
+            // An outcome is about the sending collector's own host.
+            Payload::Outcome(a) if a.host == env.host => {
+                if let Some(edge) = self.to.outcomes.clone() {
+                    ctx.wait(
+                        async move {
+                            let _ = edge.push(super::alert::RemoteOutcome(a)).await;
+                        }
+                        .into_actor(self),
+                    );
+                    return;
+                }
+            }
+            // Alerts travel to people through the alert sinks, and commands
+            // to collectors on their own subscription, never through here.
+            Payload::Alert(_) | Payload::Command(_) | Payload::Outcome(_) => {}
         }
         self.unhandled.inc();
         tracing::debug!(kind, "no handler for this payload kind on this node");
@@ -654,17 +673,92 @@ impl Handler<InjectFault> for Inbound {
     }
 }
 
-/// Counters of the NATS receiving side.
+/// Counters of a NATS receiving side (`prefix`: `inbound` or `command`).
 #[derive(Clone)]
 struct RxCounters {
+    prefix: &'static str,
     bytes: Counter,
     rejected: Metrics,
     subject_mismatch: Counter,
 }
 
-/// Subscribes to the data subjects (in the queue group) and to heartbeats,
-/// decodes with the configured bounds and forwards to `inbound` with
-/// backpressure. Returns when the client is drained (shutdown).
+impl RxCounters {
+    fn new(prefix: &'static str, metrics: &Metrics) -> Self {
+        Self {
+            prefix,
+            bytes: metrics.counter(&format!("{prefix}.bytes")),
+            rejected: metrics.clone(),
+            subject_mismatch: metrics.counter(&format!("{prefix}.rejected.subject_mismatch")),
+        }
+    }
+}
+
+async fn subscribe_to(
+    client: &async_nats::Client,
+    subject: String,
+    queue_group: Option<String>,
+) -> Result<async_nats::Subscriber, NatsError> {
+    let r = match queue_group {
+        Some(g) => client.queue_subscribe(subject.clone(), g).await,
+        None => client.subscribe(subject.clone()).await,
+    };
+    r.map_err(|e| NatsError::Subscribe {
+        subject,
+        reason: e.to_string(),
+    })
+}
+
+/// Reads the subscriptions until they close: decodes each message within
+/// `max` bytes, checks that its subject names the right host, and hands it
+/// to `forward` (which waits for room: backpressure). Stops early when
+/// `forward` reports its receiver gone.
+fn receive<F, Fut>(
+    subs: Vec<async_nats::Subscriber>,
+    max: usize,
+    rx: RxCounters,
+    mut forward: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut(Envelope) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let mut all = futures::stream::select_all(subs);
+    tokio::spawn(async move {
+        while let Some(msg) = all.next().await {
+            rx.bytes.add(msg.payload.len() as u64);
+            let env = match Envelope::decode(&msg.payload, max) {
+                Ok(env) => env,
+                Err(e) => {
+                    rx.rejected
+                        .counter(&format!("{}.rejected.{}", rx.prefix, e.reason()))
+                        .inc();
+                    tracing::warn!(subject = %msg.subject, bytes = msg.payload.len(), error = %e, "message rejected");
+                    continue;
+                }
+            };
+            // The subject names the sender's host (a command's: its target);
+            // a mismatch is a forgery or a bug.
+            let expected = subject(env.payload.kind(), env.payload.subject_host(&env.host));
+            if msg.subject.as_str() != expected {
+                rx.subject_mismatch.inc();
+                tracing::warn!(subject = %msg.subject, host = %env.host, kind = env.payload.kind(), "message does not match its subject; rejected");
+                continue;
+            }
+            if !forward(env).await {
+                tracing::error!(
+                    receiver = rx.prefix,
+                    "receiving actor gone; stopping subscription"
+                );
+                return;
+            }
+        }
+        tracing::info!(receiver = rx.prefix, "subscriptions closed");
+    })
+}
+
+/// Compute side: subscribes to the data subjects and response outcomes (in
+/// the queue group) and to heartbeats, and forwards to `inbound`. The task
+/// ends when the client is drained (shutdown).
 pub async fn subscribe(
     client: async_nats::Client,
     cfg: &NatsConfig,
@@ -672,62 +766,55 @@ pub async fn subscribe(
     metrics: Metrics,
 ) -> Result<tokio::task::JoinHandle<()>, NatsError> {
     let mut subs = Vec::new();
-    for kind in ["syscall", "flow"] {
-        let s = subject_all(kind);
-        let sub = client
-            .queue_subscribe(s.clone(), cfg.queue_group.clone())
-            .await
-            .map_err(|e| NatsError::Subscribe {
-                subject: s.clone(),
-                reason: e.to_string(),
-            })?;
-        subs.push(sub);
+    for kind in ["syscall", "flow", "outcome"] {
+        subs.push(subscribe_to(&client, subject_all(kind), Some(cfg.queue_group.clone())).await?);
     }
-    let s = subject_all("heartbeat");
-    subs.push(
-        client
-            .subscribe(s.clone())
-            .await
-            .map_err(|e| NatsError::Subscribe {
-                subject: s,
-                reason: e.to_string(),
-            })?,
-    );
+    subs.push(subscribe_to(&client, subject_all("heartbeat"), None).await?);
     // Make sure the server has registered the subscriptions before senders start.
     let _ = client.flush().await;
-    let max = cfg.max_message_bytes;
-    let rx = RxCounters {
-        bytes: metrics.counter("inbound.bytes"),
-        rejected: metrics.clone(),
-        subject_mismatch: metrics.counter("inbound.rejected.subject_mismatch"),
-    };
-    let mut all = futures::stream::select_all(subs);
-    Ok(tokio::spawn(async move {
-        while let Some(msg) = all.next().await {
-            rx.bytes.add(msg.payload.len() as u64);
-            let env = match Envelope::decode(&msg.payload, max) {
-                Ok(env) => env,
-                Err(e) => {
-                    rx.rejected
-                        .counter(&format!("inbound.rejected.{}", e.reason()))
-                        .inc();
-                    tracing::warn!(subject = %msg.subject, bytes = msg.payload.len(), error = %e, "message rejected");
-                    continue;
-                }
+    let rx = RxCounters::new("inbound", &metrics);
+    Ok(receive(subs, cfg.max_message_bytes, rx, move |env| {
+        let inbound = inbound.clone();
+        async move { inbound.send(Deliver(env)).await.is_ok() }
+    }))
+}
+
+/// Collector side: subscribes to the commands addressed to `host` and
+/// forwards them to the executor. Anything else on that subject is counted
+/// (`command.rejected.*`) and dropped.
+pub async fn subscribe_commands(
+    client: async_nats::Client,
+    cfg: &NatsConfig,
+    host: &str,
+    executor: Addr<super::command::CommandExecutor>,
+    metrics: Metrics,
+) -> Result<tokio::task::JoinHandle<()>, NatsError> {
+    let subs = vec![
+        subscribe_to(
+            &client,
+            subject("command", host),
+            Some(format!("{}-collectors-{host}", cfg.queue_group)),
+        )
+        .await?,
+    ];
+    let _ = client.flush().await;
+    let rx = RxCounters::new("command", &metrics);
+    let not_command = metrics.counter("command.rejected.not_a_command");
+    Ok(receive(subs, cfg.max_message_bytes, rx, move |env| {
+        let executor = executor.clone();
+        let not_command = not_command.clone();
+        async move {
+            let Payload::Command(command) = env.payload else {
+                not_command.inc();
+                return true;
             };
-            // The subject names the sender's host; a mismatch is a forgery or a bug.
-            let expected = subject(env.payload.kind(), &env.host);
-            if msg.subject.as_str() != expected {
-                rx.subject_mismatch.inc();
-                tracing::warn!(subject = %msg.subject, host = %env.host, "message host does not match its subject; rejected");
-                continue;
-            }
-            if inbound.send(Deliver(env)).await.is_err() {
-                tracing::error!("inbound actor gone; stopping subscription");
-                return;
-            }
+            let msg = super::command::Execute {
+                command,
+                from: env.node_id,
+                sent_ns: env.ts_ns,
+            };
+            executor.send(msg).await.is_ok()
         }
-        tracing::info!("subscriptions closed");
     }))
 }
 

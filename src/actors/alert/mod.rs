@@ -21,12 +21,15 @@ pub mod webhook;
 
 pub use sinks::console_line;
 
+use super::mailbox::Edge;
 use super::mailbox::MailboxConfig;
 use super::supervision::{fail, InjectFault, Restarts};
 use super::syscall_classifier::Scored;
+use super::transport::Publish;
 use super::{now_ns, Drain, NodeInfo};
+use crate::config::Role;
 use crate::config::{ConfigError, Validate};
-use crate::messages::{Alert, Severity};
+use crate::messages::{Alert, Command, Payload, Severity};
 use crate::metrics::Counter;
 use actix::prelude::*;
 use lru::LruCache;
@@ -150,6 +153,8 @@ pub struct AlertActor {
     jetstream: Option<jetstream::JetStreamSink>,
     webhook: Option<webhook::WebhookSink>,
     responder: Option<response::Responder>,
+    /// Compute role: where response commands to collectors go.
+    commands: Option<Edge<Publish>>,
     seq: u64,
     restarts: Restarts,
     raised: Counter,
@@ -157,6 +162,8 @@ pub struct AlertActor {
     updates: Counter,
     incidents: Counter,
     responses: Counter,
+    commands_sent: Counter,
+    outcomes: Counter,
     forgotten: Counter,
     sink_errors: Counter,
     tracked: crate::metrics::Gauge,
@@ -209,7 +216,13 @@ impl AlertActor {
             jsonl,
             colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             jetstream: js.map(|js| jetstream::JetStreamSink::start(js, &cfg.jetstream, m)),
-            responder: response::Responder::new(cfg.response.clone()),
+            responder: cfg
+                .response
+                .enabled
+                .then(|| response::Responder::new(cfg.response.clone())),
+            commands: None,
+            commands_sent: m.counter("alert.commands_sent"),
+            outcomes: m.counter("alert.response_outcomes"),
             webhook: (!cfg.webhook.url.is_empty())
                 .then(|| webhook::WebhookSink::start(&cfg.webhook, m)),
             seq: 0,
@@ -352,7 +365,9 @@ impl AlertActor {
         }
     }
 
-    /// Response rules act on new alerts (not on folded repeats).
+    /// Response rules act on new alerts (not on folded repeats): here in
+    /// the `both` role, else by a command to the collector of the alert's
+    /// host, whose outcome comes back as a [`RemoteOutcome`].
     fn respond(&mut self, alert: &Alert) {
         let Some(r) = self.responder.as_mut() else {
             return;
@@ -360,10 +375,42 @@ impl AlertActor {
         self.seq += 1;
         let ts = now_ns();
         let id = format!("{}-{:x}-{}", self.node.id, ts, self.seq);
-        if let Some(outcome) = r.respond(alert, id, ts) {
-            self.responses.inc();
-            self.write(&outcome);
+        if self.node.role != Role::Compute {
+            if let Some(outcome) = r.respond(alert, id, ts) {
+                self.responses.inc();
+                self.write(&outcome);
+            }
+            return;
         }
+        let Some(action) = r.rule_for(alert) else {
+            return;
+        };
+        let command = Command {
+            id,
+            target_host: alert.host.clone(),
+            action,
+            dry_run: r.config().dry_run,
+            block_for_s: r.config().block_for.as_secs().max(1),
+            alert: alert.clone(),
+        };
+        let Some(edge) = self.commands.clone() else {
+            let text = "no route to collectors (the node has no outbound connection)";
+            let o = response::outcome(
+                alert,
+                action,
+                Err(text.into()),
+                command.id,
+                ts,
+                &self.node.id,
+            );
+            self.write(&o);
+            return;
+        };
+        self.commands_sent.inc();
+        tracing::info!(alert_id = %alert.id, command_id = %command.id, host = %alert.host, action = action.name(), "response command sent");
+        actix::spawn(async move {
+            let _ = edge.push(Publish(Payload::Command(command))).await;
+        });
     }
 
     fn emit_one(&mut self, mut alert: Alert) {
@@ -578,6 +625,37 @@ impl Handler<FlowDetections> for AlertActor {
             };
             self.emit(alert);
         }
+    }
+}
+
+/// Compute role: the route for response commands (set once the outbound
+/// actor exists, which starts after this one).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommandRoute(pub Edge<Publish>);
+
+impl Handler<CommandRoute> for AlertActor {
+    type Result = ();
+    fn handle(&mut self, msg: CommandRoute, _: &mut Context<Self>) {
+        self.commands = Some(msg.0);
+    }
+}
+
+/// What a collector did about one of this node's commands: to the sinks.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RemoteOutcome(pub Alert);
+
+impl Handler<RemoteOutcome> for AlertActor {
+    type Result = ();
+    fn handle(&mut self, RemoteOutcome(a): RemoteOutcome, _: &mut Context<Self>) {
+        if a.module != "response" {
+            tracing::warn!(alert_id = %a.id, module = %a.module, "outcome that is not a response; ignored");
+            return;
+        }
+        self.outcomes.inc();
+        self.responses.inc();
+        self.write(&a);
     }
 }
 

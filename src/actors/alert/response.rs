@@ -1,14 +1,17 @@
-//! Opt-in response: rules map an alert's module and severity to an action
-//! on this host: stop (SIGSTOP) or kill a process, or drop traffic from a
-//! remote address with an nftables set element that the kernel expires
-//! after `block_for`. Off by default; `dry_run` reports what would be done
-//! and changes nothing. Never acts on daisi itself, PID 1, the allowlists,
-//! loopback or this host's own addresses. Each outcome (done, refused,
-//! failed, or dry run) becomes an alert of module `response` in the sinks.
+//! Opt-in response: rules map an alert's module and severity to an action:
+//! stop (SIGSTOP) or kill a process, freeze its cgroup, or drop traffic
+//! from a remote address with an nftables set element that the kernel
+//! expires after `block_for`. Off by default; `dry_run` reports what would
+//! be done and changes nothing. Never acts on daisi itself, PID 1, the
+//! allowlists, a cgroup holding any of those, loopback or this host's own
+//! addresses. Each outcome (done, refused, failed, or dry run) becomes an
+//! alert of module `response` in the sinks.
 //!
-//! Runs where the alert is raised, so in the `both` role (the node is the
-//! collector of its host). Sending commands from a compute node to the
-//! collector of another host is not implemented.
+//! Where the alert is raised on the host it is about (the `both` role) the
+//! action runs there. A compute node instead sends a
+//! [`Command`](crate::messages::Command) on `daisi.v1.command.<host>`; the
+//! collector of that host executes it with its own `[alert.response]`
+//! safeguards (see `actors::command`) and sends the outcome back.
 
 use crate::config::{ConfigError, Validate};
 use crate::messages::{Alert, Severity};
@@ -16,17 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// What to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Drop packets from the remote address of a flow (nftables, expiring).
-    Block,
-    /// SIGSTOP the process (it can be resumed with SIGCONT).
-    Stop,
-    /// SIGKILL the process.
-    Kill,
-}
+pub use crate::messages::Action;
 
 /// One rule: alerts of `module` at least `min_severity` get `action`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -42,13 +35,20 @@ pub struct Rule {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResponseConfig {
-    /// Act on alerts at all.
+    /// Act on alerts at all. On a collector: execute commands from compute
+    /// nodes at all (when false, each is answered "refused").
     pub enabled: bool,
-    /// Report what would be done; change nothing.
+    /// Report what would be done; change nothing. A collector also does a
+    /// dry run when the command asks for one.
     pub dry_run: bool,
-    /// How long a block lasts (the kernel removes it).
+    /// How long a block lasts (the kernel removes it). On a collector: the
+    /// longest block a command may ask for.
     #[serde(with = "humantime_serde")]
     pub block_for: Duration,
+    /// On a collector: commands sent longer ago than this are refused
+    /// (a replayed or long-delayed command acts on a stale alert).
+    #[serde(with = "humantime_serde")]
+    pub max_command_age: Duration,
     /// Processes never acted on (daisi itself and PID 1 never are).
     pub allow_pids: Vec<u32>,
     /// Executables never acted on.
@@ -65,6 +65,7 @@ impl Default for ResponseConfig {
             enabled: false,
             dry_run: true,
             block_for: Duration::from_secs(600),
+            max_command_age: Duration::from_secs(60),
             allow_pids: vec![],
             allow_exes: vec![],
             allow_addresses: vec![],
@@ -89,11 +90,16 @@ impl Validate for ResponseConfig {
                 ));
             }
         }
-        if self.block_for.is_zero() {
-            errors.push(ConfigError::new(
-                format!("{path}.block_for"),
-                "must be above 0",
-            ));
+        for (name, d) in [
+            ("block_for", self.block_for),
+            ("max_command_age", self.max_command_age),
+        ] {
+            if d.is_zero() {
+                errors.push(ConfigError::new(
+                    format!("{path}.{name}"),
+                    "must be above 0",
+                ));
+            }
         }
     }
 }
@@ -109,7 +115,7 @@ const NFT_TABLE: &str = "table inet daisi {
 }
 ";
 
-/// Carries out the rules.
+/// Carries out actions on this host, within the safeguards of its config.
 pub struct Responder {
     cfg: ResponseConfig,
     table_ready: bool,
@@ -156,16 +162,112 @@ fn remote_of(a: &Alert) -> Option<IpAddr> {
     }
 }
 
-impl Responder {
-    pub fn new(cfg: ResponseConfig) -> Option<Responder> {
-        cfg.enabled.then_some(Responder {
-            cfg,
-            table_ready: false,
+fn exe_of(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The freezer of a process's cgroup: cgroup v2 `cgroup.freeze` (preferred)
+/// or the cgroup v1 freezer's `freezer.state`; `None` when the process is
+/// in a root cgroup (nothing that can be frozen on its own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Freezer {
+    /// The cgroup's directory.
+    pub dir: std::path::PathBuf,
+    /// The control file and what freezes / thaws it.
+    pub file: &'static str,
+    pub frozen: &'static str,
+    pub thawed: &'static str,
+}
+
+impl Freezer {
+    /// Finds the freezer of `pid`'s cgroup from `/proc/<pid>/cgroup` and the
+    /// mount table.
+    pub fn of(pid: u32) -> Result<Option<Freezer>, String> {
+        let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map_err(|e| format!("process {pid}: {e}"))?;
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        Ok(Self::find(&groups, &mounts))
+    }
+
+    /// `groups`: a `/proc/<pid>/cgroup`; `mounts`: a `/proc/self/mountinfo`.
+    fn find(groups: &str, mounts: &str) -> Option<Freezer> {
+        // (mount point, fstype, super options) of each cgroup mount.
+        let cg_mounts: Vec<(&str, &str, &str)> = mounts
+            .lines()
+            .filter_map(|l| {
+                let (pre, post) = l.split_once(" - ")?;
+                let point = pre.split_whitespace().nth(4)?;
+                let mut post = post.split_whitespace();
+                let fstype = post.next()?;
+                let opts = post.nth(1).unwrap_or("");
+                fstype
+                    .starts_with("cgroup")
+                    .then_some((point, fstype, opts))
+            })
+            .collect();
+        let path_for = |want: &dyn Fn(&str) -> bool| {
+            groups.lines().find_map(|l| {
+                let mut it = l.splitn(3, ':');
+                let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
+                want(ctrl).then_some(path.trim())
+            })
+        };
+        let v2 = path_for(&|c| c.is_empty()).filter(|p| *p != "/");
+        if let (Some(path), Some((point, ..))) =
+            (v2, cg_mounts.iter().find(|(_, t, _)| *t == "cgroup2"))
+        {
+            let dir = std::path::Path::new(point).join(path.trim_start_matches('/'));
+            if dir.join("cgroup.freeze").exists() {
+                return Some(Freezer {
+                    dir,
+                    file: "cgroup.freeze",
+                    frozen: "1",
+                    thawed: "0",
+                });
+            }
+        }
+        let v1 = path_for(&|c| c.split(',').any(|c| c == "freezer")).filter(|p| *p != "/")?;
+        let (point, ..) = cg_mounts
+            .iter()
+            .find(|(_, t, o)| *t == "cgroup" && o.split(',').any(|o| o == "freezer"))?;
+        Some(Freezer {
+            dir: std::path::Path::new(point).join(v1.trim_start_matches('/')),
+            file: "freezer.state",
+            frozen: "FROZEN",
+            thawed: "THAWED",
         })
     }
 
+    /// Process ids in the cgroup (its own, not its children's).
+    pub fn members(&self) -> Result<Vec<u32>, String> {
+        let p = self.dir.join("cgroup.procs");
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    pub fn set(&self, frozen: bool) -> Result<(), String> {
+        let p = self.dir.join(self.file);
+        let v = if frozen { self.frozen } else { self.thawed };
+        std::fs::write(&p, v).map_err(|e| format!("{}: {e}", p.display()))
+    }
+}
+
+impl Responder {
+    pub fn new(cfg: ResponseConfig) -> Responder {
+        Responder {
+            cfg,
+            table_ready: false,
+        }
+    }
+
+    pub fn config(&self) -> &ResponseConfig {
+        &self.cfg
+    }
+
     /// The action for an alert, if a rule matches.
-    fn action_for(&self, a: &Alert) -> Option<Action> {
+    pub fn rule_for(&self, a: &Alert) -> Option<Action> {
         self.cfg
             .rules
             .iter()
@@ -173,14 +275,13 @@ impl Responder {
             .map(|r| r.action)
     }
 
-    fn block(&mut self, addr: IpAddr) -> Result<String, String> {
+    fn block(&mut self, addr: IpAddr, dry_run: bool, secs: u64) -> Result<String, String> {
         if self.cfg.allow_addresses.contains(&addr) || is_local(addr) {
             return Err(format!(
                 "{addr} is allowlisted or this host's own; not blocked"
             ));
         }
-        let secs = self.cfg.block_for.as_secs().max(1);
-        if self.cfg.dry_run {
+        if dry_run {
             return Ok(format!(
                 "dry run: would drop traffic from {addr} for {secs} s"
             ));
@@ -212,17 +313,16 @@ impl Responder {
         ))
     }
 
-    fn signal(&self, pid: u32, action: Action) -> Result<String, String> {
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
-        if pid <= 1
+    /// Daisi itself, PID 1 and the allowlists are never acted on.
+    fn protected(&self, pid: u32) -> bool {
+        pid <= 1
             || pid == std::process::id()
             || self.cfg.allow_pids.contains(&pid)
-            || exe
-                .as_ref()
-                .is_some_and(|e| self.cfg.allow_exes.contains(e))
-        {
+            || exe_of(pid).is_some_and(|e| self.cfg.allow_exes.contains(&e))
+    }
+
+    fn signal(&self, pid: u32, action: Action, dry_run: bool) -> Result<String, String> {
+        if self.protected(pid) {
             return Err(format!(
                 "process {pid} is protected or allowlisted; left alone"
             ));
@@ -231,8 +331,8 @@ impl Responder {
             Action::Stop => (libc::SIGSTOP, "stopped"),
             _ => (libc::SIGKILL, "killed"),
         };
-        let what = format!("process {pid} ({})", exe.as_deref().unwrap_or("?"));
-        if self.cfg.dry_run {
+        let what = format!("process {pid} ({})", exe_of(pid).as_deref().unwrap_or("?"));
+        if dry_run {
             return Ok(format!("dry run: would have {verb} {what}"));
         }
         // SAFETY: kill(2) with a checked pid and a valid signal number.
@@ -242,49 +342,176 @@ impl Responder {
         Ok(format!("{verb} {what}"))
     }
 
-    /// Acts on an alert when a rule matches; the outcome, as an alert.
-    pub fn respond(&mut self, a: &Alert, id: String, ts_ns: u64) -> Option<Alert> {
-        let action = self.action_for(a)?;
-        let r = match action {
+    fn freeze(&self, pid: u32, dry_run: bool) -> Result<String, String> {
+        if self.protected(pid) {
+            return Err(format!(
+                "process {pid} is protected or allowlisted; left alone"
+            ));
+        }
+        let Some(f) = Freezer::of(pid)? else {
+            return Err(format!(
+                "process {pid} is in a root cgroup; there is no cgroup of its own to freeze"
+            ));
+        };
+        let members = f.members()?;
+        if let Some(p) = members.iter().find(|&&p| self.protected(p)) {
+            return Err(format!(
+                "cgroup {} also holds protected or allowlisted process {p}; left alone",
+                f.dir.display()
+            ));
+        }
+        let what = format!(
+            "cgroup {} ({} processes, including process {pid} ({}))",
+            f.dir.display(),
+            members.len(),
+            exe_of(pid).as_deref().unwrap_or("?")
+        );
+        if dry_run {
+            return Ok(format!("dry run: would have frozen {what}"));
+        }
+        f.set(true)?;
+        Ok(format!(
+            "froze {what}; thaw with: echo {} > {}",
+            f.thawed,
+            f.dir.join(f.file).display()
+        ))
+    }
+
+    /// Carries out `action` for alert `a` (the safeguards apply; `dry_run`
+    /// adds to the config's own). The outcome text, or why not.
+    pub fn execute(
+        &mut self,
+        action: Action,
+        a: &Alert,
+        dry_run: bool,
+        block_for: Duration,
+    ) -> Result<String, String> {
+        let dry_run = dry_run || self.cfg.dry_run;
+        match action {
             Action::Block => match remote_of(a) {
-                Some(addr) => self.block(addr),
+                Some(addr) => self.block(addr, dry_run, block_for.as_secs().max(1)),
                 None => Err("no remote address to block".into()),
             },
-            Action::Stop | Action::Kill => match a.pid {
-                Some(pid) => self.signal(pid, action),
+            Action::Stop | Action::Kill | Action::Freeze => match a.pid {
+                Some(pid) if action == Action::Freeze => self.freeze(pid, dry_run),
+                Some(pid) => self.signal(pid, action, dry_run),
                 None => Err("no process to act on".into()),
             },
-        };
-        let (ok, text) = match r {
-            Ok(t) => (true, t),
-            Err(t) => (false, t),
-        };
-        if ok {
-            tracing::warn!(alert_id = %a.id, action = ?action, outcome = %text, "response");
-        } else {
-            tracing::error!(alert_id = %a.id, action = ?action, outcome = %text, "response not carried out");
         }
-        Some(Alert {
-            id,
-            ts_ns,
-            node_id: a.node_id.clone(),
-            host: a.host.clone(),
-            module: "response".into(),
-            severity: a.severity,
-            entity: a.entity.clone(),
-            pid: a.pid,
-            exe: a.exe.clone(),
-            score: a.score,
-            threshold: a.threshold,
-            model: a.model.clone(),
-            count: 1,
-            evidence: vec![
-                format!("{}{text}", if ok { "" } else { "not done: " }),
-                format!("in response to alert {}", a.id),
+    }
+
+    /// Acts on an alert here when a rule matches; the outcome, as an alert.
+    pub fn respond(&mut self, a: &Alert, id: String, ts_ns: u64) -> Option<Alert> {
+        let action = self.rule_for(a)?;
+        let r = self.execute(action, a, false, self.cfg.block_for);
+        Some(outcome(a, action, r, id, ts_ns, &a.node_id))
+    }
+}
+
+/// The alert (module `response`) that reports what was done about `a`,
+/// logged here as well.
+pub fn outcome(
+    a: &Alert,
+    action: Action,
+    r: Result<String, String>,
+    id: String,
+    ts_ns: u64,
+    node_id: &str,
+) -> Alert {
+    let (ok, text) = match r {
+        Ok(t) => (true, t),
+        Err(t) => (false, t),
+    };
+    if ok {
+        tracing::warn!(alert_id = %a.id, action = action.name(), outcome = %text, "response");
+    } else {
+        tracing::error!(alert_id = %a.id, action = action.name(), outcome = %text, "response not carried out");
+    }
+    Alert {
+        id,
+        ts_ns,
+        node_id: node_id.to_string(),
+        host: a.host.clone(),
+        module: "response".into(),
+        severity: a.severity,
+        entity: a.entity.clone(),
+        pid: a.pid,
+        exe: a.exe.clone(),
+        score: a.score,
+        threshold: a.threshold,
+        model: a.model.clone(),
+        count: 1,
+        evidence: vec![
+            format!("{}{text}", if ok { "" } else { "not done: " }),
+            format!("{} in response to alert {}", action.name(), a.id),
+        ],
+        observed_ns: a.observed_ns,
+        first_seen_ns: ts_ns,
+        last_seen_ns: ts_ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTS_HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn the_freezer_is_found_in_a_v1_hierarchy_and_a_root_cgroup_has_none() {
+        let groups = "6:freezer:/job42\n1:name=systemd:/\n0::/\n";
+        let f = Freezer::find(groups, MOUNTS_HYBRID).unwrap();
+        assert_eq!(f.dir, std::path::Path::new("/sys/fs/cgroup/freezer/job42"));
+        assert_eq!((f.file, f.frozen), ("freezer.state", "FROZEN"));
+        assert_eq!(Freezer::find("6:freezer:/\n0::/\n", MOUNTS_HYBRID), None);
+    }
+
+    #[test]
+    fn rules_pick_the_first_match_at_or_above_the_severity() {
+        let r = Responder::new(ResponseConfig {
+            enabled: true,
+            rules: vec![
+                Rule {
+                    module: "syscall".into(),
+                    min_severity: Severity::High,
+                    action: Action::Freeze,
+                },
+                Rule {
+                    module: "syscall".into(),
+                    min_severity: Severity::Medium,
+                    action: Action::Stop,
+                },
             ],
-            observed_ns: a.observed_ns,
-            first_seen_ns: ts_ns,
-            last_seen_ns: ts_ns,
-        })
+            ..Default::default()
+        });
+        let mut a = Alert {
+            id: "a1".into(),
+            ts_ns: 1,
+            node_id: "n".into(),
+            host: "h".into(),
+            module: "syscall".into(),
+            severity: Severity::Medium,
+            entity: "pid:42".into(),
+            pid: Some(42),
+            exe: None,
+            score: 2.0,
+            threshold: 1.0,
+            model: "m".into(),
+            count: 1,
+            evidence: vec![],
+            observed_ns: None,
+            first_seen_ns: 1,
+            last_seen_ns: 1,
+        };
+        assert_eq!(r.rule_for(&a), Some(Action::Stop));
+        a.severity = Severity::Critical;
+        assert_eq!(r.rule_for(&a), Some(Action::Freeze));
+        a.module = "network".into();
+        assert_eq!(r.rule_for(&a), None);
     }
 }
