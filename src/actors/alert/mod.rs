@@ -137,6 +137,8 @@ struct ProcessAlerts {
 struct Folded {
     at: Instant,
     alert: Alert,
+    /// When a response rule last acted on this entity.
+    responded: Option<Instant>,
 }
 
 /// Alert decisions and sinks.
@@ -368,22 +370,24 @@ impl AlertActor {
     /// Response rules act on new alerts (not on folded repeats): here in
     /// the `both` role, else by a command to the collector of the alert's
     /// host, whose outcome comes back as a [`RemoteOutcome`].
-    fn respond(&mut self, alert: &Alert) {
+    /// True when a rule matched.
+    fn respond(&mut self, alert: &Alert) -> bool {
         let Some(r) = self.responder.as_mut() else {
-            return;
+            return false;
         };
         self.seq += 1;
         let ts = now_ns();
         let id = format!("{}-{:x}-{}", self.node.id, ts, self.seq);
         if self.node.role != Role::Compute {
-            if let Some(outcome) = r.respond(alert, id, ts) {
-                self.responses.inc();
-                self.write(&outcome);
-            }
-            return;
+            let Some(outcome) = r.respond(alert, id, ts) else {
+                return false;
+            };
+            self.responses.inc();
+            self.write(&outcome);
+            return true;
         }
         let Some(action) = r.rule_for(alert) else {
-            return;
+            return false;
         };
         let command = Command {
             id,
@@ -404,13 +408,14 @@ impl AlertActor {
                 &self.node.id,
             );
             self.write(&o);
-            return;
+            return true;
         };
         self.commands_sent.inc();
         tracing::info!(alert_id = %alert.id, command_id = %command.id, host = %alert.host, action = action.name(), "response command sent");
         actix::spawn(async move {
             let _ = edge.push(Publish(Payload::Command(command))).await;
         });
+        true
     }
 
     fn emit_one(&mut self, mut alert: Alert) {
@@ -421,6 +426,17 @@ impl AlertActor {
             f.alert.last_seen_ns = alert.ts_ns;
             f.alert.score = f.alert.score.max(alert.score);
             self.folded.inc();
+            // A block has lapsed but the remote keeps attacking: block it
+            // again (the repeat itself stays folded).
+            let again = self.responder.as_ref().is_some_and(|r| {
+                r.rule_for(&alert) == Some(response::Action::Block)
+                    && f.responded
+                        .is_some_and(|t| t.elapsed() >= r.config().block_for)
+            });
+            if again {
+                f.responded = Some(Instant::now());
+                self.respond(&alert);
+            }
             return;
         }
         alert.first_seen_ns = alert.ts_ns;
@@ -437,12 +453,13 @@ impl AlertActor {
             "alert"
         );
         self.write(&alert);
-        self.respond(&alert);
+        let responded = self.respond(&alert).then(Instant::now);
         self.recent_alerts.insert(
             fold_key,
             Folded {
                 at: Instant::now(),
                 alert,
+                responded,
             },
         );
     }
@@ -822,5 +839,47 @@ mod tests {
         assert_eq!(metrics.get("alert.raised"), 1);
         assert_eq!(metrics.get("alert.folded"), 999);
         assert_eq!(metrics.get("alert.updates"), 1);
+    }
+
+    /// A remote that keeps attacking after its block lapsed is blocked
+    /// again, although its detections stay folded into one alert.
+    #[test]
+    fn a_lapsed_block_is_renewed_for_a_folded_repeat() {
+        let metrics = Metrics::new();
+        let cfg = AlertConfig {
+            console: false,
+            cooldown: Duration::from_secs(3600),
+            response: response::ResponseConfig {
+                enabled: true,
+                dry_run: true,
+                block_for: Duration::from_millis(300),
+                rules: vec![response::Rule {
+                    module: "network".into(),
+                    min_severity: Severity::Medium,
+                    action: response::Action::Block,
+                }],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        actix::System::new().block_on(async {
+            let a = actor(&metrics, cfg).start();
+            let one = |port| FlowDetections {
+                host: "h".into(),
+                detections: vec![detection(port)],
+                threshold: 0.5,
+                model: "m".into(),
+            };
+            a.send(one(1)).await.unwrap();
+            a.send(one(2)).await.unwrap(); // block still on: nothing new
+            assert_eq!(metrics.get("alert.responses"), 1);
+            tokio::time::sleep(Duration::from_millis(350)).await;
+            a.send(one(3)).await.unwrap(); // lapsed: block again
+            a.send(one(4)).await.unwrap();
+            a.send(Drain).await.unwrap();
+        });
+        assert_eq!(metrics.get("alert.raised"), 1);
+        assert_eq!(metrics.get("alert.folded"), 3);
+        assert_eq!(metrics.get("alert.responses"), 2);
     }
 }
