@@ -384,6 +384,30 @@ impl Envelope {
     }
 }
 
+/// An alert about process 42 on host `web1`, for tests.
+#[cfg(test)]
+pub(crate) fn sample_alert() -> Alert {
+    Alert {
+        id: "a1".into(),
+        ts_ns: 1,
+        node_id: "c1".into(),
+        host: "web1".into(),
+        module: "syscall".into(),
+        severity: Severity::High,
+        entity: "pid:42".into(),
+        pid: Some(42),
+        exe: None,
+        score: 2.0,
+        threshold: 1.0,
+        model: "m".into(),
+        count: 1,
+        evidence: vec![],
+        observed_ns: None,
+        first_seen_ns: 1,
+        last_seen_ns: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,25 +450,7 @@ mod tests {
 
     #[test]
     fn a_command_is_addressed_to_its_target_host() {
-        let alert = Alert {
-            id: "a1".into(),
-            ts_ns: 1,
-            node_id: "c1".into(),
-            host: "web1".into(),
-            module: "syscall".into(),
-            severity: Severity::High,
-            entity: "pid:42".into(),
-            pid: Some(42),
-            exe: None,
-            score: 2.0,
-            threshold: 1.0,
-            model: "m".into(),
-            count: 1,
-            evidence: vec![],
-            observed_ns: None,
-            first_seen_ns: 1,
-            last_seen_ns: 1,
-        };
+        let alert = sample_alert();
         let cmd = Payload::Command(Command {
             id: "k1".into(),
             target_host: "web1".into(),

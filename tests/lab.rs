@@ -124,14 +124,6 @@ cooldown = "1h"
     )
 }
 
-fn wait_running(d: &Daisi) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !d.log().contains("node running") {
-        assert!(Instant::now() < until, "node did not start:\n{}", d.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Live capture on the victim's interface: benign client traffic raises no
 /// alert; an nmap SYN scan from the attacker raises alerts naming the
 /// attacker's address, each with its flow's last-packet time.
@@ -147,7 +139,7 @@ fn live_capture_alerts_on_a_scan_and_not_on_benign_traffic() {
     let alerts_file = dir.path().join("alerts.jsonl");
     let ns = lab.ns("victim");
     let mut node = Daisi::spawn_with(&["ip", "netns", "exec", &ns], &node_toml(&alerts_file), &[]);
-    wait_running(&node);
+    node.wait_running();
 
     // Benign: page views, downloads, echo exchanges from the client.
     let script = format!(
@@ -492,7 +484,7 @@ jsonl = "{}"
         dir.path().join("alerts.jsonl").display()
     );
     let node = Daisi::spawn(&toml, &[]);
-    wait_running(&node);
+    node.wait_running();
     (listener, node, dir)
 }
 
@@ -672,7 +664,7 @@ fn a_scanner_is_blocked_for_a_while_and_dry_run_changes_nothing() {
             &response_toml(&alerts_file, dry_run),
             &[],
         );
-        wait_running(&node);
+        node.wait_running();
         assert!(attacker_reaches_victim(&lab, &victim));
         let ok = lab
             .cmd(&[
@@ -782,7 +774,7 @@ action = "stop"
             alerts_file.display()
         );
         let mut node = Daisi::spawn(&toml, &[]);
-        wait_running(&node);
+        node.wait_running();
         let mut child = Command::new(&dd)
             .args(["if=/dev/zero", "of=/dev/null", "bs=1", "count=200000000"])
             .spawn()

@@ -66,6 +66,32 @@ fn command(
     .encode()
 }
 
+/// The collector of host `web1`, response enabled and acting;
+/// `nats`: more `[nats]` keys; `extra`: more of `[alert.response]`, then
+/// further sections.
+fn web1_collector(url: &str, nats: &str, extra: &str) -> Daisi {
+    let d = Daisi::spawn(
+        &format!(
+            r#"
+[node]
+role = "collector"
+id = "web1-collector"
+host = "web1"
+[nats]
+servers = ["{url}"]
+{nats}
+[alert.response]
+enabled = true
+dry_run = false
+{extra}
+"#
+        ),
+        &[],
+    );
+    d.wait_running();
+    d
+}
+
 /// The process state letter from `/proc/<pid>/stat` (`T` = stopped).
 fn state(pid: u32) -> String {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -91,29 +117,7 @@ async fn a_collector_runs_only_its_own_commands_and_answers_each() {
     let mut target = Proc::new("sleep").arg("300").spawn().unwrap();
     let mut allowed = Proc::new("sleep").arg("300").spawn().unwrap();
     let (tp, ap) = (target.id(), allowed.id());
-    let mut collector = Daisi::spawn(
-        &format!(
-            r#"
-[node]
-role = "collector"
-id = "web1-collector"
-host = "web1"
-[nats]
-servers = ["{}"]
-[alert.response]
-enabled = true
-dry_run = false
-allow_pids = [{ap}]
-"#,
-            nats.url()
-        ),
-        &[],
-    );
-    let until = Instant::now() + T;
-    while !collector.log().contains("node running") {
-        assert!(Instant::now() < until, "{}", collector.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut collector = web1_collector(&nats.url(), "", &format!("allow_pids = [{ap}]"));
     let subject = "daisi.v1.command.web1";
     let now = Duration::ZERO;
     let sends = [
@@ -291,33 +295,12 @@ threshold = 0.0
         ),
         &[],
     );
-    let mut collector = Daisi::spawn(
-        &format!(
-            r#"
-[node]
-role = "collector"
-id = "web1-collector"
-host = "web1"
-[nats]
-servers = ["{}"]
-[syscall_source]
-kind = "ebpf"
-comms = ["dd"]
-[alert.response]
-enabled = true
-dry_run = false
-"#,
-            nats.url()
-        ),
-        &[],
+    let mut collector = web1_collector(
+        &nats.url(),
+        "",
+        "[syscall_source]\nkind = \"ebpf\"\ncomms = [\"dd\"]",
     );
-    for n in [&compute, &collector] {
-        let until = Instant::now() + T;
-        while !n.log().contains("node running") {
-            assert!(Instant::now() < until, "{}", n.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    compute.wait_running();
     // dd joins the test cgroup before it execs, so all of it is watched there.
     let mut dd = Proc::new("sh")
         .arg("-c")
@@ -394,29 +377,11 @@ async fn only_compute_credentials_can_send_commands() {
     compute.flush().await.unwrap();
     let mut target = Proc::new("sleep").arg("300").spawn().unwrap();
     let tp = target.id();
-    let mut collector = Daisi::spawn(
-        &format!(
-            r#"
-[node]
-role = "collector"
-id = "web1-collector"
-host = "web1"
-[nats]
-servers = ["{url}"]
-user = "collector-web1"
-password = "change-me-web1"
-[alert.response]
-enabled = true
-dry_run = false
-"#
-        ),
-        &[],
+    let mut collector = web1_collector(
+        &url,
+        "user = \"collector-web1\"\npassword = \"change-me-web1\"",
+        "",
     );
-    let until = Instant::now() + T;
-    while !collector.log().contains("node running") {
-        assert!(Instant::now() < until, "{}", collector.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let subject = "daisi.v1.command.web1";
     // With a collector's credentials: refused by the broker.
     let forger = connect("collector-web1", "change-me-web1").await;

@@ -170,6 +170,19 @@ impl Daisi {
         }
     }
 
+    /// Waits until the node reports itself running (panics after 20 s).
+    pub fn wait_running(&self) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while !self.log().contains("node running") {
+            assert!(
+                Instant::now() < until,
+                "node did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }

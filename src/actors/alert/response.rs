@@ -489,25 +489,8 @@ mod tests {
             ],
             ..Default::default()
         });
-        let mut a = Alert {
-            id: "a1".into(),
-            ts_ns: 1,
-            node_id: "n".into(),
-            host: "h".into(),
-            module: "syscall".into(),
-            severity: Severity::Medium,
-            entity: "pid:42".into(),
-            pid: Some(42),
-            exe: None,
-            score: 2.0,
-            threshold: 1.0,
-            model: "m".into(),
-            count: 1,
-            evidence: vec![],
-            observed_ns: None,
-            first_seen_ns: 1,
-            last_seen_ns: 1,
-        };
+        let mut a = crate::messages::sample_alert();
+        a.severity = Severity::Medium;
         assert_eq!(r.rule_for(&a), Some(Action::Stop));
         a.severity = Severity::Critical;
         assert_eq!(r.rule_for(&a), Some(Action::Freeze));
