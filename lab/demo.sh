@@ -55,7 +55,7 @@ dry_run = false
 block_for = "20s"
 [[alert.response.rules]]
 module = "network"
-min_severity = "high"
+min_severity = "medium"
 action = "block"
 EOF
 rm -f "$OUT/alerts.jsonl"
@@ -73,7 +73,7 @@ done
 
 say "attack 1: nmap SYN scan of ports 1-1000"
 "$LAB" exec attacker timeout 60 nmap -n -Pn -sS -T4 -p 1-1000 "$V" >/dev/null 2>&1 || true
-sleep 3
+for _ in $(seq 100); do grep -q '"module":"response"' "$OUT/alerts.jsonl" 2>/dev/null && break; sleep 0.1; done
 say "is the attacker blocked? (curl from the attacker)"
 if "$LAB" exec attacker curl -s -o /dev/null --max-time 2 "http://$V:8000/"; then
   echo "attacker still reaches the victim" >&2

@@ -435,7 +435,9 @@ impl AlertActor {
             });
             if again {
                 f.responded = Some(Instant::now());
-                self.respond(&alert);
+                // Name the alert the sinks hold (the repeat has no line).
+                let folded = f.alert.clone();
+                self.respond(&folded);
             }
             return;
         }
