@@ -792,15 +792,17 @@ action = "stop"
             std::thread::sleep(Duration::from_millis(100));
         };
         let what = response["evidence"][0].as_str().unwrap().to_string();
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let state = state
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
+        let state_now = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let s = stat.rsplit(')').next().unwrap().split_whitespace().next();
+            s.unwrap().to_string()
+        };
+        // SIGSTOP is delivered asynchronously: give it a moment.
+        let until = Instant::now() + Duration::from_secs(5);
+        while !allowlisted && state_now() != "T" && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let state = state_now();
         if allowlisted {
             assert!(what.contains("allowlisted; left alone"), "{what}");
             assert_ne!(state, "T", "an allowlisted process was stopped");
