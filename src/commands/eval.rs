@@ -209,31 +209,52 @@ fn figures(normal: &[f64], attacks: &[(String, f64)], threshold: Option<f64>) ->
     }
 }
 
-/// Trace scores of a scorer: mean window score per trace.
+/// Windows per scoring call, as the live classifier actor receives them
+/// (`syscall_classifier.max_batch` default).
+const BATCH: usize = 4096;
+
+/// Trace scores of a scorer: mean window score per trace. Windows go to the
+/// scorer in batches of up to [`BATCH`] that span traces, as in the live
+/// pipeline.
 fn scores(
     scorer: &dyn WindowScorer,
     vocab: &Vocabulary,
     window: usize,
     traces: &[Trace],
 ) -> (Vec<f64>, usize) {
-    let mut buf = Vec::new();
-    let mut windows = 0;
-    let s = traces
+    let mut all: Vec<f32> = Vec::new();
+    let mut counts: Vec<usize> = Vec::with_capacity(traces.len());
+    let mut pending: Vec<u32> = Vec::new();
+    let flush = |pending: &mut Vec<u32>, all: &mut Vec<f32>| {
+        for chunk in pending.chunks(BATCH * window) {
+            scorer.score(chunk, window, all);
+        }
+        pending.clear();
+    };
+    for t in traces {
+        let tokens: Vec<u32> = t
+            .calls
+            .iter()
+            .map(|&nr| vocab.token(SyscallAbi::I386, nr))
+            .collect();
+        let w = trace_windows(&tokens, window);
+        counts.push(w.len() / window);
+        pending.extend_from_slice(&w);
+        if pending.len() >= BATCH * window {
+            flush(&mut pending, &mut all);
+        }
+    }
+    flush(&mut pending, &mut all);
+    let mut at = 0;
+    let s = counts
         .iter()
-        .map(|t| {
-            let tokens: Vec<u32> = t
-                .calls
-                .iter()
-                .map(|&nr| vocab.token(SyscallAbi::I386, nr))
-                .collect();
-            let w = trace_windows(&tokens, window);
-            buf.clear();
-            scorer.score(&w, window, &mut buf);
-            windows += buf.len();
-            mean(&buf)
+        .map(|&n| {
+            let m = mean(&all[at..at + n]);
+            at += n;
+            m
         })
         .collect();
-    (s, windows)
+    (s, all.len())
 }
 
 pub fn evaluate(args: &EvalSyscallArgs) -> anyhow::Result<Report> {
