@@ -1,0 +1,30 @@
+# Score a per-call NLL file (va/at arrays of per-trace NLL vectors) on the
+# standard protocol with a few trace aggregations; optional second file to
+# rank-average with (an ensemble).
+import numpy as np, sys
+from sklearn.metrics import roc_auc_score
+exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+fams=[f for f,s in at]
+def dr(sn,sa,fpr):
+    t=np.quantile(sn,1-fpr); return (sa>t).mean()
+def rep(name,sn,sa):
+    y=np.r_[np.zeros(len(sn)),np.ones(len(sa))]
+    print(f"{name:34s} auc {roc_auc_score(y,np.r_[sn,sa]):.3f} dr1 {dr(sn,sa,.01):.3f} dr5 {dr(sn,sa,.05):.3f} dr10 {dr(sn,sa,.10):.3f}",flush=True)
+aggs={'mean':lambda x:x.mean(),'mean s/(1+s)':lambda x:(x/(1+x)).mean(),
+      'top10 mean':lambda x:np.sort(x)[-10:].mean(),'frac>6':lambda x:(x>6).mean()}
+files=sys.argv[1:]
+S={}
+for f in files:
+    d=np.load(f,allow_pickle=True).item()
+    for a,fn in aggs.items():
+        sn=np.array([fn(x) for x in d['va']]); sa=np.array([fn(x) for x in d['at']])
+        rep(f'{f[:18]} {a}',sn,sa); S[(f,a)]=(sn,sa)
+if len(files)>1:
+    def rank(sn,sa):
+        allv=np.r_[sn,sa]; r=np.argsort(np.argsort(allv))/len(allv); return r[:len(sn)],r[len(sn):]
+    rs=[rank(*S[(f,'mean')]) for f in files]
+    rep('rank-mean ensemble',np.mean([r[0] for r in rs],0),np.mean([r[1] for r in rs],0))
+    zs=[]
+    for f in files:
+        sn,sa=S[(f,'mean')]; m,s=sn.mean(),sn.std(); zs.append(((sn-m)/s,(sa-m)/s))
+    rep('z-mean ensemble',np.mean([z[0] for z in zs],0),np.mean([z[1] for z in zs],0))
