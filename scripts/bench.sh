@@ -58,7 +58,7 @@ EOF
   echo "collector did not start:" >&2; cat "$2" >&2; exit 1
 }
 stop_collector() { kill -TERM "$COLLECTOR"; wait "$COLLECTOR" || true; }
-counter() { # $1 = log, $2 = counter name: from the final "node drained" line
+counter() { # $1 = log, $2 = counter name: from the final "node stopped" line
   python3 - "$1" "$2" <<'EOF'
 import json, re, sys
 text = open(sys.argv[1]).read()

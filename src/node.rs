@@ -423,7 +423,22 @@ impl Node {
                     );
                 }
             }
+            // So are the batches still waiting for the broker.
+            let unsent = m.gauge("outbound.queued").get() + m.gauge("outbound.in_flight").get();
+            if unsent > 0 {
+                m.counter("outbound.dropped").add(unsent);
+                tracing::error!(
+                    messages = unsent,
+                    "messages not delivered to the broker before exit"
+                );
+            }
         }
+        let counters = self.info.metrics.counters();
+        tracing::info!(
+            drained = ok,
+            counters = %serde_json::to_string(&counters).unwrap_or_default(),
+            "node stopped"
+        );
         ok
     }
 
@@ -485,7 +500,5 @@ impl Node {
         if let Some(arb) = &self.classifier_arbiter {
             arb.stop();
         }
-        let counters = self.info.metrics.counters();
-        tracing::info!(counters = %serde_json::to_string(&counters).unwrap_or_default(), "node drained");
     }
 }

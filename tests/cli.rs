@@ -143,7 +143,11 @@ fn json_logs_are_structured() {
         .find(|l| l["message"] == "node running")
         .expect("a 'node running' event");
     assert_eq!(running["role"], "both", "fields are top-level: {running}");
-    assert!(lines.iter().any(|l| l["message"] == "node drained"));
+    let stopped = lines
+        .iter()
+        .find(|l| l["message"] == "node stopped")
+        .expect("a 'node stopped' event");
+    assert_eq!(stopped["drained"], true, "{stopped}");
 }
 
 /// An alert for the `alerts` command tests.

@@ -196,6 +196,56 @@ async fn broker_restart_collector_reconnects_and_accounts_for_everything() {
     assert!(compute.stop(T).success());
 }
 
+/// The broker is gone for good when the collector is told to stop: it
+/// exits at its shutdown deadline and counts what it could not send, so
+/// the final counters still account for every message.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_without_a_broker_exits_at_the_deadline_and_counts_the_unsent() {
+    let Some(adfa) = adfa() else { return };
+    let mut nats = NatsServer::start(&[]);
+    let c = client(&nats.url()).await;
+    let hb = Heartbeats::watch(&c).await;
+    let extra = "traces_per_second = 100.0\n";
+    let toml = collector_toml("col-gone", "web4", &nats.url(), &adfa, 600, extra)
+        .replace("shutdown_deadline = \"10s\"", "shutdown_deadline = \"2s\"");
+    let mut col = Daisi::spawn(&toml, &[]);
+    hb.wait_for("col-gone", "streaming", T, |h| {
+        h.counters
+            .get("syscall_source.traces")
+            .is_some_and(|&n| n >= 50)
+    })
+    .await;
+    nats.kill();
+    // Batches pile up while the broker is away.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t0 = std::time::Instant::now();
+    let status = col.stop(Duration::from_secs(30));
+    let took = t0.elapsed();
+    let log = col.log();
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped {took:?} after SIGTERM; the deadline is 2 s:\n{log}"
+    );
+    assert!(
+        !status.success(),
+        "a drain cut short is a failed exit:\n{log}"
+    );
+    assert!(log.contains("shutdown deadline passed"), "{log}");
+    assert!(
+        log.contains("messages not delivered to the broker before exit"),
+        "{log}"
+    );
+    let produced = drained_counter(&log, "outbound.produced");
+    let sent = drained_counter(&log, "outbound.sent");
+    let dropped = drained_counter(&log, "outbound.dropped");
+    assert!(dropped > 0, "{log}");
+    assert_eq!(
+        sent + dropped,
+        produced,
+        "every message sent or counted:\n{log}"
+    );
+}
+
 fn envelope(schema: u16, host: &str) -> Envelope {
     Envelope {
         schema,

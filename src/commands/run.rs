@@ -27,7 +27,9 @@ pub fn check_config(args: &ConfigArgs) -> ExitCode {
     }
 }
 
-/// Runs the node until SIGINT or SIGTERM, then drains and exits.
+/// Runs the node until SIGINT or SIGTERM, then drains and exits: status 0
+/// when everything was handed on, 1 when the shutdown deadline cut the
+/// drain short.
 pub fn run(args: &ConfigArgs, log_format: Option<LogFormat>) -> ExitCode {
     let cfg = match load(args) {
         Ok(c) => c,
@@ -41,7 +43,11 @@ pub fn run(args: &ConfigArgs, log_format: Option<LogFormat>) -> ExitCode {
         let node = Node::start(cfg, metrics).await?;
         wait_for_signal().await;
         tracing::info!("stopping: draining the pipeline");
-        node.shutdown().await;
+        if !node.shutdown().await {
+            anyhow::bail!(
+                "the shutdown deadline cut the drain short; what was left is counted as dropped"
+            );
+        }
         Ok::<(), anyhow::Error>(())
     });
     // Stop the actor system (arbiters, timers) before it is dropped.

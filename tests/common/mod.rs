@@ -374,12 +374,12 @@ console = false
     )
 }
 
-/// A counter from the "node drained" line a stopping node logs (0 when the
+/// A counter from the "node stopped" line a stopping node logs (0 when the
 /// node never counted it).
 #[allow(dead_code)]
 pub fn drained_counter(log: &str, name: &str) -> u64 {
     let at = log
-        .rfind("node drained")
+        .rfind("node stopped")
         .expect("the node logged its counters");
     let key = format!("\"{name}\":");
     let Some(i) = log[at..].find(&key) else {
