@@ -4,8 +4,6 @@ exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'lo
 d=np.load(sys.argv[1],allow_pickle=True).item()
 va_n=d['va']; at_n=d['at']; ho=d['hold']
 fams=[f for f,s in at]
-def dr(sn,sa,fpr):
-    t=np.quantile(sn,1-fpr); return (sa>t).mean()
 def rep(name,fn):
     sn=np.array([fn(x) for x in va_n]); sa=np.array([fn(x) for x in at_n])
     y=np.r_[np.zeros(len(sn)),np.ones(len(sa))]

@@ -1,5 +1,4 @@
 import numpy as np, collections, math
-from sklearn.metrics import roc_auc_score
 exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
 d=np.load('nll_c8_s7.npy',allow_pickle=True).item()
 idx=np.random.RandomState(7).permutation(len(tr)); fit=[tr[i] for i in idx[:666]]
@@ -13,11 +12,6 @@ def ngram_model(n, alpha=0.1):
         e=[-1]*(n-1)+s
         return np.array([-math.log((c[tuple(e[i-n+1:i+1])]+alpha)/(cc[tuple(e[i-n+1:i])]+alpha*V)) for i in range(n-1,len(e))])
     return nll
-def dr(sn,sa,fpr):
-    t=np.quantile(sn,1-fpr); return (sa>t).mean()
-def rep(name,sn,sa):
-    y=np.r_[np.zeros(len(sn)),np.ones(len(sa))]
-    print(f"{name:30s} auc {roc_auc_score(y,np.r_[sn,sa]):.3f} dr1 {dr(sn,sa,.01):.3f} dr5 {dr(sn,sa,.05):.3f} dr10 {dr(sn,sa,.10):.3f}",flush=True)
 lmn=[x for x in d['va']]; lma=[x for x in d['at']]
 for n in [1,2,3]:
     bg=ngram_model(n)

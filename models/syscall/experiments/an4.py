@@ -1,14 +1,7 @@
 import numpy as np, collections, math
-from sklearn.metrics import roc_auc_score
 exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
 d=np.load('nll_c8_s7.npy',allow_pickle=True).item()
 idx=np.random.RandomState(7).permutation(len(tr)); fit=[tr[i] for i in idx[:666]]
-def dr(sn,sa,fpr):
-    t=np.quantile(sn,1-fpr); return (sa>t).mean()
-def rep(name,sn,sa):
-    sn=np.asarray(sn); sa=np.asarray(sa)
-    y=np.r_[np.zeros(len(sn)),np.ones(len(sa))]
-    print(f"{name:34s} auc {roc_auc_score(y,np.r_[sn,sa]):.3f} dr1 {dr(sn,sa,.01):.3f} dr5 {dr(sn,sa,.05):.3f} dr10 {dr(sn,sa,.10):.3f}",flush=True)
 for k in [2,3,4,6,8]:
     G=set()
     for s in fit:

@@ -2,14 +2,8 @@
 # standard protocol with a few trace aggregations; optional second file to
 # rank-average with (an ensemble).
 import numpy as np, sys
-from sklearn.metrics import roc_auc_score
 exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
 fams=[f for f,s in at]
-def dr(sn,sa,fpr):
-    t=np.quantile(sn,1-fpr); return (sa>t).mean()
-def rep(name,sn,sa):
-    y=np.r_[np.zeros(len(sn)),np.ones(len(sa))]
-    print(f"{name:34s} auc {roc_auc_score(y,np.r_[sn,sa]):.3f} dr1 {dr(sn,sa,.01):.3f} dr5 {dr(sn,sa,.05):.3f} dr10 {dr(sn,sa,.10):.3f}",flush=True)
 aggs={'mean':lambda x:x.mean(),'mean s/(1+s)':lambda x:(x/(1+x)).mean(),
       'top10 mean':lambda x:np.sort(x)[-10:].mean(),'frac>6':lambda x:(x>6).mean()}
 files=sys.argv[1:]

@@ -1,13 +1,7 @@
 exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
 import numpy as np, itertools
-from sklearn.metrics import roc_auc_score
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.neighbors import NearestNeighbors
-def dr(sn,sa,fpr):
-    t=np.quantile(sn,1-fpr); return (sa>t).mean()
-def rep(name,sn,sa):
-    y=np.r_[np.zeros(len(sn)),np.ones(len(sa))]
-    print(f"{name:40s} auc {roc_auc_score(y,np.r_[sn,sa]):.3f} dr1 {dr(sn,sa,.01):.3f} dr5 {dr(sn,sa,.05):.3f} dr10 {dr(sn,sa,.10):.3f}",flush=True)
 S={}
 d=np.load('nll_c8_s7.npy',allow_pickle=True).item()
 S['lm']=(np.array([x.mean() for x in d['va']]),np.array([x.mean() for x in d['at']]))

@@ -3,7 +3,6 @@
 # suffix automaton, then trace scores from the covering.
 exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
 import numpy as np, sys, math
-from sklearn.metrics import roc_auc_score
 class SAM:
     def __init__(s):
         s.nxt=[{}]; s.link=[-1]; s.len=[0]; s.last=0
@@ -41,11 +40,6 @@ def pieces(m):
     while j>=0:
         L=max(m[j],1); lens.append(L); j-=L; n+=1
     return np.array(lens)
-def dr(sn,sa,fpr):
-    t=np.quantile(sn,1-fpr); return (sa>t).mean()
-def rep(name,sn,sa):
-    y=np.r_[np.zeros(len(sn)),np.ones(len(sa))]
-    print(f"{name:40s} auc {roc_auc_score(y,np.r_[sn,sa]):.3f} dr1 {dr(sn,sa,.01):.3f} dr5 {dr(sn,sa,.05):.3f} dr10 {dr(sn,sa,.10):.3f}",flush=True)
 Mn=[sam.ms(s) for s in va]; Ma=[sam.ms(s) for f,s in at]
 np.save('ms.npy',{'va':np.array(Mn,dtype=object),'at':np.array(Ma,dtype=object)},allow_pickle=True)
 aggs={

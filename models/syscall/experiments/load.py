@@ -10,3 +10,13 @@ for n in z.namelist():
     elif 'Attack_Data_Master' in n:
         fam = re.search(r'Attack_Data_Master/([A-Za-z_]+?)_\d+/', n).group(1)
         at.append((fam, seq))
+
+def dr(sn, sa, fpr):
+    """Detection rate at a threshold flagging `fpr` of the normal scores."""
+    t = np.quantile(sn, 1 - fpr); return (sa > t).mean()
+def rep(name, sn, sa):
+    """Prints ROC AUC and DR at 1/5/10 % FPR of normal vs attack scores."""
+    from sklearn.metrics import roc_auc_score
+    y = np.r_[np.zeros(len(sn)), np.ones(len(sa))]
+    print(f"{name:40s} auc {roc_auc_score(y, np.r_[sn, sa]):.3f} dr1 {dr(sn, sa, .01):.3f} "
+          f"dr5 {dr(sn, sa, .05):.3f} dr10 {dr(sn, sa, .10):.3f}", flush=True)

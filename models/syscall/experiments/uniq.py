@@ -1,11 +1,5 @@
 exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
 import numpy as np
-from sklearn.metrics import roc_auc_score
-def dr(sn,sa,fpr):
-    t=np.quantile(sn,1-fpr); return (sa>t).mean()
-def rep(name,sn,sa):
-    y=np.r_[np.zeros(len(sn)),np.ones(len(sa))]
-    print(f"{name:40s} auc {roc_auc_score(y,np.r_[sn,sa]):.3f} dr1 {dr(sn,sa,.01):.3f} dr5 {dr(sn,sa,.05):.3f} dr10 {dr(sn,sa,.10):.3f}",flush=True)
 for fn in ['nll_c8_s7.npy','gru_h256_l2_s1.npy']:
     d=np.load(fn,allow_pickle=True).item()
     print(fn, len(d['va'][0]), len(va[0]))
