@@ -11,6 +11,7 @@
 use crate::metrics::{Counter, Metrics};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -227,6 +228,17 @@ impl Drop for Capture {
 
 /// Processes already running that the targets name: the listed pids and
 /// processes with a listed comm, and all their descendants.
+/// The words of the kernel's watched-process bitmap (`watched` in
+/// capture.bpf.c: word pid / 64, bit pid % 64) that hold `pids`, never
+/// `exclude` (daisi itself).
+fn bitmap_words(pids: impl IntoIterator<Item = u32>, exclude: u32) -> BTreeMap<u32, u64> {
+    let mut words = BTreeMap::new();
+    for pid in pids.into_iter().filter(|&p| p != exclude) {
+        *words.entry(pid / 64).or_insert(0u64) |= 1 << (pid % 64);
+    }
+    words
+}
+
 fn initial_pids(targets: &Targets) -> Vec<u32> {
     use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
     let mut pids: Vec<u32> = targets.pids.clone();
@@ -304,15 +316,13 @@ fn run(
         .cfg
         .update(&0u32.to_ne_bytes(), &cfg, MapFlags::ANY)
         .map_err(classify)?;
-    let one = [1u8];
-    for pid in initial_pids(&targets) {
-        if pid != std::process::id() {
-            skel.maps
-                .watched
-                .update(&pid.to_ne_bytes(), &one, MapFlags::ANY)
-                .map_err(classify)?;
-        }
+    for (word, bits) in bitmap_words(initial_pids(&targets), std::process::id()) {
+        skel.maps
+            .watched
+            .update(&word.to_ne_bytes(), &bits.to_ne_bytes(), MapFlags::ANY)
+            .map_err(classify)?;
     }
+    let one = [1u8];
     for c in &targets.comms {
         let mut key = [0u8; 16];
         key[..c.len()].copy_from_slice(c.as_bytes());
@@ -424,6 +434,16 @@ fn read_kernel_stats(map: &impl MapCore, stats: &Stats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bitmap_words_set_one_bit_per_pid_and_skip_daisi() {
+        let w = bitmap_words([1, 63, 64, 130, 4_194_303, 777], 777);
+        assert_eq!(w[&0], (1 << 1) | (1 << 63));
+        assert_eq!(w[&1], 1);
+        assert_eq!(w[&2], 1 << 2);
+        assert_eq!(w[&65_535], 1 << 63, "the largest pid fits the map");
+        assert_eq!(w.len(), 4, "daisi's own pid (777, word 12) is never set");
+    }
 
     #[test]
     fn parses_kernel_layouts_and_rejects_short_records() {
