@@ -423,13 +423,14 @@ impl Node {
                     );
                 }
             }
-            // So are the batches still waiting for the broker.
+            // So are the messages the broker has not confirmed (queued, or
+            // sent without an acknowledgement).
             let unsent = m.gauge("outbound.queued").get() + m.gauge("outbound.in_flight").get();
             if unsent > 0 {
                 m.counter("outbound.dropped").add(unsent);
                 tracing::error!(
                     messages = unsent,
-                    "messages not delivered to the broker before exit"
+                    "messages not confirmed by the broker before exit"
                 );
             }
         }

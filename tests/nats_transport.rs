@@ -232,7 +232,7 @@ async fn stopping_without_a_broker_exits_at_the_deadline_and_counts_the_unsent()
     );
     assert!(log.contains("shutdown deadline passed"), "{log}");
     assert!(
-        log.contains("messages not delivered to the broker before exit"),
+        log.contains("messages not confirmed by the broker before exit"),
         "{log}"
     );
     let produced = drained_counter(&log, "outbound.produced");

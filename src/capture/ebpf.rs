@@ -226,8 +226,6 @@ impl Drop for Capture {
     }
 }
 
-/// Processes already running that the targets name: the listed pids and
-/// processes with a listed comm, and all their descendants.
 /// The words of the kernel's watched-process bitmap (`watched` in
 /// capture.bpf.c: word pid / 64, bit pid % 64) that hold `pids`, never
 /// `exclude` (daisi itself).
@@ -239,6 +237,8 @@ fn bitmap_words(pids: impl IntoIterator<Item = u32>, exclude: u32) -> BTreeMap<u
     words
 }
 
+/// Processes already running that the targets name: the listed pids and
+/// processes with a listed comm, and all their descendants.
 fn initial_pids(targets: &Targets) -> Vec<u32> {
     use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
     let mut pids: Vec<u32> = targets.pids.clone();
