@@ -7,6 +7,7 @@
 //! `Training_Data_Master`: ROC AUC and detection rate at 1 %, 5 %, 10 %
 //! false-positive rate, overall and per attack family, plus windows/s.
 
+use crate::actors::syscall_buffer::SyscallBufferConfig;
 use crate::messages::SyscallAbi;
 use crate::models::stide::Stide;
 use crate::models::{load_syscall_model, mean, trace_windows, WindowScorer};
@@ -209,13 +210,9 @@ fn figures(normal: &[f64], attacks: &[(String, f64)], threshold: Option<f64>) ->
     }
 }
 
-/// Windows per scoring call, as the live classifier actor receives them
-/// (`syscall_classifier.max_batch` default).
-const BATCH: usize = 4096;
-
 /// Trace scores of a scorer: mean window score per trace. Windows go to the
-/// scorer in batches of up to [`BATCH`] that span traces, as in the live
-/// pipeline.
+/// scorer in batches that span traces, of the size the live buffer actor
+/// hands the classifier by default (`[syscall_buffer] max_batch`).
 fn scores(
     scorer: &dyn WindowScorer,
     vocab: &Vocabulary,
@@ -224,9 +221,10 @@ fn scores(
 ) -> (Vec<f64>, usize) {
     let mut all: Vec<f32> = Vec::new();
     let mut counts: Vec<usize> = Vec::with_capacity(traces.len());
+    let batch = SyscallBufferConfig::default().max_batch * window;
     let mut pending: Vec<u32> = Vec::new();
     let flush = |pending: &mut Vec<u32>, all: &mut Vec<f32>| {
-        for chunk in pending.chunks(BATCH * window) {
+        for chunk in pending.chunks(batch) {
             scorer.score(chunk, window, all);
         }
         pending.clear();
@@ -240,7 +238,7 @@ fn scores(
         let w = trace_windows(&tokens, window);
         counts.push(w.len() / window);
         pending.extend_from_slice(&w);
-        if pending.len() >= BATCH * window {
+        if pending.len() >= batch {
             flush(&mut pending, &mut all);
         }
     }
