@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::Daisi;
+use common::{read_alerts as alerts, wait_for_alert, Daisi};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -88,14 +88,6 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.cmd(&["down"]).status();
     }
-}
-
-fn alerts(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 fn node_toml(alerts: &Path) -> String {
@@ -513,19 +505,13 @@ fn a_flow_carries_the_process_that_made_it() {
     std::io::Read::read_exact(&mut c, &mut buf).unwrap();
     server.join().unwrap();
     drop(c);
-    let until = Instant::now() + Duration::from_secs(10);
-    let found = loop {
-        let a = alerts(&alerts_file);
-        if let Some(x) = a.into_iter().find(|x| x["pid"].is_number()) {
-            break x;
-        }
-        assert!(
-            Instant::now() < until,
-            "no attributed flow:\n{}",
-            node.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let found = wait_for_alert(
+        &alerts_file,
+        Duration::from_secs(10),
+        |x| x["pid"].is_number(),
+        "no attributed flow",
+        || node.log(),
+    );
     assert_eq!(
         found["pid"].as_u64(),
         Some(std::process::id() as u64),
@@ -573,19 +559,13 @@ fn a_process_with_syscall_and_network_alerts_is_an_incident() {
     let out = curl.wait_with_output().unwrap();
     assert!(out.status.success());
     server.join().unwrap();
-    let until = Instant::now() + Duration::from_secs(15);
-    let incident = loop {
-        let a = alerts(&alerts_file);
-        if let Some(x) = a.iter().find(|x| x["module"] == "incident") {
-            break x.clone();
-        }
-        assert!(
-            Instant::now() < until,
-            "no incident; alerts: {a:#?}\n{}",
-            node.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let incident = wait_for_alert(
+        &alerts_file,
+        Duration::from_secs(15),
+        |x| x["module"] == "incident",
+        "no incident",
+        || format!("alerts: {:#?}\n{}", alerts(&alerts_file), node.log()),
+    );
     assert_eq!(incident["pid"].as_u64(), Some(pid), "{incident}");
     assert_eq!(incident["entity"], format!("pid:{pid}"));
     assert!(
@@ -674,17 +654,13 @@ fn a_scanner_is_blocked_for_a_while_and_dry_run_changes_nothing() {
             .output()
             .unwrap();
         assert!(ok.status.success());
-        let until = Instant::now() + Duration::from_secs(10);
-        let response = loop {
-            if let Some(r) = alerts(&alerts_file)
-                .into_iter()
-                .find(|a| a["module"] == "response")
-            {
-                break r;
-            }
-            assert!(Instant::now() < until, "no response:\n{}", node.log());
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let response = wait_for_alert(
+            &alerts_file,
+            Duration::from_secs(10),
+            |a| a["module"] == "response",
+            "no response",
+            || node.log(),
+        );
         let what = response["evidence"][0].as_str().unwrap().to_string();
         assert!(what.contains(&attacker), "{response}");
         let table = Command::new("ip")
@@ -780,29 +756,18 @@ action = "stop"
             .spawn()
             .unwrap();
         let pid = child.id();
-        let until = Instant::now() + Duration::from_secs(20);
-        let response = loop {
-            if let Some(r) = alerts(&alerts_file)
-                .into_iter()
-                .find(|a| a["module"] == "response" && a["pid"].as_u64() == Some(pid as u64))
-            {
-                break r;
-            }
-            assert!(Instant::now() < until, "no response:\n{}", node.log());
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let response = wait_for_alert(
+            &alerts_file,
+            Duration::from_secs(20),
+            |a| a["module"] == "response" && a["pid"].as_u64() == Some(pid as u64),
+            "no response",
+            || node.log(),
+        );
         let what = response["evidence"][0].as_str().unwrap().to_string();
-        let state_now = || {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            let s = stat.rsplit(')').next().unwrap().split_whitespace().next();
-            s.unwrap().to_string()
-        };
-        // SIGSTOP is delivered asynchronously: give it a moment.
-        let until = Instant::now() + Duration::from_secs(5);
-        while !allowlisted && state_now() != "T" && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
+        if !allowlisted {
+            common::wait_stopped(pid);
         }
-        let state = state_now();
+        let state = common::process_state(pid);
         if allowlisted {
             assert!(what.contains("allowlisted; left alone"), "{what}");
             assert_ne!(state, "T", "an allowlisted process was stopped");

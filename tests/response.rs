@@ -92,31 +92,6 @@ dry_run = false
     d
 }
 
-/// Waits (up to 5 s) until the process is stopped: a signal is delivered
-/// asynchronously, so right after kill(2) the state may still be `R`.
-fn stopped(pid: u32) -> bool {
-    let until = Instant::now() + Duration::from_secs(5);
-    while state(pid) != "T" {
-        if Instant::now() > until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
-
-/// The process state letter from `/proc/<pid>/stat` (`T` = stopped).
-fn state(pid: u32) -> String {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// A collector of host `web1`: a command to stop a process is carried out
 /// once (a redelivery is not), an allowlisted process, PID 1 and a stale
 /// command are refused with a reason, a command for another host published
@@ -176,8 +151,12 @@ async fn a_collector_runs_only_its_own_commands_and_answers_each() {
     assert!(got["k2"].contains("allowlisted; left alone"), "{got:?}");
     assert!(got["k3"].contains("process 1 is protected"), "{got:?}");
     assert!(got["k4"].contains("longer than max_command_age"), "{got:?}");
-    assert!(stopped(tp), "the target is stopped: {}", state(tp));
-    assert_ne!(state(ap), "T", "the allowlisted process runs");
+    assert!(
+        wait_stopped(tp),
+        "the target is stopped: {}",
+        process_state(tp)
+    );
+    assert_ne!(process_state(ap), "T", "the allowlisted process runs");
     // Nothing else arrives: not the duplicate, not the other host's command.
     assert!(
         tokio::time::timeout(Duration::from_millis(500), outcomes.next())
@@ -260,14 +239,6 @@ impl Drop for TestCgroup {
     }
 }
 
-fn jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// End to end over NATS, as root: a collector on host `web1` captures a
 /// process with eBPF; a compute node scores it (threshold forced to 0: what
 /// is tested is the response), its rule says `freeze`, it sends the command
@@ -324,22 +295,19 @@ threshold = 0.0
         .spawn()
         .unwrap();
     let pid = dd.id();
-    let until = Instant::now() + T;
-    let response = loop {
-        if let Some(r) = jsonl(&alerts)
-            .into_iter()
-            .find(|a| a["module"] == "response" && a["pid"].as_u64() == Some(pid as u64))
-        {
-            break r;
-        }
-        assert!(
-            Instant::now() < until,
-            "no response\ncompute:\n{}\ncollector:\n{}",
-            compute.log(),
-            collector.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let response = wait_for_alert(
+        &alerts,
+        T,
+        |a| a["module"] == "response" && a["pid"].as_u64() == Some(pid as u64),
+        "no response",
+        || {
+            format!(
+                "compute:\n{}\ncollector:\n{}",
+                compute.log(),
+                collector.log()
+            )
+        },
+    );
     let what = response["evidence"][0].as_str().unwrap().to_string();
     assert_eq!(response["host"], "web1", "{response}");
     assert_eq!(response["node_id"], "web1-collector", "the collector acted");
@@ -407,7 +375,7 @@ async fn only_compute_credentials_can_send_commands() {
             .is_err(),
         "a command sent with collector credentials was delivered"
     );
-    assert_ne!(state(tp), "T");
+    assert_ne!(process_state(tp), "T");
     // With compute credentials: carried out and answered.
     let bytes = command("c1", "web1", "web1", tp, Action::Stop, Duration::ZERO);
     compute.publish(subject, bytes.into()).await.unwrap();
@@ -425,7 +393,7 @@ async fn only_compute_credentials_can_send_commands() {
         "{:?}",
         o.evidence
     );
-    assert!(stopped(tp), "{}", state(tp));
+    assert!(wait_stopped(tp), "{}", process_state(tp));
     assert!(collector.stop(T).success());
     assert_eq!(drained_counter(&collector.log(), "command.received"), 1);
     let _ = target.kill();

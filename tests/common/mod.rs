@@ -412,3 +412,57 @@ pub fn run_unprivileged(cfg: &Path) -> std::process::Output {
         .output()
         .expect("setpriv (util-linux)")
 }
+
+/// The alerts of a JSON Lines alert file (a line still being written is
+/// skipped; a missing file is no alerts).
+pub fn read_alerts(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Polls the alert file until an alert matches `pred` and returns it;
+/// panics after `timeout` with `what` and `context()` (the nodes' logs).
+pub fn wait_for_alert(
+    path: &Path,
+    timeout: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+    what: &str,
+    context: impl Fn() -> String,
+) -> serde_json::Value {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(a) = read_alerts(path).into_iter().find(|a| pred(a)) {
+            return a;
+        }
+        assert!(Instant::now() < until, "{what}:\n{}", context());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The process state letter from `/proc/<pid>/stat` (`T` = stopped).
+pub fn process_state(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits (up to 5 s) until the process is stopped: a signal is delivered
+/// asynchronously, so right after kill(2) the state may still be `R`.
+pub fn wait_stopped(pid: u32) -> bool {
+    let until = Instant::now() + Duration::from_secs(5);
+    while process_state(pid) != "T" {
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
