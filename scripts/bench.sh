@@ -100,12 +100,16 @@ http_rps() { timeout 20 wrk -t2 -c8 -d5s "http://127.0.0.1:$hport/file" | awk '/
 # The request rate drifts more than the storm's: more rounds, and the
 # per-round ratios printed so the spread is visible.
 HTTP_ROUNDS=${DAISI_BENCH_HTTP_ROUNDS:-5}
-hu=(); hc=(); http_lost=0
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime
+hu=(); hc=(); http_lost=0; http_events=0; http_ticks=0
 for r in $(seq "$HTTP_ROUNDS"); do
   hu+=("$(http_rps)")
   collector "[\"python3\"]" "$WORK/http.log"
+  t0=$(cpu_ticks "$COLLECTOR")
   hc+=("$(http_rps)")
+  http_ticks=$((http_ticks + $(cpu_ticks "$COLLECTOR") - t0))
   stop_collector
+  http_events=$((http_events + $(counter "$WORK/http.log" syscall_source.events)))
   http_lost=$((http_lost + $(counter "$WORK/http.log" capture.kernel_dropped) + $(counter "$WORK/http.log" capture.userspace_dropped)))
 done
 http_untraced=$(median "${hu[@]}"); http_captured=$(median "${hc[@]}")
@@ -127,4 +131,5 @@ cat <<EOF
 | HTTP server, captured by a daisi collector | requests/s | $http_captured | $(ratio "$http_captured" "$http_untraced") | ≥ 0.95 |
 | | ratio in each round (captured / untraced just before) | $http_pairs | | |
 | | events lost (all rounds) | $http_lost | | |
+| | collector CPU while captured (% of one core); events/s | $(python3 -c "print(f'{100 * $http_ticks / $(getconf CLK_TCK) / (5 * $HTTP_ROUNDS):.1f}')"); $(python3 -c "print(f'{$http_events / (5 * $HTTP_ROUNDS):.0f}')") | | |
 EOF
