@@ -1,4 +1,4 @@
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 print(len(tr), len(va), len(at))
 trs = set(tuple(s) for s in tr)
 vas = set(tuple(s) for s in va)

@@ -2,7 +2,7 @@
 # standard protocol with a few trace aggregations; optional second file to
 # rank-average with (an ensemble).
 import numpy as np, sys
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 fams=[f for f,s in at]
 aggs={'mean':lambda x:x.mean(),'mean s/(1+s)':lambda x:(x/(1+x)).mean(),
       'top10 mean':lambda x:np.sort(x)[-10:].mean(),'frac>6':lambda x:(x>6).mean()}

@@ -1,4 +1,4 @@
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 import numpy as np, collections
 d=np.load('nll_c8_s7.npy',allow_pickle=True).item()
 sn=np.array([x.mean() for x in d['va']]); sa=np.array([x.mean() for x in d['at']])

@@ -1,4 +1,4 @@
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 import torch, torch.nn as nn, numpy as np, sys, time
 H=int(sys.argv[1]); L=int(sys.argv[2]); SEED=int(sys.argv[3])
 torch.manual_seed(SEED); torch.set_num_threads(2)

@@ -1,6 +1,6 @@
 import numpy as np, collections
 from sklearn.metrics import roc_auc_score
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 d=np.load('nll_c8_s7.npy',allow_pickle=True).item()
 sn=np.array([x.mean() for x in d['va']]); sa=np.array([x.mean() for x in d['at']])
 pct=np.array([(sn<v).mean() for v in sa])

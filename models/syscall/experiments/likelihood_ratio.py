@@ -1,5 +1,5 @@
 import numpy as np, collections, math
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 d=np.load('nll_c8_s7.npy',allow_pickle=True).item()
 idx=np.random.RandomState(7).permutation(len(tr)); fit=[tr[i] for i in idx[:666]]
 def ngram_model(n, alpha=0.1):

@@ -1,6 +1,6 @@
 import numpy as np, sys
 from sklearn.metrics import roc_auc_score
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 d=np.load(sys.argv[1],allow_pickle=True).item()
 va_n=d['va']; at_n=d['at']; ho=d['hold']
 fams=[f for f,s in at]

@@ -1,5 +1,19 @@
-import zipfile, re, collections, numpy as np
-z = zipfile.ZipFile('/work/shared/datasets/adfa-ld/ADFA-LD.zip')
+"""ADFA-LD traces and the metrics every experiment reports.
+
+Imported by the experiment scripts (`from adfa import tr, va, at, dr, rep`).
+The archive is $ADFA_LD, else ADFA-LD.zip in the datasets folder beside the
+repository (../shared/datasets/adfa-ld/ from the repository's parent)."""
+import collections
+import os
+import re
+import zipfile
+
+import numpy as np
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ARCHIVE = os.environ.get("ADFA_LD") or os.path.join(
+    os.path.dirname(_REPO), "shared", "datasets", "adfa-ld", "ADFA-LD.zip")
+z = zipfile.ZipFile(ARCHIVE)
 tr, va, at = [], [], []
 for n in z.namelist():
     if not n.endswith('.txt'): continue

@@ -1,7 +1,7 @@
 # Sequence covering against the normal training corpus: matching statistics
 # (longest substring ending at each call that occurs in training) via a
 # suffix automaton, then trace scores from the covering.
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 import numpy as np, sys, math
 class SAM:
     def __init__(s):

@@ -1,4 +1,4 @@
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 import torch, torch.nn as nn, numpy as np, sys
 torch.manual_seed(int(sys.argv[2]) if len(sys.argv)>2 else 7); torch.set_num_threads(2)
 C=int(sys.argv[1]) if len(sys.argv)>1 else 8

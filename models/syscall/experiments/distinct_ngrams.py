@@ -1,4 +1,4 @@
-exec(open(__import__('os').path.join(__import__('os').path.dirname(__file__),'load.py')).read())
+from adfa import tr, va, at, dr, rep, np, re, collections  # noqa: F401
 import numpy as np
 for fn in ['nll_c8_s7.npy','gru_h256_l2_s1.npy']:
     d=np.load(fn,allow_pickle=True).item()
