@@ -8,18 +8,23 @@ use std::process::ExitCode;
 /// Exit code for configuration errors.
 pub const EXIT_CONFIG: u8 = 2;
 
+/// The crate version, the wire schema the build speaks and its features.
 fn long_version() -> &'static str {
-    if cfg!(feature = "torch") {
-        concat!(
-            env!("CARGO_PKG_VERSION"),
-            " (wire schema v1; features: torch)"
-        )
+    static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(version_line);
+    VERSION.as_str()
+}
+
+fn version_line() -> String {
+    let build = if cfg!(feature = "torch") {
+        "features: torch"
     } else {
-        concat!(
-            env!("CARGO_PKG_VERSION"),
-            " (wire schema v1; collector-only build, no torch)"
-        )
-    }
+        "collector-only build, no torch"
+    };
+    format!(
+        "{} (wire schema v{}; {build})",
+        env!("CARGO_PKG_VERSION"),
+        crate::messages::SCHEMA_VERSION
+    )
 }
 
 #[derive(Parser, Debug)]

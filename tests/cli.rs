@@ -19,7 +19,8 @@ fn version_names_the_build() {
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.starts_with("daisi "), "{s}");
-    assert!(s.contains("wire schema v1"), "{s}");
+    let schema = format!("wire schema v{}", daisi::messages::SCHEMA_VERSION);
+    assert!(s.contains(&schema), "{s}");
 }
 
 #[test]

@@ -17,16 +17,7 @@ const SEQUENCE: [&str; 6] = [
 ];
 
 fn root() -> bool {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string));
-    if uid.as_deref() != Some("0") {
-        eprintln!("skipped: eBPF capture tests need root (CI runs them as root)");
-        return false;
-    }
-    true
+    common::root("eBPF capture tests need root (CI runs them as root)")
 }
 
 /// Compiles the probe into `dir/name`.
@@ -264,7 +255,6 @@ fn process_storm_through_the_pipeline_frees_all_state() {
     );
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(toml.as_bytes()).unwrap();
-    std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
     let cfg = daisi::config::Config::load_from(None, Some(f.path()), &[], None)
         .unwrap_or_else(|e| panic!("{e}"));
     let m = Metrics::new();

@@ -2,14 +2,15 @@
 //! (`lab/lab.sh`), real services and real attack tools, live libpcap
 //! capture by `daisi run` inside the victim's namespace, the committed
 //! network model. Needs root and the lab's Debian packages (installed by
-//! `scripts/setup.sh`); skips with a message otherwise.
+//! `scripts/setup.sh`); skips with a message otherwise, fails under
+//! `DAISI_REQUIRE` (see `tests/common`).
 //!
 //! All traffic stays inside namespaces these tests create (private
 //! addresses, no default route); every tool is bounded in count and time.
 
 mod common;
 
-use common::{read_alerts as alerts, wait_for_alert, Daisi};
+use common::{read_alerts as alerts, wait_for_alert, Daisi, Prereq};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -18,29 +19,29 @@ use std::time::{Duration, Instant};
 const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/lab.sh");
 
 fn root_for_live_capture() -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipped: live capture needs root");
-    }
-    root
+    common::root("live capture needs root")
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn lab_ready() -> bool {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the traffic lab needs root (network namespaces)");
+    if !common::root("the traffic lab needs root (network namespaces)") {
         return false;
     }
-    for t in ["nmap", "hping3", "hydra", "dirb", "tcpdump", "socat"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("skipped: {t} is not installed (run scripts/setup.sh)");
-            return false;
-        }
-    }
-    true
+    ["nmap", "hping3", "hydra", "dirb", "tcpdump", "socat", "nft"]
+        .into_iter()
+        .all(|t| {
+            common::require(
+                Prereq::Lab,
+                installed(t),
+                &format!("{t} is not installed (run scripts/setup.sh)"),
+            )
+        })
 }
 
 /// A lab of its own (namespace prefix and subnet), torn down on drop.
@@ -275,8 +276,11 @@ fn flows_agree_with_nfstream() {
     let venv = std::env::var("DAISI_NFSTREAM_VENV")
         .unwrap_or_else(|_| "/var/cache/daisi/nfstream-venv".into());
     let python = Path::new(&venv).join("bin/python");
-    if !python.exists() {
-        eprintln!("skipped: NFStream is not installed in {venv} (run scripts/setup.sh)");
+    if !common::require(
+        Prereq::Peers,
+        python.exists(),
+        &format!("NFStream is not installed in {venv} (run scripts/setup.sh)"),
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -437,8 +441,7 @@ fn capture_errors_are_named_before_the_node_starts() {
     );
     assert!(!err.contains("panicked"), "{err}");
 
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped the privilege half: needs root to drop privileges");
+    if !common::root("the privilege half needs root to drop privileges") {
         return;
     }
     write("lo");
@@ -626,10 +629,6 @@ fn attacker_reaches_victim(lab: &Lab, victim: &str) -> bool {
 #[test]
 fn a_scanner_is_blocked_for_a_while_and_dry_run_changes_nothing() {
     if !lab_ready() {
-        return;
-    }
-    if Command::new("nft").arg("--version").output().is_err() {
-        eprintln!("skipped: nft is not installed (run scripts/setup.sh)");
         return;
     }
     let lab = Lab::new("dtresp", 216);

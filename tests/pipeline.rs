@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 fn config(toml: &str) -> Config {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(toml.as_bytes()).unwrap();
-    std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
     Config::load_from(None, Some(f.path()), &[], None).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -339,7 +338,6 @@ fn offline_decisions(
 #[test]
 fn live_alerts_match_the_evaluated_decisions_on_all_of_adfa() {
     let Some(adfa) = common::adfa() else { return };
-    std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
     let mut totals = vec![];
     for (filter, traces) in [
         ("Attack_Data_Master/", 746),

@@ -246,12 +246,15 @@ impl Drop for TestCgroup {
 /// lands in the compute node's alert file.
 #[test]
 fn a_compute_node_has_a_collector_freeze_a_process_cgroup() {
-    if !nix_root() {
-        eprintln!("skipped: needs root (eBPF capture, cgroups)");
+    if !root("needs root (eBPF capture, cgroups)") {
         return;
     }
     let Some(cg) = TestCgroup::create(&format!("daisi-test-{}", std::process::id())) else {
-        eprintln!("skipped: no writable cgroup hierarchy with a freezer");
+        require(
+            Prereq::Root,
+            false,
+            "no writable cgroup hierarchy with a freezer",
+        );
         return;
     };
     let nats = NatsServer::start(&[]);
@@ -330,10 +333,6 @@ threshold = 0.0
     let _ = dd.wait();
 }
 
-fn nix_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// The broker enforces who may command: with `config/nats-permissions.conf`
 /// a collector's credentials cannot publish a command (not even for its own

@@ -25,19 +25,20 @@ pub struct TrainSyscallArgs {
     /// Output model directory.
     #[arg(long, default_value = "models/syscall")]
     pub out: PathBuf,
-    /// Window length in calls.
-    #[arg(long, default_value_t = 6)]
-    pub window: usize,
+    /// Window length in calls [default: 9 for lm and ae, 6 for stide].
+    #[arg(long)]
+    pub window: Option<usize>,
     /// ABI of the numbers in the trace files.
     #[arg(long, value_parser = parse_abi, default_value = "i386")]
     pub abi: SyscallAbi,
     /// Share of held-out normal traces the threshold may flag.
     #[arg(long, default_value_t = 0.01)]
     pub target_fpr: f64,
-    /// Model kind: `stide`, or (with libtorch) `lm` (next-call model) or
-    /// `ae` (windowed autoencoder).
-    #[arg(long, default_value = "stide")]
-    pub method: String,
+    /// Model kind: `lm` (next-call model) and `ae` (windowed autoencoder)
+    /// need libtorch; `stide` (known windows) does not. Default: `lm` when
+    /// this build has libtorch, else `stide`.
+    #[arg(long, value_enum, default_value_t = Method::for_this_build())]
+    pub method: Method,
     /// lm/ae: most training epochs (early stopping on held-out normal windows).
     #[arg(long, default_value_t = 12)]
     pub epochs: usize,
@@ -53,6 +54,51 @@ pub struct TrainSyscallArgs {
     /// lm/ae: random seed.
     #[arg(long, default_value_t = 7)]
     pub seed: i64,
+}
+
+/// What `daisi train syscall` builds.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Next-call model (tch): each window's last call given the ones before.
+    Lm,
+    /// Windowed autoencoder (tch).
+    Ae,
+    /// Sequence time-delay embedding: the set of normal windows.
+    Stide,
+}
+
+impl Method {
+    /// `lm` when the build has libtorch: on a host's own recording it learns
+    /// how likely each call is, where `stide`'s threshold calibrates to 0
+    /// (every held-out window was seen) and any unseen window alerts.
+    pub fn for_this_build() -> Method {
+        if cfg!(feature = "torch") {
+            Method::Lm
+        } else {
+            Method::Stide
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Lm => "lm",
+            Method::Ae => "ae",
+            Method::Stide => "stide",
+        }
+    }
+
+    fn default_window(self) -> usize {
+        match self {
+            Method::Lm | Method::Ae => 9,
+            Method::Stide => 6,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 fn parse_abi(s: &str) -> Result<SyscallAbi, String> {
@@ -80,23 +126,21 @@ const NEURAL_MAX_WINDOW: usize = crate::models::neural::MAX_WINDOW;
 const NEURAL_MAX_WINDOW: usize = 0;
 
 pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
-    let max_window = if args.method == "stide" {
+    let max_window = if args.method == Method::Stide {
         stide::MAX_WINDOW
     } else {
         NEURAL_MAX_WINDOW
     };
-    if args.window < 2 || args.window > max_window {
+    let window = args.window.unwrap_or(args.method.default_window());
+    if args.method != Method::Stide && !cfg!(feature = "torch") {
         bail!(
-            "--window must be between 2 and {max_window} for {}",
+            "--method {} needs libtorch; this build has no torch feature",
             args.method
         );
     }
-    if !["stide", "lm", "ae"].contains(&args.method.as_str()) {
-        bail!("--method must be stide, lm or ae");
-    }
-    if args.method != "stide" && !cfg!(feature = "torch") {
+    if window < 2 || window > max_window {
         bail!(
-            "--method {} needs libtorch; this build has no torch feature",
+            "--window must be between 2 and {max_window} for {}",
             args.method
         );
     }
@@ -144,9 +188,9 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
         "training"
     );
     let mut metrics = BTreeMap::new();
-    let model: Box<dyn WindowScorer> = match args.method.as_str() {
-        "stide" => {
-            let m = Stide::train(fit.iter().map(|&i| tokens[i].as_slice()), args.window);
+    let model: Box<dyn WindowScorer> = match args.method {
+        Method::Stide => {
+            let m = Stide::train(fit.iter().map(|&i| tokens[i].as_slice()), window);
             metrics.insert("normal_windows".to_string(), m.len() as f64);
             std::fs::create_dir_all(&args.out)
                 .with_context(|| format!("creating {}", args.out.display()))?;
@@ -157,6 +201,7 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
         method => train_neural(
             args,
             method,
+            window,
             &tokens,
             &fit,
             &held,
@@ -172,8 +217,8 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
         .map(|&i| {
             scores.clear();
             model.score(
-                &trace_windows(&tokens[i], args.window),
-                args.window,
+                &trace_windows(&tokens[i], window),
+                window,
                 &mut scores,
             );
             mean(&scores)
@@ -183,15 +228,21 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
     let flagged = held_scores.iter().filter(|&&s| s > threshold).count();
     let heldout_fpr = flagged as f64 / held_scores.len().max(1) as f64;
     metrics.insert("heldout_fpr".to_string(), heldout_fpr);
+    if threshold <= 0.0 {
+        tracing::warn!(
+            method = %args.method,
+            "threshold calibrated to 0: every held-out window was seen in training, so any unseen window will alert; record more normal behaviour or use --method lm"
+        );
+    }
     let meta = ModelMeta {
-        kind: args.method.clone(),
-        name: args.method.clone(),
+        kind: args.method.name().into(),
+        name: args.method.name().into(),
         version: format!(
             "w{}-{}",
-            args.window,
+            window,
             &DataFingerprint::of("", &traces).hash[..8]
         ),
-        window: args.window,
+        window,
         vocabulary: vocab.names().to_vec(),
         abi_tables: ABI_TABLES.into(),
         threshold,
@@ -212,7 +263,7 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
     println!(
         "trained {} (window {}) on {} traces; threshold {:.4} flags {:.2}% of {} held-out normal traces; written to {}",
         args.method,
-        args.window,
+        window,
         fit.len(),
         threshold,
         heldout_fpr * 100.0,
@@ -227,7 +278,8 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
 #[cfg(feature = "torch")]
 fn train_neural(
     args: &TrainSyscallArgs,
-    method: &str,
+    method: Method,
+    window: usize,
     tokens: &[Vec<u32>],
     fit: &[usize],
     held: &[usize],
@@ -236,7 +288,7 @@ fn train_neural(
 ) -> anyhow::Result<Box<dyn WindowScorer>> {
     use crate::models::neural::{self, Arch, NeuralKind, TrainSettings};
     tch::set_num_threads(std::thread::available_parallelism().map_or(2, |n| n.get() as i32));
-    let kind = if method == "lm" {
+    let kind = if method == Method::Lm {
         NeuralKind::Lm
     } else {
         NeuralKind::Ae
@@ -244,14 +296,14 @@ fn train_neural(
     let arch = Arch {
         kind,
         vocab,
-        window: args.window as i64,
+        window: window as i64,
         embed: args.embed,
         hidden: args.hidden,
         code: args.code,
     };
     let windows = |ids: &[usize]| -> Vec<u32> {
         ids.iter()
-            .flat_map(|&i| trace_windows(&tokens[i], args.window))
+            .flat_map(|&i| trace_windows(&tokens[i], window))
             .collect()
     };
     let (fit_w, held_w) = (windows(fit), windows(held));

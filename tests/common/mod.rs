@@ -13,12 +13,64 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The ADFA-LD archive, or `None` (tests then skip with a message).
+/// What a test may need beyond `cargo test` itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prereq {
+    /// ADFA-LD in `../shared/datasets/adfa-ld/`.
+    Data,
+    /// Root (eBPF, live capture, namespaces, cgroups, nftables).
+    Root,
+    /// The traffic lab's tools (`scripts/setup.sh` installs them).
+    Lab,
+    /// A peer tool the tests compare against (NFStream).
+    Peers,
+}
+
+impl Prereq {
+    pub fn name(self) -> &'static str {
+        match self {
+            Prereq::Data => "data",
+            Prereq::Root => "root",
+            Prereq::Lab => "lab",
+            Prereq::Peers => "peers",
+        }
+    }
+}
+
+/// True when the prerequisite is there. When it is not: under
+/// `DAISI_REQUIRE` naming it (comma-separated names, or `all`; CI sets
+/// `all`) the test fails with `why`; otherwise it prints that it skipped
+/// and the caller returns.
+pub fn require(p: Prereq, present: bool, why: &str) -> bool {
+    if present {
+        return true;
+    }
+    let required = std::env::var("DAISI_REQUIRE").unwrap_or_default();
+    if required
+        .split(',')
+        .map(str::trim)
+        .any(|r| r == "all" || r == p.name())
+    {
+        panic!("missing prerequisite '{}' (DAISI_REQUIRE={required}): {why}", p.name());
+    }
+    eprintln!("skipped: {why} (set DAISI_REQUIRE={} to fail instead)", p.name());
+    false
+}
+
+/// True when this process runs as root (or fails/skips, see [`require`]).
+pub fn root(why: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    require(Prereq::Root, unsafe { libc::geteuid() } == 0, why)
+}
+
+/// The ADFA-LD archive, or `None` (see [`require`]).
 pub fn adfa() -> Option<PathBuf> {
     let p = daisi::traces::shared_adfa_zip();
-    if p.is_none() {
-        eprintln!("skipped: ../shared/datasets/adfa-ld/ADFA-LD.zip is absent");
-    }
+    require(
+        Prereq::Data,
+        p.is_some(),
+        "../shared/datasets/adfa-ld/ADFA-LD.zip is absent",
+    );
     p
 }
 
