@@ -1,12 +1,8 @@
 //! Command line: parsing and dispatch to [`crate::commands`].
 
-use crate::config::{LogFormat, Role};
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use crate::config::LogFormat;
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-
-/// Exit code for configuration errors.
-pub const EXIT_CONFIG: u8 = 2;
 
 /// The crate version, the wire schema the build speaks and its features.
 fn long_version() -> &'static str {
@@ -37,22 +33,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct ConfigArgs {
-    /// Configuration file (layered over config/default.toml).
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
-    /// Role (overrides `node.role`).
-    #[arg(long, value_enum)]
-    pub role: Option<Role>,
-}
-
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the node until SIGINT/SIGTERM.
-    Run(ConfigArgs),
+    Run(crate::commands::run::ConfigArgs),
     /// Validate the configuration and print every error (exit 2 on errors).
-    CheckConfig(ConfigArgs),
+    CheckConfig(crate::commands::run::ConfigArgs),
     /// Train a model.
     #[command(subcommand)]
     Train(Train),

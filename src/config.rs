@@ -11,52 +11,23 @@
 //! collected with its key path and all are reported together.
 
 use crate::actors::alert::AlertConfig;
-use crate::actors::flow_classifier::FlowClassifierConfig;
-use crate::actors::flow_merge::FlowMergeConfig;
-use crate::actors::heartbeat::HeartbeatConfig;
-use crate::actors::packet_source::PacketSourceConfig;
-use crate::actors::syscall_batcher::SyscallBatcherConfig;
-use crate::actors::syscall_buffer::SyscallBufferConfig;
-use crate::actors::syscall_classifier::SyscallClassifierConfig;
-use crate::actors::syscall_source::SyscallSourceConfig;
+use crate::actors::command::CommandConfig;
+use crate::actors::network::flow_classifier::FlowClassifierConfig;
+use crate::actors::network::flow_merge::FlowMergeConfig;
+use crate::actors::network::packet_source::PacketSourceConfig;
+use crate::actors::runtime::heartbeat::HeartbeatConfig;
+use crate::actors::syscall::batcher::SyscallBatcherConfig;
+use crate::actors::syscall::buffer::SyscallBufferConfig;
+use crate::actors::syscall::classifier::SyscallClassifierConfig;
+use crate::actors::syscall::source::SyscallSourceConfig;
 use crate::actors::transport::{InboundConfig, OutboundConfig};
-use crate::transport::nats::NatsConfig;
+use crate::nats::NatsConfig;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// What a node does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Capture on this host and ship batches over NATS.
-    Collector,
-    /// Receive batches over NATS, score them, raise alerts.
-    Compute,
-    /// Both in one process, joined in-process (no broker needed).
-    #[default]
-    Both,
-}
-
-impl Role {
-    pub fn collects(self) -> bool {
-        matches!(self, Role::Collector | Role::Both)
-    }
-    pub fn computes(self) -> bool {
-        matches!(self, Role::Compute | Role::Both)
-    }
-    pub fn uses_nats(self) -> bool {
-        !matches!(self, Role::Both)
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Collector => "collector",
-            Role::Compute => "compute",
-            Role::Both => "both",
-        }
-    }
-}
+pub use crate::messages::Role;
 
 /// `[node]`: identity, role and shutdown.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -130,6 +101,7 @@ pub struct Config {
     pub flow_merge: FlowMergeConfig,
     pub flow_classifier: FlowClassifierConfig,
     pub alert: AlertConfig,
+    pub command: CommandConfig,
 }
 
 /// One problem in the configuration, with the key it concerns.
@@ -313,6 +285,9 @@ impl Validate for Config {
             self.nats.validate("nats", errors);
         }
         self.heartbeat.validate("heartbeat", errors);
+        if role == Role::Collector {
+            self.command.validate("command", errors);
+        }
         if role.collects() {
             self.outbound.validate("outbound", errors);
             self.syscall_source.validate("syscall_source", errors);

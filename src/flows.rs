@@ -14,6 +14,50 @@
 
 use std::collections::BTreeMap;
 
+/// FlowMeter's feature columns, in its order. The last six are rates: the
+/// named column divided by `flowDuration`.
+pub const FEATURES: [&str; 39] = [
+    "flowDuration",
+    "flowLength",
+    "fwdFlowLength",
+    "bwdFlowLength",
+    "packetSizeTotal",
+    "packetSizeMean",
+    "packetSizeStd",
+    "packetSizeMin",
+    "packetSizeMax",
+    "fwdPacketSizeTotal",
+    "bwdPacketSizeTotal",
+    "fwdPacketSizeMean",
+    "bwdPacketSizeMean",
+    "fwdPacketSizeStd",
+    "bwdPacketSizeStd",
+    "fwdPacketSizeMin",
+    "bwdPacketSizeMin",
+    "fwdPacketSizeMax",
+    "bwdPacketSizeMax",
+    "IATMean",
+    "IATStd",
+    "IATMin",
+    "IATMax",
+    "fwdIATTotal",
+    "bwdIATTotal",
+    "fwdIATMean",
+    "bwdIATMean",
+    "fwdIATStd",
+    "bwdIATStd",
+    "fwdIATMin",
+    "bwdIATMin",
+    "fwdIATMax",
+    "bwdIATMax",
+    "flowLengthPerTime",
+    "fwdFlowLengthPerTime",
+    "bwdFlowLengthPerTime",
+    "packetSizeTotalPerTime",
+    "fwdPacketSizeTotalPerTime",
+    "bwdPacketSizeTotalPerTime",
+];
+
 /// Count, sum, min, max, mean and variance of a stream (Welford).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RunningStats {
@@ -152,7 +196,7 @@ impl FlowStats {
         self.size.count()
     }
 
-    /// The 39 FlowMeter features, in `models::network::FEATURES` order
+    /// The 39 FlowMeter features, in [`FEATURES`] order
     /// (no allocation: the hot path of `daisi flows` and training).
     pub fn feature_values(&self) -> [f64; 39] {
         let iat = self.fwd_iat.merge(&self.bwd_iat);
@@ -203,9 +247,9 @@ impl FlowStats {
         ]
     }
 
-    /// The 39 FlowMeter features by name (see `models::network::FEATURES`).
+    /// The 39 FlowMeter features by name (see [`FEATURES`]).
     pub fn features(&self) -> BTreeMap<String, f64> {
-        crate::models::network::FEATURES
+        FEATURES
             .iter()
             .zip(self.feature_values())
             .map(|(k, v)| (k.to_string(), v))
@@ -216,7 +260,6 @@ impl FlowStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::network::FEATURES;
 
     /// fwd 100 B at 0, bwd 60 B at 1 µs, fwd 40 B at 3 µs, bwd 200 B at 6 µs.
     #[test]

@@ -18,6 +18,44 @@ use std::collections::BTreeMap;
 /// adding a field with `#[serde(default)]` is compatible and needs no bump.
 pub const SCHEMA_VERSION: u16 = 1;
 
+/// What a node does (its configuration decides; heartbeats report it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Capture on this host and ship batches over NATS.
+    Collector,
+    /// Receive batches over NATS, score them, raise alerts.
+    Compute,
+    /// Both in one process, joined in-process (no broker needed).
+    #[default]
+    Both,
+}
+
+impl Role {
+    pub fn collects(self) -> bool {
+        matches!(self, Role::Collector | Role::Both)
+    }
+    pub fn computes(self) -> bool {
+        matches!(self, Role::Compute | Role::Both)
+    }
+    pub fn uses_nats(self) -> bool {
+        !matches!(self, Role::Both)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Collector => "collector",
+            Role::Compute => "compute",
+            Role::Both => "both",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Every message between nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -51,16 +89,56 @@ pub enum Payload {
     Outcome(Alert),
 }
 
-impl Payload {
-    /// Subject token for this kind: `daisi.v1.<kind>.<host>`.
-    pub fn kind(&self) -> &'static str {
+/// The kind of a payload: its subject token, `daisi.v1.<kind>.<host>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadKind {
+    Syscall,
+    Flow,
+    Alert,
+    Heartbeat,
+    Command,
+    Outcome,
+}
+
+impl PayloadKind {
+    pub const ALL: [PayloadKind; 6] = [
+        PayloadKind::Syscall,
+        PayloadKind::Flow,
+        PayloadKind::Alert,
+        PayloadKind::Heartbeat,
+        PayloadKind::Command,
+        PayloadKind::Outcome,
+    ];
+
+    /// The subject token.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Payload::SyscallBatch(_) => "syscall",
-            Payload::FlowBatch(_) => "flow",
-            Payload::Alert(_) => "alert",
-            Payload::Heartbeat(_) => "heartbeat",
-            Payload::Command(_) => "command",
-            Payload::Outcome(_) => "outcome",
+            PayloadKind::Syscall => "syscall",
+            PayloadKind::Flow => "flow",
+            PayloadKind::Alert => "alert",
+            PayloadKind::Heartbeat => "heartbeat",
+            PayloadKind::Command => "command",
+            PayloadKind::Outcome => "outcome",
+        }
+    }
+}
+
+impl std::fmt::Display for PayloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Payload {
+    /// What this payload is (its subject token).
+    pub fn kind(&self) -> PayloadKind {
+        match self {
+            Payload::SyscallBatch(_) => PayloadKind::Syscall,
+            Payload::FlowBatch(_) => PayloadKind::Flow,
+            Payload::Alert(_) => PayloadKind::Alert,
+            Payload::Heartbeat(_) => PayloadKind::Heartbeat,
+            Payload::Command(_) => PayloadKind::Command,
+            Payload::Outcome(_) => PayloadKind::Outcome,
         }
     }
 
@@ -315,8 +393,7 @@ fn one() -> u64 {
 /// A node's periodic status report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
-    /// `collector`, `compute` or `both`.
-    pub role: String,
+    pub role: Role,
     pub uptime_s: u64,
     /// Counters by name (received, sent, dropped per edge, restarts...).
     pub counters: BTreeMap<String, u64>,
@@ -459,7 +536,7 @@ mod tests {
             block_for_s: 60,
             alert: alert.clone(),
         });
-        assert_eq!(cmd.kind(), "command");
+        assert_eq!(cmd.kind(), PayloadKind::Command);
         assert_eq!(cmd.subject_host("compute7"), "web1");
         assert_eq!(Payload::Outcome(alert).subject_host("web1"), "web1");
         let e = env(cmd);
@@ -496,7 +573,7 @@ mod tests {
     #[test]
     fn newer_sender_with_extra_fields_is_accepted() {
         let bytes = env(Payload::Heartbeat(Heartbeat {
-            role: "compute".into(),
+            role: Role::Compute,
             uptime_s: 1,
             counters: BTreeMap::new(),
             queue_depths: BTreeMap::new(),

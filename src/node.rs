@@ -1,505 +1,474 @@
 //! Role registration: which actors a node starts, how their edges are wired,
 //! and the order in which they drain on shutdown.
 //!
-//! Actors start downstream first (alerts before classifiers before buffers
-//! before flow merge and batching before capture), each under an `actix::Supervisor`, so nothing is ever
-//! sent to an actor that does not exist yet. Every fallible step (model
-//! files, broker connection, alert files, capture source) happens here,
-//! before the node reports itself running. Adding an actor family is a new
-//! file in `src/actors/`, a config section, and a few lines here.
+//! [`Node::start`] follows the architecture: first every actor of the role
+//! runs its prepare step ([`NodeActor::prepare`]: models, alert sinks,
+//! broker connections and subscriptions, capture last), so that nothing
+//! starts unless everything can; then the actors start, downstream first,
+//! so nothing is ever sent to an actor that does not exist yet: the compute
+//! side, the transport, the heartbeat, the collector side with capture
+//! last. Adding an actor family is a new folder in `src/actors/`, a config
+//! section, and a few lines here.
+//!
+//! [`Node::shutdown`] sends [`Drain`] to each actor once, in pipeline order
+//! (capture first), and each reply says that actor has handed on what it
+//! held; the whole drain runs under `node.shutdown_deadline`.
 
-use crate::actors::alert::jetstream::ensure_stream;
-use crate::actors::alert::{AlertActor, AlertError, CommandRoute};
-use crate::actors::command::CommandExecutor;
-use crate::actors::flow_classifier::FlowClassifier;
-use crate::actors::flow_merge::FlowMerge;
-use crate::actors::heartbeat::{HeartbeatActor, HeartbeatMonitor};
-use crate::actors::mailbox::{Edge, Overflow};
-use crate::actors::packet_source::{PacketSource, PacketSourceKind};
-use crate::actors::syscall_batcher::SyscallBatcher;
-use crate::actors::syscall_buffer::SyscallBuffer;
-use crate::actors::syscall_classifier::SyscallClassifier;
-use crate::actors::syscall_source::{SourceInput, SourceKind, SyscallSource};
-use crate::actors::transport::{self, Dispatch, Flush, Inbound, Outbound, Route};
-use crate::actors::{Drain, NodeInfo};
+use crate::actors::alert::sinks::{Backlog, Sink};
+use crate::actors::alert::AlertActor;
+use crate::actors::command::{CommandExecutor, CommandInput};
+use crate::actors::network::flow_classifier::FlowClassifier;
+use crate::actors::network::flow_merge::FlowMerge;
+use crate::actors::network::packet_source::PacketSource;
+use crate::actors::runtime::heartbeat::{HeartbeatActor, HeartbeatMonitor};
+use crate::actors::runtime::mailbox::{Edge, Overflow};
+use crate::actors::runtime::{launch, launch_in, Drain, NodeActor, NodeInfo};
+use crate::actors::syscall::batcher::SyscallBatcher;
+use crate::actors::syscall::buffer::{BufferLinks, SyscallBuffer};
+use crate::actors::syscall::classifier::SyscallClassifier;
+use crate::actors::syscall::source::{SourceInput, SourceKind, SyscallSource};
+use crate::actors::transport::queue::NatsQueue;
+use crate::actors::transport::subscription::Subscription;
+use crate::actors::transport::{Dispatch, Inbound, NatsRoute, Outbound};
+use crate::capture::libpcap::PacketReader;
 use crate::config::{Config, Role};
 use crate::metrics::Metrics;
 use crate::models::network::FlowModel;
-use crate::models::{load_syscall_model, ModelError};
-use crate::transport::nats::{self, NatsError};
+use crate::models::SyscallModel;
+use actix::dev::ToEnvelope;
 use actix::prelude::*;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Why a node could not start.
+/// Why a node could not start: the actor whose prepare step failed, and why.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Nats(#[from] NatsError),
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    #[error(transparent)]
-    Alert(#[from] AlertError),
-    #[error(transparent)]
-    JetStream(#[from] crate::actors::alert::jetstream::JetStreamError),
-    #[error("syscall capture cannot start")]
-    Source(#[from] crate::actors::syscall_source::SourceError),
-    #[error("packet capture cannot start")]
-    Packets(#[from] crate::capture::libpcap::CaptureError),
-    #[error(
-        "syscall_batcher.context ({context}) must be at least the model's window − 1 ({needed})"
-    )]
-    Context { context: usize, needed: usize },
+#[error("{actor} cannot start")]
+pub struct StartError {
+    pub actor: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-/// Addresses of a running node's actors, for draining (and for tests).
+/// Runs one actor's prepare step.
+async fn prepare<A: NodeActor>(cfg: &Config, node: &NodeInfo) -> Result<A::Prepared, StartError> {
+    A::prepare(cfg, node).await.map_err(|e| StartError {
+        actor: A::NAME,
+        source: Box::new(e),
+    })
+}
+
+/// What the compute side's prepare steps opened.
+struct ComputeParts {
+    sinks: Vec<Box<dyn Sink>>,
+    syscall_model: SyscallModel,
+    flow_model: FlowModel,
+    subscription: Option<Subscription>,
+}
+
+/// What the collector side's prepare steps opened.
+struct CollectorParts {
+    commands: Option<CommandInput>,
+    packets: Option<PacketReader>,
+    syscalls: Option<SourceInput>,
+    live_packets: bool,
+}
+
+/// Everything a role needs, checked and opened before any actor starts.
+struct Prepared {
+    compute: Option<ComputeParts>,
+    outbound: Option<NatsRoute>,
+    collector: Option<CollectorParts>,
+}
+
+impl Prepared {
+    /// Compute side first (models, sinks), then the broker, then the
+    /// collector side with capture last, so that events do not wait on a
+    /// slow broker connection.
+    async fn for_role(cfg: &Config, node: &NodeInfo) -> Result<Prepared, StartError> {
+        let role = node.role;
+        let compute = match role.computes() {
+            true => Some(ComputeParts {
+                syscall_model: prepare::<SyscallClassifier>(cfg, node).await?,
+                flow_model: prepare::<FlowClassifier>(cfg, node).await?,
+                sinks: prepare::<AlertActor>(cfg, node).await?,
+                subscription: prepare::<Inbound>(cfg, node).await?,
+            }),
+            false => None,
+        };
+        let outbound = prepare::<Outbound>(cfg, node).await?;
+        let collector = match role.collects() {
+            true => Some(CollectorParts {
+                commands: match role {
+                    Role::Collector => Some(prepare::<CommandExecutor>(cfg, node).await?),
+                    _ => None,
+                },
+                live_packets: prepare::<FlowMerge>(cfg, node).await?,
+                packets: prepare::<PacketSource>(cfg, node).await?,
+                syscalls: match cfg.syscall_source.kind {
+                    SourceKind::None => None,
+                    _ => Some(prepare::<SyscallSource>(cfg, node).await?),
+                },
+            }),
+            false => None,
+        };
+        Ok(Prepared {
+            compute,
+            outbound,
+            collector,
+        })
+    }
+}
+
+/// The compute side's actors.
+struct ComputeSide {
+    alert: Addr<AlertActor>,
+    classifier: Addr<SyscallClassifier>,
+    arbiter: Arbiter,
+    flow_classifier: Addr<FlowClassifier>,
+    buffer: Addr<SyscallBuffer>,
+    monitor: Addr<HeartbeatMonitor>,
+    inbound: Addr<Inbound>,
+}
+
+/// The collector side's actors.
+struct CollectorSide {
+    command: Option<Addr<CommandExecutor>>,
+    flow_merge: Option<Addr<FlowMerge>>,
+    packet_source: Option<Addr<PacketSource>>,
+    batcher: Addr<SyscallBatcher>,
+    source: Option<Addr<SyscallSource>>,
+}
+
+/// A running node: its actors' addresses (for tests) and what shutdown needs.
 pub struct Node {
     pub info: NodeInfo,
-    cfg: Config,
     pub source: Option<Addr<SyscallSource>>,
     pub batcher: Option<Addr<SyscallBatcher>>,
     pub packet_source: Option<Addr<PacketSource>>,
     pub flow_merge: Option<Addr<FlowMerge>>,
+    pub command: Option<Addr<CommandExecutor>>,
     pub outbound: Addr<Outbound>,
     pub heartbeat: Addr<HeartbeatActor>,
     pub inbound: Option<Addr<Inbound>>,
     pub buffer: Option<Addr<SyscallBuffer>>,
     pub classifier: Option<Addr<SyscallClassifier>>,
     pub flow_classifier: Option<Addr<FlowClassifier>>,
+    pub monitor: Option<Addr<HeartbeatMonitor>>,
     pub alert: Option<Addr<AlertActor>>,
+    deadline: Duration,
+    /// The actors in drain order.
+    drain_order: Vec<(&'static str, Recipient<Drain>)>,
+    /// What the deadline abandons: messages the broker has not confirmed,
+    /// alerts the remote sinks hold.
+    unconfirmed: Option<Arc<NatsQueue>>,
+    backlogs: Vec<Backlog>,
     classifier_arbiter: Option<Arbiter>,
-    nats_in: Option<(async_nats::Client, tokio::task::JoinHandle<()>)>,
-    /// Collector on NATS: the command subscription and its executor.
-    commands: Option<(
-        async_nats::Client,
-        tokio::task::JoinHandle<()>,
-        Addr<CommandExecutor>,
-    )>,
+}
+
+/// Wiring helpers: one named, counted edge to an actor's mailbox.
+struct Wiring<'a> {
+    cfg: &'a Config,
+    node: &'a NodeInfo,
+}
+
+impl Wiring<'_> {
+    fn edge<M, A>(&self, name: &str, to: &Addr<A>, overflow: Overflow) -> Edge<M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Actor + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        Edge::new(name, to.clone().recipient(), overflow, &self.node.metrics)
+    }
+
+    /// inbound → buffer → classifier (own thread) → alert, inbound →
+    /// flow_classifier → alert, inbound → heartbeat_monitor.
+    fn compute_side(&self, parts: ComputeParts, outbound: Option<&Addr<Outbound>>) -> ComputeSide {
+        let (cfg, node) = (self.cfg, self.node);
+        let commands = outbound
+            .filter(|_| node.role == Role::Compute)
+            .map(|o| self.edge("commands_out", o, cfg.outbound.mailbox.overflow));
+        let alert = launch::<AlertActor>(cfg, node, parts.sinks, commands);
+        let to_alert = cfg.alert.mailbox.overflow;
+        let (vocab, window) = (
+            parts.syscall_model.vocab.clone(),
+            parts.syscall_model.meta.window,
+        );
+        let arbiter = Arbiter::new();
+        let classifier = launch_in::<SyscallClassifier>(
+            &arbiter.handle(),
+            cfg,
+            node,
+            parts.syscall_model,
+            self.edge("alert", &alert, to_alert),
+        );
+        let flow_classifier = launch::<FlowClassifier>(
+            cfg,
+            node,
+            parts.flow_model,
+            self.edge("alert_flows", &alert, to_alert),
+        );
+        let buffer = launch::<SyscallBuffer>(
+            cfg,
+            node,
+            (),
+            BufferLinks {
+                vocab,
+                window,
+                to_classifier: self.edge(
+                    "syscall_classifier",
+                    &classifier,
+                    cfg.syscall_classifier.mailbox.overflow,
+                ),
+            },
+        );
+        let monitor = launch::<HeartbeatMonitor>(cfg, node, (), ());
+        let dispatch = Dispatch {
+            syscalls: Some(self.edge(
+                "syscall_buffer",
+                &buffer,
+                cfg.syscall_buffer.mailbox.overflow,
+            )),
+            flows: Some(self.edge(
+                "flow_classifier",
+                &flow_classifier,
+                cfg.flow_classifier.mailbox.overflow,
+            )),
+            heartbeats: Some(self.edge("heartbeat_monitor", &monitor, Overflow::DropNewest)),
+            outcomes: Some(self.edge("alert_outcomes", &alert, to_alert)),
+        };
+        let inbound = launch::<Inbound>(cfg, node, parts.subscription, dispatch);
+        ComputeSide {
+            alert,
+            classifier,
+            arbiter,
+            flow_classifier,
+            buffer,
+            monitor,
+            inbound,
+        }
+    }
+
+    /// Capture → batcher → outbound, libpcap → flow_merge → outbound, and
+    /// (NATS collectors) commands → executor → outbound. Capture starts last.
+    fn collector_side(&self, parts: CollectorParts, outbound: &Addr<Outbound>) -> CollectorSide {
+        let (cfg, node) = (self.cfg, self.node);
+        let to_outbound = cfg.outbound.mailbox.overflow;
+        let command = parts.commands.map(|input| {
+            launch::<CommandExecutor>(
+                cfg,
+                node,
+                input,
+                self.edge("outcomes_out", outbound, to_outbound),
+            )
+        });
+        let (mut flow_merge, mut packet_source) = (None, None);
+        if let Some(reader) = parts.packets {
+            let fm = launch::<FlowMerge>(
+                cfg,
+                node,
+                parts.live_packets,
+                self.edge("outbound_flows", outbound, to_outbound),
+            );
+            packet_source = Some(launch::<PacketSource>(
+                cfg,
+                node,
+                Some(reader),
+                self.edge("flow_merge", &fm, cfg.flow_merge.mailbox.overflow),
+            ));
+            flow_merge = Some(fm);
+        }
+        let batcher =
+            launch::<SyscallBatcher>(cfg, node, (), self.edge("outbound", outbound, to_outbound));
+        let source = parts.syscalls.map(|input| {
+            launch::<SyscallSource>(
+                cfg,
+                node,
+                input,
+                self.edge(
+                    "syscall_batcher",
+                    &batcher,
+                    cfg.syscall_batcher.mailbox.overflow,
+                ),
+            )
+        });
+        CollectorSide {
+            command,
+            flow_merge,
+            packet_source,
+            batcher,
+            source,
+        }
+    }
 }
 
 impl Node {
     /// Starts every actor of `cfg.node.role`. Must run inside an actix system.
     pub async fn start(cfg: Config, metrics: Metrics) -> Result<Node, StartError> {
-        let role = cfg.node.role;
         let info = NodeInfo {
             id: cfg.node.id.clone(),
             host: cfg.node.host.clone(),
-            role,
-            metrics: metrics.clone(),
+            role: cfg.node.role,
+            metrics,
             started: Instant::now(),
         };
-        let m = &metrics;
-
-        // 1. Everything that can fail, before any actor exists: model and
-        //    alert files, broker connections, capture attach (last, so that
-        //    events do not wait on a slow broker connection).
-        let mut model = None;
-        let mut flow_model = None;
-        let mut alert_actor = None;
-        if role.computes() {
-            let mdl = load_syscall_model(&cfg.syscall_classifier.model)?;
-            if role == Role::Both && cfg.syscall_batcher.context + 1 < mdl.meta.window {
-                return Err(StartError::Context {
-                    context: cfg.syscall_batcher.context,
-                    needed: mdl.meta.window - 1,
-                });
-            }
-            tracing::info!(model = %mdl.meta.name, version = %mdl.meta.version, window = mdl.meta.window, threshold = mdl.meta.threshold, "syscall model loaded");
-            let fm = FlowModel::load(&cfg.flow_classifier.model)?;
-            tracing::info!(model = %fm.name, version = %fm.version, threshold = fm.threshold, "network model loaded");
-            flow_model = Some(fm);
-            let js = match cfg.alert.jetstream.enabled {
-                true => {
-                    let client =
-                        nats::connect(&cfg.nats, &format!("{} (alerts)", info.id), m).await?;
-                    Some(ensure_stream(&client, &cfg.alert.jetstream).await?)
-                }
-                false => None,
-            };
-            alert_actor = Some(AlertActor::new(cfg.alert.clone(), info.clone(), js)?);
-            model = Some(mdl);
-        }
-        let nats_out = match role.uses_nats() {
-            true => Some(nats::connect(&cfg.nats, &format!("{} (out)", info.id), m).await?),
-            false => None,
-        };
-        let nats_in_client = match role.uses_nats() && role.computes() {
-            true => Some(nats::connect(&cfg.nats, &format!("{} (in)", info.id), m).await?),
-            false => None,
-        };
-        // A collector on NATS answers the response commands addressed to its host.
-        let commands_client = match role {
-            Role::Collector => {
-                Some(nats::connect(&cfg.nats, &format!("{} (commands)", info.id), m).await?)
-            }
-            _ => None,
-        };
-        let source_input = match role.collects() {
-            true => Some(SourceInput::prepare(&cfg.syscall_source, m)?),
-            false => None,
-        };
-        let packet_reader = match role.collects() {
-            true => cfg.packet_source.open()?,
-            false => None,
-        };
+        // 1. Everything that can fail, before any actor exists.
+        let mut p = Prepared::for_role(&cfg, &info).await?;
+        let backlogs: Vec<Backlog> = p
+            .compute
+            .iter()
+            .flat_map(|c| c.sinks.iter().filter_map(|s| s.backlog()))
+            .collect();
+        let unconfirmed = p.outbound.as_ref().map(|r| r.queue.clone());
 
         // 2. The actors, downstream first; nothing here can fail.
-        let mut compute = None;
-        if let (Some(model), Some(flow_model), Some(alert_actor)) = (model, flow_model, alert_actor)
-        {
-            let window = model.meta.window;
-            let alert = Supervisor::start(move |_| alert_actor);
-            let arbiter = Arbiter::new();
-            let to_alert = Edge::new(
-                "alert",
-                alert.clone().recipient(),
-                cfg.alert.mailbox.overflow,
-                m,
-            );
-            let vocab = model.vocab.clone();
-            let classifier = {
-                let c =
-                    SyscallClassifier::new(cfg.syscall_classifier.clone(), &info, model, to_alert);
-                Supervisor::start_in_arbiter(&arbiter.handle(), move |_| c)
-            };
-            let flow_classifier = Supervisor::start({
-                let c = FlowClassifier::new(
-                    cfg.flow_classifier.clone(),
-                    &info,
-                    flow_model,
-                    Edge::new(
-                        "alert_flows",
-                        alert.clone().recipient(),
-                        cfg.alert.mailbox.overflow,
-                        m,
-                    ),
-                );
-                move |_| c
-            });
-            let to_classifier = Edge::new(
-                "syscall_classifier",
-                classifier.clone().recipient(),
-                cfg.syscall_classifier.mailbox.overflow,
-                m,
-            );
-            let buffer = Supervisor::start({
-                let b = SyscallBuffer::new(
-                    cfg.syscall_buffer.clone(),
-                    &info,
-                    vocab,
-                    window,
-                    to_classifier,
-                );
-                move |_| b
-            });
-            let monitor = Supervisor::start({
-                let h = HeartbeatMonitor::new(cfg.heartbeat.clone(), info.clone());
-                move |_| h
-            });
-            let dispatch = Dispatch {
-                syscalls: Some(Edge::new(
-                    "syscall_buffer",
-                    buffer.clone().recipient(),
-                    cfg.syscall_buffer.mailbox.overflow,
-                    m,
-                )),
-                flows: Some(Edge::new(
-                    "flow_classifier",
-                    flow_classifier.clone().recipient(),
-                    cfg.flow_classifier.mailbox.overflow,
-                    m,
-                )),
-                heartbeats: Some(Edge::new(
-                    "heartbeat_monitor",
-                    monitor.recipient(),
-                    Overflow::DropNewest,
-                    m,
-                )),
-                outcomes: Some(Edge::new(
-                    "alert_outcomes",
-                    alert.clone().recipient(),
-                    cfg.alert.mailbox.overflow,
-                    m,
-                )),
-            };
-            let inbound = Supervisor::start({
-                let i = Inbound::new(cfg.inbound.clone(), info.clone(), dispatch);
-                move |_| i
-            });
-            compute = Some((alert, arbiter, classifier, flow_classifier, buffer, inbound));
-        }
-
-        // Outbound: in-process to our own inbound, or NATS.
-        let route = match (&compute, nats_out) {
-            (_, Some(client)) => Route::Nats(client),
-            (Some((.., inbound)), None) => Route::InProcess(Edge::new(
-                "inbound",
-                inbound.clone().recipient(),
-                cfg.inbound.mailbox.overflow,
-                m,
-            )),
+        let w = Wiring {
+            cfg: &cfg,
+            node: &info,
+        };
+        // Over NATS the outbound actor needs nothing local, and the compute
+        // side sends its response commands through it; in-process it
+        // delivers to the local inbound actor, so it starts after it.
+        let nats_outbound = p
+            .outbound
+            .take()
+            .map(|route| launch::<Outbound>(&cfg, &info, Some(route), None));
+        let compute = p
+            .compute
+            .map(|parts| w.compute_side(parts, nats_outbound.as_ref()));
+        let outbound = match (nats_outbound, &compute) {
+            (Some(o), _) => o,
+            (None, Some(c)) => {
+                let local = w.edge("inbound", &c.inbound, cfg.inbound.mailbox.overflow);
+                launch::<Outbound>(&cfg, &info, None, Some(local))
+            }
             (None, None) => unreachable!("a role without compute uses NATS"),
         };
-        let outbound = Supervisor::start({
-            let o = Outbound::new(
-                cfg.outbound.clone(),
-                info.clone(),
-                route,
-                cfg.nats.max_message_bytes,
-            );
-            move |_| o
-        });
+        let heartbeat = launch::<HeartbeatActor>(
+            &cfg,
+            &info,
+            (),
+            w.edge("heartbeat_out", &outbound, Overflow::DropNewest),
+        );
+        let collector = p.collector.map(|parts| w.collector_side(parts, &outbound));
+        tracing::info!(node = %info.id, host = %info.host, role = %info.role, "node running");
 
-        if let (Some((alert, ..)), Role::Compute) = (&compute, role) {
-            let route = Edge::new(
-                "commands_out",
-                outbound.clone().recipient(),
-                cfg.outbound.mailbox.overflow,
-                m,
-            );
-            let _ = alert.send(CommandRoute(route)).await;
-        }
-        let mut commands = None;
-        if let Some(client) = commands_client {
-            let executor = Supervisor::start({
-                let e = CommandExecutor::new(
-                    cfg.alert.response.clone(),
-                    info.clone(),
-                    Edge::new(
-                        "outcomes_out",
-                        outbound.clone().recipient(),
-                        cfg.outbound.mailbox.overflow,
-                        m,
-                    ),
-                );
-                move |_| e
-            });
-            let task = transport::subscribe_commands(
-                client.clone(),
-                &cfg.nats,
-                &info.host,
-                executor.clone(),
-                metrics.clone(),
-            )
-            .await?;
-            commands = Some((client, task, executor));
-        }
-
-        let mut nats_in = None;
-        if let (Some((.., inbound)), Some(client)) = (&compute, nats_in_client) {
-            let task =
-                transport::subscribe(client.clone(), &cfg.nats, inbound.clone(), metrics.clone())
-                    .await?;
-            nats_in = Some((client, task));
-        }
-
-        let heartbeat = Supervisor::start({
-            let h = HeartbeatActor::new(
-                cfg.heartbeat.clone(),
-                info.clone(),
-                Edge::new(
-                    "heartbeat_out",
-                    outbound.clone().recipient(),
-                    Overflow::DropNewest,
-                    m,
-                ),
-            );
-            move |_| h
-        });
-
-        // Collector side, capture last.
-        let (mut batcher, mut source) = (None, None);
-        let (mut flow_merge, mut packet_source) = (None, None);
-        if let Some(reader) = packet_reader {
-            let fm = FlowMerge::new(
-                cfg.flow_merge.clone(),
-                info.clone(),
-                cfg.packet_source.kind == PacketSourceKind::Live,
-                Edge::new(
-                    "outbound_flows",
-                    outbound.clone().recipient(),
-                    cfg.outbound.mailbox.overflow,
-                    m,
-                ),
-            );
-            let fm = Supervisor::start(move |_| fm);
-            let ps = PacketSource::new(
-                cfg.packet_source.clone(),
-                info.clone(),
-                Edge::new(
-                    "flow_merge",
-                    fm.clone().recipient(),
-                    cfg.flow_merge.mailbox.overflow,
-                    m,
-                ),
-                reader,
-            );
-            packet_source = Some(Supervisor::start(move |_| ps));
-            flow_merge = Some(fm);
-        }
-        if role.collects() {
-            let b = SyscallBatcher::new(
-                cfg.syscall_batcher.clone(),
-                info.clone(),
-                Edge::new(
-                    "outbound",
-                    outbound.clone().recipient(),
-                    cfg.outbound.mailbox.overflow,
-                    m,
-                ),
-            );
-            let b = Supervisor::start(move |_| b);
-            if let Some(input) =
-                source_input.filter(|_| cfg.syscall_source.kind != SourceKind::None)
-            {
-                let s = SyscallSource::new(
-                    cfg.syscall_source.clone(),
-                    info.clone(),
-                    Edge::new(
-                        "syscall_batcher",
-                        b.clone().recipient(),
-                        cfg.syscall_batcher.mailbox.overflow,
-                        m,
-                    ),
-                    input,
-                );
-                source = Some(Supervisor::start(move |_| s));
-            }
-            batcher = Some(b);
-        }
-
-        tracing::info!(node = %info.id, host = %info.host, role = role.as_str(), "node running");
-        let (alert, classifier_arbiter, classifier, flow_classifier, buffer, inbound) =
-            match compute {
-                Some((a, arb, c, fc, b, i)) => {
-                    (Some(a), Some(arb), Some(c), Some(fc), Some(b), Some(i))
-                }
-                None => (None, None, None, None, None, None),
-            };
-        Ok(Node {
+        let mut node = Node {
             info,
-            cfg,
-            source,
-            batcher,
-            packet_source,
-            flow_merge,
+            source: None,
+            batcher: None,
+            packet_source: None,
+            flow_merge: None,
+            command: None,
             outbound,
             heartbeat,
-            inbound,
-            buffer,
-            classifier,
-            flow_classifier,
-            alert,
-            classifier_arbiter,
-            nats_in,
-            commands,
-        })
+            inbound: None,
+            buffer: None,
+            classifier: None,
+            flow_classifier: None,
+            monitor: None,
+            alert: None,
+            deadline: cfg.node.shutdown_deadline,
+            drain_order: Vec::new(),
+            unconfirmed,
+            backlogs,
+            classifier_arbiter: None,
+        };
+        if let Some(c) = collector {
+            node.command = c.command;
+            node.source = c.source;
+            node.packet_source = c.packet_source;
+            node.batcher = Some(c.batcher);
+            node.flow_merge = c.flow_merge;
+        }
+        if let Some(c) = compute {
+            node.inbound = Some(c.inbound);
+            node.buffer = Some(c.buffer);
+            node.classifier = Some(c.classifier);
+            node.flow_classifier = Some(c.flow_classifier);
+            node.monitor = Some(c.monitor);
+            node.alert = Some(c.alert);
+            node.classifier_arbiter = Some(c.arbiter);
+        }
+        node.drain_order = node.drain_order();
+        Ok(node)
     }
 
-    /// Graceful stop: capture first, then each stage in pipeline order hands
-    /// on what it holds, within `node.shutdown_deadline`. Returns false when
-    /// the deadline cut the drain short (what was left is counted dropped).
+    /// Pipeline order: commands stop being taken, capture stops, each stage
+    /// hands on what it holds, the broker confirms, the compute side
+    /// finishes, the alert sinks deliver.
+    fn drain_order(&self) -> Vec<(&'static str, Recipient<Drain>)> {
+        fn entry<A>(a: &Option<Addr<A>>) -> Option<(&'static str, Recipient<Drain>)>
+        where
+            A: NodeActor,
+        {
+            a.as_ref().map(|a| (A::NAME, a.clone().recipient()))
+        }
+        [
+            entry(&self.command),
+            entry(&self.source),
+            entry(&self.packet_source),
+            entry(&self.batcher),
+            entry(&self.flow_merge),
+            entry(&Some(self.heartbeat.clone())),
+            entry(&Some(self.outbound.clone())),
+            entry(&self.inbound),
+            entry(&self.buffer),
+            entry(&self.classifier),
+            entry(&self.flow_classifier),
+            entry(&self.monitor),
+            entry(&self.alert),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// Graceful stop within `node.shutdown_deadline`: one [`Drain`] per
+    /// actor, in pipeline order. Returns false when the deadline cut the
+    /// drain short; what was left is then counted as dropped.
     pub async fn shutdown(self) -> bool {
-        let deadline = self.cfg.node.shutdown_deadline;
-        let started = Instant::now();
-        let left = move || deadline.saturating_sub(started.elapsed());
-        let ok = tokio::time::timeout(deadline, self.drain(left))
-            .await
-            .is_ok();
-        if !ok {
-            tracing::warn!(
-                deadline_ms = deadline.as_millis() as u64,
-                "shutdown deadline passed; exiting anyway"
-            );
-            // Alerts the remote sinks still hold are lost now: count them.
-            let m = &self.info.metrics;
-            for sink in ["jetstream", "webhook"] {
-                let left = m.gauge(&format!("alert.{sink}.queued")).get();
-                if left > 0 {
-                    m.counter(&format!("alert.{sink}.dropped")).add(left);
-                    tracing::error!(
-                        sink,
-                        alerts = left,
-                        "alerts not delivered to this sink before exit"
+        let until = tokio::time::Instant::now() + self.deadline;
+        let mut drained = true;
+        for (actor, to) in &self.drain_order {
+            match tokio::time::timeout_at(until, to.send(Drain)).await {
+                Ok(_) => tracing::debug!(actor, "drained"),
+                Err(_) => {
+                    tracing::warn!(
+                        actor,
+                        deadline_ms = self.deadline.as_millis() as u64,
+                        "shutdown deadline passed; exiting anyway"
                     );
+                    drained = false;
+                    break;
                 }
             }
-            // So are the messages the broker has not confirmed (queued, or
-            // sent without an acknowledgement).
-            let unsent = m.gauge("outbound.queued").get() + m.gauge("outbound.in_flight").get();
+        }
+        if !drained {
+            // Alerts the remote sinks still hold are lost now, and so are
+            // the messages the broker has not confirmed (queued, or sent
+            // without an acknowledgement).
+            for b in &self.backlogs {
+                b.abandon();
+            }
+            let unsent = self.unconfirmed.as_ref().map_or(0, |q| q.abandon());
             if unsent > 0 {
-                m.counter("outbound.dropped").add(unsent);
                 tracing::error!(
                     messages = unsent,
                     "messages not confirmed by the broker before exit"
                 );
             }
         }
-        let counters = self.info.metrics.counters();
-        tracing::info!(
-            drained = ok,
-            counters = %serde_json::to_string(&counters).unwrap_or_default(),
-            "node stopped"
-        );
-        ok
-    }
-
-    async fn drain(&self, left: impl Fn() -> Duration) {
-        // Sending Drain twice: the second is handled only once the first
-        // one's hand-off downstream has completed (it holds the mailbox), so
-        // when it returns the actor holds nothing any more.
-        async fn drain_actor<A>(addr: &Addr<A>)
-        where
-            A: Actor<Context = Context<A>> + Handler<Drain>,
-        {
-            let _ = addr.send(Drain).await;
-            let _ = addr.send(Drain).await;
-        }
-        if let Some((client, task, executor)) = &self.commands {
-            // No new commands; those already taken finish and report.
-            let _ = client.drain().await;
-            while !task.is_finished() && left() > Duration::ZERO {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            drain_actor(executor).await;
-        }
-        if let Some(s) = &self.source {
-            drain_actor(s).await;
-        }
-        if let Some(s) = &self.packet_source {
-            drain_actor(s).await;
-        }
-        if let Some((client, task)) = &self.nats_in {
-            // Stop taking new work; what the client already holds is delivered.
-            let _ = client.drain().await;
-            while !task.is_finished() && left() > Duration::ZERO {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        if let Some(b) = &self.batcher {
-            drain_actor(b).await;
-        }
-        if let Some(f) = &self.flow_merge {
-            drain_actor(f).await;
-        }
-        drain_actor(&self.heartbeat).await;
-        let _ = self.outbound.send(Flush { deadline: left() }).await;
-        if let Some(i) = &self.inbound {
-            drain_actor(i).await;
-        }
-        if let Some(b) = &self.buffer {
-            drain_actor(b).await;
-        }
-        if let Some(c) = &self.classifier {
-            drain_actor(c).await;
-        }
-        if let Some(c) = &self.flow_classifier {
-            drain_actor(c).await;
-        }
-        if let Some(a) = &self.alert {
-            drain_actor(a).await;
-        }
         if let Some(arb) = &self.classifier_arbiter {
             arb.stop();
         }
+        let counters = self.info.metrics.counters();
+        tracing::info!(
+            drained,
+            counters = %serde_json::to_string(&counters).unwrap_or_default(),
+            "node stopped"
+        );
+        drained
     }
 }

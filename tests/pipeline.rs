@@ -4,8 +4,8 @@
 mod common;
 
 use actix::prelude::*;
-use daisi::actors::mailbox::{Edge, Overflow};
-use daisi::actors::supervision::InjectFault;
+use daisi::actors::runtime::mailbox::{Edge, Overflow};
+use daisi::actors::runtime::supervision::InjectFault;
 use daisi::config::Config;
 use daisi::metrics::Metrics;
 use daisi::node::Node;

@@ -333,7 +333,6 @@ threshold = 0.0
     let _ = dd.wait();
 }
 
-
 /// The broker enforces who may command: with `config/nats-permissions.conf`
 /// a collector's credentials cannot publish a command (not even for its own
 /// host), a compute node's can, and the collector runs with its own

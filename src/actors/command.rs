@@ -12,21 +12,52 @@
 //! collectors subscribe-only permission on their command subject and only
 //! compute nodes publish permission (README, "Response").
 
-use super::alert::response::{outcome, Responder, ResponseConfig};
-use super::mailbox::Edge;
-use super::supervision::{fail, InjectFault, Restarts};
-use super::transport::Publish;
-use super::{now_ns, Drain, NodeInfo};
+use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::supervision::Restarts;
+use crate::actors::runtime::{now_ns, on_start, Drain, NodeActor, NodeInfo};
+use crate::actors::transport::subscription::{self, Receiving, Subscription};
+use crate::actors::transport::Publish;
+use crate::config::{ConfigError, Validate};
 use crate::messages::{Command, Payload};
 use crate::metrics::Counter;
+use crate::nats::NatsError;
+use crate::response::{outcome, Responder, ResponseConfig};
 use actix::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-/// Commands queued for the executor before the subscription waits.
-const MAILBOX: usize = 64;
-/// Command ids remembered, so that a redelivered command runs once.
-const REMEMBERED: usize = 4096;
+/// `[command]`: the collector's command executor (NATS collectors only;
+/// what it may do is `[alert.response]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommandConfig {
+    /// Command ids remembered, so that a redelivered command runs once.
+    pub remembered: usize,
+    /// Commands queued for the executor before the subscription waits.
+    pub mailbox: MailboxConfig,
+}
+
+impl Default for CommandConfig {
+    fn default() -> Self {
+        Self {
+            remembered: 4096,
+            mailbox: MailboxConfig::default(),
+        }
+    }
+}
+
+impl Validate for CommandConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        if self.remembered == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.remembered"),
+                "must be at least 1",
+            ));
+        }
+        self.mailbox.validate(&format!("{path}.mailbox"), errors);
+    }
+}
 
 /// A command that arrived for this host.
 #[derive(Message, Debug, Clone)]
@@ -40,7 +71,12 @@ pub struct Execute {
 }
 
 pub struct CommandExecutor {
+    cfg: CommandConfig,
     node: NodeInfo,
+    /// Subscribed in the prepare step, read from `started` on.
+    subscription: Option<Subscription>,
+    receiving: Option<Receiving>,
+    not_command: Counter,
     responder: Responder,
     seen: lru::LruCache<String, ()>,
     out: Edge<Publish>,
@@ -52,19 +88,33 @@ pub struct CommandExecutor {
 }
 
 impl CommandExecutor {
-    /// `cfg`: this host's `[alert.response]`; `out`: to the outbound actor.
-    pub fn new(cfg: ResponseConfig, node: NodeInfo, out: Edge<Publish>) -> Self {
+    /// `rules`: this host's `[alert.response]`; `out`: to the outbound
+    /// actor; `subscription`: the command subject of this host (none in
+    /// tests that send [`Execute`] themselves).
+    pub fn new(
+        cfg: CommandConfig,
+        rules: ResponseConfig,
+        node: NodeInfo,
+        out: Edge<Publish>,
+        subscription: Option<Subscription>,
+    ) -> Self {
         let m = &node.metrics;
         Self {
-            restarts: Restarts::new("command", m),
+            restarts: Restarts::new(Self::NAME, m),
+            not_command: m.counter("command.rejected.not_a_command"),
+            subscription,
+            receiving: None,
             received: m.counter("command.received"),
             executed: m.counter("command.executed"),
             refused: m.counter("command.refused"),
             duplicates: m.counter("command.duplicates"),
-            responder: Responder::new(cfg),
-            seen: lru::LruCache::new(NonZeroUsize::new(REMEMBERED).expect("non-zero")),
+            responder: Responder::new(rules),
+            seen: lru::LruCache::new(
+                NonZeroUsize::new(cfg.remembered).unwrap_or(NonZeroUsize::MIN),
+            ),
             out,
             node,
+            cfg,
         }
     }
 
@@ -97,17 +147,82 @@ impl CommandExecutor {
     }
 }
 
-impl Actor for CommandExecutor {
-    type Context = Context<Self>;
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(MAILBOX);
-        self.restarts.backoff::<Self>(ctx);
+/// What the executor's prepare step gets: this host's rules and its
+/// command subscription.
+pub struct CommandInput {
+    pub rules: ResponseConfig,
+    pub subscription: Subscription,
+}
+
+impl NodeActor for CommandExecutor {
+    const NAME: &'static str = "command";
+    type Config = CommandConfig;
+    type Prepared = CommandInput;
+    type Links = Edge<Publish>;
+    type Error = NatsError;
+
+    fn section(cfg: &crate::config::Config) -> &CommandConfig {
+        &cfg.command
+    }
+    /// Subscribes to `daisi.v1.command.<this host>`.
+    async fn prepare(
+        cfg: &crate::config::Config,
+        node: &NodeInfo,
+    ) -> Result<CommandInput, NatsError> {
+        let name = format!("{} (commands)", node.id);
+        Ok(CommandInput {
+            rules: cfg.alert.response.clone(),
+            subscription: subscription::commands(&cfg.nats, &name, &node.host, &node.metrics)
+                .await?,
+        })
+    }
+    fn create(
+        cfg: CommandConfig,
+        node: &NodeInfo,
+        input: CommandInput,
+        out: Edge<Publish>,
+    ) -> Self {
+        Self::new(
+            cfg,
+            input.rules,
+            node.clone(),
+            out,
+            Some(input.subscription),
+        )
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
     }
 }
 
-impl Supervised for CommandExecutor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
+crate::supervised!(CommandExecutor);
+
+impl Actor for CommandExecutor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        on_start(self, ctx);
+        // Once: the reading task outlives restarts.
+        if let Some(sub) = self.subscription.take() {
+            let (me, not_command) = (ctx.address(), self.not_command.clone());
+            self.receiving = Some(sub.start(move |env| {
+                let (me, not_command) = (me.clone(), not_command.clone());
+                async move {
+                    let Payload::Command(command) = env.payload else {
+                        not_command.inc();
+                        return true;
+                    };
+                    let msg = Execute {
+                        command,
+                        from: env.node_id,
+                        sent_ns: env.ts_ns,
+                    };
+                    me.send(msg).await.is_ok()
+                }
+            }));
+        }
     }
 }
 
@@ -140,14 +255,20 @@ impl Handler<Execute> for CommandExecutor {
     }
 }
 
+/// Takes no new commands; replies once those already received were carried
+/// out and answered (not atomic: they come through this actor's mailbox,
+/// and each answer is handed to the outbound actor before the next).
 impl Handler<Drain> for CommandExecutor {
-    type Result = ();
-    fn handle(&mut self, _: Drain, _: &mut Context<Self>) {}
-}
-
-impl Handler<InjectFault> for CommandExecutor {
-    type Result = ();
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
-        fail("command", ctx, "injected fault");
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        let receiving = self.receiving.take();
+        Box::pin(
+            async move {
+                if let Some(r) = receiving {
+                    r.drain().await;
+                }
+            }
+            .into_actor(self),
+        )
     }
 }

@@ -93,37 +93,17 @@ impl SocketOwners {
     fn scan(&mut self) {
         self.scans += 1;
         self.by_inode.clear();
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        for pid in crate::procfs::pids() {
+            let inodes = crate::procfs::socket_inodes(pid);
+            if inodes.is_empty() {
                 continue;
-            };
-            let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
-                continue;
-            };
-            let mut exe = None;
-            for fd in fds.flatten() {
-                let Ok(target) = std::fs::read_link(fd.path()) else {
-                    continue;
-                };
-                let t = target.to_string_lossy();
-                if let Some(inode) = t
-                    .strip_prefix("socket:[")
-                    .and_then(|r| r.strip_suffix(']'))
-                    .and_then(|n| n.parse::<u64>().ok())
-                {
-                    let exe = exe.get_or_insert_with(|| {
-                        std::fs::read_link(p.path().join("exe"))
-                            .ok()
-                            .map(|e| e.to_string_lossy().into_owned())
-                    });
-                    self.by_inode.entry(inode).or_insert(Owner {
-                        pid,
-                        exe: exe.clone(),
-                    });
-                }
+            }
+            let exe = crate::procfs::exe(pid);
+            for inode in inodes {
+                self.by_inode.entry(inode).or_insert(Owner {
+                    pid,
+                    exe: exe.clone(),
+                });
             }
         }
         self.scanned = Some(Instant::now());

@@ -97,7 +97,7 @@ async fn read_stream(
     use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
     use futures::StreamExt;
     let metrics = crate::metrics::Metrics::new();
-    let client = crate::transport::nats::connect(&cfg.nats, "daisi alerts", &metrics).await?;
+    let client = crate::nats::connect(&cfg.nats, "daisi alerts", &metrics).await?;
     let js = async_nats::jetstream::new(client);
     let name = &cfg.alert.jetstream.stream;
     let mut stream = js
@@ -186,7 +186,7 @@ fn show(src: &AlertsSource, a: &Alert) {
         let when = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + Duration::from_nanos(a.ts_ns),
         );
-        println!("{when} {}", crate::actors::alert::console_line(a));
+        println!("{when} {}", crate::actors::alert::sinks::console_line(a));
     }
 }
 

@@ -7,10 +7,12 @@
 //! `Training_Data_Master`: ROC AUC and detection rate at 1 %, 5 %, 10 %
 //! false-positive rate, overall and per attack family, plus windows/s.
 
-use crate::actors::syscall_buffer::SyscallBufferConfig;
+use crate::actors::syscall::buffer::SyscallBufferConfig;
 use crate::messages::SyscallAbi;
 use crate::models::stide::Stide;
-use crate::models::{load_syscall_model, mean, trace_windows, WindowScorer};
+use crate::models::{
+    detection_at_fpr, load_syscall_model, mean, roc_auc, trace_windows, WindowScorer,
+};
 use crate::syscalls::Vocabulary;
 use crate::traces::{read_traces, Trace};
 use anyhow::{bail, Context};
@@ -145,40 +147,6 @@ pub struct Report {
     pub model: Figures,
     pub stide: Figures,
     pub windows_per_s: f64,
-}
-
-/// ROC AUC by the rank statistic (ties count half).
-pub fn roc_auc(normal: &[f64], attack: &[f64]) -> f64 {
-    if normal.is_empty() || attack.is_empty() {
-        return f64::NAN;
-    }
-    let mut all: Vec<(f64, bool)> = normal
-        .iter()
-        .map(|&s| (s, false))
-        .chain(attack.iter().map(|&s| (s, true)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // Average ranks for ties.
-    let mut rank_sum_attack = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum_attack += all[i..=j].iter().filter(|x| x.1).count() as f64 * avg;
-        i = j + 1;
-    }
-    let (n, a) = (normal.len() as f64, attack.len() as f64);
-    (rank_sum_attack - a * (a + 1.0) / 2.0) / (n * a)
-}
-
-/// Share of attacks detected with a threshold that flags at most `fpr` of
-/// the normal traces (strictly above the threshold).
-pub fn detection_at_fpr(normal: &[f64], attack: &[f64], fpr: f64) -> f64 {
-    let t = crate::models::threshold_at_fpr(normal, fpr);
-    attack.iter().filter(|&&s| s > t).count() as f64 / attack.len().max(1) as f64
 }
 
 fn figures(normal: &[f64], attacks: &[(String, f64)], threshold: Option<f64>) -> Figures {

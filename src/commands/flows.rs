@@ -4,8 +4,8 @@
 
 use crate::capture::libpcap::file_flows;
 pub use crate::capture::libpcap::FlowsSummary;
+use crate::flows::FEATURES;
 use crate::flows::{proto_name, FinishedFlow, FlowLimits};
-use crate::models::network::FEATURES;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;

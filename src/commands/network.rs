@@ -10,10 +10,10 @@
 //! and a test share; kinds named with `--holdout` never reach training, so
 //! their figures say how the model does on an attack it has not seen.
 
-use super::eval::roc_auc;
 use crate::capture::libpcap::file_flows;
 use crate::flows::FlowLimits;
 use crate::models::network::{FlowModel, Transform, FEATURES};
+use crate::models::roc_auc;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;

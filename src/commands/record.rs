@@ -49,14 +49,11 @@ impl Writer {
     fn file(&mut self, pid: u32) -> anyhow::Result<&mut (std::fs::File, usize)> {
         if !self.files.contains_key(&pid) {
             self.seq += 1;
-            let comm = self.comms.get(&pid).cloned().unwrap_or_else(|| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|c| c.trim().to_string())
-                    .unwrap_or_else(|_| "unknown".into())
-            });
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
+            let comm =
+                self.comms.get(&pid).cloned().unwrap_or_else(|| {
+                    crate::procfs::comm(pid).unwrap_or_else(|| "unknown".into())
+                });
+            let exe = crate::procfs::exe(pid).unwrap_or_default();
             let safe: String = comm
                 .chars()
                 .map(|c| {

@@ -1,10 +1,25 @@
 //! `daisi run` and `daisi check-config`.
 
-use crate::cli::{ConfigArgs, EXIT_CONFIG};
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, Role};
 use crate::metrics::Metrics;
 use crate::node::Node;
+use clap::Args;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Exit code for configuration errors.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Which configuration, and which role.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file (layered over config/default.toml).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Role (overrides `node.role`).
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
+}
 
 fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
     match Config::load(args.config.as_deref(), args.role) {

@@ -198,9 +198,8 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
             Box::new(m)
         }
         #[cfg(feature = "torch")]
-        method => train_neural(
+        Method::Lm | Method::Ae => train_neural(
             args,
-            method,
             window,
             &tokens,
             &fit,
@@ -216,11 +215,7 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
         .iter()
         .map(|&i| {
             scores.clear();
-            model.score(
-                &trace_windows(&tokens[i], window),
-                window,
-                &mut scores,
-            );
+            model.score(&trace_windows(&tokens[i], window), window, &mut scores);
             mean(&scores)
         })
         .collect();
@@ -278,7 +273,6 @@ pub fn train_syscall(args: &TrainSyscallArgs) -> anyhow::Result<()> {
 #[cfg(feature = "torch")]
 fn train_neural(
     args: &TrainSyscallArgs,
-    method: Method,
     window: usize,
     tokens: &[Vec<u32>],
     fit: &[usize],
@@ -288,7 +282,7 @@ fn train_neural(
 ) -> anyhow::Result<Box<dyn WindowScorer>> {
     use crate::models::neural::{self, Arch, NeuralKind, TrainSettings};
     tch::set_num_threads(std::thread::available_parallelism().map_or(2, |n| n.get() as i32));
-    let kind = if method == Method::Lm {
+    let kind = if args.method == Method::Lm {
         NeuralKind::Lm
     } else {
         NeuralKind::Ae

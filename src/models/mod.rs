@@ -190,6 +190,40 @@ pub fn threshold_at_fpr(normal_scores: &[f64], fpr: f64) -> f64 {
     s[k]
 }
 
+/// ROC AUC by the rank statistic (ties count half).
+pub fn roc_auc(normal: &[f64], attack: &[f64]) -> f64 {
+    if normal.is_empty() || attack.is_empty() {
+        return f64::NAN;
+    }
+    let mut all: Vec<(f64, bool)> = normal
+        .iter()
+        .map(|&s| (s, false))
+        .chain(attack.iter().map(|&s| (s, true)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Average ranks for ties.
+    let mut rank_sum_attack = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum_attack += all[i..=j].iter().filter(|x| x.1).count() as f64 * avg;
+        i = j + 1;
+    }
+    let (n, a) = (normal.len() as f64, attack.len() as f64);
+    (rank_sum_attack - a * (a + 1.0) / 2.0) / (n * a)
+}
+
+/// Share of attacks detected with a threshold that flags at most `fpr` of
+/// the normal traces (strictly above the threshold).
+pub fn detection_at_fpr(normal: &[f64], attack: &[f64], fpr: f64) -> f64 {
+    let t = threshold_at_fpr(normal, fpr);
+    attack.iter().filter(|&&s| s > t).count() as f64 / attack.len().max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

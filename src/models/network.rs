@@ -1,8 +1,8 @@
 //! The network flow classifier: standardize, then logistic regression, over
-//! FlowMeter's 39 features (`../shared/datasets/flowmeter/README.md`).
+//! FlowMeter's 39 features (`crate::flows::FEATURES`).
 //!
-//! This file holds the model and its loading; the flow-merge actor and
-//! training (issue #4) build on it. [`FlowModel::from_flowmeter`] reads
+//! This file holds the model and its loading; the flow classifier actor
+//! and `daisi train network` build on it. [`FlowModel::from_flowmeter`] reads
 //! FlowMeter's published parameters (`lr_weights.txt`, `lr_mean.txt`,
 //! `lr_std.txt`, `lr_intercept.txt`: one value per line, feature order as in
 //! [`FEATURES`]).
@@ -12,49 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// FlowMeter's feature columns, in its order. The last six are rates: the
-/// named column divided by `flowDuration`.
-pub const FEATURES: [&str; 39] = [
-    "flowDuration",
-    "flowLength",
-    "fwdFlowLength",
-    "bwdFlowLength",
-    "packetSizeTotal",
-    "packetSizeMean",
-    "packetSizeStd",
-    "packetSizeMin",
-    "packetSizeMax",
-    "fwdPacketSizeTotal",
-    "bwdPacketSizeTotal",
-    "fwdPacketSizeMean",
-    "bwdPacketSizeMean",
-    "fwdPacketSizeStd",
-    "bwdPacketSizeStd",
-    "fwdPacketSizeMin",
-    "bwdPacketSizeMin",
-    "fwdPacketSizeMax",
-    "bwdPacketSizeMax",
-    "IATMean",
-    "IATStd",
-    "IATMin",
-    "IATMax",
-    "fwdIATTotal",
-    "bwdIATTotal",
-    "fwdIATMean",
-    "bwdIATMean",
-    "fwdIATStd",
-    "bwdIATStd",
-    "fwdIATMin",
-    "bwdIATMin",
-    "fwdIATMax",
-    "bwdIATMax",
-    "flowLengthPerTime",
-    "fwdFlowLengthPerTime",
-    "bwdFlowLengthPerTime",
-    "packetSizeTotalPerTime",
-    "fwdPacketSizeTotalPerTime",
-    "bwdPacketSizeTotalPerTime",
-];
+pub use crate::flows::FEATURES;
 
 /// Adds the six `...PerTime` rates (column / flowDuration; 0 for a flow of
 /// zero duration) to a flow's features.

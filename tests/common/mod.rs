@@ -51,9 +51,15 @@ pub fn require(p: Prereq, present: bool, why: &str) -> bool {
         .map(str::trim)
         .any(|r| r == "all" || r == p.name())
     {
-        panic!("missing prerequisite '{}' (DAISI_REQUIRE={required}): {why}", p.name());
+        panic!(
+            "missing prerequisite '{}' (DAISI_REQUIRE={required}): {why}",
+            p.name()
+        );
     }
-    eprintln!("skipped: {why} (set DAISI_REQUIRE={} to fail instead)", p.name());
+    eprintln!(
+        "skipped: {why} (set DAISI_REQUIRE={} to fail instead)",
+        p.name()
+    );
     false
 }
 

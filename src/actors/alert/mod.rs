@@ -13,20 +13,18 @@
 //! an update with the same id, the count and first/last seen goes to the
 //! sinks (`alert.updates`).
 
-use super::flow_classifier::FlowDetections;
-pub mod jetstream;
-pub mod response;
-mod sinks;
-pub mod webhook;
+use crate::actors::network::flow_classifier::FlowDetections;
+pub mod sinks;
+use crate::response;
+use sinks::{jetstream, webhook, Sink};
 
-pub use sinks::console_line;
-
-use super::mailbox::Edge;
-use super::mailbox::MailboxConfig;
-use super::supervision::{fail, InjectFault, Restarts};
-use super::syscall_classifier::Scored;
-use super::transport::Publish;
-use super::{now_ns, Drain, NodeInfo};
+use crate::actors::runtime::mailbox::Edge;
+use crate::actors::runtime::mailbox::MailboxConfig;
+use crate::actors::runtime::supervision::Restarts;
+use crate::actors::runtime::{now_ns, Drain, NodeInfo};
+use crate::actors::runtime::{on_start, NodeActor};
+use crate::actors::syscall::classifier::Scored;
+use crate::actors::transport::Publish;
 use crate::config::Role;
 use crate::config::{ConfigError, Validate};
 use crate::messages::{Alert, Command, Payload, Severity};
@@ -149,11 +147,7 @@ pub struct AlertActor {
     recent_alerts: HashMap<String, Folded>,
     /// Per (host, pid): the latest alert of each module, for incidents.
     by_process: LruCache<(String, u32), ProcessAlerts>,
-    jsonl: Option<sinks::JsonlSink>,
-    /// Colour the console lines (standard output is a terminal).
-    colour: bool,
-    jetstream: Option<jetstream::JetStreamSink>,
-    webhook: Option<webhook::WebhookSink>,
+    sinks: Vec<Box<dyn Sink>>,
     responder: Option<response::Responder>,
     /// Compute role: where response commands to collectors go.
     commands: Option<Edge<Publish>>,
@@ -171,42 +165,23 @@ pub struct AlertActor {
     tracked: crate::metrics::Gauge,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AlertError {
-    #[error("cannot open alert file {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
 impl AlertActor {
-    /// Opens the sinks (fallible start). `js`: the JetStream context when
-    /// that sink is enabled (see [`jetstream::ensure_stream`]).
+    /// `sinks`: from [`sinks::open`]; `commands`: where a compute node's
+    /// response commands go (the outbound actor).
     pub fn new(
         cfg: AlertConfig,
         node: NodeInfo,
-        js: Option<async_nats::jetstream::Context>,
-    ) -> Result<Self, AlertError> {
-        let jsonl = match &cfg.jsonl {
-            Some(p) => Some(
-                sinks::JsonlSink::open(p, cfg.jsonl_max_bytes, cfg.jsonl_keep).map_err(
-                    |source| AlertError::Open {
-                        path: p.clone(),
-                        source,
-                    },
-                )?,
-            ),
-            None => None,
-        };
+        sinks: Vec<Box<dyn Sink>>,
+        commands: Option<Edge<Publish>>,
+    ) -> Self {
         let m = &node.metrics;
-        Ok(Self {
+        Self {
             procs: LruCache::new(NonZeroUsize::new(cfg.max_processes).unwrap_or(NonZeroUsize::MIN)),
             recent_alerts: HashMap::new(),
             by_process: LruCache::new(
                 NonZeroUsize::new(cfg.max_processes).unwrap_or(NonZeroUsize::MIN),
             ),
-            restarts: Restarts::new("alert", m),
+            restarts: Restarts::new(Self::NAME, m),
             raised: m.counter("alert.raised"),
             folded: m.counter("alert.folded"),
             updates: m.counter("alert.updates"),
@@ -215,22 +190,18 @@ impl AlertActor {
             forgotten: m.counter("alert.forgotten_processes"),
             sink_errors: m.counter("alert.sink_errors"),
             tracked: m.gauge("alert.processes"),
-            jsonl,
-            colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
-            jetstream: js.map(|js| jetstream::JetStreamSink::start(js, &cfg.jetstream, m)),
+            sinks,
             responder: cfg
                 .response
                 .enabled
                 .then(|| response::Responder::new(cfg.response.clone())),
-            commands: None,
+            commands,
             commands_sent: m.counter("alert.commands_sent"),
             outcomes: m.counter("alert.response_outcomes"),
-            webhook: (!cfg.webhook.url.is_empty())
-                .then(|| webhook::WebhookSink::start(&cfg.webhook, m)),
             seq: 0,
             cfg,
             node,
-        })
+        }
     }
 
     fn judge(
@@ -488,42 +459,57 @@ impl AlertActor {
     }
 
     fn write(&mut self, alert: &Alert) {
-        if self.cfg.console {
-            let line = sinks::console_line(alert);
-            if self.colour {
-                println!("{}", sinks::coloured(alert.severity, &line));
-            } else {
-                println!("{line}");
-            }
-        }
-        if let Some(f) = self.jsonl.as_mut() {
-            if let Err(e) = f.write(alert) {
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.send(alert) {
                 self.sink_errors.inc();
-                tracing::error!(error = %e, "alert file write failed");
+                tracing::error!(sink = sink.name(), alert_id = %alert.id, error = %e, "alert not written to this sink (the others have it)");
             }
-        }
-        if let Some(js) = &self.jetstream {
-            js.send(alert);
-        }
-        if let Some(w) = &self.webhook {
-            w.send(alert);
         }
     }
 }
+
+impl NodeActor for AlertActor {
+    const NAME: &'static str = "alert";
+    type Config = AlertConfig;
+    /// The open sinks.
+    type Prepared = Vec<Box<dyn Sink>>;
+    /// Compute role: the outbound actor, for response commands.
+    type Links = Option<Edge<Publish>>;
+    type Error = sinks::OpenError;
+
+    fn section(cfg: &crate::config::Config) -> &AlertConfig {
+        &cfg.alert
+    }
+    async fn prepare(
+        cfg: &crate::config::Config,
+        node: &NodeInfo,
+    ) -> Result<Vec<Box<dyn Sink>>, sinks::OpenError> {
+        sinks::open(cfg, node).await
+    }
+    fn create(
+        cfg: AlertConfig,
+        node: &NodeInfo,
+        sinks: Vec<Box<dyn Sink>>,
+        commands: Option<Edge<Publish>>,
+    ) -> Self {
+        Self::new(cfg, node.clone(), sinks, commands)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
+    }
+}
+
+crate::supervised!(AlertActor);
 
 impl Actor for AlertActor {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
-        self.restarts.backoff::<Self>(ctx);
+        on_start(self, ctx);
         // Fold windows end on time even when no new alert comes.
         ctx.run_interval(Duration::from_secs(1), |a, _| a.sweep(false));
-    }
-}
-
-impl Supervised for AlertActor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
     }
 }
 
@@ -647,19 +633,6 @@ impl Handler<FlowDetections> for AlertActor {
     }
 }
 
-/// Compute role: the route for response commands (set once the outbound
-/// actor exists, which starts after this one).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CommandRoute(pub Edge<Publish>);
-
-impl Handler<CommandRoute> for AlertActor {
-    type Result = ();
-    fn handle(&mut self, msg: CommandRoute, _: &mut Context<Self>) {
-        self.commands = Some(msg.0);
-    }
-}
-
 /// What a collector did about one of this node's commands: to the sinks.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -678,45 +651,34 @@ impl Handler<RemoteOutcome> for AlertActor {
     }
 }
 
+/// Ends every fold window, syncs the file and replies once the remote
+/// sinks delivered what they were handed (the node's deadline bounds it).
 impl Handler<Drain> for AlertActor {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = crate::actors::runtime::DrainReply<Self>;
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
         // Stopping ends every fold window: no folded count is lost.
         self.sweep(true);
-        if let Some(f) = self.jsonl.as_mut() {
-            f.sync();
+        for sink in &mut self.sinks {
+            sink.sync();
         }
         // Wait (within the node's shutdown deadline) for JetStream and the
         // webhook to accept what they were handed.
-        let pending: Vec<_> = [
-            self.jetstream.as_ref().map(|j| j.queued()),
-            self.webhook.as_ref().map(|w| w.queued()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        Box::pin(
+        let backlogs: Vec<_> = self.sinks.iter().filter_map(|s| s.backlog()).collect();
+        AtomicResponse::new(Box::pin(
             async move {
-                while pending.iter().any(|q| q.get() > 0) {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                for b in backlogs {
+                    b.emptied().await;
                 }
             }
             .into_actor(self),
-        )
-    }
-}
-
-impl Handler<InjectFault> for AlertActor {
-    type Result = ();
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
-        fail("alert", ctx, "injected fault");
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::flow_classifier::FlowDetection;
+    use crate::actors::network::flow_classifier::FlowDetection;
     use crate::messages::FlowRecord;
     use crate::metrics::Metrics;
 
@@ -748,7 +710,8 @@ mod tests {
             metrics: metrics.clone(),
             started: Instant::now(),
         };
-        AlertActor::new(cfg, node, None).unwrap()
+        let sinks = sinks::open_local(&cfg, metrics).unwrap();
+        AlertActor::new(cfg, node, sinks, None)
     }
 
     fn process_alert(module: &str, pid: u32, sev: Severity) -> Alert {

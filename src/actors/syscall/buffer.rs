@@ -7,9 +7,9 @@
 //! (numbers of some ABI) and the model (tokens of canonical names). Numbers
 //! the table lacks become the out-of-vocabulary token and are counted.
 
-use super::mailbox::{Edge, MailboxConfig};
-use super::supervision::{fail, InjectFault, Restarts};
-use super::{Drain, NodeInfo};
+use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::{drained_after, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::config::{ConfigError, Validate};
 use crate::messages::SyscallBatch;
 use crate::metrics::Counter;
@@ -172,7 +172,7 @@ impl SyscallBuffer {
                 ..Default::default()
             },
             window,
-            restarts: Restarts::new("syscall_buffer", m),
+            restarts: Restarts::new(Self::NAME, m),
             windows: m.counter("syscall_buffer.windows"),
             events: m.counter("syscall_buffer.events"),
             oov: m.counter("syscall_buffer.unknown_syscalls"),
@@ -187,6 +187,12 @@ impl SyscallBuffer {
         if self.pending.segments.is_empty() {
             return;
         }
+        let handoff = self.handoff();
+        ctx.wait(handoff);
+    }
+
+    /// Hands the pending windows to the classifier (nothing when empty).
+    fn handoff(&mut self) -> impl ActorFuture<Self, Output = ()> {
         let batch = std::mem::replace(
             &mut self.pending,
             Windows {
@@ -196,35 +202,66 @@ impl SyscallBuffer {
         );
         self.since = None;
         let out = self.out.clone();
-        ctx.wait(
-            async move { out.push(batch).await }
-                .into_actor(self)
-                .map(|r, _, ctx| {
-                    if let Err(e) = r {
-                        fail("syscall_buffer", ctx, e);
-                    }
-                }),
-        );
+        async move {
+            if batch.segments.is_empty() {
+                return Ok(());
+            }
+            out.push(batch).await
+        }
+        .into_actor(self)
+        .map(|r, _, ctx| {
+            if let Err(e) = r {
+                fail(Self::NAME, ctx, e);
+            }
+        })
     }
 }
+
+/// What the buffer needs from the model, and where windows go.
+pub struct BufferLinks {
+    /// The model's vocabulary (numbers to tokens).
+    pub vocab: Arc<Vocabulary>,
+    /// The model's window length.
+    pub window: usize,
+    pub to_classifier: Edge<Windows>,
+}
+
+impl NodeActor for SyscallBuffer {
+    const NAME: &'static str = "syscall_buffer";
+    type Config = SyscallBufferConfig;
+    type Prepared = ();
+    type Links = BufferLinks;
+    type Error = std::convert::Infallible;
+
+    fn section(cfg: &crate::config::Config) -> &SyscallBufferConfig {
+        &cfg.syscall_buffer
+    }
+    async fn prepare(_: &crate::config::Config, _: &NodeInfo) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn create(cfg: SyscallBufferConfig, node: &NodeInfo, _: (), l: BufferLinks) -> Self {
+        Self::new(cfg, node, l.vocab, l.window, l.to_classifier)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
+    }
+}
+
+crate::supervised!(SyscallBuffer);
 
 impl Actor for SyscallBuffer {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
-        self.restarts.backoff::<Self>(ctx);
+        on_start(self, ctx);
         let tick = (self.cfg.max_wait / 2).max(Duration::from_millis(1));
         ctx.run_interval(tick, |act, ctx| {
             if act.since.is_some_and(|t| t.elapsed() >= act.cfg.max_wait) {
                 act.flush(ctx);
             }
         });
-    }
-}
-
-impl Supervised for SyscallBuffer {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
     }
 }
 
@@ -259,17 +296,11 @@ impl Handler<ScoreBatch> for SyscallBuffer {
     }
 }
 
+/// Sends the windows gathered so far; replies once the classifier took them.
 impl Handler<Drain> for SyscallBuffer {
-    type Result = ();
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
-        self.flush(ctx);
-    }
-}
-
-impl Handler<InjectFault> for SyscallBuffer {
-    type Result = ();
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
-        fail("syscall_buffer", ctx, "injected fault");
+    type Result = DrainReply<Self>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        drained_after(self.handoff())
     }
 }
 

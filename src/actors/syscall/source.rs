@@ -12,9 +12,9 @@
 //!   evaluation, demos and tests, through the same actors as live capture.
 //! - `none`: no syscall capture on this node.
 
-use super::mailbox::Edge;
-use super::supervision::{InjectFault, Restarts};
-use super::{Drain, NodeInfo};
+use crate::actors::runtime::mailbox::Edge;
+use crate::actors::runtime::supervision::Restarts;
+use crate::actors::runtime::{on_start, Drain, NodeActor, NodeInfo};
 use crate::capture::ebpf::{Capture, CaptureError, CaptureEvent, Chunk, Targets};
 use crate::config::{ConfigError, Validate};
 use crate::messages::{SyscallAbi, SyscallEvent};
@@ -22,7 +22,6 @@ use crate::traces::{for_each_trace, Trace};
 use actix::prelude::*;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -199,8 +198,9 @@ pub enum SourceError {
 struct Live {
     capture: Option<Capture>,
     rx: Rc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Chunk>>>,
-    /// Set when the reader has handed on everything the capture produced.
-    done: Rc<Cell<bool>>,
+    /// Turns true when the reader has handed on everything the capture
+    /// produced (the channel closed after the capture stopped).
+    done: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Names of live processes: from exec events, else read once from /proc.
@@ -215,25 +215,17 @@ impl ProcNames {
         }
     }
 
-    fn exe(pid: u32) -> Option<String> {
-        std::fs::read_link(format!("/proc/{pid}/exe"))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned())
-    }
-
     fn get(&mut self, pid: u32) -> (String, Option<String>) {
         self.known
             .get_or_insert(pid, || {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|c| c.trim_end().to_string())
-                    .unwrap_or_else(|_| "?".into());
-                (comm, Self::exe(pid))
+                let comm = crate::procfs::comm(pid).unwrap_or_else(|| "?".into());
+                (comm, crate::procfs::exe(pid))
             })
             .clone()
     }
 
     fn exec(&mut self, pid: u32, comm: String) {
-        self.known.put(pid, (comm, Self::exe(pid)));
+        self.known.put(pid, (comm, crate::procfs::exe(pid)));
     }
 
     fn exit(&mut self, pid: u32) {
@@ -309,6 +301,7 @@ pub enum SourceInput {
 }
 
 impl SourceInput {
+    /// Checks the replay path, or attaches the live capture.
     pub fn prepare(
         cfg: &SyscallSourceConfig,
         metrics: &crate::metrics::Metrics,
@@ -360,12 +353,12 @@ impl SyscallSource {
             SourceInput::Live { capture, rx } => Some(Live {
                 capture: Some(capture),
                 rx: Rc::new(tokio::sync::Mutex::new(rx)),
-                done: Rc::new(Cell::new(false)),
+                done: tokio::sync::watch::channel(false).1,
             }),
             SourceInput::None | SourceInput::Replay => None,
         };
         Self {
-            restarts: Restarts::new("syscall_source", &node.metrics),
+            restarts: Restarts::new(Self::NAME, &node.metrics),
             cfg,
             node,
             out,
@@ -378,8 +371,10 @@ impl SyscallSource {
     /// Hands captured chunks on, grouped per process, with backpressure
     /// from the batcher (the kernel side never waits: see `capture::ebpf`).
     fn read_live(&mut self, ctx: &mut Context<Self>) {
-        let Some(live) = &self.live else { return };
-        let (rx, done) = (live.rx.clone(), live.done.clone());
+        let Some(live) = &mut self.live else { return };
+        let (done, done_rx) = tokio::sync::watch::channel(false);
+        live.done = done_rx;
+        let rx = live.rx.clone();
         let out = self.out.clone();
         let events = self.node.metrics.counter("syscall_source.events");
         let mut names = ProcNames::new(65_536);
@@ -395,7 +390,7 @@ impl SyscallSource {
                         }
                     }
                 }
-                done.set(true);
+                let _ = done.send(true);
             }
             .into_actor(self),
         );
@@ -457,7 +452,7 @@ impl SyscallSource {
                     empty.inc();
                 }
                 let comm = t.name.rsplit('/').next().unwrap_or(&t.name).to_string();
-                let mut ts = super::now_ns();
+                let mut ts = crate::actors::runtime::now_ns();
                 let chunks: Vec<&[u32]> = if t.calls.is_empty() {
                     vec![&[]]
                 } else {
@@ -501,7 +496,7 @@ impl Actor for SyscallSource {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.restarts.backoff::<Self>(ctx);
+        on_start(self, ctx);
         if self.stopped {
             return;
         }
@@ -514,14 +509,49 @@ impl Actor for SyscallSource {
     }
 }
 
-impl Supervised for SyscallSource {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
+impl NodeActor for SyscallSource {
+    const NAME: &'static str = "syscall_source";
+    type Config = SyscallSourceConfig;
+    type Prepared = SourceInput;
+    type Links = Edge<ProcessCalls>;
+    type Error = SourceError;
+
+    fn section(cfg: &crate::config::Config) -> &SyscallSourceConfig {
+        &cfg.syscall_source
+    }
+    /// Checks the replay path, or attaches the live capture (last in the
+    /// node's prepare step, so events do not wait on a slow broker).
+    async fn prepare(
+        cfg: &crate::config::Config,
+        node: &NodeInfo,
+    ) -> Result<SourceInput, SourceError> {
+        SourceInput::prepare(&cfg.syscall_source, &node.metrics)
+    }
+    fn create(
+        cfg: SyscallSourceConfig,
+        node: &NodeInfo,
+        input: SourceInput,
+        out: Edge<ProcessCalls>,
+    ) -> Self {
+        Self::new(cfg, node.clone(), out, input)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    /// Nothing is sent to the source but control messages.
+    fn mailbox_capacity(&self) -> usize {
+        16
     }
 }
 
+crate::supervised!(SyscallSource);
+
 /// Stop capturing. Live: detach from the kernel, then hand on everything
 /// already captured. Replay: stop at a message boundary.
+///
+/// Not a [`crate::actors::runtime::DrainReply`]: the reader that hands the
+/// last chunks on is a future of this actor's own context, and an atomic
+/// reply would keep it from running.
 impl Handler<Drain> for SyscallSource {
     type Result = ResponseActFuture<Self, ()>;
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
@@ -539,20 +569,12 @@ impl Handler<Drain> for SyscallSource {
         let done = self.live.as_ref().map(|l| l.done.clone());
         Box::pin(
             async move {
-                if let Some(done) = done {
-                    while !done.get() {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
+                if let Some(mut done) = done {
+                    // An error means the reader is gone: nothing more comes.
+                    let _ = done.wait_for(|d| *d).await;
                 }
             }
             .into_actor(self),
         )
-    }
-}
-
-impl Handler<InjectFault> for SyscallSource {
-    type Result = ();
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
-        super::supervision::fail("syscall_source", ctx, "injected fault");
     }
 }

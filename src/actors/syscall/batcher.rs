@@ -7,11 +7,12 @@
 //! on exit and bounded by `max_processes` (least recently seen evicted first,
 //! after its pending calls are sent; counted).
 
-use super::mailbox::{Edge, MailboxConfig};
-use super::supervision::{fail, InjectFault, Restarts};
-use super::syscall_source::ProcessCalls;
-use super::transport::Publish;
-use super::{Drain, NodeInfo};
+use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::{drained_after, on_start, DrainReply, NodeActor};
+use crate::actors::runtime::{Drain, NodeInfo};
+use crate::actors::syscall::source::ProcessCalls;
+use crate::actors::transport::Publish;
 use crate::config::{ConfigError, Validate};
 use crate::messages::{Payload, SyscallAbi, SyscallBatch, SyscallEvent};
 use crate::metrics::Counter;
@@ -100,7 +101,7 @@ impl SyscallBatcher {
     pub fn new(cfg: SyscallBatcherConfig, node: NodeInfo, out: Edge<Publish>) -> Self {
         let cap = NonZeroUsize::new(cfg.max_processes).unwrap_or(NonZeroUsize::MIN);
         Self {
-            restarts: Restarts::new("syscall_batcher", &node.metrics),
+            restarts: Restarts::new(Self::NAME, &node.metrics),
             evicted: node.metrics.counter("syscall_batcher.evicted_processes"),
             batches: node.metrics.counter("syscall_batcher.batches"),
             tracked: node.metrics.gauge("syscall_batcher.processes"),
@@ -198,46 +199,69 @@ impl SyscallBatcher {
         out
     }
 
+    /// Hands batches to the outbound actor, in order.
+    fn handoff(&mut self, batches: Vec<SyscallBatch>) -> impl ActorFuture<Self, Output = ()> {
+        self.batches.add(batches.len() as u64);
+        let out = self.out.clone();
+        async move {
+            for b in batches {
+                out.push(Publish(Payload::SyscallBatch(b))).await?;
+            }
+            Ok::<(), crate::actors::runtime::mailbox::EdgeClosed>(())
+        }
+        .into_actor(self)
+        .map(|r, _, ctx| {
+            if let Err(e) = r {
+                fail(Self::NAME, ctx, e);
+            }
+        })
+    }
+
     fn send(&mut self, batches: Vec<SyscallBatch>, ctx: &mut Context<Self>) {
         if batches.is_empty() {
             return;
         }
-        self.batches.add(batches.len() as u64);
-        let out = self.out.clone();
         // Wait for downstream before the next message: backpressure.
-        ctx.wait(
-            async move {
-                for b in batches {
-                    out.push(Publish(Payload::SyscallBatch(b))).await?;
-                }
-                Ok::<(), super::mailbox::EdgeClosed>(())
-            }
-            .into_actor(self)
-            .map(|r, _, ctx| {
-                if let Err(e) = r {
-                    fail("syscall_batcher", ctx, e);
-                }
-            }),
-        );
+        let handoff = self.handoff(batches);
+        ctx.wait(handoff);
     }
 }
+
+impl NodeActor for SyscallBatcher {
+    const NAME: &'static str = "syscall_batcher";
+    type Config = SyscallBatcherConfig;
+    type Prepared = ();
+    type Links = Edge<Publish>;
+    type Error = std::convert::Infallible;
+
+    fn section(cfg: &crate::config::Config) -> &SyscallBatcherConfig {
+        &cfg.syscall_batcher
+    }
+    async fn prepare(_: &crate::config::Config, _: &NodeInfo) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn create(cfg: SyscallBatcherConfig, node: &NodeInfo, _: (), out: Edge<Publish>) -> Self {
+        Self::new(cfg, node.clone(), out)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
+    }
+}
+
+crate::supervised!(SyscallBatcher);
 
 impl Actor for SyscallBatcher {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
-        self.restarts.backoff::<Self>(ctx);
+        on_start(self, ctx);
         let tick = (self.cfg.max_wait / 2).max(Duration::from_millis(1));
         ctx.run_interval(tick, |act, ctx| {
             let due = act.due(false);
             act.send(due, ctx);
         });
-    }
-}
-
-impl Supervised for SyscallBatcher {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
     }
 }
 
@@ -249,21 +273,15 @@ impl Handler<ProcessCalls> for SyscallBatcher {
     }
 }
 
+/// Sends every pending batch; replies once the outbound actor took them.
 impl Handler<Drain> for SyscallBatcher {
-    type Result = ();
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+    type Result = DrainReply<Self>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
         let all = self.due(true);
         if !all.is_empty() {
             tracing::info!(batches = all.len(), "batcher flushed pending batches");
         }
-        self.send(all, ctx);
-    }
-}
-
-impl Handler<InjectFault> for SyscallBatcher {
-    type Result = ();
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
-        fail("syscall_batcher", ctx, "injected fault");
+        drained_after(self.handoff(all))
     }
 }
 

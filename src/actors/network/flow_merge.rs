@@ -10,11 +10,14 @@
 //! Clock: live capture expires flows by the wall clock; a capture file by
 //! its own packet times (else a file read at full speed would look idle).
 
-use super::mailbox::{Edge, MailboxConfig};
-use super::packet_source::Packets;
-use super::supervision::{fail, InjectFault, Restarts};
-use super::transport::Publish;
-use super::{now_ns, Drain, NodeInfo};
+use crate::actors::network::packet_source::PacketSourceKind;
+use crate::actors::network::packet_source::Packets;
+use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::{
+    drained_after, now_ns, on_start, Drain, DrainReply, NodeActor, NodeInfo,
+};
+use crate::actors::transport::Publish;
 use crate::capture::sockets::{Owner, SocketOwners};
 use crate::config::{ConfigError, Validate};
 use crate::flows::{flow_key, FinishedFlow, FlowLimits, FlowTable, Key, PacketMeta};
@@ -143,7 +146,7 @@ impl FlowMerge {
                 active_timeout_ns: cfg.active_timeout.as_nanos() as u64,
                 max_flows: cfg.max_flows,
             }),
-            restarts: Restarts::new("flow_merge", m),
+            restarts: Restarts::new(Self::NAME, m),
             flows: m.counter("flow_merge.flows"),
             evicted: m.counter("flow_merge.evicted"),
             absorbed: m.counter("flow_merge.absorbed"),
@@ -192,6 +195,12 @@ impl FlowMerge {
 
     /// Sends the finished flows on (waiting for room: backpressure).
     fn send_done(&mut self, ctx: &mut Context<Self>) {
+        let handoff = self.handoff();
+        ctx.wait(handoff);
+    }
+
+    /// Hands the finished flows to the outbound actor, in batches.
+    fn handoff(&mut self) -> impl ActorFuture<Self, Output = ()> {
         self.open.set(self.table.len() as u64);
         // The table counts; the node's counters follow it.
         for (total, counter) in [
@@ -202,9 +211,6 @@ impl FlowMerge {
             if total > counted {
                 counter.add(total - counted);
             }
-        }
-        if self.done.is_empty() {
-            return;
         }
         self.flows.add(self.done.len() as u64);
         let mut batches = Vec::new();
@@ -225,43 +231,61 @@ impl FlowMerge {
         }
         let out = self.out.clone();
         let host = self.node.host.clone();
-        ctx.wait(
-            async move {
-                for flows in batches {
-                    let b = FlowBatch {
-                        host: host.clone(),
-                        flows,
-                    };
-                    out.push(Publish(Payload::FlowBatch(b))).await?;
-                }
-                Ok::<(), super::mailbox::EdgeClosed>(())
+        async move {
+            for flows in batches {
+                let b = FlowBatch {
+                    host: host.clone(),
+                    flows,
+                };
+                out.push(Publish(Payload::FlowBatch(b))).await?;
             }
-            .into_actor(self)
-            .map(|r, _, ctx| {
-                if let Err(e) = r {
-                    fail("flow_merge", ctx, e);
-                }
-            }),
-        );
+            Ok::<(), crate::actors::runtime::mailbox::EdgeClosed>(())
+        }
+        .into_actor(self)
+        .map(|r, _, ctx| {
+            if let Err(e) = r {
+                fail(Self::NAME, ctx, e);
+            }
+        })
     }
 }
+
+impl NodeActor for FlowMerge {
+    const NAME: &'static str = "flow_merge";
+    type Config = FlowMergeConfig;
+    /// Live capture (wall clock, attribution) or a file (packet clock).
+    type Prepared = bool;
+    type Links = Edge<Publish>;
+    type Error = std::convert::Infallible;
+
+    fn section(cfg: &crate::config::Config) -> &FlowMergeConfig {
+        &cfg.flow_merge
+    }
+    async fn prepare(cfg: &crate::config::Config, _: &NodeInfo) -> Result<bool, Self::Error> {
+        Ok(cfg.packet_source.kind == PacketSourceKind::Live)
+    }
+    fn create(cfg: FlowMergeConfig, node: &NodeInfo, live: bool, out: Edge<Publish>) -> Self {
+        Self::new(cfg, node.clone(), live, out)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
+    }
+}
+
+crate::supervised!(FlowMerge);
 
 impl Actor for FlowMerge {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
-        self.restarts.backoff::<Self>(ctx);
+        on_start(self, ctx);
         ctx.run_interval(self.cfg.tick, |a, ctx| {
             let now = if a.live { now_ns() } else { a.latest_ns };
             a.table.expire(now, &mut a.done);
             a.send_done(ctx);
         });
-    }
-}
-
-impl Supervised for FlowMerge {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
     }
 }
 
@@ -286,17 +310,11 @@ impl Handler<Packets> for FlowMerge {
 }
 
 /// Graceful stop: every open flow ends (as `end_of_input`) and leaves.
+/// Replies once the outbound actor took them.
 impl Handler<Drain> for FlowMerge {
-    type Result = ();
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+    type Result = DrainReply<Self>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
         self.table.flush(&mut self.done);
-        self.send_done(ctx);
-    }
-}
-
-impl Handler<InjectFault> for FlowMerge {
-    type Result = ();
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
-        fail("flow_merge", ctx, "injected fault");
+        drained_after(self.handoff())
     }
 }

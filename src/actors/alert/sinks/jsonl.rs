@@ -1,6 +1,6 @@
-//! Where alerts go: the console and a JSON Lines file with size-based
-//! rotation. A sink that fails is counted and logged; the others go on.
+//! The JSON Lines alert file, rotated by size.
 
+use super::{Sink, SinkError};
 use crate::messages::Alert;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -72,46 +72,18 @@ impl JsonlSink {
         self.size += line.len() as u64;
         Ok(())
     }
+}
 
-    pub fn sync(&mut self) {
+impl Sink for JsonlSink {
+    fn name(&self) -> &'static str {
+        "jsonl"
+    }
+    fn send(&mut self, alert: &Alert) -> Result<(), SinkError> {
+        self.write(alert).map_err(SinkError::Io)
+    }
+    fn sync(&mut self) {
         let _ = self.file.sync_all();
     }
-}
-
-/// The console line of an alert (an update of a folded alert says how many
-/// times it was seen).
-pub fn console_line(a: &Alert) -> String {
-    let repeated = if a.count > 1 {
-        format!(
-            " [seen {} times over {:.1} s]",
-            a.count,
-            a.last_seen_ns.saturating_sub(a.first_seen_ns) as f64 / 1e9
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "ALERT [{:?}] {} {} on {}: score {:.3} > {:.3}{repeated} ({})",
-        a.severity,
-        a.module,
-        a.entity,
-        a.host,
-        a.score,
-        a.threshold,
-        a.evidence.join("; ")
-    )
-}
-
-/// A console line in its severity's colour (ANSI), for terminals.
-pub fn coloured(severity: crate::messages::Severity, line: &str) -> String {
-    use crate::messages::Severity::*;
-    let code = match severity {
-        Low => "36",        // cyan
-        Medium => "33",     // yellow
-        High => "31",       // red
-        Critical => "1;31", // bold red
-    };
-    format!("\x1b[{code}m{line}\x1b[0m")
 }
 
 #[cfg(test)]

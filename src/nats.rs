@@ -5,6 +5,7 @@
 //! several of them share the work; heartbeats reach every node.
 
 use crate::config::{check_readable, ConfigError, Validate};
+use crate::messages::PayloadKind;
 use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -15,12 +16,12 @@ use std::time::Duration;
 pub const SUBJECT_PREFIX: &str = "daisi.v1";
 
 /// Subject of a message of `kind` from `host`.
-pub fn subject(kind: &str, host: &str) -> String {
+pub fn subject(kind: PayloadKind, host: &str) -> String {
     format!("{SUBJECT_PREFIX}.{kind}.{host}")
 }
 
 /// Subject pattern matching `kind` from every host.
-pub fn subject_all(kind: &str) -> String {
+pub fn subject_all(kind: PayloadKind) -> String {
     format!("{SUBJECT_PREFIX}.{kind}.*")
 }
 
@@ -293,8 +294,11 @@ mod tests {
 
     #[test]
     fn subjects() {
-        assert_eq!(subject("syscall", "web1"), "daisi.v1.syscall.web1");
-        assert_eq!(subject_all("flow"), "daisi.v1.flow.*");
+        assert_eq!(
+            subject(PayloadKind::Syscall, "web1"),
+            "daisi.v1.syscall.web1"
+        );
+        assert_eq!(subject_all(PayloadKind::Flow), "daisi.v1.flow.*");
     }
 
     #[test]

@@ -5,13 +5,14 @@
 //! bounded mailbox: the buffer in front of it waits (`block`) when it falls
 //! behind.
 
-use super::mailbox::{Edge, MailboxConfig};
-use super::supervision::{fail, InjectFault, Restarts};
-use super::syscall_buffer::Windows;
-use super::{Drain, NodeInfo};
+use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
+use crate::actors::syscall::buffer::Windows;
+use crate::config::Role;
 use crate::config::{ConfigError, Validate};
 use crate::metrics::Counter;
-use crate::models::{ModelMeta, SyscallModel, WindowScorer};
+use crate::models::{load_syscall_model, ModelError, ModelMeta, SyscallModel, WindowScorer};
 use crate::syscalls::Vocabulary;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -97,7 +98,7 @@ impl SyscallClassifier {
             meta.threshold = t;
         }
         Self {
-            restarts: Restarts::new("syscall_classifier", &node.metrics),
+            restarts: Restarts::new(Self::NAME, &node.metrics),
             scored: node.metrics.counter("syscall_classifier.windows"),
             meta: Arc::new(meta),
             vocab: model.vocab,
@@ -108,17 +109,68 @@ impl SyscallClassifier {
     }
 }
 
-impl Actor for SyscallClassifier {
-    type Context = Context<Self>;
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
-        self.restarts.backoff::<Self>(ctx);
+/// Why the classifier cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifierError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(
+        "syscall_batcher.context ({context}) must be at least the model's window − 1 ({needed})"
+    )]
+    Context { context: usize, needed: usize },
+}
+
+impl NodeActor for SyscallClassifier {
+    const NAME: &'static str = "syscall_classifier";
+    type Config = SyscallClassifierConfig;
+    /// The loaded model.
+    type Prepared = SyscallModel;
+    type Links = Edge<Scored>;
+    type Error = ClassifierError;
+
+    fn section(cfg: &crate::config::Config) -> &SyscallClassifierConfig {
+        &cfg.syscall_classifier
+    }
+
+    /// Loads the model; in the `both` role also checks that the batcher's
+    /// context covers the model's window.
+    async fn prepare(
+        cfg: &crate::config::Config,
+        node: &NodeInfo,
+    ) -> Result<SyscallModel, ClassifierError> {
+        let mdl = load_syscall_model(&cfg.syscall_classifier.model)?;
+        if node.role == Role::Both && cfg.syscall_batcher.context + 1 < mdl.meta.window {
+            return Err(ClassifierError::Context {
+                context: cfg.syscall_batcher.context,
+                needed: mdl.meta.window - 1,
+            });
+        }
+        tracing::info!(model = %mdl.meta.name, version = %mdl.meta.version, window = mdl.meta.window, threshold = mdl.meta.threshold, "syscall model loaded");
+        Ok(mdl)
+    }
+
+    fn create(
+        cfg: SyscallClassifierConfig,
+        node: &NodeInfo,
+        model: SyscallModel,
+        out: Edge<Scored>,
+    ) -> Self {
+        Self::new(cfg, node, model, out)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
     }
 }
 
-impl Supervised for SyscallClassifier {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
+crate::supervised!(SyscallClassifier);
+
+impl Actor for SyscallClassifier {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        on_start(self, ctx);
     }
 }
 
@@ -141,21 +193,18 @@ impl Handler<Windows> for SyscallClassifier {
                 .into_actor(self)
                 .map(|r, _, ctx| {
                     if let Err(e) = r {
-                        fail("syscall_classifier", ctx, e);
+                        fail(Self::NAME, ctx, e);
                     }
                 }),
         );
     }
 }
 
+/// Holds nothing between messages (each batch is handed on before the next
+/// is taken).
 impl Handler<Drain> for SyscallClassifier {
-    type Result = ();
-    fn handle(&mut self, _: Drain, _: &mut Context<Self>) {}
-}
-
-impl Handler<InjectFault> for SyscallClassifier {
-    type Result = ();
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
-        fail("syscall_classifier", ctx, "injected fault");
+    type Result = DrainReply<Self>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        drained()
     }
 }

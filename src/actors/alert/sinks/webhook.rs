@@ -8,8 +8,9 @@
 //! once it recovers, in order. What does not fit the queue is counted
 //! (`alert.webhook.dropped`) and logged.
 
+use super::{Backlog, Sink, SinkError};
 use crate::messages::Alert;
-use crate::metrics::{Counter, Gauge, Metrics};
+use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -60,8 +61,7 @@ impl WebhookConfig {
 /// The actor's side of the sink.
 pub struct WebhookSink {
     tx: std::sync::mpsc::SyncSender<Alert>,
-    dropped: Counter,
-    queued: Gauge,
+    backlog: Backlog,
 }
 
 impl WebhookSink {
@@ -69,8 +69,8 @@ impl WebhookSink {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Alert>(cfg.buffer.max(1));
         let sent = metrics.counter("alert.webhook.sent");
         let retries = metrics.counter("alert.webhook.retries");
-        let queued = metrics.gauge("alert.webhook.queued");
-        let q = queued.clone();
+        let backlog = Backlog::new("webhook", metrics);
+        let q = backlog.clone();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(cfg.timeout))
             .http_status_as_error(false)
@@ -108,29 +108,29 @@ impl WebhookSink {
                         std::thread::sleep(backoff);
                         backoff = (backoff * 2).min(max_backoff);
                     }
-                    q.dec();
+                    q.delivered();
                 }
             })
             .expect("spawning a thread");
-        Self {
-            tx,
-            dropped: metrics.counter("alert.webhook.dropped"),
-            queued,
-        }
+        Self { tx, backlog }
     }
+}
 
-    /// Queues an alert; never waits.
-    pub fn send(&self, a: &Alert) {
-        self.queued.inc();
+impl Sink for WebhookSink {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+    /// Queues an alert; never waits. A full queue drops it here (counted in
+    /// `alert.webhook.dropped`; the other sinks have it).
+    fn send(&mut self, a: &Alert) -> Result<(), SinkError> {
+        self.backlog.taken();
         if self.tx.try_send(a.clone()).is_err() {
-            self.queued.dec();
-            self.dropped.inc();
-            tracing::error!(alert_id = %a.id, "webhook queue full; alert not sent there (other sinks have it)");
+            self.backlog.refused();
+            return Err(SinkError::Full(self.backlog.len()));
         }
+        Ok(())
     }
-
-    /// Alerts not yet accepted by the receiver.
-    pub fn queued(&self) -> Gauge {
-        self.queued.clone()
+    fn backlog(&self) -> Option<Backlog> {
+        Some(self.backlog.clone())
     }
 }

@@ -6,13 +6,14 @@
 //! Scoring a flow is a 39-term dot product, so this actor shares the main
 //! arbiter; its bounded mailbox pushes back on the inbound side.
 
-use super::mailbox::{Edge, MailboxConfig};
-use super::supervision::{fail, InjectFault, Restarts};
-use super::{Drain, NodeInfo};
+use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::config::{ConfigError, Validate};
 use crate::messages::{FlowBatch, FlowRecord};
 use crate::metrics::Counter;
 use crate::models::network::{FeatureEvidence, FlowModel};
+use crate::models::ModelError;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -115,7 +116,7 @@ impl FlowClassifier {
         let m = &node.metrics;
         Self {
             name: format!("{} {}", model.name, model.version).into(),
-            restarts: Restarts::new("flow_classifier", m),
+            restarts: Restarts::new(Self::NAME, m),
             scored: m.counter("flow_classifier.flows"),
             malicious: m.counter("flow_classifier.malicious"),
             unscorable: m.counter("flow_classifier.unscorable"),
@@ -126,17 +127,44 @@ impl FlowClassifier {
     }
 }
 
-impl Actor for FlowClassifier {
-    type Context = Context<Self>;
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(self.cfg.mailbox.capacity);
-        self.restarts.backoff::<Self>(ctx);
+impl NodeActor for FlowClassifier {
+    const NAME: &'static str = "flow_classifier";
+    type Config = FlowClassifierConfig;
+    /// The loaded model.
+    type Prepared = FlowModel;
+    type Links = Edge<FlowDetections>;
+    type Error = ModelError;
+
+    fn section(cfg: &crate::config::Config) -> &FlowClassifierConfig {
+        &cfg.flow_classifier
+    }
+    async fn prepare(cfg: &crate::config::Config, _: &NodeInfo) -> Result<FlowModel, ModelError> {
+        let fm = FlowModel::load(&cfg.flow_classifier.model)?;
+        tracing::info!(model = %fm.name, version = %fm.version, threshold = fm.threshold, "network model loaded");
+        Ok(fm)
+    }
+    fn create(
+        cfg: FlowClassifierConfig,
+        node: &NodeInfo,
+        model: FlowModel,
+        out: Edge<FlowDetections>,
+    ) -> Self {
+        Self::new(cfg, node, model, out)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
     }
 }
 
-impl Supervised for FlowClassifier {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
+crate::supervised!(FlowClassifier);
+
+impl Actor for FlowClassifier {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        on_start(self, ctx);
     }
 }
 
@@ -177,21 +205,17 @@ impl Handler<ScoreFlows> for FlowClassifier {
                 .into_actor(self)
                 .map(|r, _, ctx| {
                     if let Err(e) = r {
-                        fail("flow_classifier", ctx, e);
+                        fail(Self::NAME, ctx, e);
                     }
                 }),
         );
     }
 }
 
+/// Holds nothing between messages.
 impl Handler<Drain> for FlowClassifier {
-    type Result = ();
-    fn handle(&mut self, _: Drain, _: &mut Context<Self>) {}
-}
-
-impl Handler<InjectFault> for FlowClassifier {
-    type Result = ();
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
-        fail("flow_classifier", ctx, "injected fault");
+    type Result = DrainReply<Self>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        drained()
     }
 }

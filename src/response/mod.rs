@@ -162,12 +162,6 @@ fn remote_of(a: &Alert) -> Option<IpAddr> {
     }
 }
 
-fn exe_of(pid: u32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
-}
-
 /// The freezer of a process's cgroup: cgroup v2 `cgroup.freeze` (preferred)
 /// or the cgroup v1 freezer's `freezer.state`; `None` when the process is
 /// in a root cgroup (nothing that can be frozen on its own).
@@ -185,8 +179,7 @@ impl Freezer {
     /// Finds the freezer of `pid`'s cgroup from `/proc/<pid>/cgroup` and the
     /// mount table.
     pub fn of(pid: u32) -> Result<Option<Freezer>, String> {
-        let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .map_err(|e| format!("process {pid}: {e}"))?;
+        let groups = crate::procfs::cgroup(pid).map_err(|e| format!("process {pid}: {e}"))?;
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
         Ok(Self::find(&groups, &mounts))
     }
@@ -318,7 +311,7 @@ impl Responder {
         pid <= 1
             || pid == std::process::id()
             || self.cfg.allow_pids.contains(&pid)
-            || exe_of(pid).is_some_and(|e| self.cfg.allow_exes.contains(&e))
+            || crate::procfs::exe(pid).is_some_and(|e| self.cfg.allow_exes.contains(&e))
     }
 
     fn signal(&self, pid: u32, action: Action, dry_run: bool) -> Result<String, String> {
@@ -331,7 +324,10 @@ impl Responder {
             Action::Stop => (libc::SIGSTOP, "stopped"),
             _ => (libc::SIGKILL, "killed"),
         };
-        let what = format!("process {pid} ({})", exe_of(pid).as_deref().unwrap_or("?"));
+        let what = format!(
+            "process {pid} ({})",
+            crate::procfs::exe(pid).as_deref().unwrap_or("?")
+        );
         if dry_run {
             return Ok(format!("dry run: would have {verb} {what}"));
         }
@@ -364,7 +360,7 @@ impl Responder {
             "cgroup {} ({} processes, including process {pid} ({}))",
             f.dir.display(),
             members.len(),
-            exe_of(pid).as_deref().unwrap_or("?")
+            crate::procfs::exe(pid).as_deref().unwrap_or("?")
         );
         if dry_run {
             return Ok(format!("dry run: would have frozen {what}"));

@@ -4,10 +4,12 @@
 
 use super::mailbox::Edge;
 use super::supervision::Restarts;
-use super::transport::Publish;
-use super::{Drain, NodeInfo};
+use super::{drained, drained_after, on_start, Drain, DrainReply, NodeActor, NodeInfo};
+use crate::actors::transport::Publish;
+use crate::config::Role;
 use crate::config::{ConfigError, Validate};
 use crate::messages::{Heartbeat, Payload};
+use crate::metrics::Gauge;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -85,7 +87,7 @@ impl Reporter {
             None => (0.0, 0),
         };
         Heartbeat {
-            role: self.node.role.as_str().into(),
+            role: self.node.role,
             uptime_s: self.node.started.elapsed().as_secs(),
             counters: self.node.metrics.counters(),
             queue_depths: self.node.metrics.gauges(),
@@ -108,7 +110,7 @@ pub struct HeartbeatActor {
 impl HeartbeatActor {
     pub fn new(cfg: HeartbeatConfig, node: NodeInfo, out: Edge<Publish>) -> Self {
         Self {
-            restarts: Restarts::new("heartbeat", &node.metrics),
+            restarts: Restarts::new(Self::NAME, &node.metrics),
             reporter: Reporter::new(node),
             cfg,
             out,
@@ -116,42 +118,68 @@ impl HeartbeatActor {
         }
     }
 
-    fn beat(&mut self, stopping: bool, ctx: &mut Context<Self>) {
+    /// Builds a heartbeat and hands it to the outbound actor.
+    fn beat(&mut self, stopping: bool) -> impl ActorFuture<Self, Output = ()> {
         let hb = self.reporter.heartbeat(stopping);
         tracing::debug!(cpu = hb.cpu_percent, rss = hb.rss_bytes, "heartbeat");
         let out = self.out.clone();
-        ctx.wait(
-            async move {
-                let _ = out.push(Publish(Payload::Heartbeat(hb))).await;
-            }
-            .into_actor(self),
-        );
+        async move {
+            let _ = out.push(Publish(Payload::Heartbeat(hb))).await;
+        }
+        .into_actor(self)
     }
 }
+
+impl NodeActor for HeartbeatActor {
+    const NAME: &'static str = "heartbeat";
+    type Config = HeartbeatConfig;
+    type Prepared = ();
+    type Links = Edge<Publish>;
+    type Error = std::convert::Infallible;
+
+    fn section(cfg: &crate::config::Config) -> &HeartbeatConfig {
+        &cfg.heartbeat
+    }
+    async fn prepare(_: &crate::config::Config, _: &NodeInfo) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn create(cfg: HeartbeatConfig, node: &NodeInfo, _: (), out: Edge<Publish>) -> Self {
+        Self::new(cfg, node.clone(), out)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    fn mailbox_capacity(&self) -> usize {
+        16
+    }
+}
+
+crate::supervised!(HeartbeatActor);
 
 impl Actor for HeartbeatActor {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.restarts.backoff::<Self>(ctx);
-        self.beat(false, ctx);
-        self.timer = Some(ctx.run_interval(self.cfg.interval, |act, ctx| act.beat(false, ctx)));
+        on_start(self, ctx);
+        let first = self.beat(false);
+        ctx.wait(first);
+        self.timer = Some(ctx.run_interval(self.cfg.interval, |act, ctx| {
+            let beat = act.beat(false);
+            ctx.wait(beat);
+        }));
     }
 }
 
-impl Supervised for HeartbeatActor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
-    }
-}
-
-/// Sends the last heartbeat (with `stopping = true`) and stops the timer.
+/// Stops the timer and sends the last heartbeat (with `stopping = true`);
+/// replies once the outbound actor took it.
 impl Handler<Drain> for HeartbeatActor {
-    type Result = ();
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
-        // Only once: a second Drain finds the timer gone.
-        if let Some(t) = self.timer.take() {
-            ctx.cancel_future(t);
-            self.beat(true, ctx);
+    type Result = DrainReply<Self>;
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        match self.timer.take() {
+            Some(t) => {
+                ctx.cancel_future(t);
+                drained_after(self.beat(true))
+            }
+            None => drained(),
         }
     }
 }
@@ -167,7 +195,7 @@ pub struct HeartbeatSeen {
 
 struct Peer {
     host: String,
-    role: String,
+    role: Role,
     last: Instant,
     silent: bool,
 }
@@ -177,11 +205,15 @@ pub struct HeartbeatMonitor {
     cfg: HeartbeatConfig,
     node: NodeInfo,
     peers: HashMap<String, Peer>,
+    restarts: Restarts,
+    silent_nodes: Gauge,
 }
 
 impl HeartbeatMonitor {
     pub fn new(cfg: HeartbeatConfig, node: NodeInfo) -> Self {
         Self {
+            restarts: Restarts::new(Self::NAME, &node.metrics),
+            silent_nodes: node.metrics.gauge("heartbeat.silent_nodes"),
             cfg,
             node,
             peers: HashMap::new(),
@@ -189,12 +221,47 @@ impl HeartbeatMonitor {
     }
 }
 
+impl NodeActor for HeartbeatMonitor {
+    const NAME: &'static str = "heartbeat_monitor";
+    type Config = HeartbeatConfig;
+    type Prepared = ();
+    type Links = ();
+    type Error = std::convert::Infallible;
+
+    fn section(cfg: &crate::config::Config) -> &HeartbeatConfig {
+        &cfg.heartbeat
+    }
+    async fn prepare(_: &crate::config::Config, _: &NodeInfo) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn create(cfg: HeartbeatConfig, node: &NodeInfo, _: (), _: ()) -> Self {
+        Self::new(cfg, node.clone())
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    /// Heartbeats of many nodes may arrive at once; they are dropped (and
+    /// counted on the edge) beyond this.
+    fn mailbox_capacity(&self) -> usize {
+        256
+    }
+}
+
+crate::supervised!(HeartbeatMonitor);
+
+/// Holds nothing to hand on.
+impl Handler<Drain> for HeartbeatMonitor {
+    type Result = DrainReply<Self>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        drained()
+    }
+}
+
 impl Actor for HeartbeatMonitor {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(256);
+        on_start(self, ctx);
         ctx.run_interval(self.cfg.interval, |act, _| {
-            let silent_gauge = act.node.metrics.gauge("heartbeat.silent_nodes");
             let mut silent = 0;
             for (id, p) in act.peers.iter_mut() {
                 if p.last.elapsed() > act.cfg.silence_after {
@@ -205,12 +272,10 @@ impl Actor for HeartbeatMonitor {
                     }
                 }
             }
-            silent_gauge.set(silent);
+            act.silent_nodes.set(silent);
         });
     }
 }
-
-impl Supervised for HeartbeatMonitor {}
 
 impl Handler<HeartbeatSeen> for HeartbeatMonitor {
     type Result = ();
@@ -244,7 +309,7 @@ impl Handler<HeartbeatSeen> for HeartbeatMonitor {
             msg.node_id,
             Peer {
                 host: msg.host,
-                role: hb.role.clone(),
+                role: hb.role,
                 last: Instant::now(),
                 silent: false,
             },

@@ -13,9 +13,9 @@
 //! - `file`: a capture file, read once at full speed (tests, forensics);
 //! - `none`: no packet capture on this node.
 
-use super::mailbox::Edge;
-use super::supervision::{InjectFault, Restarts};
-use super::{Drain, NodeInfo};
+use crate::actors::runtime::mailbox::Edge;
+use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::{on_start, Drain, NodeActor, NodeInfo};
 use crate::capture::libpcap::{CaptureError, LiveOptions, Next, PacketReader};
 use crate::capture::packets::Skip;
 use crate::config::{ConfigError, Validate};
@@ -166,7 +166,8 @@ pub struct PacketSource {
     reader: Option<PacketReader>,
     stop: Arc<AtomicBool>,
     stopped: bool,
-    forwarding: Option<Arc<AtomicBool>>,
+    /// Turns true once everything the reader produced was handed on.
+    forwarding: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl PacketSource {
@@ -175,14 +176,14 @@ impl PacketSource {
         cfg: PacketSourceConfig,
         node: NodeInfo,
         out: Edge<Packets>,
-        reader: PacketReader,
+        reader: Option<PacketReader>,
     ) -> Self {
         Self {
-            restarts: Restarts::new("packet_source", &node.metrics),
+            restarts: Restarts::new(Self::NAME, &node.metrics),
             cfg,
             node,
             out,
-            reader: Some(reader),
+            reader,
             stop: Arc::new(AtomicBool::new(false)),
             stopped: false,
             forwarding: None,
@@ -198,7 +199,7 @@ impl PacketSource {
             None => match self.cfg.open() {
                 Ok(r) => r,
                 Err(e) => {
-                    super::supervision::fail("packet_source", ctx, e);
+                    fail(Self::NAME, ctx, e);
                     return;
                 }
             },
@@ -310,8 +311,8 @@ impl PacketSource {
             })
             .expect("spawning a thread");
         let out = self.out.clone();
-        let done = Arc::new(AtomicBool::new(false));
-        self.forwarding = Some(done.clone());
+        let (done, done_rx) = tokio::sync::watch::channel(false);
+        self.forwarding = Some(done_rx);
         ctx.spawn(
             async move {
                 while let Some(msg) = rx.recv().await {
@@ -319,14 +320,14 @@ impl PacketSource {
                         break;
                     }
                 }
-                done.store(true, Ordering::Release);
+                let _ = done.send(true);
             }
             .into_actor(self)
             .map(|_, act, ctx| {
                 // A live capture ends only when asked to; anything else is
                 // a failure for the supervisor.
                 if !act.stopped && act.cfg.kind == PacketSourceKind::Live {
-                    super::supervision::fail("packet_source", ctx, "live capture ended");
+                    fail(Self::NAME, ctx, "live capture ended");
                 }
             }),
         );
@@ -337,7 +338,7 @@ impl Actor for PacketSource {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.restarts.backoff::<Self>(ctx);
+        on_start(self, ctx);
         if self.stopped {
             return;
         }
@@ -346,16 +347,51 @@ impl Actor for PacketSource {
     }
 }
 
-impl Supervised for PacketSource {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        self.restarts.restarting();
-        // The old reader thread ends; a new one starts in `started`.
+impl NodeActor for PacketSource {
+    const NAME: &'static str = "packet_source";
+    type Config = PacketSourceConfig;
+    /// The open capture (`None` for kind `none`: the node starts no source).
+    type Prepared = Option<PacketReader>;
+    type Links = Edge<Packets>;
+    type Error = CaptureError;
+
+    fn section(cfg: &crate::config::Config) -> &PacketSourceConfig {
+        &cfg.packet_source
+    }
+    /// Opens the capture: a missing interface, missing privileges or a bad
+    /// filter are reported before the node runs.
+    async fn prepare(
+        cfg: &crate::config::Config,
+        _: &NodeInfo,
+    ) -> Result<Option<PacketReader>, CaptureError> {
+        cfg.packet_source.open()
+    }
+    fn create(
+        cfg: PacketSourceConfig,
+        node: &NodeInfo,
+        reader: Option<PacketReader>,
+        out: Edge<Packets>,
+    ) -> Self {
+        Self::new(cfg, node.clone(), out, reader)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    /// Nothing is sent to the source but control messages.
+    fn mailbox_capacity(&self) -> usize {
+        16
+    }
+    /// The old reader thread ends; a new one starts in `started`.
+    fn on_restart(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.stop = Arc::new(AtomicBool::new(false));
     }
 }
 
-/// Stop capturing, then hand on everything already captured.
+crate::supervised!(PacketSource);
+
+/// Stop capturing, then hand on everything already captured. Not atomic:
+/// the forwarding task is a future of this actor's own context.
 impl Handler<Drain> for PacketSource {
     type Result = ResponseActFuture<Self, ()>;
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
@@ -370,20 +406,12 @@ impl Handler<Drain> for PacketSource {
         let done = self.forwarding.clone();
         Box::pin(
             async move {
-                if let Some(done) = done {
-                    while !done.load(Ordering::Acquire) {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
+                if let Some(mut done) = done {
+                    // An error means the forwarder is gone: nothing more comes.
+                    let _ = done.wait_for(|d| *d).await;
                 }
             }
             .into_actor(self),
         )
-    }
-}
-
-impl Handler<InjectFault> for PacketSource {
-    type Result = ();
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
-        super::supervision::fail("packet_source", ctx, "injected fault");
     }
 }

@@ -8,8 +8,9 @@
 //! retrying with backoff while the server is away. What does not fit the
 //! queue is counted (`alert.jetstream.dropped`) and logged.
 
+use super::{Backlog, Sink, SinkError};
 use crate::messages::Alert;
-use crate::metrics::{Counter, Gauge, Metrics};
+use crate::metrics::Metrics;
 use async_nats::jetstream::{self, message::PublishMessage};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -73,8 +74,7 @@ pub async fn ensure_stream(
 /// The actor's side of the sink.
 pub struct JetStreamSink {
     tx: tokio::sync::mpsc::Sender<Alert>,
-    dropped: Counter,
-    queued: Gauge,
+    backlog: Backlog,
 }
 
 impl JetStreamSink {
@@ -83,8 +83,8 @@ impl JetStreamSink {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Alert>(cfg.buffer.max(1));
         let sent = metrics.counter("alert.jetstream.sent");
         let retries = metrics.counter("alert.jetstream.retries");
-        let queued = metrics.gauge("alert.jetstream.queued");
-        let q = queued.clone();
+        let backlog = Backlog::new("jetstream", metrics);
+        let q = backlog.clone();
         actix::spawn(async move {
             while let Some(a) = rx.recv().await {
                 let id = if a.count > 1 {
@@ -92,7 +92,7 @@ impl JetStreamSink {
                 } else {
                     a.id.clone()
                 };
-                let subject = crate::transport::nats::subject("alert", &a.host);
+                let subject = crate::nats::subject(crate::messages::PayloadKind::Alert, &a.host);
                 let payload = bytes::Bytes::from(serde_json::to_vec(&a).expect("alert serializes"));
                 let mut backoff = Duration::from_millis(100);
                 loop {
@@ -116,31 +116,28 @@ impl JetStreamSink {
                         }
                     }
                 }
-                q.dec();
+                q.delivered();
             }
         });
-        Self {
-            tx,
-            dropped: metrics.counter("alert.jetstream.dropped"),
-            queued,
-        }
+        Self { tx, backlog }
     }
+}
 
-    /// Queues an alert; never waits.
-    pub fn send(&self, a: &Alert) {
-        self.queued.inc();
-        match self.tx.try_send(a.clone()) {
-            Ok(()) => {}
-            Err(_) => {
-                self.queued.dec();
-                self.dropped.inc();
-                tracing::error!(alert_id = %a.id, "JetStream sink queue full; alert not sent there (other sinks have it)");
-            }
-        }
+impl Sink for JetStreamSink {
+    fn name(&self) -> &'static str {
+        "jetstream"
     }
-
-    /// Alerts not yet acknowledged by the server.
-    pub fn queued(&self) -> Gauge {
-        self.queued.clone()
+    /// Queues an alert; never waits. A full queue drops it here (counted in
+    /// `alert.jetstream.dropped`; the other sinks have it).
+    fn send(&mut self, a: &Alert) -> Result<(), SinkError> {
+        self.backlog.taken();
+        if self.tx.try_send(a.clone()).is_err() {
+            self.backlog.refused();
+            return Err(SinkError::Full(self.backlog.len()));
+        }
+        Ok(())
+    }
+    fn backlog(&self) -> Option<Backlog> {
+        Some(self.backlog.clone())
     }
 }

@@ -1,0 +1,171 @@
+//! Where alerts go. Every sink implements [`Sink`]; the alert actor hands
+//! each alert to all of them in turn. A sink never blocks the actor: the
+//! console and the file write at once, JetStream and the webhook queue
+//! (bounded, counted) for a task or thread of their own. A sink that fails
+//! is counted (`alert.sink_errors`) and logged; the others go on.
+
+pub mod console;
+pub mod jetstream;
+pub mod jsonl;
+pub mod webhook;
+
+use super::AlertConfig;
+use crate::actors::runtime::NodeInfo;
+use crate::config::Config;
+use crate::messages::Alert;
+use crate::metrics::{Counter, Gauge, Metrics};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use console::{coloured, console_line, ConsoleSink};
+pub use jetstream::JetStreamSink;
+pub use jsonl::JsonlSink;
+pub use webhook::WebhookSink;
+
+/// Why a sink could not take an alert.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("queue full ({0} alerts waiting)")]
+    Full(u64),
+}
+
+/// The alerts a remote sink has taken but not yet delivered: the gauge
+/// `alert.<sink>.queued`, the counter `alert.<sink>.dropped`, and a signal
+/// when it empties (the drain waits for it; no polling).
+#[derive(Clone)]
+pub struct Backlog {
+    name: &'static str,
+    queued: Gauge,
+    dropped: Counter,
+    emptied: Arc<tokio::sync::Notify>,
+}
+
+impl Backlog {
+    pub fn new(name: &'static str, metrics: &Metrics) -> Self {
+        Self {
+            name,
+            queued: metrics.gauge(&format!("alert.{name}.queued")),
+            dropped: metrics.counter(&format!("alert.{name}.dropped")),
+            emptied: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// The sink is taking an alert (counted before it is queued, so its
+    /// delivery can never be counted first).
+    pub fn taken(&self) {
+        self.queued.inc();
+    }
+
+    /// An alert taken earlier was delivered.
+    pub fn delivered(&self) {
+        self.queued.dec();
+        if self.queued.get() == 0 {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// The alert being taken did not fit the queue: counted as dropped.
+    pub fn refused(&self) {
+        self.dropped.inc();
+        self.delivered();
+    }
+
+    pub fn len(&self) -> u64 {
+        self.queued.get()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Resolves once everything taken was delivered.
+    pub async fn emptied(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            if self.is_empty() {
+                return;
+            }
+            emptied.await;
+        }
+    }
+
+    /// The shutdown deadline passed: what is still held is lost; counts it
+    /// as dropped and logs it. Returns how many.
+    pub fn abandon(&self) -> u64 {
+        let left = self.queued.get();
+        if left > 0 {
+            self.dropped.add(left);
+            self.queued.set(0);
+            tracing::error!(
+                sink = self.name,
+                alerts = left,
+                "alerts not delivered to this sink before exit"
+            );
+        }
+        left
+    }
+}
+
+/// Why the sinks cannot open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open alert file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
+    #[error(transparent)]
+    JetStream(#[from] jetstream::JetStreamError),
+}
+
+/// Opens every configured sink (the alert actor's prepare step): the file,
+/// the broker connection and JetStream stream, the webhook's thread.
+pub async fn open(cfg: &Config, node: &NodeInfo) -> Result<Vec<Box<dyn Sink>>, OpenError> {
+    let (a, m) = (&cfg.alert, &node.metrics);
+    let mut sinks = open_local(a, m)?;
+    if a.jetstream.enabled {
+        let client = crate::nats::connect(&cfg.nats, &format!("{} (alerts)", node.id), m).await?;
+        let js = jetstream::ensure_stream(&client, &a.jetstream).await?;
+        sinks.push(Box::new(JetStreamSink::start(js, &a.jetstream, m)));
+    }
+    Ok(sinks)
+}
+
+/// The sinks that need no broker: console, file, webhook.
+pub fn open_local(a: &AlertConfig, m: &Metrics) -> Result<Vec<Box<dyn Sink>>, OpenError> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if a.console {
+        sinks.push(Box::new(ConsoleSink::new()));
+    }
+    if let Some(p) = &a.jsonl {
+        let file = JsonlSink::open(p, a.jsonl_max_bytes, a.jsonl_keep).map_err(|source| {
+            OpenError::File {
+                path: p.clone(),
+                source,
+            }
+        })?;
+        sinks.push(Box::new(file));
+    }
+    if !a.webhook.url.is_empty() {
+        sinks.push(Box::new(WebhookSink::start(&a.webhook, m)));
+    }
+    Ok(sinks)
+}
+
+/// One destination of alerts.
+pub trait Sink: Send {
+    /// Name in logs and counters (`alert.<name>.*`).
+    fn name(&self) -> &'static str;
+    /// Takes one alert; never waits for a remote end.
+    fn send(&mut self, alert: &Alert) -> Result<(), SinkError>;
+    /// Alerts taken but not yet delivered (remote sinks).
+    fn backlog(&self) -> Option<Backlog> {
+        None
+    }
+    /// Makes what was written durable (at drain).
+    fn sync(&mut self) {}
+}

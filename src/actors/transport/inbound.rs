@@ -1,0 +1,304 @@
+//! [`Inbound`]: receives envelopes (decoded and bounded by
+//! [`super::subscription`], or in-process), drops duplicates by `(node_id,
+//! seq)` and dispatches each payload kind to the actor that handles it.
+
+use super::subscription::{self, Receiving, Subscription};
+use super::Deliver;
+use crate::actors::runtime::heartbeat::HeartbeatSeen;
+use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::supervision::Restarts;
+use crate::actors::runtime::{on_start, Drain, NodeActor, NodeInfo};
+use crate::actors::syscall::buffer::ScoreBatch;
+use crate::config::{ConfigError, Validate};
+use crate::messages::Payload;
+use crate::messages::PayloadKind;
+use crate::metrics::Counter;
+use crate::nats::NatsError;
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// `[inbound]`: receiving side of compute nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// Sequence numbers remembered per sender to drop redelivered duplicates.
+    pub dedup_window: usize,
+    /// Senders remembered for deduplication.
+    pub max_senders: usize,
+    pub mailbox: MailboxConfig,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        Self {
+            dedup_window: 65_536,
+            max_senders: 4096,
+            mailbox: MailboxConfig::default(),
+        }
+    }
+}
+
+impl Validate for InboundConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        if self.dedup_window == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.dedup_window"),
+                "must be at least 1",
+            ));
+        }
+        if self.max_senders == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.max_senders"),
+                "must be at least 1",
+            ));
+        }
+        self.mailbox.validate(&format!("{path}.mailbox"), errors);
+    }
+}
+
+/// Recent sequence numbers of one sender.
+#[derive(Default)]
+struct Seen {
+    seqs: BTreeSet<u64>,
+}
+
+impl Seen {
+    /// True when `seq` is new; remembers it within `window`.
+    fn first_time(&mut self, seq: u64, window: usize) -> bool {
+        if let Some(&lowest) = self.seqs.first() {
+            if self.seqs.len() >= window && seq < lowest {
+                return false; // older than anything remembered: a late duplicate
+            }
+        }
+        if !self.seqs.insert(seq) {
+            return false;
+        }
+        while self.seqs.len() > window {
+            self.seqs.pop_first();
+        }
+        true
+    }
+}
+
+/// Where [`Inbound`] hands each payload kind.
+pub struct Dispatch {
+    pub syscalls: Option<Edge<ScoreBatch>>,
+    pub flows: Option<Edge<crate::actors::network::flow_classifier::ScoreFlows>>,
+    pub heartbeats: Option<Edge<HeartbeatSeen>>,
+    /// What collectors did about this node's response commands.
+    pub outcomes: Option<Edge<crate::actors::alert::RemoteOutcome>>,
+}
+
+/// The receiving actor of compute nodes.
+pub struct Inbound {
+    cfg: InboundConfig,
+    to: Dispatch,
+    seen: lru::LruCache<String, Seen>,
+    /// NATS: subscribed in the prepare step, read from `started` on.
+    subscription: Option<Subscription>,
+    receiving: Option<Receiving>,
+    restarts: Restarts,
+    duplicates: Counter,
+    unhandled: Counter,
+    /// `inbound.received.<kind>`, by [`PayloadKind`] (unique envelopes).
+    received: [Counter; PayloadKind::ALL.len()],
+}
+
+impl Inbound {
+    pub fn new(
+        cfg: InboundConfig,
+        node: NodeInfo,
+        to: Dispatch,
+        subscription: Option<Subscription>,
+    ) -> Self {
+        let m = &node.metrics;
+        Self {
+            restarts: Restarts::new(Self::NAME, m),
+            duplicates: m.counter("inbound.duplicates"),
+            unhandled: m.counter("inbound.unhandled"),
+            received: PayloadKind::ALL.map(|k| m.counter(&format!("inbound.received.{k}"))),
+            subscription,
+            receiving: None,
+            seen: lru::LruCache::new(
+                std::num::NonZeroUsize::new(cfg.max_senders).unwrap_or(std::num::NonZeroUsize::MIN),
+            ),
+            cfg,
+            to,
+        }
+    }
+}
+
+impl NodeActor for Inbound {
+    const NAME: &'static str = "inbound";
+    type Config = InboundConfig;
+    /// NATS roles: the data subscriptions, made before the node runs.
+    type Prepared = Option<Subscription>;
+    type Links = Dispatch;
+    type Error = NatsError;
+
+    fn section(cfg: &crate::config::Config) -> &InboundConfig {
+        &cfg.inbound
+    }
+    async fn prepare(
+        cfg: &crate::config::Config,
+        node: &NodeInfo,
+    ) -> Result<Option<Subscription>, NatsError> {
+        if !node.role.uses_nats() {
+            return Ok(None);
+        }
+        let name = format!("{} (in)", node.id);
+        Ok(Some(
+            subscription::data(&cfg.nats, &name, &node.metrics).await?,
+        ))
+    }
+    fn create(
+        cfg: InboundConfig,
+        node: &NodeInfo,
+        subscription: Option<Subscription>,
+        to: Dispatch,
+    ) -> Self {
+        Self::new(cfg, node.clone(), to, subscription)
+    }
+    fn restarts(&mut self) -> &mut Restarts {
+        &mut self.restarts
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
+    }
+}
+
+crate::supervised!(Inbound);
+
+impl Actor for Inbound {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        on_start(self, ctx);
+        // Once: the reading task outlives restarts (it sends to this
+        // actor's address, which the supervisor keeps).
+        if let Some(sub) = self.subscription.take() {
+            let me = ctx.address();
+            self.receiving = Some(sub.start(move |env| {
+                let me = me.clone();
+                async move { me.send(Deliver(env)).await.is_ok() }
+            }));
+        }
+    }
+}
+
+impl Handler<Deliver> for Inbound {
+    type Result = ();
+
+    fn handle(&mut self, Deliver(env): Deliver, ctx: &mut Context<Self>) {
+        let kind = env.payload.kind();
+        let received = &self.received[kind as usize];
+        let window = self.cfg.dedup_window;
+        let fresh = self
+            .seen
+            .get_or_insert_mut(env.node_id.clone(), Seen::default)
+            .first_time(env.seq, window);
+        if !fresh {
+            self.duplicates.inc();
+            return;
+        }
+        // Unique envelopes only; duplicates are counted above.
+        received.inc();
+        match env.payload {
+            Payload::SyscallBatch(b) => {
+                if let Some(edge) = self.to.syscalls.clone() {
+                    ctx.wait(
+                        async move {
+                            let _ = edge.push(ScoreBatch(b)).await;
+                        }
+                        .into_actor(self),
+                    );
+                    return;
+                }
+            }
+            Payload::Heartbeat(hb) => {
+                if let Some(edge) = self.to.heartbeats.clone() {
+                    let seen = HeartbeatSeen {
+                        node_id: env.node_id,
+                        host: env.host,
+                        heartbeat: hb,
+                    };
+                    ctx.wait(
+                        async move {
+                            let _ = edge.push(seen).await;
+                        }
+                        .into_actor(self),
+                    );
+                    return;
+                }
+            }
+            Payload::FlowBatch(b) => {
+                if let Some(edge) = self.to.flows.clone() {
+                    ctx.wait(
+                        async move {
+                            let _ = edge
+                                .push(crate::actors::network::flow_classifier::ScoreFlows(b))
+                                .await;
+                        }
+                        .into_actor(self),
+                    );
+                    return;
+                }
+            }
+            // An outcome is about the sending collector's own host.
+            Payload::Outcome(a) if a.host == env.host => {
+                if let Some(edge) = self.to.outcomes.clone() {
+                    ctx.wait(
+                        async move {
+                            let _ = edge.push(crate::actors::alert::RemoteOutcome(a)).await;
+                        }
+                        .into_actor(self),
+                    );
+                    return;
+                }
+            }
+            // Alerts travel to people through the alert sinks, and commands
+            // to collectors on their own subscription, never through here.
+            Payload::Alert(_) | Payload::Command(_) | Payload::Outcome(_) => {}
+        }
+        self.unhandled.inc();
+        tracing::debug!(%kind, "no handler for this payload kind on this node");
+    }
+}
+
+/// NATS: stops taking new messages and replies once every message the
+/// client held was handed on (not atomic: those messages come through this
+/// actor's mailbox). In-process: holds nothing.
+impl Handler<Drain> for Inbound {
+    type Result = ResponseActFuture<Self, ()>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        let receiving = self.receiving.take();
+        Box::pin(
+            async move {
+                if let Some(r) = receiving {
+                    r.drain().await;
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_remembers_a_window() {
+        let mut s = Seen::default();
+        assert!(s.first_time(5, 3));
+        assert!(!s.first_time(5, 3));
+        assert!(s.first_time(3, 3));
+        assert!(s.first_time(9, 3));
+        assert!(s.first_time(10, 3)); // window now {5, 9, 10}
+        assert!(
+            !s.first_time(3, 3),
+            "older than the window counts as duplicate"
+        );
+        assert!(!s.first_time(9, 3));
+    }
+}
