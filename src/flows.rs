@@ -376,6 +376,22 @@ pub enum EndReason {
     Flushed,
 }
 
+/// The wire's name for it (the one conversion between the flow table's
+/// type and the wire's).
+impl From<EndReason> for crate::messages::FlowEnd {
+    fn from(e: EndReason) -> Self {
+        use crate::messages::FlowEnd;
+        match e {
+            EndReason::Fin => FlowEnd::Fin,
+            EndReason::Rst => FlowEnd::Rst,
+            EndReason::Idle => FlowEnd::Idle,
+            EndReason::Active => FlowEnd::Active,
+            EndReason::Evicted => FlowEnd::Evicted,
+            EndReason::Flushed => FlowEnd::EndOfInput,
+        }
+    }
+}
+
 impl EndReason {
     /// Its name in CSV files and on the wire.
     pub fn name(self) -> &'static str {

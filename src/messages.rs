@@ -278,14 +278,56 @@ pub struct FlowRecord {
     pub last_ns: u64,
     /// Named features (FlowMeter's column names and our own).
     pub features: BTreeMap<String, f64>,
-    /// Why the flow ended: fin, rst, idle, active, evicted, end_of_input.
+    /// Why the flow ended.
     #[serde(default)]
-    pub end: String,
+    pub end: FlowEnd,
     /// Local process owning the socket, when known.
     #[serde(default)]
     pub pid: Option<u32>,
     #[serde(default)]
     pub exe: Option<String>,
+}
+
+/// Why a flow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowEnd {
+    /// TCP FIN from both sides.
+    Fin,
+    /// TCP reset.
+    Rst,
+    /// No packet for `flow_merge.idle_timeout`.
+    Idle,
+    /// Open for `flow_merge.active_timeout`.
+    Active,
+    /// The flow table was full.
+    Evicted,
+    /// The capture ended (end of a file, or the node stopping).
+    EndOfInput,
+    /// Not said (a sender of an older version).
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl FlowEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowEnd::Fin => "fin",
+            FlowEnd::Rst => "rst",
+            FlowEnd::Idle => "idle",
+            FlowEnd::Active => "active",
+            FlowEnd::Evicted => "evicted",
+            FlowEnd::EndOfInput => "end_of_input",
+            FlowEnd::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for FlowEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Severity of an alert.
@@ -343,7 +385,105 @@ pub struct Command {
     pub alert: Alert,
 }
 
-/// A detection, with what it was based on.
+/// What raised an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertModule {
+    /// A process's system calls (the syscall model).
+    Syscall,
+    /// A network flow (the flow model).
+    Network,
+    /// A process with both a syscall and a network alert.
+    Incident,
+    /// What a response did about another alert.
+    Response,
+}
+
+impl AlertModule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertModule::Syscall => "syscall",
+            AlertModule::Network => "network",
+            AlertModule::Incident => "incident",
+            AlertModule::Response => "response",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The process an alert is about (ECS `process.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessFields {
+    pub pid: u32,
+    /// Kernel name (`comm`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Executable path, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+}
+
+/// One end of a flow (ECS `source.*`, `destination.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub ip: String,
+    pub port: u16,
+}
+
+/// The flow a network alert is about (ECS `network.*` plus its ending).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowFields {
+    /// `tcp`, `udp`, `icmp`, ...
+    pub transport: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub duration_ns: u64,
+    pub end: FlowEnd,
+}
+
+/// The most anomalous window of a process (syscall alerts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowFields {
+    /// The window's calls, by canonical name (`<oov>` for unknown ones).
+    pub calls: Vec<String>,
+    /// Its score.
+    pub score: f64,
+    /// Windows the process's score was computed over.
+    pub windows: u64,
+}
+
+/// A flow feature that raised a network alert's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureFields {
+    /// FlowMeter's feature name.
+    pub name: String,
+    pub value: f64,
+    /// Distance from normal: standard deviations from the training mean.
+    pub z: f64,
+    /// Its share of the log-odds.
+    pub contribution: f64,
+}
+
+/// What a response did (module `response`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseFields {
+    pub action: Action,
+    /// Carried out (or, in a dry run, what would have been).
+    pub done: bool,
+    /// What was done, or why not.
+    pub detail: String,
+    /// The alert it answers.
+    pub answers: String,
+}
+
+/// A detection, with what it was based on: typed fields a SIEM can query
+/// (named as the Elastic Common Schema names them where one applies), and
+/// a one-line summary for people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Stable id (unique per alert).
@@ -353,26 +493,42 @@ pub struct Alert {
     pub node_id: String,
     /// Host the observed entity lives on.
     pub host: String,
-    /// `syscall` or `network`.
-    pub module: String,
+    pub module: AlertModule,
     pub severity: Severity,
-    /// Entity the alert is about, e.g. `pid:1234` or `flow:1.2.3.4`.
+    /// Entity the alert is about, e.g. `pid:1234` or `flow:1.2.3.4->5.6.7.8`
+    /// (repeats for the same entity fold).
     pub entity: String,
-    /// Process id, for process alerts.
+    /// One line for people: what was seen, where, how far from normal.
     #[serde(default)]
-    pub pid: Option<u32>,
-    /// Executable (path) of the process, when known.
-    #[serde(default)]
-    pub exe: Option<String>,
+    pub summary: String,
+    /// The process (syscall alerts; network alerts attributed to one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessFields>,
     pub score: f64,
     pub threshold: f64,
     pub model: String,
     /// How many detections were folded into this alert.
     #[serde(default = "one")]
     pub count: u64,
-    /// Human-readable evidence lines.
-    #[serde(default)]
-    pub evidence: Vec<String>,
+    /// Syscall alerts: the most anomalous window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowFields>,
+    /// Network alerts: the flow's ends and the flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowFields>,
+    /// Network alerts: the features that raised the score most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<FeatureFields>,
+    /// Incidents: the alerts joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
+    /// Response outcomes: what was done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseFields>,
     /// When the detected activity was last observed (a flow's last
     /// packet), so that `ts_ns - observed_ns` is the detection latency.
     #[serde(default)]
@@ -388,6 +544,49 @@ pub struct Alert {
 
 fn one() -> u64 {
     1
+}
+
+impl Alert {
+    /// An alert with its kind and subject and nothing else yet: the alert
+    /// actor gives it an id, a time and its node; the detector fills in
+    /// the score and the fields that apply (`..Alert::new(..)`).
+    pub fn new(module: AlertModule, host: &str, entity: String, severity: Severity) -> Alert {
+        Alert {
+            id: String::new(),
+            ts_ns: 0,
+            node_id: String::new(),
+            host: host.to_string(),
+            module,
+            severity,
+            entity,
+            summary: String::new(),
+            process: None,
+            score: 0.0,
+            threshold: 0.0,
+            model: String::new(),
+            count: 1,
+            window: None,
+            source: None,
+            destination: None,
+            flow: None,
+            features: vec![],
+            related: vec![],
+            response: None,
+            observed_ns: None,
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+        }
+    }
+
+    /// The process id, when the alert is about a process.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pid)
+    }
+
+    /// The process's executable, when known.
+    pub fn exe(&self) -> Option<&str> {
+        self.process.as_ref().and_then(|p| p.executable.as_deref())
+    }
 }
 
 /// A node's periodic status report.
@@ -468,20 +667,22 @@ pub(crate) fn sample_alert() -> Alert {
         id: "a1".into(),
         ts_ns: 1,
         node_id: "c1".into(),
-        host: "web1".into(),
-        module: "syscall".into(),
-        severity: Severity::High,
-        entity: "pid:42".into(),
-        pid: Some(42),
-        exe: None,
+        process: Some(ProcessFields {
+            pid: 42,
+            name: None,
+            executable: None,
+        }),
         score: 2.0,
         threshold: 1.0,
         model: "m".into(),
-        count: 1,
-        evidence: vec![],
-        observed_ns: None,
         first_seen_ns: 1,
         last_seen_ns: 1,
+        ..Alert::new(
+            AlertModule::Syscall,
+            "web1",
+            "pid:42".into(),
+            Severity::High,
+        )
     }
 }
 

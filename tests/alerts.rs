@@ -131,7 +131,8 @@ stream = "TEST_ALERTS"
     assert_eq!(got, expected);
     for v in &stored {
         assert_eq!(v["module"], "syscall");
-        assert!(!v["evidence"].as_array().unwrap().is_empty(), "{v}");
+        assert!(!v["window"]["calls"].as_array().unwrap().is_empty(), "{v}");
+        assert!(!v["summary"].as_str().unwrap().is_empty(), "{v}");
     }
     // `daisi alerts list` reads the stream back (updates merged into
     // their alerts) when the configuration enables JetStream.

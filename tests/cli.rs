@@ -159,24 +159,18 @@ fn alert(
     ts: u64,
     count: u64,
 ) -> daisi::messages::Alert {
+    let module = serde_json::from_value(serde_json::json!(module)).unwrap();
     daisi::messages::Alert {
         id: id.into(),
         ts_ns: ts,
         node_id: "n".into(),
-        host: "h".into(),
-        module: module.into(),
-        severity,
-        entity: format!("entity-{id}"),
-        pid: None,
-        exe: None,
         score: 0.9,
         threshold: 0.5,
         model: "m".into(),
         count,
-        evidence: vec![],
-        observed_ns: None,
         first_seen_ns: ts,
         last_seen_ns: ts,
+        ..daisi::messages::Alert::new(module, "h", format!("entity-{id}"), severity)
     }
 }
 

@@ -185,10 +185,13 @@ fn live_capture_alerts_on_a_scan_and_not_on_benign_traffic() {
     );
     for a in &found {
         assert_eq!(a["module"], "network");
-        let ev = a["evidence"].to_string();
+        assert_eq!(a["flow"]["transport"], "tcp", "{a}");
+        assert!(a["features"][0]["z"].is_number(), "{a}");
+        assert_eq!(a["source"]["ip"], attacker.as_str(), "{a}");
+        let summary = a["summary"].as_str().unwrap();
         assert!(
-            ev.contains("TCP") && ev.contains("σ from normal"),
-            "evidence: {ev}"
+            summary.contains("TCP") && summary.contains("σ from normal"),
+            "summary: {summary}"
         );
         let (ts, seen) = (
             a["ts_ns"].as_u64().unwrap(),
@@ -511,17 +514,21 @@ fn a_flow_carries_the_process_that_made_it() {
     let found = wait_for_alert(
         &alerts_file,
         Duration::from_secs(10),
-        |x| x["pid"].is_number(),
+        |x| x["process"]["pid"].is_number(),
         "no attributed flow",
         || node.log(),
     );
     assert_eq!(
-        found["pid"].as_u64(),
+        found["process"]["pid"].as_u64(),
         Some(std::process::id() as u64),
         "{found}"
     );
     let me = std::env::current_exe().unwrap();
-    assert_eq!(found["exe"].as_str(), me.to_str(), "{found}");
+    assert_eq!(
+        found["process"]["executable"].as_str(),
+        me.to_str(),
+        "{found}"
+    );
     assert!(node.stop(Duration::from_secs(10)).success());
 }
 
@@ -569,23 +576,23 @@ fn a_process_with_syscall_and_network_alerts_is_an_incident() {
         "no incident",
         || format!("alerts: {:#?}\n{}", alerts(&alerts_file), node.log()),
     );
-    assert_eq!(incident["pid"].as_u64(), Some(pid), "{incident}");
+    assert_eq!(incident["process"]["pid"].as_u64(), Some(pid), "{incident}");
     assert_eq!(incident["entity"], format!("pid:{pid}"));
     assert!(
-        incident["exe"].as_str().unwrap().ends_with("curl"),
+        incident["process"]["executable"]
+            .as_str()
+            .unwrap()
+            .ends_with("curl"),
         "{incident}"
     );
-    let ev = incident["evidence"].as_array().unwrap();
-    assert!(
-        ev.iter()
-            .any(|e| e.as_str().unwrap().starts_with("syscall: ")),
+    // It joins the process's two alerts, with the evidence of both.
+    assert_eq!(
+        incident["related"].as_array().unwrap().len(),
+        2,
         "{incident}"
     );
-    assert!(
-        ev.iter()
-            .any(|e| e.as_str().unwrap().starts_with("network: ")),
-        "{incident}"
-    );
+    assert!(incident["window"]["calls"].is_array(), "{incident}");
+    assert!(incident["destination"]["port"].is_number(), "{incident}");
     assert!(node.stop(Duration::from_secs(10)).success());
 }
 
@@ -660,7 +667,7 @@ fn a_scanner_is_blocked_for_a_while_and_dry_run_changes_nothing() {
             "no response",
             || node.log(),
         );
-        let what = response["evidence"][0].as_str().unwrap().to_string();
+        let what = response["response"]["detail"].as_str().unwrap().to_string();
         assert!(what.contains(&attacker), "{response}");
         let table = Command::new("ip")
             .args(["netns", "exec", &ns, "nft", "list", "tables"])
@@ -758,11 +765,11 @@ action = "stop"
         let response = wait_for_alert(
             &alerts_file,
             Duration::from_secs(20),
-            |a| a["module"] == "response" && a["pid"].as_u64() == Some(pid as u64),
+            |a| a["module"] == "response" && a["process"]["pid"].as_u64() == Some(pid as u64),
             "no response",
             || node.log(),
         );
-        let what = response["evidence"][0].as_str().unwrap().to_string();
+        let what = response["response"]["detail"].as_str().unwrap().to_string();
         if !allowlisted {
             common::wait_stopped(pid);
         }

@@ -270,7 +270,7 @@ fn alerted_traces(adfa: &Path, filter: &str, traces: usize) -> std::collections:
     });
     let text = std::fs::read_to_string(&jsonl).unwrap_or_default();
     let mut exes = std::collections::BTreeSet::new();
-    let mut ids = std::collections::BTreeMap::new();
+    let mut ids: std::collections::BTreeMap<String, String> = Default::default();
     for line in text.lines() {
         let a: daisi::messages::Alert =
             serde_json::from_str(line).expect("alert lines are JSON alerts");
@@ -278,23 +278,20 @@ fn alerted_traces(adfa: &Path, filter: &str, traces: usize) -> std::collections:
             // The update of a folded alert (a long process judged again
             // within the cooldown): same id and process, its count.
             assert!(a.count > 1, "{a:?}");
-            assert_eq!(a.exe.as_ref(), Some(exe));
+            assert_eq!(a.exe(), Some(exe.as_str()));
             continue;
         }
-        ids.insert(a.id.clone(), a.exe.clone().unwrap_or_default());
-        assert_eq!(a.module, "syscall");
+        let exe = a
+            .exe()
+            .expect("process alerts name the executable")
+            .to_string();
+        ids.insert(a.id.clone(), exe.clone());
+        assert_eq!(a.module, daisi::messages::AlertModule::Syscall);
         assert!(a.score > a.threshold);
-        assert!(
-            a.evidence
-                .iter()
-                .any(|e| e.contains("most anomalous window")),
-            "evidence: {:?}",
-            a.evidence
-        );
-        assert!(
-            exes.insert(a.exe.expect("process alerts name the executable")),
-            "one alert per process"
-        );
+        let w = a.window.as_ref().expect("the most anomalous window");
+        assert!(!w.calls.is_empty() && w.windows > 0, "{a:?}");
+        assert!(a.summary.contains("most unusual"), "{}", a.summary);
+        assert!(exes.insert(exe), "one alert per process");
     }
     assert_eq!(exes.len() as u64, m.get("alert.raised"));
     exes

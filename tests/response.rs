@@ -18,20 +18,22 @@ fn alert_about(host: &str, pid: u32) -> Alert {
         id: format!("alert-{pid}"),
         ts_ns: 1,
         node_id: "compute-test".into(),
-        host: host.into(),
-        module: "syscall".into(),
-        severity: Severity::High,
-        entity: format!("pid:{pid}"),
-        pid: Some(pid),
-        exe: None,
+        process: Some(daisi::messages::ProcessFields {
+            pid,
+            name: None,
+            executable: None,
+        }),
         score: 9.0,
         threshold: 1.0,
         model: "test".into(),
-        count: 1,
-        evidence: vec![],
-        observed_ns: None,
         first_seen_ns: 1,
         last_seen_ns: 1,
+        ..Alert::new(
+            daisi::messages::AlertModule::Syscall,
+            host,
+            format!("pid:{pid}"),
+            Severity::High,
+        )
     }
 }
 
@@ -137,12 +139,10 @@ async fn a_collector_runs_only_its_own_commands_and_answers_each() {
         let Payload::Outcome(o) = env.payload else {
             panic!("not an outcome: {env:?}")
         };
-        assert_eq!(o.module, "response");
+        assert_eq!(o.module, daisi::messages::AlertModule::Response);
         assert_eq!((o.host.as_str(), env.host.as_str()), ("web1", "web1"));
-        assert!(
-            got.insert(o.id.clone(), o.evidence[0].clone()).is_none(),
-            "{got:?}"
-        );
+        let detail = o.response.as_ref().expect("what was done").detail.clone();
+        assert!(got.insert(o.id.clone(), detail).is_none(), "{got:?}");
     }
     assert!(
         got["k1"].starts_with(&format!("stopped process {tp}")),
@@ -301,7 +301,7 @@ threshold = 0.0
     let response = wait_for_alert(
         &alerts,
         T,
-        |a| a["module"] == "response" && a["pid"].as_u64() == Some(pid as u64),
+        |a| a["module"] == "response" && a["process"]["pid"].as_u64() == Some(pid as u64),
         "no response",
         || {
             format!(
@@ -311,7 +311,7 @@ threshold = 0.0
             )
         },
     );
-    let what = response["evidence"][0].as_str().unwrap().to_string();
+    let what = response["response"]["detail"].as_str().unwrap().to_string();
     assert_eq!(response["host"], "web1", "{response}");
     assert_eq!(response["node_id"], "web1-collector", "the collector acted");
     assert!(what.starts_with("froze cgroup"), "{what}");
@@ -386,11 +386,8 @@ async fn only_compute_credentials_can_send_commands() {
         panic!("not an outcome")
     };
     assert_eq!(o.id, "c1");
-    assert!(
-        o.evidence[0].starts_with("stopped process"),
-        "{:?}",
-        o.evidence
-    );
+    let r = o.response.as_ref().expect("what was done");
+    assert!(r.done && r.detail.starts_with("stopped process"), "{r:?}");
     assert!(wait_stopped(tp), "{}", process_state(tp));
     assert!(collector.stop(T).success());
     assert_eq!(drained_counter(&collector.log(), "command.received"), 1);

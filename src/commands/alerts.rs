@@ -26,7 +26,8 @@ pub struct AlertsSource {
     pub severity: Option<Severity>,
     /// Only this module: syscall or network.
     #[arg(long)]
-    pub module: Option<String>,
+    #[arg(value_enum)]
+    pub module: Option<crate::messages::AlertModule>,
     /// Print JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
@@ -175,8 +176,7 @@ fn files(path: &Path) -> Vec<PathBuf> {
 }
 
 fn keep(src: &AlertsSource, a: &Alert) -> bool {
-    src.severity.is_none_or(|s| a.severity >= s)
-        && src.module.as_ref().is_none_or(|m| &a.module == m)
+    src.severity.is_none_or(|s| a.severity >= s) && src.module.is_none_or(|m| a.module == m)
 }
 
 fn show(src: &AlertsSource, a: &Alert) {

@@ -14,7 +14,7 @@
 //! safeguards (see `actors::command`) and sends the outcome back.
 
 use crate::config::{ConfigError, Validate};
-use crate::messages::{Alert, Severity};
+use crate::messages::{Alert, AlertModule, ResponseFields, Severity};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -26,7 +26,7 @@ pub use crate::messages::Action;
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// `syscall`, `network` or `incident`.
-    pub module: String,
+    pub module: AlertModule,
     pub min_severity: Severity,
     pub action: Action,
 }
@@ -77,13 +77,13 @@ impl Default for ResponseConfig {
 impl Validate for ResponseConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
         for (i, r) in self.rules.iter().enumerate() {
-            if !["syscall", "network", "incident"].contains(&r.module.as_str()) {
+            if r.module == AlertModule::Response {
                 errors.push(ConfigError::new(
                     format!("{path}.rules.{i}.module"),
                     "must be syscall, network or incident",
                 ));
             }
-            if r.action == Action::Block && r.module == "syscall" {
+            if r.action == Action::Block && r.module == AlertModule::Syscall {
                 errors.push(ConfigError::new(
                     format!("{path}.rules.{i}.action"),
                     "block needs an address: only network and incident alerts have one",
@@ -153,8 +153,8 @@ fn is_local(ip: IpAddr) -> bool {
 
 /// The remote end of a network alert's flow (`flow:<src>-><dst>`).
 fn remote_of(a: &Alert) -> Option<IpAddr> {
-    let (src, dst) = a.entity.strip_prefix("flow:")?.split_once("->")?;
-    let (src, dst): (IpAddr, IpAddr) = (src.parse().ok()?, dst.parse().ok()?);
+    let (src, dst) = (a.source.as_ref()?, a.destination.as_ref()?);
+    let (src, dst): (IpAddr, IpAddr) = (src.ip.parse().ok()?, dst.ip.parse().ok()?);
     match (is_local(src), is_local(dst)) {
         (false, _) => Some(src),
         (true, false) => Some(dst),
@@ -388,7 +388,7 @@ impl Responder {
                 Some(addr) => self.block(addr, dry_run, block_for.as_secs().max(1)),
                 None => Err("no remote address to block".into()),
             },
-            Action::Stop | Action::Kill | Action::Freeze => match a.pid {
+            Action::Stop | Action::Kill | Action::Freeze => match a.pid() {
                 Some(pid) if action == Action::Freeze => self.freeze(pid, dry_run),
                 Some(pid) => self.signal(pid, action, dry_run),
                 None => Err("no process to act on".into()),
@@ -428,22 +428,26 @@ pub fn outcome(
         ts_ns,
         node_id: node_id.to_string(),
         host: a.host.clone(),
-        module: "response".into(),
+        module: AlertModule::Response,
         severity: a.severity,
         entity: a.entity.clone(),
-        pid: a.pid,
-        exe: a.exe.clone(),
-        score: a.score,
-        threshold: a.threshold,
-        model: a.model.clone(),
+        summary: format!(
+            "{}{text} ({} in response to alert {})",
+            if ok { "" } else { "not done: " },
+            action.name(),
+            a.id
+        ),
+        response: Some(ResponseFields {
+            action,
+            done: ok,
+            detail: text,
+            answers: a.id.clone(),
+        }),
         count: 1,
-        evidence: vec![
-            format!("{}{text}", if ok { "" } else { "not done: " }),
-            format!("{} in response to alert {}", action.name(), a.id),
-        ],
-        observed_ns: a.observed_ns,
+        related: vec![a.id.clone()],
         first_seen_ns: ts_ns,
         last_seen_ns: ts_ns,
+        ..a.clone()
     }
 }
 
@@ -473,12 +477,12 @@ mod tests {
             enabled: true,
             rules: vec![
                 Rule {
-                    module: "syscall".into(),
+                    module: AlertModule::Syscall,
                     min_severity: Severity::High,
                     action: Action::Freeze,
                 },
                 Rule {
-                    module: "syscall".into(),
+                    module: AlertModule::Syscall,
                     min_severity: Severity::Medium,
                     action: Action::Stop,
                 },
@@ -490,7 +494,7 @@ mod tests {
         assert_eq!(r.rule_for(&a), Some(Action::Stop));
         a.severity = Severity::Critical;
         assert_eq!(r.rule_for(&a), Some(Action::Freeze));
-        a.module = "network".into();
+        a.module = AlertModule::Network;
         assert_eq!(r.rule_for(&a), None);
     }
 }

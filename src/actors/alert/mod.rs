@@ -1,21 +1,27 @@
-//! Turns scores into alerts, per process and per flow, and writes them to
-//! the sinks.
+//! Turns scores into alerts and writes them to the sinks.
 //!
-//! A process's score is the mean window score over its last `horizon`
-//! windows: the same window-to-trace aggregation `daisi eval syscall`
-//! measures. It is decided when the process exits (over its whole life when
-//! that is shorter than the horizon, exactly as evaluated), and for a
-//! long-lived process each time a full horizon of new windows has passed.
-//!
-//! Repeats for the same entity within `cooldown` are folded, never silently
-//! dropped: the first alert goes out at once; later ones are counted
-//! (`alert.folded`) into it, and when the cooldown ends (or the node stops)
-//! an update with the same id, the count and first/last seen goes to the
-//! sinks (`alert.updates`).
+//! - [`scoring`]: per-process decisions on syscall scores;
+//! - [`network`]: an alert per malicious flow;
+//! - [`correlation`]: a process with both kinds of alert becomes an incident;
+//! - [`folding`]: repeats within `cooldown` are counted into the first
+//!   alert (`alert.folded`) and sent again as an update when it ends
+//!   (`alert.updates`);
+//! - response routing: a matching `[alert.response]` rule acts here (role
+//!   `both`) or becomes a command to the collector of the alert's host
+//!   (role `compute`), whose outcome comes back as a [`RemoteOutcome`];
+//! - [`sinks`]: where alerts go.
+
+pub mod correlation;
+pub mod folding;
+pub mod network;
+pub mod scoring;
+pub mod sinks;
 
 use crate::actors::network::flow_classifier::FlowDetections;
-pub mod sinks;
 use crate::response;
+use correlation::Correlator;
+use folding::Folds;
+use scoring::ProcessScores;
 use sinks::{jetstream, webhook, Sink};
 
 use crate::actors::runtime::mailbox::Edge;
@@ -27,13 +33,10 @@ use crate::actors::syscall::classifier::Scored;
 use crate::actors::transport::Publish;
 use crate::config::Role;
 use crate::config::{ConfigError, Validate};
-use crate::messages::{Alert, Command, Payload, Severity};
+use crate::messages::{Alert, AlertModule, Command, Payload};
 use crate::metrics::Counter;
 use actix::prelude::*;
-use lru::LruCache;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -112,41 +115,13 @@ impl Validate for AlertConfig {
     }
 }
 
-/// Rolling state of one process.
-struct ProcScore {
-    comm: String,
-    exe: Option<String>,
-    recent: VecDeque<f32>,
-    sum: f64,
-    since_judged: usize,
-    /// The highest-scoring recent window's tokens, for evidence.
-    worst: Option<(f32, Vec<u32>)>,
-}
-
-/// The latest alert of each module for one process.
-#[derive(Default)]
-struct ProcessAlerts {
-    syscall: Option<(Instant, Alert)>,
-    network: Option<(Instant, Alert)>,
-}
-
-/// The first alert of an entity within its cooldown, with what was folded
-/// into it.
-struct Folded {
-    at: Instant,
-    alert: Alert,
-    /// When a response rule last acted on this entity.
-    responded: Option<Instant>,
-}
-
 /// Alert decisions and sinks.
 pub struct AlertActor {
     cfg: AlertConfig,
     node: NodeInfo,
-    procs: LruCache<(String, u32), ProcScore>,
-    recent_alerts: HashMap<String, Folded>,
-    /// Per (host, pid): the latest alert of each module, for incidents.
-    by_process: LruCache<(String, u32), ProcessAlerts>,
+    scores: ProcessScores,
+    folds: Folds,
+    incidents: Correlator,
     sinks: Vec<Box<dyn Sink>>,
     responder: Option<response::Responder>,
     /// Compute role: where response commands to collectors go.
@@ -156,13 +131,11 @@ pub struct AlertActor {
     raised: Counter,
     folded: Counter,
     updates: Counter,
-    incidents: Counter,
+    incident_count: Counter,
     responses: Counter,
     commands_sent: Counter,
     outcomes: Counter,
-    forgotten: Counter,
     sink_errors: Counter,
-    tracked: crate::metrics::Gauge,
 }
 
 impl AlertActor {
@@ -176,165 +149,58 @@ impl AlertActor {
     ) -> Self {
         let m = &node.metrics;
         Self {
-            procs: LruCache::new(NonZeroUsize::new(cfg.max_processes).unwrap_or(NonZeroUsize::MIN)),
-            recent_alerts: HashMap::new(),
-            by_process: LruCache::new(
-                NonZeroUsize::new(cfg.max_processes).unwrap_or(NonZeroUsize::MIN),
+            scores: ProcessScores::new(
+                cfg.horizon,
+                cfg.max_processes,
+                m.counter("alert.forgotten_processes"),
+                m.gauge("alert.processes"),
             ),
+            folds: Folds::new(cfg.cooldown),
+            incidents: Correlator::new(cfg.cooldown, cfg.max_processes),
             restarts: Restarts::new(Self::NAME, m),
             raised: m.counter("alert.raised"),
             folded: m.counter("alert.folded"),
             updates: m.counter("alert.updates"),
-            incidents: m.counter("alert.incidents"),
+            incident_count: m.counter("alert.incidents"),
             responses: m.counter("alert.responses"),
-            forgotten: m.counter("alert.forgotten_processes"),
+            commands_sent: m.counter("alert.commands_sent"),
+            outcomes: m.counter("alert.response_outcomes"),
             sink_errors: m.counter("alert.sink_errors"),
-            tracked: m.gauge("alert.processes"),
             sinks,
             responder: cfg
                 .response
                 .enabled
                 .then(|| response::Responder::new(cfg.response.clone())),
             commands,
-            commands_sent: m.counter("alert.commands_sent"),
-            outcomes: m.counter("alert.response_outcomes"),
             seq: 0,
             cfg,
             node,
         }
     }
 
-    fn judge(
-        &mut self,
-        key: &(String, u32),
-        model: &crate::models::ModelMeta,
-        vocab: &crate::syscalls::Vocabulary,
-    ) -> Option<Alert> {
-        let st = self.procs.get_mut(key)?;
-        st.since_judged = 0;
-        if st.recent.is_empty() {
-            return None;
-        }
-        let score = st.sum / st.recent.len() as f64;
-        if score <= model.threshold {
-            return None;
-        }
-        let entity = format!("pid:{}", key.1);
-        let evidence = st
-            .worst
-            .as_ref()
-            .map(|(s, w)| {
-                let names: Vec<&str> = w.iter().map(|&t| vocab.token_name(t)).collect();
-                vec![format!(
-                    "most anomalous window (score {s:.2}): {}",
-                    names.join(" ")
-                )]
-            })
-            .unwrap_or_default();
-        let severity = if score > 3.0 * model.threshold.max(1e-9) {
-            Severity::High
-        } else {
-            Severity::Medium
-        };
-        self.seq += 1;
-        let mut evidence = evidence;
-        evidence.insert(
-            0,
-            format!(
-                "process {} ({}), {} recent windows, mean score {score:.3} > threshold {:.3}",
-                st.comm,
-                st.exe.as_deref().unwrap_or("?"),
-                st.recent.len(),
-                model.threshold
-            ),
-        );
-        Some(Alert {
-            id: format!("{}-{:x}-{}", self.node.id, now_ns(), self.seq),
-            ts_ns: now_ns(),
-            node_id: self.node.id.clone(),
-            host: key.0.clone(),
-            module: "syscall".into(),
-            severity,
-            entity,
-            pid: Some(key.1),
-            exe: st.exe.clone(),
-            score,
-            threshold: model.threshold,
-            model: format!("{} {}", model.name, model.version),
-            count: 1,
-            evidence,
-            observed_ns: None,
-            first_seen_ns: 0,
-            last_seen_ns: 0,
-        })
-    }
-
-    /// A process with both a syscall and a network alert within the
-    /// cooldown: the combined incident (severity one step up), once per
-    /// process and cooldown (later ones fold into it).
-    fn correlate(&mut self, a: &Alert) -> Option<Alert> {
-        let pid = a.pid?;
-        let now = Instant::now();
-        let cooldown = self.cfg.cooldown;
-        let entry = self
-            .by_process
-            .get_or_insert_mut((a.host.clone(), pid), ProcessAlerts::default);
-        let slot = match a.module.as_str() {
-            "syscall" => &mut entry.syscall,
-            "network" => &mut entry.network,
-            _ => return None,
-        };
-        *slot = Some((now, a.clone()));
-        let fresh = |s: &Option<(Instant, Alert)>| {
-            s.as_ref()
-                .filter(|(at, _)| now - *at < cooldown.max(Duration::from_secs(1)))
-                .map(|(_, a)| a.clone())
-        };
-        let (Some(sys), Some(net)) = (fresh(&entry.syscall), fresh(&entry.network)) else {
-            return None;
-        };
+    /// A new alert id: `<node>-<time hex>-<seq>`, with its time.
+    fn next_id(&mut self) -> (String, u64) {
         self.seq += 1;
         let ts = now_ns();
-        let severity = match sys.severity.max(net.severity) {
-            Severity::Low => Severity::Medium,
-            Severity::Medium => Severity::High,
-            Severity::High | Severity::Critical => Severity::Critical,
-        };
-        let mut evidence = vec![format!(
-            "process {pid} ({}) has both syscall alert {} and network alert {}",
-            sys.exe.as_deref().or(net.exe.as_deref()).unwrap_or("?"),
-            sys.id,
-            net.id
-        )];
-        evidence.extend(sys.evidence.iter().take(2).map(|e| format!("syscall: {e}")));
-        evidence.extend(net.evidence.iter().take(2).map(|e| format!("network: {e}")));
-        Some(Alert {
-            id: format!("{}-{:x}-{}", self.node.id, ts, self.seq),
-            ts_ns: ts,
-            node_id: self.node.id.clone(),
-            host: a.host.clone(),
-            module: "incident".into(),
-            severity,
-            entity: format!("pid:{pid}"),
-            pid: Some(pid),
-            exe: sys.exe.clone().or(net.exe.clone()),
-            score: sys.score.max(net.score),
-            threshold: 0.0,
-            model: format!("{} + {}", sys.model, net.model),
-            count: 1,
-            evidence,
-            observed_ns: net.observed_ns,
-            first_seen_ns: 0,
-            last_seen_ns: 0,
-        })
+        (format!("{}-{:x}-{}", self.node.id, ts, self.seq), ts)
     }
 
-    fn emit(&mut self, alert: Alert) {
-        let incident = self.correlate(&alert);
-        self.emit_one(alert);
-        if let Some(i) = incident {
-            self.incidents.inc();
-            self.emit_one(i);
+    /// Gives a detection its id, time and node, then raises it (and the
+    /// incident it completes, if any).
+    fn emit(&mut self, mut alert: Alert) {
+        let (id, ts) = self.next_id();
+        alert.id = id;
+        alert.ts_ns = ts;
+        alert.node_id = self.node.id.clone();
+        let incident = self.incidents.correlate(&alert);
+        self.raise(alert);
+        if let Some(mut i) = incident {
+            let (id, ts) = self.next_id();
+            i.id = id;
+            i.ts_ns = ts;
+            i.node_id = self.node.id.clone();
+            self.incident_count.inc();
+            self.raise(i);
         }
     }
 
@@ -343,12 +209,13 @@ impl AlertActor {
     /// host, whose outcome comes back as a [`RemoteOutcome`].
     /// True when a rule matched.
     fn respond(&mut self, alert: &Alert) -> bool {
+        if self.responder.is_none() {
+            return false;
+        }
+        let (id, ts) = self.next_id();
         let Some(r) = self.responder.as_mut() else {
             return false;
         };
-        self.seq += 1;
-        let ts = now_ns();
-        let id = format!("{}-{:x}-{}", self.node.id, ts, self.seq);
         if self.node.role != Role::Compute {
             let Some(outcome) = r.respond(alert, id, ts) else {
                 return false;
@@ -389,22 +256,20 @@ impl AlertActor {
         true
     }
 
-    fn emit_one(&mut self, mut alert: Alert) {
+    /// Raises an alert, or folds it into the open one for its entity.
+    fn raise(&mut self, mut alert: Alert) {
         self.sweep(false);
-        let fold_key = format!("{}/{}/{}", alert.module, alert.host, alert.entity);
-        if let Some(f) = self.recent_alerts.get_mut(&fold_key) {
-            f.alert.count += 1;
-            f.alert.last_seen_ns = alert.ts_ns;
-            f.alert.score = f.alert.score.max(alert.score);
+        let block_for = self.responder.as_ref().map(|r| r.config().block_for);
+        let rule = self.responder.as_ref().and_then(|r| r.rule_for(&alert));
+        if let Some(f) = self.folds.repeat(&alert) {
             self.folded.inc();
             // A block has lapsed but the remote keeps attacking: block it
             // again (the repeat itself stays folded).
-            let again = self.responder.as_ref().is_some_and(|r| {
-                r.rule_for(&alert) == Some(response::Action::Block)
-                    && f.responded
-                        .is_some_and(|t| t.elapsed() >= r.config().block_for)
-            });
-            if again {
+            let lapsed = rule == Some(response::Action::Block)
+                && f.responded
+                    .zip(block_for)
+                    .is_some_and(|(t, b)| t.elapsed() >= b);
+            if lapsed {
                 f.responded = Some(Instant::now());
                 // Name the alert the sinks hold (the repeat has no line).
                 let folded = f.alert.clone();
@@ -418,6 +283,7 @@ impl AlertActor {
         tracing::warn!(
             alert_id = %alert.id,
             host = %alert.host,
+            module = %alert.module,
             entity = %alert.entity,
             severity = ?alert.severity,
             score = alert.score,
@@ -427,34 +293,16 @@ impl AlertActor {
         );
         self.write(&alert);
         let responded = self.respond(&alert).then(Instant::now);
-        self.recent_alerts.insert(
-            fold_key,
-            Folded {
-                at: Instant::now(),
-                alert,
-                responded,
-            },
-        );
+        self.folds.open(alert, responded);
     }
 
     /// Ends the fold windows whose cooldown is over (all of them with
     /// `all`), sending an update for each that folded repeats.
     fn sweep(&mut self, all: bool) {
-        let cooldown = self.cfg.cooldown;
-        let ended: Vec<String> = self
-            .recent_alerts
-            .iter()
-            .filter(|(_, f)| all || f.at.elapsed() >= cooldown)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in ended {
-            if let Some(f) = self.recent_alerts.remove(&k) {
-                if f.alert.count > 1 {
-                    self.updates.inc();
-                    tracing::warn!(alert_id = %f.alert.id, entity = %f.alert.entity, count = f.alert.count, "alert repeated");
-                    self.write(&f.alert);
-                }
-            }
+        for a in self.folds.ended(all) {
+            self.updates.inc();
+            tracing::warn!(alert_id = %a.id, entity = %a.entity, count = a.count, "alert repeated");
+            self.write(&a);
         }
     }
 
@@ -513,54 +361,23 @@ impl Actor for AlertActor {
     }
 }
 
+/// Syscall scores: each process's windows go to its rolling score.
 impl Handler<Scored> for AlertActor {
     type Result = ();
     fn handle(&mut self, msg: Scored, _: &mut Context<Self>) {
         let w = msg.windows.window;
         let mut at = 0usize;
         for seg in &msg.windows.segments {
-            let key = (seg.host.clone(), seg.pid);
-            if !self.procs.contains(&key) {
-                let st = ProcScore {
-                    comm: seg.comm.clone(),
-                    exe: seg.exe.clone(),
-                    recent: VecDeque::new(),
-                    sum: 0.0,
-                    since_judged: 0,
-                    worst: None,
-                };
-                if self.procs.push(key.clone(), st).is_some() {
-                    self.forgotten.inc();
-                }
-            }
-            let horizon = self.cfg.horizon;
-            let judge_now = {
-                let st = self.procs.get_mut(&key).expect("just inserted");
-                for i in at..at + seg.windows {
-                    let s = msg.scores[i];
-                    st.recent.push_back(s);
-                    st.sum += s as f64;
-                    if st.recent.len() > horizon {
-                        st.sum -= st.recent.pop_front().unwrap_or(0.0) as f64;
-                    }
-                    if st.worst.as_ref().is_none_or(|(ws, _)| s >= *ws) {
-                        st.worst = Some((s, msg.windows.tokens[i * w..(i + 1) * w].to_vec()));
-                    }
-                }
-                st.since_judged += seg.windows;
-                seg.last || st.since_judged >= horizon
-            };
+            let scores = &msg.scores[at..at + seg.windows];
+            let tokens = &msg.windows.tokens[at * w..(at + seg.windows) * w];
             at += seg.windows;
-            if judge_now {
-                if let Some(a) = self.judge(&key, &msg.model, &msg.vocab) {
-                    self.emit(a);
-                }
-            }
-            if seg.last {
-                self.procs.pop(&key);
+            if let Some(a) = self
+                .scores
+                .add(seg, scores, tokens, w, &msg.model, &msg.vocab)
+            {
+                self.emit(a);
             }
         }
-        self.tracked.set(self.procs.len() as u64);
     }
 }
 
@@ -569,66 +386,9 @@ impl Handler<Scored> for AlertActor {
 impl Handler<FlowDetections> for AlertActor {
     type Result = ();
     fn handle(&mut self, msg: FlowDetections, _: &mut Context<Self>) {
-        for d in msg.detections {
-            let f = &d.flow;
-            let get = |k: &str| f.features.get(k).copied().unwrap_or(0.0);
-            let mut evidence = vec![format!(
-                "{} {}:{} -> {}:{}: {} packets, {} bytes in {:.3} s, ended by {}",
-                crate::flows::proto_name(f.proto),
-                f.src,
-                f.src_port,
-                f.dst,
-                f.dst_port,
-                get("flowLength"),
-                get("packetSizeTotal"),
-                get("flowDuration") / 1e9,
-                if f.end.is_empty() { "?" } else { &f.end }
-            )];
-            if let Some(pid) = f.pid {
-                evidence.push(format!(
-                    "local process {pid} ({})",
-                    f.exe.as_deref().unwrap_or("?")
-                ));
-            }
-            if !d.top.is_empty() {
-                let top: Vec<String> = d
-                    .top
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "{} = {} ({:+.1} σ from normal; {:+.2} to the log-odds)",
-                            e.name, e.value, e.z, e.contribution
-                        )
-                    })
-                    .collect();
-                evidence.push(format!("raised most by {}", top.join(", ")));
-            }
-            self.seq += 1;
-            let now = now_ns();
-            let alert = Alert {
-                id: format!("{}-{:x}-{}", self.node.id, now, self.seq),
-                ts_ns: now,
-                node_id: self.node.id.clone(),
-                host: msg.host.clone(),
-                module: "network".into(),
-                severity: if d.score > 0.99 {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                },
-                entity: format!("flow:{}->{}", f.src, f.dst),
-                pid: f.pid,
-                exe: f.exe.clone(),
-                score: d.score,
-                threshold: msg.threshold,
-                model: msg.model.to_string(),
-                count: 1,
-                evidence,
-                observed_ns: Some(f.last_ns),
-                first_seen_ns: 0,
-                last_seen_ns: 0,
-            };
-            self.emit(alert);
+        for d in &msg.detections {
+            let a = network::flow_alert(&msg.host, d, msg.threshold, &msg.model);
+            self.emit(a);
         }
     }
 }
@@ -641,7 +401,7 @@ pub struct RemoteOutcome(pub Alert);
 impl Handler<RemoteOutcome> for AlertActor {
     type Result = ();
     fn handle(&mut self, RemoteOutcome(a): RemoteOutcome, _: &mut Context<Self>) {
-        if a.module != "response" {
+        if a.module != AlertModule::Response {
             tracing::warn!(alert_id = %a.id, module = %a.module, "outcome that is not a response; ignored");
             return;
         }
@@ -651,18 +411,16 @@ impl Handler<RemoteOutcome> for AlertActor {
     }
 }
 
-/// Ends every fold window, syncs the file and replies once the remote
-/// sinks delivered what they were handed (the node's deadline bounds it).
+/// Ends every fold window (no folded count is lost), syncs the file and
+/// replies once the remote sinks delivered what they were handed (the
+/// node's deadline bounds the wait).
 impl Handler<Drain> for AlertActor {
     type Result = crate::actors::runtime::DrainReply<Self>;
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
-        // Stopping ends every fold window: no folded count is lost.
         self.sweep(true);
         for sink in &mut self.sinks {
             sink.sync();
         }
-        // Wait (within the node's shutdown deadline) for JetStream and the
-        // webhook to accept what they were handed.
         let backlogs: Vec<_> = self.sinks.iter().filter_map(|s| s.backlog()).collect();
         AtomicResponse::new(Box::pin(
             async move {
@@ -679,7 +437,7 @@ impl Handler<Drain> for AlertActor {
 mod tests {
     use super::*;
     use crate::actors::network::flow_classifier::FlowDetection;
-    use crate::messages::FlowRecord;
+    use crate::messages::{FlowRecord, Severity};
     use crate::metrics::Metrics;
 
     fn detection(port: u16) -> FlowDetection {
@@ -693,7 +451,7 @@ mod tests {
                 first_ns: 1,
                 last_ns: 2,
                 features: Default::default(),
-                end: "rst".into(),
+                end: crate::messages::FlowEnd::Rst,
                 pid: None,
                 exe: None,
             },
@@ -714,55 +472,43 @@ mod tests {
         AlertActor::new(cfg, node, sinks, None)
     }
 
-    fn process_alert(module: &str, pid: u32, sev: Severity) -> Alert {
-        Alert {
-            id: format!("{module}-{pid}"),
-            ts_ns: 1,
-            node_id: "n1".into(),
-            host: "h".into(),
-            module: module.into(),
-            severity: sev,
-            entity: format!("x:{pid}"),
-            pid: Some(pid),
-            exe: Some("/usr/bin/victim".into()),
-            score: 0.9,
-            threshold: 0.5,
-            model: format!("{module}-model"),
-            count: 1,
-            evidence: vec![format!("{module} evidence")],
-            observed_ns: None,
-            first_seen_ns: 0,
-            last_seen_ns: 0,
-        }
+    fn process_alert(module: AlertModule, pid: u32, sev: Severity) -> Alert {
+        let mut a = crate::messages::sample_alert();
+        a.id = format!("{module}-{pid}");
+        a.module = module;
+        a.severity = sev;
+        a.entity = format!("x:{pid}");
+        a.process = Some(crate::messages::ProcessFields {
+            pid,
+            name: None,
+            executable: Some("/usr/bin/victim".into()),
+        });
+        a.model = format!("{module}-model");
+        a
     }
 
     /// Syscall and network alerts of the same process make one incident,
-    /// one step more severe; other processes do not.
+    /// one step more severe, naming both; other processes do not.
     #[test]
     fn a_process_with_both_kinds_of_alert_is_an_incident() {
-        let metrics = Metrics::new();
-        let cfg = AlertConfig {
-            console: false,
-            ..Default::default()
-        };
-        let mut a = actor(&metrics, cfg);
-        assert!(a
-            .correlate(&process_alert("syscall", 7, Severity::Medium))
+        let mut c = Correlator::new(Duration::from_secs(60), 16);
+        assert!(c
+            .correlate(&process_alert(AlertModule::Syscall, 7, Severity::Medium))
             .is_none());
-        assert!(a
-            .correlate(&process_alert("network", 8, Severity::High))
+        assert!(c
+            .correlate(&process_alert(AlertModule::Network, 8, Severity::High))
             .is_none());
-        let i = a
-            .correlate(&process_alert("network", 7, Severity::Medium))
+        let i = c
+            .correlate(&process_alert(AlertModule::Network, 7, Severity::Medium))
             .expect("incident");
         assert_eq!(
-            (i.module.as_str(), i.pid, i.severity),
-            ("incident", Some(7), Severity::High)
+            (i.module, i.pid(), i.severity),
+            (AlertModule::Incident, Some(7), Severity::High)
         );
         assert_eq!(i.entity, "pid:7");
-        assert!(i.evidence[0].contains("syscall-7") && i.evidence[0].contains("network-7"));
-        assert!(i.evidence.iter().any(|e| e == "syscall: syscall evidence"));
-        assert!(i.evidence.iter().any(|e| e == "network: network evidence"));
+        assert_eq!(i.related, ["syscall-7", "network-7"]);
+        assert!(i.summary.contains("syscall-7") && i.summary.contains("network-7"));
+        assert_eq!(i.exe(), Some("/usr/bin/victim"));
     }
 
     /// A flood of identical detections: one alert at once, then one update
@@ -819,7 +565,7 @@ mod tests {
                 dry_run: true,
                 block_for: Duration::from_millis(300),
                 rules: vec![response::Rule {
-                    module: "network".into(),
+                    module: AlertModule::Network,
                     min_severity: Severity::Medium,
                     action: response::Action::Block,
                 }],

@@ -108,7 +108,7 @@ pub fn to_record(f: FinishedFlow, owner: Option<Owner>) -> FlowRecord {
         first_ns: f.stats.first_ns,
         last_ns: f.stats.last_ns,
         features: f.stats.features(),
-        end: f.end.name().to_string(),
+        end: f.end.into(),
         pid: owner.as_ref().map(|o| o.pid),
         exe: owner.and_then(|o| o.exe),
     }

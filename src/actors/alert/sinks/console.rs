@@ -50,16 +50,26 @@ pub fn console_line(a: &Alert) -> String {
     } else {
         String::new()
     };
-    format!(
-        "ALERT [{:?}] {} {} on {}: score {:.3} > {:.3}{repeated} ({})",
-        a.severity,
-        a.module,
-        a.entity,
-        a.host,
-        a.score,
-        a.threshold,
-        a.evidence.join("; ")
-    )
+    let line = format!(
+        "ALERT [{:?}] {} {} on {}: {}{repeated}",
+        a.severity, a.module, a.entity, a.host, a.summary
+    );
+    printable(&line)
+}
+
+/// The text with every control character escaped (`\u{1b}`, `\n`...):
+/// alert fields carry names, paths and arguments that monitored processes
+/// control, and a terminal must never interpret them.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A console line in its severity's colour (ANSI), for terminals.
@@ -72,4 +82,19 @@ pub fn coloured(severity: crate::messages::Severity, line: &str) -> String {
         Critical => "1;31", // bold red
     };
     format!("\x1b[{code}m{line}\x1b[0m")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut a = crate::messages::sample_alert();
+        a.summary = "process \x1b[2J\x1b]0;pwned\x07evil\nALERT fake".into();
+        let line = super::console_line(&a);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(
+            line.contains("\\u{1b}[2J") && line.contains("\\n"),
+            "{line}"
+        );
+    }
 }

@@ -89,28 +89,14 @@ impl Sink for JsonlSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::Severity;
 
     fn alert(i: u64) -> Alert {
-        Alert {
-            id: format!("a{i}"),
-            ts_ns: i,
-            node_id: "n".into(),
-            host: "h".into(),
-            module: "network".into(),
-            severity: Severity::Medium,
-            entity: "flow:1->2".into(),
-            pid: None,
-            exe: None,
-            score: 0.9,
-            threshold: 0.5,
-            model: "m".into(),
-            count: 1,
-            evidence: vec![],
-            observed_ns: None,
-            first_seen_ns: i,
-            last_seen_ns: i,
-        }
+        let mut a = crate::messages::sample_alert();
+        a.id = format!("a{i}");
+        a.ts_ns = i;
+        a.first_seen_ns = i;
+        a.last_seen_ns = i;
+        a
     }
 
     #[test]

@@ -1,0 +1,76 @@
+//! Folding: repeats for the same module, host and entity within `cooldown`
+//! are counted into the first alert, never silently dropped. When the
+//! cooldown ends (or the node stops) an alert that folded repeats goes out
+//! again as an update: the same id, the count and first/last seen.
+
+use crate::messages::Alert;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// The first alert of an entity within its cooldown, with what was folded
+/// into it.
+pub struct Folded {
+    at: Instant,
+    pub alert: Alert,
+    /// When a response rule last acted on this entity.
+    pub responded: Option<Instant>,
+}
+
+/// The open fold windows, by module, host and entity.
+pub struct Folds {
+    cooldown: Duration,
+    open: HashMap<String, Folded>,
+}
+
+fn key(a: &Alert) -> String {
+    format!("{}/{}/{}", a.module, a.host, a.entity)
+}
+
+impl Folds {
+    pub fn new(cooldown: Duration) -> Self {
+        Self {
+            cooldown,
+            open: HashMap::new(),
+        }
+    }
+
+    /// When `a` repeats an open window's alert: counts it there and returns
+    /// that window; else `None` (the caller raises `a` and [`Folds::open`]s).
+    pub fn repeat(&mut self, a: &Alert) -> Option<&mut Folded> {
+        let f = self.open.get_mut(&key(a))?;
+        f.alert.count += 1;
+        f.alert.last_seen_ns = a.ts_ns;
+        f.alert.score = f.alert.score.max(a.score);
+        Some(f)
+    }
+
+    /// Opens the fold window of an alert just raised.
+    pub fn open(&mut self, alert: Alert, responded: Option<Instant>) {
+        self.open.insert(
+            key(&alert),
+            Folded {
+                at: Instant::now(),
+                alert,
+                responded,
+            },
+        );
+    }
+
+    /// Ends the windows whose cooldown is over (every one with `all`); the
+    /// updates to send: each ended alert that folded repeats.
+    pub fn ended(&mut self, all: bool) -> Vec<Alert> {
+        let cooldown = self.cooldown;
+        let ended: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, f)| all || f.at.elapsed() >= cooldown)
+            .map(|(k, _)| k.clone())
+            .collect();
+        ended
+            .into_iter()
+            .filter_map(|k| self.open.remove(&k))
+            .filter(|f| f.alert.count > 1)
+            .map(|f| f.alert)
+            .collect()
+    }
+}

@@ -1,0 +1,90 @@
+//! Network alerts: one per malicious flow, as soon as it is scored.
+
+use crate::actors::network::flow_classifier::FlowDetection;
+use crate::messages::{
+    Alert, AlertModule, Endpoint, FeatureFields, FlowFields, ProcessFields, Severity,
+};
+
+/// The alert for one flow the model judged malicious (id, time and node
+/// are the alert actor's to set).
+pub fn flow_alert(host: &str, d: &FlowDetection, threshold: f64, model: &str) -> Alert {
+    let f = &d.flow;
+    let get = |k: &str| f.features.get(k).copied().unwrap_or(0.0);
+    let flow = FlowFields {
+        transport: crate::flows::proto_name(f.proto).to_ascii_lowercase(),
+        packets: get("flowLength") as u64,
+        bytes: get("packetSizeTotal") as u64,
+        duration_ns: get("flowDuration") as u64,
+        end: f.end,
+    };
+    let features: Vec<FeatureFields> = d
+        .top
+        .iter()
+        .map(|e| FeatureFields {
+            name: e.name.clone(),
+            value: e.value,
+            z: e.z,
+            contribution: e.contribution,
+        })
+        .collect();
+    let process = f.pid.map(|pid| ProcessFields {
+        pid,
+        name: None,
+        executable: f.exe.clone(),
+    });
+    let summary = format!(
+        "{} flow {}:{} -> {}:{} ({} packets, {} bytes in {:.3} s, ended by {}){}: malicious with p = {:.3} > {:.3}{}",
+        crate::flows::proto_name(f.proto),
+        f.src,
+        f.src_port,
+        f.dst,
+        f.dst_port,
+        flow.packets,
+        flow.bytes,
+        flow.duration_ns as f64 / 1e9,
+        flow.end,
+        process
+            .as_ref()
+            .map(|p| format!(
+                " of process {} ({})",
+                p.pid,
+                p.executable.as_deref().unwrap_or("executable unknown")
+            ))
+            .unwrap_or_default(),
+        d.score,
+        threshold,
+        features
+            .first()
+            .map(|e| format!("; raised most by {} = {} ({:+.1} σ from normal)", e.name, e.value, e.z))
+            .unwrap_or_default(),
+    );
+    let severity = if d.score > 0.99 {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    Alert {
+        summary,
+        process,
+        score: d.score,
+        threshold,
+        model: model.to_string(),
+        source: Some(Endpoint {
+            ip: f.src.clone(),
+            port: f.src_port,
+        }),
+        destination: Some(Endpoint {
+            ip: f.dst.clone(),
+            port: f.dst_port,
+        }),
+        flow: Some(flow),
+        features,
+        observed_ns: Some(f.last_ns),
+        ..Alert::new(
+            AlertModule::Network,
+            host,
+            format!("flow:{}->{}", f.src, f.dst),
+            severity,
+        )
+    }
+}

@@ -1,0 +1,162 @@
+//! Per-process decisions on syscall scores.
+//!
+//! A process's score is the mean window score over its last `horizon`
+//! windows: the same window-to-trace aggregation `daisi eval syscall`
+//! measures. It is decided when the process exits (over its whole life when
+//! that is shorter than the horizon, exactly as evaluated), and for a
+//! long-lived process each time a full horizon of new windows has passed.
+
+use crate::actors::syscall::buffer::Segment;
+use crate::messages::{Alert, AlertModule, ProcessFields, Severity, WindowFields};
+use crate::metrics::{Counter, Gauge};
+use crate::models::ModelMeta;
+use crate::syscalls::Vocabulary;
+use lru::LruCache;
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+
+/// Rolling state of one process.
+struct ProcScore {
+    comm: String,
+    exe: Option<String>,
+    recent: VecDeque<f32>,
+    sum: f64,
+    since_judged: usize,
+    /// The highest-scoring recent window's tokens, for evidence.
+    worst: Option<(f32, Vec<u32>)>,
+}
+
+/// The rolling scores of every tracked process (bounded: the least
+/// recently seen is forgotten first, counted).
+pub struct ProcessScores {
+    horizon: usize,
+    procs: LruCache<(String, u32), ProcScore>,
+    forgotten: Counter,
+    tracked: Gauge,
+}
+
+/// A process whose score is above the model's threshold.
+pub struct Anomalous {
+    pub host: String,
+    pub pid: u32,
+    pub score: f64,
+}
+
+impl ProcessScores {
+    pub fn new(horizon: usize, max_processes: usize, forgotten: Counter, tracked: Gauge) -> Self {
+        Self {
+            horizon,
+            procs: LruCache::new(NonZeroUsize::new(max_processes).unwrap_or(NonZeroUsize::MIN)),
+            forgotten,
+            tracked,
+        }
+    }
+
+    /// Adds one process's window scores (and their tokens, `window` per
+    /// score); judges it when it exited or a horizon passed, and builds the
+    /// alert when its score is above the threshold.
+    pub fn add(
+        &mut self,
+        seg: &Segment,
+        scores: &[f32],
+        tokens: &[u32],
+        window: usize,
+        model: &ModelMeta,
+        vocab: &Vocabulary,
+    ) -> Option<Alert> {
+        let key = (seg.host.clone(), seg.pid);
+        if !self.procs.contains(&key) {
+            let st = ProcScore {
+                comm: seg.comm.clone(),
+                exe: seg.exe.clone(),
+                recent: VecDeque::new(),
+                sum: 0.0,
+                since_judged: 0,
+                worst: None,
+            };
+            if self.procs.push(key.clone(), st).is_some() {
+                self.forgotten.inc();
+            }
+        }
+        let st = self.procs.get_mut(&key).expect("just inserted");
+        for (i, &s) in scores.iter().enumerate() {
+            st.recent.push_back(s);
+            st.sum += s as f64;
+            if st.recent.len() > self.horizon {
+                st.sum -= st.recent.pop_front().unwrap_or(0.0) as f64;
+            }
+            if st.worst.as_ref().is_none_or(|(ws, _)| s >= *ws) {
+                st.worst = Some((s, tokens[i * window..(i + 1) * window].to_vec()));
+            }
+        }
+        st.since_judged += scores.len();
+        let judge_now = seg.last || st.since_judged >= self.horizon;
+        let alert = if judge_now {
+            st.since_judged = 0;
+            judge(&key, st, model, vocab)
+        } else {
+            None
+        };
+        if seg.last {
+            self.procs.pop(&key);
+        }
+        self.tracked.set(self.procs.len() as u64);
+        alert
+    }
+}
+
+/// The alert for a process whose mean score is above the threshold.
+fn judge(
+    key: &(String, u32),
+    st: &ProcScore,
+    model: &ModelMeta,
+    vocab: &Vocabulary,
+) -> Option<Alert> {
+    if st.recent.is_empty() {
+        return None;
+    }
+    let score = st.sum / st.recent.len() as f64;
+    if score <= model.threshold {
+        return None;
+    }
+    let severity = if score > 3.0 * model.threshold.max(1e-9) {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    let window = st.worst.as_ref().map(|(s, w)| WindowFields {
+        calls: w.iter().map(|&t| vocab.token_name(t).to_string()).collect(),
+        score: *s as f64,
+        windows: st.recent.len() as u64,
+    });
+    let summary = format!(
+        "process {} ({}) pid {}: unusual system calls, mean score {score:.3} > {:.3} over {} windows{}",
+        st.comm,
+        st.exe.as_deref().unwrap_or("executable unknown"),
+        key.1,
+        model.threshold,
+        st.recent.len(),
+        window
+            .as_ref()
+            .map(|w| format!("; most unusual: {}", w.calls.join(" ")))
+            .unwrap_or_default()
+    );
+    Some(Alert {
+        summary,
+        process: Some(ProcessFields {
+            pid: key.1,
+            name: Some(st.comm.clone()),
+            executable: st.exe.clone(),
+        }),
+        score,
+        threshold: model.threshold,
+        model: format!("{} {}", model.name, model.version),
+        window,
+        ..Alert::new(
+            AlertModule::Syscall,
+            &key.0,
+            format!("pid:{}", key.1),
+            severity,
+        )
+    })
+}
