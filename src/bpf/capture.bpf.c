@@ -56,6 +56,14 @@ struct proc_event {
 	char comm[TASK_COMM_LEN];
 };
 
+// Never used: they make the compiler emit these types' BTF, from which
+// the skeleton generates the Rust definitions the reader parses with
+// (`capture::ebpf`), so the layout is defined here only.
+struct syscall_event _syscall_event_layout = {};
+struct proc_event _proc_event_layout = {};
+enum kind _kind_values = EV_SYSCALL;
+enum mode _mode_values = MODE_ALL;
+
 struct config {
 	__u32 mode;
 	__u32 self_tgid;

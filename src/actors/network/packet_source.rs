@@ -168,6 +168,9 @@ pub struct PacketSource {
     stopped: bool,
     /// Turns true once everything the reader produced was handed on.
     forwarding: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Packets read (`packet_source.packets`); a capture file resumes
+    /// after them when the actor restarts.
+    packets: crate::metrics::Counter,
 }
 
 impl PacketSource {
@@ -180,6 +183,7 @@ impl PacketSource {
     ) -> Self {
         Self {
             restarts: Restarts::new(Self::NAME, &node.metrics),
+            packets: node.metrics.counter("packet_source.packets"),
             cfg,
             node,
             out,
@@ -206,7 +210,7 @@ impl PacketSource {
         };
         let Some(mut reader) = reader else { return };
         let skip = match self.cfg.kind {
-            PacketSourceKind::File => self.node.metrics.get("packet_source.packets"),
+            PacketSourceKind::File => self.packets.get(),
             _ => 0,
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Packets>(4);
@@ -214,10 +218,10 @@ impl PacketSource {
         let m = self.node.metrics.clone();
         let (batch, flush_every) = (self.cfg.batch, self.cfg.flush_every);
         let file = self.cfg.kind == PacketSourceKind::File;
+        let packets = self.packets.clone();
         std::thread::Builder::new()
             .name("daisi-pcap".into())
             .spawn(move || {
-                let packets = m.counter("packet_source.packets");
                 let received = m.gauge("packet_source.kernel_received");
                 let dropped = m.gauge("packet_source.kernel_dropped");
                 let if_dropped = m.gauge("packet_source.interface_dropped");
@@ -398,10 +402,7 @@ impl Handler<Drain> for PacketSource {
         if !self.stopped {
             self.stopped = true;
             self.stop.store(true, Ordering::Relaxed);
-            tracing::info!(
-                packets = self.node.metrics.get("packet_source.packets"),
-                "packet capture stopped"
-            );
+            tracing::info!(packets = self.packets.get(), "packet capture stopped");
         }
         let done = self.forwarding.clone();
         Box::pin(

@@ -339,6 +339,9 @@ pub struct SyscallSource {
     stopped: bool,
     replaying: Option<SpawnHandle>,
     live: Option<Live>,
+    /// Traces handed on (`syscall_source.traces`); a replay resumes after
+    /// them when the actor restarts.
+    traces: crate::metrics::Counter,
 }
 
 impl SyscallSource {
@@ -359,6 +362,7 @@ impl SyscallSource {
         };
         Self {
             restarts: Restarts::new(Self::NAME, &node.metrics),
+            traces: node.metrics.counter("syscall_source.traces"),
             cfg,
             node,
             out,
@@ -402,7 +406,7 @@ impl SyscallSource {
         };
         let filter = self.cfg.filter.clone();
         // After a restart, resume after the traces already handed on.
-        let skip = self.node.metrics.get("syscall_source.traces") as usize;
+        let skip = self.traces.get() as usize;
         let max = self.cfg.max_traces;
         // File reading is blocking: a thread reads, a bounded channel hands
         // traces over, the actor pushes them downstream with backpressure.
@@ -434,7 +438,7 @@ impl SyscallSource {
         let out = self.out.clone();
         let m = self.node.metrics.clone();
         let (traces, events, bad, empty) = (
-            m.counter("syscall_source.traces"),
+            self.traces.clone(),
             m.counter("syscall_source.events"),
             m.counter("syscall_source.bad_tokens"),
             m.counter("syscall_source.empty_traces"),
@@ -563,7 +567,7 @@ impl Handler<Drain> for SyscallSource {
             if let Some(c) = self.live.as_mut().and_then(|l| l.capture.take()) {
                 c.stop(); // the channel closes once its last chunk is in
             }
-            let traces = self.node.metrics.get("syscall_source.traces");
+            let traces = self.traces.get();
             tracing::info!(traces, "syscall capture stopped");
         }
         let done = self.live.as_ref().map(|l| l.done.clone());
