@@ -149,6 +149,18 @@ pub trait Validate {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>);
 }
 
+/// Adds "must be at least 1" for each of `fields` (key, value) that is 0.
+pub fn at_least_one(path: &str, fields: &[(&str, usize)], errors: &mut Vec<ConfigError>) {
+    for (key, value) in fields {
+        if *value == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.{key}"),
+                "must be at least 1",
+            ));
+        }
+    }
+}
+
 /// The default-file layer: `$DAISI_DEFAULT_CONFIG`, else `config/default.toml`
 /// in the working directory when it exists.
 fn default_file() -> Option<PathBuf> {

@@ -293,8 +293,10 @@ fn process_storm_through_the_pipeline_frees_all_state() {
     );
 }
 
-/// `daisi record syscalls` writes per-process traces that `daisi train
-/// syscall` accepts.
+/// The README's path: `daisi record syscalls` writes per-process traces,
+/// `daisi train syscall` with its defaults (`lm`) learns them, and `daisi
+/// run` watching the same program live with that model raises no alert on
+/// its normal behaviour.
 #[test]
 fn record_then_train_on_the_recording() {
     if !root() {
@@ -325,15 +327,18 @@ fn record_then_train_on_the_recording() {
         "recorder did not attach"
     );
     std::thread::spawn(move || lines.for_each(drop));
-    for _ in 0..5 {
-        let mut p = spawn_blocked(&mut Command::new(&bin));
-        release(&mut p);
-        wait(&mut p);
-    }
+    let run_probes = |n: usize| {
+        for _ in 0..n {
+            let mut p = spawn_blocked(&mut Command::new(&bin));
+            release(&mut p);
+            wait(&mut p);
+        }
+    };
+    run_probes(10);
     let o = rec.wait_with_output().unwrap();
     assert!(o.status.success());
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("of 5 processes"),
+        String::from_utf8_lossy(&o.stdout).contains("of 10 processes"),
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
@@ -341,7 +346,7 @@ fn record_then_train_on_the_recording() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 10);
     // x86_64: getppid 110, getuid 102, getgid 104, geteuid 107, getegid 108, getpid 39.
     let text = std::fs::read_to_string(&files[0]).unwrap();
     assert!(text.starts_with("# daisi-trace v1 abi=x86_64"));
@@ -351,14 +356,39 @@ fn record_then_train_on_the_recording() {
 
     let model = dir.path().join("model");
     let t = Command::new(common::daisi_bin())
-        .args([
-            "train", "syscall", "--abi", "x86_64", "--window", "3", "--data",
-        ])
+        .args(["train", "syscall", "--abi", "x86_64", "--data"])
         .arg(&out)
         .arg("--out")
         .arg(&model)
         .output()
         .unwrap();
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
-    assert!(model.join("model.json").exists());
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
+    assert_eq!(meta["kind"], "lm", "lm is the default with libtorch");
+
+    let alerts = dir.path().join("alerts.jsonl");
+    let mut node = common::Daisi::spawn(
+        &format!(
+            "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\ncomms = [\"daisirec\"]\n\
+             [syscall_classifier]\nmodel = \"{}\"\n[alert]\nconsole = false\njsonl = \"{}\"\n",
+            model.display(),
+            alerts.display()
+        ),
+        &[],
+    );
+    node.wait_running();
+    run_probes(10);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(node.stop(Duration::from_secs(10)).success());
+    let log = node.log();
+    assert!(
+        common::drained_counter(&log, "syscall_buffer.events") >= 10 * 18,
+        "the probes were captured and scored: {log}"
+    );
+    let raised = common::read_alerts(&alerts);
+    assert!(
+        raised.is_empty(),
+        "the recorded program's normal behaviour raised alerts: {raised:#?}"
+    );
 }

@@ -14,7 +14,7 @@
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::supervision::Restarts;
-use crate::actors::runtime::{now_ns, on_start, Drain, NodeActor, NodeInfo};
+use crate::actors::runtime::{drained_when, now_ns, on_start, Drain, NodeActor, NodeInfo};
 use crate::actors::transport::subscription::{self, Receiving, Subscription};
 use crate::actors::transport::Publish;
 use crate::config::{ConfigError, Validate};
@@ -49,12 +49,7 @@ impl Default for CommandConfig {
 
 impl Validate for CommandConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        if self.remembered == 0 {
-            errors.push(ConfigError::new(
-                format!("{path}.remembered"),
-                "must be at least 1",
-            ));
-        }
+        crate::config::at_least_one(path, &[("remembered", self.remembered)], errors);
         self.mailbox.validate(&format!("{path}.mailbox"), errors);
     }
 }
@@ -261,14 +256,6 @@ impl Handler<Execute> for CommandExecutor {
 impl Handler<Drain> for CommandExecutor {
     type Result = ResponseActFuture<Self, ()>;
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
-        let receiving = self.receiving.take();
-        Box::pin(
-            async move {
-                if let Some(r) = receiving {
-                    r.drain().await;
-                }
-            }
-            .into_actor(self),
-        )
+        drained_when(Receiving::drain(self.receiving.take()))
     }
 }

@@ -87,17 +87,14 @@ impl Default for AlertConfig {
 
 impl Validate for AlertConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        for (k, v) in [
-            ("horizon", self.horizon),
-            ("max_processes", self.max_processes),
-        ] {
-            if v == 0 {
-                errors.push(ConfigError::new(
-                    format!("{path}.{k}"),
-                    "must be at least 1",
-                ));
-            }
-        }
+        crate::config::at_least_one(
+            path,
+            &[
+                ("horizon", self.horizon),
+                ("max_processes", self.max_processes),
+            ],
+            errors,
+        );
         if let Some(p) = &self.jsonl {
             let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
             if dir.is_some_and(|d| !d.is_dir()) {

@@ -15,7 +15,7 @@
 
 use crate::actors::runtime::mailbox::Edge;
 use crate::actors::runtime::supervision::{fail, Restarts};
-use crate::actors::runtime::{on_start, Drain, NodeActor, NodeInfo};
+use crate::actors::runtime::{drained_when, on_start, until_done, Drain, NodeActor, NodeInfo};
 use crate::capture::libpcap::{CaptureError, LiveOptions, Next, PacketReader};
 use crate::capture::packets::Skip;
 use crate::config::{ConfigError, Validate};
@@ -110,12 +110,7 @@ impl Validate for PacketSourceConfig {
                 "must be at least 64 (bytes of headers)",
             ));
         }
-        if self.batch == 0 {
-            errors.push(ConfigError::new(
-                format!("{path}.batch"),
-                "must be at least 1",
-            ));
-        }
+        crate::config::at_least_one(path, &[("batch", self.batch)], errors);
         if self.flush_every.is_zero() {
             errors.push(ConfigError::new(
                 format!("{path}.flush_every"),
@@ -405,14 +400,6 @@ impl Handler<Drain> for PacketSource {
             tracing::info!(packets = self.packets.get(), "packet capture stopped");
         }
         let done = self.forwarding.clone();
-        Box::pin(
-            async move {
-                if let Some(mut done) = done {
-                    // An error means the forwarder is gone: nothing more comes.
-                    let _ = done.wait_for(|d| *d).await;
-                }
-            }
-            .into_actor(self),
-        )
+        drained_when(until_done(done))
     }
 }

@@ -160,6 +160,26 @@ where
     AtomicResponse::new(Box::pin(handoff))
 }
 
+/// A drain reply that waits for `done` while the actor keeps handling its
+/// mailbox and its own futures: for actors whose hand-off runs in their own
+/// context (capture readers) or comes back through their mailbox (NATS
+/// subscriptions), which an atomic reply would block.
+pub fn drained_when<A, F>(done: F) -> ResponseActFuture<A, ()>
+where
+    A: Actor<Context = Context<A>>,
+    F: Future<Output = ()> + 'static,
+{
+    Box::pin(actix::fut::wrap_future(done))
+}
+
+/// Resolves once `done` turns true (or its sender is gone: nothing more
+/// comes); at once for `None`.
+pub async fn until_done(done: Option<tokio::sync::watch::Receiver<bool>>) {
+    if let Some(mut done) = done {
+        let _ = done.wait_for(|d| *d).await;
+    }
+}
+
 /// A drain reply for an actor that holds nothing between messages.
 pub fn drained<A>() -> DrainReply<A>
 where

@@ -54,17 +54,14 @@ impl Default for SyscallBatcherConfig {
 
 impl Validate for SyscallBatcherConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        for (k, v) in [
-            ("max_events", self.max_events),
-            ("max_processes", self.max_processes),
-        ] {
-            if v == 0 {
-                errors.push(ConfigError::new(
-                    format!("{path}.{k}"),
-                    "must be at least 1",
-                ));
-            }
-        }
+        crate::config::at_least_one(
+            path,
+            &[
+                ("max_events", self.max_events),
+                ("max_processes", self.max_processes),
+            ],
+            errors,
+        );
         if self.max_wait.is_zero() {
             errors.push(ConfigError::new(
                 format!("{path}.max_wait"),

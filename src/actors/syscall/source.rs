@@ -14,7 +14,7 @@
 
 use crate::actors::runtime::mailbox::Edge;
 use crate::actors::runtime::supervision::Restarts;
-use crate::actors::runtime::{on_start, Drain, NodeActor, NodeInfo};
+use crate::actors::runtime::{drained_when, on_start, until_done, Drain, NodeActor, NodeInfo};
 use crate::capture::ebpf::{Capture, CaptureError, CaptureEvent, Chunk, Targets};
 use crate::config::{ConfigError, Validate};
 use crate::messages::{SyscallAbi, SyscallEvent};
@@ -148,12 +148,7 @@ impl Validate for SyscallSourceConfig {
                 ));
             }
         }
-        if self.chunk == 0 {
-            errors.push(ConfigError::new(
-                format!("{path}.chunk"),
-                "must be at least 1",
-            ));
-        }
+        crate::config::at_least_one(path, &[("chunk", self.chunk)], errors);
         if !(self.traces_per_second >= 0.0 && self.traces_per_second.is_finite()) {
             errors.push(ConfigError::new(
                 format!("{path}.traces_per_second"),
@@ -571,14 +566,6 @@ impl Handler<Drain> for SyscallSource {
             tracing::info!(traces, "syscall capture stopped");
         }
         let done = self.live.as_ref().map(|l| l.done.clone());
-        Box::pin(
-            async move {
-                if let Some(mut done) = done {
-                    // An error means the reader is gone: nothing more comes.
-                    let _ = done.wait_for(|d| *d).await;
-                }
-            }
-            .into_actor(self),
-        )
+        drained_when(until_done(done))
     }
 }

@@ -7,7 +7,7 @@ use super::Deliver;
 use crate::actors::runtime::heartbeat::HeartbeatSeen;
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::supervision::Restarts;
-use crate::actors::runtime::{on_start, Drain, NodeActor, NodeInfo};
+use crate::actors::runtime::{drained_when, on_start, Drain, NodeActor, NodeInfo};
 use crate::actors::syscall::buffer::ScoreBatch;
 use crate::config::{ConfigError, Validate};
 use crate::messages::Payload;
@@ -41,18 +41,14 @@ impl Default for InboundConfig {
 
 impl Validate for InboundConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        if self.dedup_window == 0 {
-            errors.push(ConfigError::new(
-                format!("{path}.dedup_window"),
-                "must be at least 1",
-            ));
-        }
-        if self.max_senders == 0 {
-            errors.push(ConfigError::new(
-                format!("{path}.max_senders"),
-                "must be at least 1",
-            ));
-        }
+        crate::config::at_least_one(
+            path,
+            &[
+                ("dedup_window", self.dedup_window),
+                ("max_senders", self.max_senders),
+            ],
+            errors,
+        );
         self.mailbox.validate(&format!("{path}.mailbox"), errors);
     }
 }
@@ -271,15 +267,7 @@ impl Handler<Deliver> for Inbound {
 impl Handler<Drain> for Inbound {
     type Result = ResponseActFuture<Self, ()>;
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
-        let receiving = self.receiving.take();
-        Box::pin(
-            async move {
-                if let Some(r) = receiving {
-                    r.drain().await;
-                }
-            }
-            .into_actor(self),
-        )
+        drained_when(Receiving::drain(self.receiving.take()))
     }
 }
 

@@ -48,18 +48,14 @@ impl Default for OutboundConfig {
 
 impl Validate for OutboundConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        if self.buffer == 0 {
-            errors.push(ConfigError::new(
-                format!("{path}.buffer"),
-                "must be at least 1",
-            ));
-        }
-        if self.confirm_every == 0 {
-            errors.push(ConfigError::new(
-                format!("{path}.confirm_every"),
-                "must be at least 1",
-            ));
-        }
+        crate::config::at_least_one(
+            path,
+            &[
+                ("buffer", self.buffer),
+                ("confirm_every", self.confirm_every),
+            ],
+            errors,
+        );
         if self.confirm_timeout.is_zero() {
             errors.push(ConfigError::new(
                 format!("{path}.confirm_timeout"),

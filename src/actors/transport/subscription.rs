@@ -135,10 +135,12 @@ pub struct Receiving {
 
 impl Receiving {
     /// Stops taking new messages; resolves once every message the client
-    /// already held was handed on.
-    pub async fn drain(self) {
-        let _ = self.client.drain().await;
-        let _ = self.task.await;
+    /// already held was handed on (at once for `None`).
+    pub async fn drain(this: Option<Receiving>) {
+        if let Some(r) = this {
+            let _ = r.client.drain().await;
+            let _ = r.task.await;
+        }
     }
 }
 

@@ -52,12 +52,6 @@ impl Backlog {
         }
     }
 
-    /// The sink is taking an alert (counted before it is queued, so its
-    /// delivery can never be counted first).
-    pub fn taken(&self) {
-        self.queued.inc();
-    }
-
     /// An alert taken earlier was delivered.
     pub fn delivered(&self) {
         self.queued.dec();
@@ -66,10 +60,17 @@ impl Backlog {
         }
     }
 
-    /// The alert being taken did not fit the queue: counted as dropped.
-    pub fn refused(&self) {
+    /// Takes an alert through `try_queue` (true when it fit): counted
+    /// before it is queued, so its delivery can never be counted first; a
+    /// full queue counts it as dropped here (the other sinks have it).
+    pub fn take(&self, try_queue: impl FnOnce() -> bool) -> Result<(), SinkError> {
+        self.queued.inc();
+        if try_queue() {
+            return Ok(());
+        }
         self.dropped.inc();
         self.delivered();
+        Err(SinkError::Full(self.len()))
     }
 
     pub fn len(&self) -> u64 {

@@ -123,12 +123,7 @@ impl Sink for WebhookSink {
     /// Queues an alert; never waits. A full queue drops it here (counted in
     /// `alert.webhook.dropped`; the other sinks have it).
     fn send(&mut self, a: &Alert) -> Result<(), SinkError> {
-        self.backlog.taken();
-        if self.tx.try_send(a.clone()).is_err() {
-            self.backlog.refused();
-            return Err(SinkError::Full(self.backlog.len()));
-        }
-        Ok(())
+        self.backlog.take(|| self.tx.try_send(a.clone()).is_ok())
     }
     fn backlog(&self) -> Option<Backlog> {
         Some(self.backlog.clone())
