@@ -112,7 +112,7 @@ fn unreadable_config_file_is_a_config_error() {
 
 #[test]
 fn json_logs_are_structured() {
-    let Some(adfa) = common::adfa() else { return };
+    let adfa = common::replay_traces();
     let toml = format!(
         "[node]\nrole = \"both\"\nshutdown_deadline = \"5s\"\n[syscall_source]\nkind = \"replay\"\npath = \"{}\"\nfilter = \"Training_Data_Master/\"\nmax_traces = 3\n[alert]\nconsole = false\n",
         adfa.display()

@@ -31,7 +31,7 @@ async fn collector_done(hb: &Heartbeats, id: &str, traces: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batches_cross_and_counters_match_at_both_ends() {
-    let Some(adfa) = adfa() else { return };
+    let adfa = replay_traces();
     let nats = NatsServer::start(&[]);
     let c = client(&nats.url()).await;
     let hb = Heartbeats::watch(&c).await;
@@ -80,7 +80,7 @@ async fn batches_cross_and_counters_match_at_both_ends() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_compute_nodes_share_the_stream_without_loss_or_duplicates() {
-    let Some(adfa) = adfa() else { return };
+    let adfa = replay_traces();
     let nats = NatsServer::start(&[]);
     let c = client(&nats.url()).await;
     let hb = Heartbeats::watch(&c).await;
@@ -130,7 +130,7 @@ async fn two_compute_nodes_share_the_stream_without_loss_or_duplicates() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_restart_collector_reconnects_and_accounts_for_everything() {
-    let Some(adfa) = adfa() else { return };
+    let adfa = replay_traces();
     let mut nats = NatsServer::start(&[]);
     let c = client(&nats.url()).await;
     let hb = Heartbeats::watch(&c).await;
@@ -201,7 +201,7 @@ async fn broker_restart_collector_reconnects_and_accounts_for_everything() {
 /// the final counters still account for every message.
 #[tokio::test(flavor = "multi_thread")]
 async fn stopping_without_a_broker_exits_at_the_deadline_and_counts_the_unsent() {
-    let Some(adfa) = adfa() else { return };
+    let adfa = replay_traces();
     let mut nats = NatsServer::start(&[]);
     let c = client(&nats.url()).await;
     let hb = Heartbeats::watch(&c).await;
@@ -269,7 +269,7 @@ fn envelope(schema: u16, host: &str) -> Envelope {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_counted_and_the_node_keeps_running() {
-    let Some(adfa) = adfa() else { return };
+    let adfa = replay_traces();
     let nats = NatsServer::start(&[]);
     let c = client(&nats.url()).await;
     let hb = Heartbeats::watch(&c).await;
@@ -406,7 +406,7 @@ fn make_certs(dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batches_are_split_under_the_servers_max_payload() {
-    let Some(adfa) = adfa() else { return };
+    let adfa = replay_traces();
     let conf = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(conf.path(), "max_payload: 4096\n").unwrap();
     let nats = NatsServer::start(&["-c", conf.path().to_str().unwrap()]);
@@ -440,7 +440,7 @@ async fn batches_are_split_under_the_servers_max_payload() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn compute_warns_when_a_collector_goes_silent() {
-    let Some(adfa) = adfa() else { return };
+    let adfa = replay_traces();
     let nats = NatsServer::start(&[]);
     let c = client(&nats.url()).await;
     let hb = Heartbeats::watch(&c).await;
@@ -481,7 +481,7 @@ async fn secured_round_trip(
     bad: &[(&str, &str)],
     refusal: &str,
 ) {
-    let Some(adfa) = adfa() else { return };
+    let adfa = replay_traces();
     let hb = Heartbeats::watch(&c).await;
     let (cmp, col, rejected) = (
         format!("cmp-{tag}"),

@@ -50,7 +50,7 @@ async fn wait_until(what: &str, timeout: Duration, f: impl Fn() -> bool) {
 
 #[test]
 fn failed_actors_are_restarted_and_processing_goes_on() {
-    let Some(adfa) = common::adfa() else { return };
+    let adfa = common::replay_traces();
     let cfg = config(&replay_toml(
         &adfa,
         "Training_Data_Master/",
@@ -220,7 +220,7 @@ fn drop_policy_counts_every_drop() {
 
 #[test]
 fn tiny_mailboxes_slow_the_pipeline_down_without_losing_data() {
-    let Some(adfa) = common::adfa() else { return };
+    let adfa = common::replay_traces();
     let tiny = "[alert]\nconsole = false\n[alert.mailbox]\ncapacity = 1\n\
                 [syscall_batcher.mailbox]\ncapacity = 1\n[syscall_buffer]\nmax_batch = 64\n\
                 [syscall_buffer.mailbox]\ncapacity = 1\n[syscall_classifier.mailbox]\ncapacity = 1\n\

@@ -69,6 +69,65 @@ pub fn root(why: &str) -> bool {
     require(Prereq::Root, unsafe { libc::geteuid() } == 0, why)
 }
 
+/// Trace files the tests make themselves, in ADFA-LD's layout
+/// (`Training_Data_Master/` 900 traces, `Validation_Data_Master/` 300):
+/// i386 numbers of calls common in ADFA-LD, deterministic, 80 to 1,500
+/// calls each. For tests that need syscall traffic, not ADFA-LD's content
+/// (so they run without the dataset).
+pub fn replay_traces() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("replay-traces-v2");
+        let done = root.join("complete");
+        if done.exists() {
+            return root;
+        }
+        const CALLS: [u32; 24] = [
+            3, 4, 5, 6, 45, 54, 78, 91, 102, 114, 122, 125, 140, 142, 168, 174, 175, 192, 195, 197,
+            220, 221, 240, 265,
+        ];
+        // xorshift64: deterministic, no dependency.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let tmp = root.with_extension(format!("tmp{}", std::process::id()));
+        for (folder, n) in [
+            ("Training_Data_Master", 900),
+            ("Validation_Data_Master", 300),
+        ] {
+            let dir = tmp.join(folder);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let len = 80 + (next() % 1421) as usize;
+                // Runs of a few repeated patterns, as real programs have.
+                let mut calls = Vec::with_capacity(len);
+                while calls.len() < len {
+                    let start = (next() % CALLS.len() as u64) as usize;
+                    let width = 2 + (next() % 5) as usize;
+                    for _ in 0..1 + next() % 6 {
+                        calls.extend((0..width).map(|k| CALLS[(start + k) % CALLS.len()]));
+                    }
+                }
+                calls.truncate(len);
+                let text: Vec<String> = calls.iter().map(u32::to_string).collect();
+                std::fs::write(dir.join(format!("T-{i:04}.txt")), text.join(" ") + "\n").unwrap();
+            }
+        }
+        std::fs::write(tmp.join("complete"), "").unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+        // Another test binary may have finished first: either copy will do.
+        if std::fs::rename(&tmp, &root).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        root
+    })
+    .clone()
+}
+
 /// The ADFA-LD archive, or `None` (see [`require`]).
 pub fn adfa() -> Option<PathBuf> {
     let p = daisi::traces::shared_adfa_zip();
@@ -384,7 +443,7 @@ pub fn collector_toml(
     id: &str,
     host: &str,
     url: &str,
-    adfa: &Path,
+    replay: &Path,
     traces: usize,
     extra: &str,
 ) -> String {
@@ -402,13 +461,13 @@ interval = "200ms"
 silence_after = "2s"
 [syscall_source]
 kind = "replay"
-path = "{adfa}"
+path = "{replay}"
 filter = "Training_Data_Master/"
 abi = "i386"
 max_traces = {traces}
 {extra}
 "#,
-        adfa = adfa.display()
+        replay = replay.display()
     )
 }
 
