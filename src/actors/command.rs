@@ -17,7 +17,7 @@ use crate::actors::runtime::supervision::Restarts;
 use crate::actors::runtime::{drained_when, now_ns, on_start, Drain, NodeActor, NodeInfo};
 use crate::actors::transport::subscription::{self, Receiving, Subscription};
 use crate::actors::transport::Publish;
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::messages::{Command, Payload};
 use crate::metrics::Counter;
 use crate::nats::NatsError;
@@ -49,7 +49,7 @@ impl Default for CommandConfig {
 
 impl Validate for CommandConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        crate::config::at_least_one(path, &[("remembered", self.remembered)], errors);
+        crate::config::validate::at_least_one(path, &[("remembered", self.remembered)], errors);
         self.mailbox.validate(&format!("{path}.mailbox"), errors);
     }
 }

@@ -13,7 +13,7 @@
 //! collector of that host executes it with its own `[alert.response]`
 //! safeguards (see `actors::command`) and sends the outcome back.
 
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::messages::{Alert, AlertModule, ResponseFields, Severity};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;

@@ -31,8 +31,8 @@ use crate::actors::runtime::{now_ns, Drain, NodeInfo};
 use crate::actors::runtime::{on_start, NodeActor};
 use crate::actors::syscall::classifier::Scored;
 use crate::actors::transport::Publish;
-use crate::config::Role;
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
+use crate::messages::Role;
 use crate::messages::{Alert, AlertModule, Command, Payload};
 use crate::metrics::Counter;
 use actix::prelude::*;
@@ -87,7 +87,7 @@ impl Default for AlertConfig {
 
 impl Validate for AlertConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        crate::config::at_least_one(
+        crate::config::validate::at_least_one(
             path,
             &[
                 ("horizon", self.horizon),
@@ -461,7 +461,7 @@ mod tests {
         let node = NodeInfo {
             id: "n1".into(),
             host: "h".into(),
-            role: crate::config::Role::Both,
+            role: crate::messages::Role::Both,
             metrics: metrics.clone(),
             started: Instant::now(),
         };

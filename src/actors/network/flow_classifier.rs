@@ -9,7 +9,7 @@
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::supervision::{fail, Restarts};
 use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::messages::{FlowBatch, FlowRecord};
 use crate::metrics::Counter;
 use crate::models::network::{FeatureEvidence, FlowModel};

@@ -19,7 +19,7 @@ use crate::actors::runtime::{
 };
 use crate::actors::transport::Publish;
 use crate::capture::sockets::{Owner, SocketOwners};
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::flows::{flow_key, FinishedFlow, FlowLimits, FlowTable, Key, PacketMeta};
 use crate::messages::{FlowBatch, FlowRecord, Payload};
 use crate::metrics::{Counter, Gauge};

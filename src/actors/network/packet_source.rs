@@ -18,7 +18,7 @@ use crate::actors::runtime::supervision::{fail, Restarts};
 use crate::actors::runtime::{drained_when, on_start, until_done, Drain, NodeActor, NodeInfo};
 use crate::capture::libpcap::{CaptureError, LiveOptions, Next, PacketReader};
 use crate::capture::packets::Skip;
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::flows::PacketMeta;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -110,7 +110,7 @@ impl Validate for PacketSourceConfig {
                 "must be at least 64 (bytes of headers)",
             ));
         }
-        crate::config::at_least_one(path, &[("batch", self.batch)], errors);
+        crate::config::validate::at_least_one(path, &[("batch", self.batch)], errors);
         if self.flush_every.is_zero() {
             errors.push(ConfigError::new(
                 format!("{path}.flush_every"),

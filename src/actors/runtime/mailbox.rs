@@ -45,15 +45,15 @@ impl Default for MailboxConfig {
 }
 
 impl MailboxConfig {
-    pub fn validate(&self, path: &str, errors: &mut Vec<crate::config::ConfigError>) {
+    pub fn validate(&self, path: &str, errors: &mut Vec<crate::config::validate::ConfigError>) {
         if self.capacity == 0 {
-            errors.push(crate::config::ConfigError::new(
+            errors.push(crate::config::validate::ConfigError::new(
                 format!("{path}.capacity"),
                 "must be at least 1",
             ));
         }
         if self.overflow == Overflow::DropOldest {
-            errors.push(crate::config::ConfigError::new(
+            errors.push(crate::config::validate::ConfigError::new(
                 format!("{path}.overflow"),
                 "drop_oldest is not available for actor mailboxes; use block or drop_newest",
             ));

@@ -33,7 +33,8 @@ pub mod heartbeat;
 pub mod mailbox;
 pub mod supervision;
 
-use crate::config::{Config, Role};
+use crate::config::Config;
+use crate::messages::Role;
 use crate::metrics::Metrics;
 use actix::prelude::*;
 use std::future::Future;

@@ -13,7 +13,7 @@ use crate::actors::runtime::{drained_after, on_start, DrainReply, NodeActor};
 use crate::actors::runtime::{Drain, NodeInfo};
 use crate::actors::syscall::source::ProcessCalls;
 use crate::actors::transport::Publish;
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::messages::{Payload, SyscallAbi, SyscallBatch, SyscallEvent};
 use crate::metrics::Counter;
 use actix::prelude::*;
@@ -54,7 +54,7 @@ impl Default for SyscallBatcherConfig {
 
 impl Validate for SyscallBatcherConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        crate::config::at_least_one(
+        crate::config::validate::at_least_one(
             path,
             &[
                 ("max_events", self.max_events),
@@ -314,7 +314,7 @@ mod tests {
         let node = NodeInfo {
             id: "n".into(),
             host: "h".into(),
-            role: crate::config::Role::Both,
+            role: crate::messages::Role::Both,
             metrics: Default::default(),
             started: Instant::now(),
         };

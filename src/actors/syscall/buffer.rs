@@ -10,7 +10,7 @@
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::supervision::{fail, Restarts};
 use crate::actors::runtime::{drained_after, on_start, Drain, DrainReply, NodeActor, NodeInfo};
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::messages::SyscallBatch;
 use crate::metrics::Counter;
 use crate::syscalls::{Vocabulary, OOV};

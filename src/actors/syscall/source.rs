@@ -16,7 +16,7 @@ use crate::actors::runtime::mailbox::Edge;
 use crate::actors::runtime::supervision::Restarts;
 use crate::actors::runtime::{drained_when, on_start, until_done, Drain, NodeActor, NodeInfo};
 use crate::capture::ebpf::{Capture, CaptureError, CaptureEvent, Chunk, Targets};
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::messages::{SyscallAbi, SyscallEvent};
 use crate::traces::{for_each_trace, Trace};
 use actix::prelude::*;
@@ -148,7 +148,7 @@ impl Validate for SyscallSourceConfig {
                 ));
             }
         }
-        crate::config::at_least_one(path, &[("chunk", self.chunk)], errors);
+        crate::config::validate::at_least_one(path, &[("chunk", self.chunk)], errors);
         if !(self.traces_per_second >= 0.0 && self.traces_per_second.is_finite()) {
             errors.push(ConfigError::new(
                 format!("{path}.traces_per_second"),

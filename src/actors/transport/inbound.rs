@@ -9,7 +9,7 @@ use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::supervision::Restarts;
 use crate::actors::runtime::{drained_when, on_start, Drain, NodeActor, NodeInfo};
 use crate::actors::syscall::buffer::ScoreBatch;
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::messages::Payload;
 use crate::messages::PayloadKind;
 use crate::metrics::Counter;
@@ -41,7 +41,7 @@ impl Default for InboundConfig {
 
 impl Validate for InboundConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        crate::config::at_least_one(
+        crate::config::validate::at_least_one(
             path,
             &[
                 ("dedup_window", self.dedup_window),

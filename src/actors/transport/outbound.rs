@@ -6,7 +6,7 @@ use super::{Deliver, Publish};
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig, Overflow};
 use crate::actors::runtime::supervision::Restarts;
 use crate::actors::runtime::{drained, now_ns, on_start, Drain, DrainReply, NodeActor, NodeInfo};
-use crate::config::{ConfigError, Validate};
+use crate::config::validate::{ConfigError, Validate};
 use crate::messages::{Envelope, Payload, SCHEMA_VERSION};
 use crate::metrics::Counter;
 use crate::nats::{subject, NatsError};
@@ -48,7 +48,7 @@ impl Default for OutboundConfig {
 
 impl Validate for OutboundConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        crate::config::at_least_one(
+        crate::config::validate::at_least_one(
             path,
             &[
                 ("buffer", self.buffer),

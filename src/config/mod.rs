@@ -28,6 +28,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::messages::Role;
+pub use validate::{at_least_one, ConfigError, Validate};
+
+pub mod validate;
 
 /// `[node]`: identity, role and shutdown.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -104,32 +107,6 @@ pub struct Config {
     pub command: CommandConfig,
 }
 
-/// One problem in the configuration, with the key it concerns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    pub key: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
-        }
-    }
-}
-
 /// Every problem found, reported together.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
@@ -141,23 +118,6 @@ impl fmt::Display for ConfigErrors {
             writeln!(f, "  - {e}")?;
         }
         Ok(())
-    }
-}
-
-/// A section checks its own values; `path` is its key prefix.
-pub trait Validate {
-    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>);
-}
-
-/// Adds "must be at least 1" for each of `fields` (key, value) that is 0.
-pub fn at_least_one(path: &str, fields: &[(&str, usize)], errors: &mut Vec<ConfigError>) {
-    for (key, value) in fields {
-        if *value == 0 {
-            errors.push(ConfigError::new(
-                format!("{path}.{key}"),
-                "must be at least 1",
-            ));
-        }
     }
 }
 
