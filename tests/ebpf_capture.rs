@@ -192,6 +192,78 @@ fn children_of_a_watched_process_are_watched() {
     assert!(contains_sequence(&names_of(&events, child), 3));
 }
 
+/// A child forked without exec (gone before anyone could read `/proc`)
+/// is named after its parent, never "?": the fork event carries the
+/// parent, whose identity the child inherits until it execs.
+#[test]
+fn a_forked_child_without_exec_is_named_after_its_parent() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("fork.c");
+    std::fs::write(
+        &src,
+        r#"#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+int main(void) {
+    char c;
+    if (read(0, &c, 1) != 1) return 2;
+    pid_t p = fork();
+    if (p == 0) {
+        for (int i = 0; i < 3; i++) {
+            syscall(SYS_getppid); syscall(SYS_getuid); syscall(SYS_getgid);
+            syscall(SYS_geteuid); syscall(SYS_getegid); syscall(SYS_getpid);
+        }
+        _exit(0);
+    }
+    waitpid(p, 0, 0);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let bin = dir.path().join("forkprobe");
+    assert!(Command::new("cc")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success());
+    let mut parent = spawn_blocked(&mut Command::new(&bin));
+    let pp = parent.id();
+    let (events, _) = capture(
+        Targets {
+            pids: vec![pp],
+            ..Default::default()
+        },
+        || {
+            release(&mut parent);
+            wait(&mut parent);
+        },
+    );
+    let child = events
+        .iter()
+        .find_map(|e| match e {
+            CaptureEvent::Fork { pid, parent, .. } if *parent == pp => Some(*pid),
+            _ => None,
+        })
+        .expect("the fork is captured with its parent");
+    assert!(contains_sequence(&names_of(&events, child), 3));
+    let mut names = daisi::actors::syscall::source::ProcNames::new(64);
+    let calls = daisi::actors::syscall::source::group(events, &mut names);
+    let of_child: Vec<_> = calls.iter().filter(|c| c.pid == child).collect();
+    assert!(!of_child.is_empty());
+    // Grouped after both exited (so `/proc` has nothing): the name comes
+    // from the fork event alone.
+    for c in of_child {
+        assert_eq!(c.comm, "forkprobe", "{c:?}");
+    }
+}
+
 #[test]
 fn processes_are_found_by_name_at_exec() {
     if !root() {

@@ -28,7 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define WAKEUP_BYTES (256 * 1024)
 
 enum mode { MODE_ALL = 0, MODE_FILTERED = 1 };
-enum kind { EV_SYSCALL = 0, EV_EXEC = 1, EV_EXIT = 2 };
+enum kind { EV_SYSCALL = 0, EV_EXEC = 1, EV_EXIT = 2, EV_FORK = 3 };
 
 // Kernel types, only the fields used; CO-RE relocates them against the
 // running kernel's BTF at load time.
@@ -46,12 +46,14 @@ struct syscall_event {
 	__u64 ts;
 };
 
-// Exec and exit (with the new comm for exec).
+// Fork, exec and exit, with the comm (a forked child's is its parent's;
+// exec's is the new program's). `ppid` is the parent's tgid for a fork, 0
+// otherwise; for a fork, `tgid` is the child's.
 struct proc_event {
 	__u32 kind;
 	__u32 tgid;
 	__u32 tid;
-	__u32 pad;
+	__u32 ppid;
 	__u64 ts;
 	char comm[TASK_COMM_LEN];
 };
@@ -191,7 +193,7 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-static __always_inline void proc_event(__u32 kind, __u32 tgid, __u32 tid)
+static __always_inline void proc_event(__u32 kind, __u32 tgid, __u32 tid, __u32 ppid)
 {
 	struct proc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -201,7 +203,7 @@ static __always_inline void proc_event(__u32 kind, __u32 tgid, __u32 tid)
 	e->kind = kind;
 	e->tgid = tgid;
 	e->tid = tid;
-	e->pad = 0;
+	e->ppid = ppid;
 	e->ts = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	// Process events are rare: wake user space at once.
@@ -209,19 +211,24 @@ static __always_inline void proc_event(__u32 kind, __u32 tgid, __u32 tid)
 	count(1);
 }
 
-// A watched process's children are watched too.
+// A watched process's children are watched too, and user space learns of
+// each new process (not thread) with its parent. Runs in the parent.
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct config *c = get_cfg();
-	if (!c || c->mode == MODE_ALL)
+	if (!c)
 		return 0;
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (ptgid == ctgid || ptgid == c->self_tgid)
 		return 0;
-	if (tgid_watched(ptgid))
+	if (c->mode != MODE_ALL) {
+		if (!tgid_watched(ptgid))
+			return 0;
 		set_watched(ctgid, 1);
+	}
+	proc_event(EV_FORK, ctgid, BPF_CORE_READ(child, pid), ptgid);
 	return 0;
 }
 
@@ -242,7 +249,7 @@ int BPF_PROG(on_exec)
 			set_watched(tgid, 1);
 	}
 	if (is_watched(c, tgid))
-		proc_event(EV_EXEC, tgid, (__u32)id);
+		proc_event(EV_EXEC, tgid, (__u32)id, 0);
 	return 0;
 }
 
@@ -258,7 +265,7 @@ int BPF_PROG(on_exit)
 	if (tgid != (__u32)id)
 		return 0;
 	if (is_watched(c, tgid))
-		proc_event(EV_EXIT, tgid, (__u32)id);
+		proc_event(EV_EXIT, tgid, (__u32)id, 0);
 	set_watched(tgid, 0);
 	return 0;
 }

@@ -44,6 +44,14 @@ pub enum CaptureEvent {
         pid: u32,
         ts_ns: u64,
     },
+    /// A new process (not a thread): `pid` is the child's, `comm` the name
+    /// it inherited from `parent`.
+    Fork {
+        pid: u32,
+        parent: u32,
+        ts_ns: u64,
+        comm: String,
+    },
 }
 
 /// Which processes to watch.
@@ -116,6 +124,17 @@ fn bytes_of<T: Copy>(r: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
 }
 
+/// The kernel's NUL-terminated comm, as text (invalid UTF-8 replaced).
+fn comm_of(e: &ProcRecord) -> String {
+    let bytes: Vec<u8> = e
+        .comm
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&c| c != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// Parses one ring-buffer record (the kernel event layout ends here: what
 /// leaves is a [`CaptureEvent`]). Short or unknown records are `None`.
 pub fn parse(b: &[u8]) -> Option<CaptureEvent> {
@@ -130,17 +149,20 @@ pub fn parse(b: &[u8]) -> Option<CaptureEvent> {
         }),
         Kind::EV_EXEC => {
             let e: ProcRecord = record(b)?;
-            let comm: Vec<u8> = e
-                .comm
-                .iter()
-                .map(|&c| c as u8)
-                .take_while(|&c| c != 0)
-                .collect();
             Some(CaptureEvent::Exec {
                 pid: e.tgid,
                 tid: e.tid,
                 ts_ns: e.ts,
-                comm: String::from_utf8_lossy(&comm).into_owned(),
+                comm: comm_of(&e),
+            })
+        }
+        Kind::EV_FORK => {
+            let e: ProcRecord = record(b)?;
+            Some(CaptureEvent::Fork {
+                pid: e.tgid,
+                parent: e.ppid,
+                ts_ns: e.ts,
+                comm: comm_of(&e),
             })
         }
         Kind::EV_EXIT => Some(CaptureEvent::Exit {

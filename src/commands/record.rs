@@ -86,7 +86,7 @@ impl Writer {
                     *col += 1;
                     n += 1;
                 }
-                CaptureEvent::Exec { pid, comm, .. } => {
+                CaptureEvent::Exec { pid, comm, .. } | CaptureEvent::Fork { pid, comm, .. } => {
                     self.comms.insert(pid, comm);
                 }
                 CaptureEvent::Exit { pid, .. } => {

@@ -198,7 +198,9 @@ struct Live {
     done: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Names of live processes: from exec events, else read once from /proc.
+/// Names of live processes: from exec events; a forked child inherits its
+/// parent's until it execs (a short-lived child may be gone from `/proc`
+/// before anyone looks); else read once from `/proc`.
 pub struct ProcNames {
     known: LruCache<u32, (String, Option<String>)>,
 }
@@ -221,6 +223,16 @@ impl ProcNames {
 
     fn exec(&mut self, pid: u32, comm: String) {
         self.known.put(pid, (comm, crate::procfs::exe(pid)));
+    }
+
+    /// A new process: its parent's identity (the kernel's comm of the
+    /// fork, the parent's executable) until it execs.
+    fn fork(&mut self, pid: u32, parent: u32, comm: String) {
+        let exe = match self.known.get(&parent) {
+            Some((_, exe)) => exe.clone(),
+            None => crate::procfs::exe(parent).or_else(|| crate::procfs::exe(pid)),
+        };
+        self.known.put(pid, (comm, exe));
     }
 
     fn exit(&mut self, pid: u32) {
@@ -261,6 +273,9 @@ pub fn group(chunk: Chunk, names: &mut ProcNames) -> Vec<ProcessCalls> {
                 open.remove(&pid);
                 names.exec(pid, comm);
             }
+            CaptureEvent::Fork {
+                pid, parent, comm, ..
+            } => names.fork(pid, parent, comm),
             CaptureEvent::Exit { pid, .. } => {
                 match open.remove(&pid) {
                     Some(i) => out[i].exited = true,
