@@ -231,6 +231,10 @@ pub struct SyscallBatch {
     /// True when the process has exited and this is its last batch.
     #[serde(default)]
     pub last: bool,
+    /// The process, then its parent, grandparent... as far as the collector
+    /// knows them (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<ProcessInfo>,
 }
 
 impl SyscallBatch {
@@ -385,6 +389,29 @@ pub struct Command {
     pub alert: Alert,
 }
 
+/// What the collector knows of a process: who it is, what it runs, who
+/// started it. Arguments are redacted on the collector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// Kernel name (`comm`).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    /// Arguments, `argv[0]` first (bounded by the capture; redacted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// cgroup v2 id (a container, a service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<u64>,
+}
+
 /// What raised an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -417,7 +444,7 @@ impl std::fmt::Display for AlertModule {
 }
 
 /// The process an alert is about (ECS `process.*`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ProcessFields {
     pub pid: u32,
     /// Kernel name (`comm`), when known.
@@ -426,6 +453,63 @@ pub struct ProcessFields {
     /// Executable path, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executable: Option<String>,
+    /// Arguments, `argv[0]` first (redacted on the collector).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The process that started it (ECS `process.parent.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Box<ProcessFields>>,
+}
+
+impl ProcessFields {
+    /// From what the collector knew; the parent from the next in line.
+    pub fn from_lineage(lineage: &[ProcessInfo]) -> Option<ProcessFields> {
+        let (me, rest) = lineage.split_first()?;
+        Some(ProcessFields {
+            pid: me.pid,
+            name: Some(me.name.clone()),
+            executable: me.executable.clone(),
+            args: me.args.clone(),
+            parent: rest
+                .first()
+                .and_then(|p| ProcessFields::from_lineage(std::slice::from_ref(p)))
+                .map(Box::new),
+        })
+    }
+}
+
+impl ProcessFields {
+    /// One phrase for people: name, executable, pid, command line (cut at
+    /// 160 characters) and who started it.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "{} ({}) pid {}",
+            self.name.as_deref().unwrap_or("?"),
+            self.executable.as_deref().unwrap_or("executable unknown"),
+            self.pid
+        );
+        if !self.args.is_empty() {
+            let line = self.args.join(" ");
+            let cut: String = line.chars().take(160).collect();
+            let more = if cut.len() < line.len() { "…" } else { "" };
+            out.push_str(&format!(" `{cut}{more}`"));
+        }
+        if let Some(p) = &self.parent {
+            out.push_str(&format!(
+                ", started by {} ({}) pid {}",
+                p.name.as_deref().unwrap_or("?"),
+                p.executable.as_deref().unwrap_or("executable unknown"),
+                p.pid
+            ));
+        }
+        out
+    }
+}
+
+/// The user a process ran as (ECS `user.*`, `group.*`: ids as text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserFields {
+    pub id: String,
 }
 
 /// One end of a flow (ECS `source.*`, `destination.*`).
@@ -504,6 +588,9 @@ pub struct Alert {
     /// The process (syscall alerts; network alerts attributed to one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessFields>,
+    /// The user the process ran as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserFields>,
     pub score: f64,
     pub threshold: f64,
     pub model: String,
@@ -561,6 +648,7 @@ impl Alert {
             entity,
             summary: String::new(),
             process: None,
+            user: None,
             score: 0.0,
             threshold: 0.0,
             model: String::new(),
@@ -669,8 +757,7 @@ pub(crate) fn sample_alert() -> Alert {
         node_id: "c1".into(),
         process: Some(ProcessFields {
             pid: 42,
-            name: None,
-            executable: None,
+            ..Default::default()
         }),
         score: 2.0,
         threshold: 1.0,
@@ -706,6 +793,7 @@ mod tests {
                 })
                 .collect(),
             last: true,
+            lineage: vec![],
         }
     }
 

@@ -23,6 +23,47 @@ pub fn cgroup(pid: u32) -> std::io::Result<String> {
     std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
 }
 
+/// The process's arguments (`/proc/<pid>/cmdline`, NUL separated).
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(split_args(&raw))
+}
+
+/// Arguments as the kernel keeps them: NUL-separated, NUL-terminated
+/// (invalid UTF-8 replaced).
+pub fn split_args(raw: &[u8]) -> Vec<String> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// A process's parent and real user and group ids (`/proc/<pid>/status`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ids {
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub fn status_ids(pid: u32) -> Option<Ids> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    Some(Ids {
+        ppid: field("PPid:")?,
+        uid: field("Uid:")?,
+        gid: field("Gid:")?,
+    })
+}
+
 /// Every process id listed in `/proc`.
 pub fn pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -62,6 +103,14 @@ mod tests {
         );
         assert!(super::comm(me).is_some_and(|c| !c.is_empty() && c.len() <= 15));
         assert!(super::pids().contains(&me));
+        let ids = super::status_ids(me).unwrap();
+        // SAFETY: getuid/getppid have no preconditions.
+        assert_eq!(ids.uid, unsafe { libc::getuid() });
+        assert_eq!(ids.ppid, unsafe { libc::getppid() } as u32);
+        let args = super::cmdline(me).unwrap();
+        assert_eq!(args, std::env::args().collect::<Vec<_>>());
+        assert_eq!(super::split_args(b"sh\0-c\0id\0"), ["sh", "-c", "id"]);
+        assert!(super::split_args(b"").is_empty());
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         drop(l.local_addr());
         assert!(!super::socket_inodes(me).is_empty());

@@ -253,8 +253,13 @@ int main(void) {
         })
         .expect("the fork is captured with its parent");
     assert!(contains_sequence(&names_of(&events, child), 3));
-    let mut names = daisi::actors::syscall::source::ProcNames::new(64);
-    let calls = daisi::actors::syscall::source::group(events, &mut names);
+    let mut table = daisi::actors::syscall::processes::ProcessTable::new(
+        64,
+        4,
+        daisi::actors::syscall::processes::Redaction::default(),
+        &Metrics::new(),
+    );
+    let calls = daisi::actors::syscall::source::group(events, &mut table);
     let of_child: Vec<_> = calls.iter().filter(|c| c.pid == child).collect();
     assert!(!of_child.is_empty());
     // Grouped after both exited (so `/proc` has nothing): the name comes
@@ -262,6 +267,119 @@ int main(void) {
     for c in of_child {
         assert_eq!(c.comm, "forkprobe", "{c:?}");
     }
+}
+
+/// An exec record names the program, its arguments, its user and its
+/// parent; the collector's table redacts secrets in the arguments and
+/// gives each batch the process's lineage.
+#[test]
+fn exec_records_carry_the_program_its_arguments_and_its_parent() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = probe(dir.path(), "argprobe");
+    let mut pid = 0;
+    let (events, m) = capture(
+        Targets {
+            comms: vec!["argprobe".into()],
+            ..Default::default()
+        },
+        || {
+            let mut p = spawn_blocked(Command::new(&bin).args(["--password=hunter2", "plain"]));
+            pid = p.id();
+            release(&mut p);
+            wait(&mut p);
+        },
+    );
+    let exec = events
+        .iter()
+        .find(|e| matches!(e, CaptureEvent::Exec { pid: p, .. } if *p == pid))
+        .expect("the exec is captured");
+    let CaptureEvent::Exec {
+        path,
+        args,
+        args_cut,
+        ppid,
+        uid,
+        ..
+    } = exec
+    else {
+        unreachable!()
+    };
+    assert_eq!(path.as_deref(), bin.to_str());
+    assert_eq!(
+        args[1..],
+        ["--password=hunter2", "plain"],
+        "raw in the kernel record"
+    );
+    assert!(!args_cut);
+    assert_eq!(*ppid, std::process::id(), "the test started it");
+    assert_eq!(*uid, 0);
+
+    let mut table = daisi::actors::syscall::processes::ProcessTable::new(
+        64,
+        4,
+        daisi::actors::syscall::processes::Redaction::new(
+            &daisi::actors::syscall::source::SyscallSourceConfig::default().redact,
+        ),
+        &m,
+    );
+    let calls = daisi::actors::syscall::source::group(events, &mut table);
+    let mine = calls.iter().find(|c| c.pid == pid).expect("its calls");
+    let lineage = &mine.lineage;
+    assert_eq!(lineage[0].args[1..], ["--password=<redacted>", "plain"]);
+    assert_eq!(lineage[0].executable.as_deref(), bin.to_str());
+    assert_eq!(lineage[0].uid, Some(0));
+    assert_eq!(lineage[1].pid, std::process::id(), "its parent, from /proc");
+    assert_eq!(m.get("processes.args_redacted"), 1);
+}
+
+/// Alerts name the process with its arguments (redacted), its parent and
+/// its user. The threshold is forced to 0: what is tested is the naming.
+#[test]
+fn alerts_name_the_process_its_arguments_parent_and_user() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = probe(dir.path(), "nameprobe");
+    let alerts = dir.path().join("alerts.jsonl");
+    let mut node = common::Daisi::spawn(
+        &format!(
+            "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\ncomms = [\"nameprobe\"]\n\
+             [syscall_classifier]\nthreshold = 0.0\n[alert]\nconsole = false\njsonl = \"{}\"\n",
+            alerts.display()
+        ),
+        &[],
+    );
+    node.wait_running();
+    // `; true`: the shell forks the probe instead of exec-ing it last.
+    let script = format!("read line; {} --token secret-value x; true", bin.display());
+    let mut sh = spawn_blocked(Command::new("sh").args(["-c", &script]));
+    let shp = sh.id();
+    sh.stdin.as_mut().unwrap().write_all(b"go\nx\n").unwrap();
+    wait(&mut sh);
+    let a = common::wait_for_alert(
+        &alerts,
+        Duration::from_secs(15),
+        |a| a["process"]["name"] == "nameprobe",
+        "no alert for the probe",
+        || node.log(),
+    );
+    assert!(node.stop(Duration::from_secs(10)).success());
+    let p = &a["process"];
+    assert_eq!(p["executable"], bin.to_str().unwrap(), "{a}");
+    assert_eq!(p["args"][1], "--token", "{a}");
+    assert_eq!(p["args"][2], "<redacted>", "{a}");
+    assert_eq!(p["parent"]["pid"].as_u64(), Some(shp as u64), "{a}");
+    assert_eq!(p["parent"]["name"], "sh", "{a}");
+    assert_eq!(a["user"]["id"], "0", "{a}");
+    let summary = a["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("started by sh") && !summary.contains("secret-value"),
+        "{summary}"
+    );
 }
 
 #[test]

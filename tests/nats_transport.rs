@@ -263,6 +263,7 @@ fn envelope(schema: u16, host: &str) -> Envelope {
             context: vec![],
             events: vec![SyscallEvent { nr: 0, ts_ns: 0 }],
             last: true,
+            lineage: vec![],
         }),
     }
 }

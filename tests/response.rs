@@ -20,8 +20,7 @@ fn alert_about(host: &str, pid: u32) -> Alert {
         node_id: "compute-test".into(),
         process: Some(daisi::messages::ProcessFields {
             pid,
-            name: None,
-            executable: None,
+            ..Default::default()
         }),
         score: 9.0,
         threshold: 1.0,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // daisi syscall capture: one event per system call of a watched process,
-// plus exec and exit events, into a BPF ring buffer.
+// plus fork, exec (with the executable, arguments, user and cgroup) and exit
+// events, into a BPF ring buffer.
 //
 // Filtering happens here, in the kernel, so unwatched processes cost only
 // the hook itself:
@@ -25,6 +26,10 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define TASK_COMM_LEN 16
+// Bounded strings of an exec record: what is longer is cut, and the record
+// says how long it was (user space counts the cuts).
+#define EXEC_PATH_LEN 256
+#define EXEC_ARGS_LEN 512
 #define WAKEUP_BYTES (256 * 1024)
 
 enum mode { MODE_ALL = 0, MODE_FILTERED = 1 };
@@ -32,9 +37,20 @@ enum kind { EV_SYSCALL = 0, EV_EXEC = 1, EV_EXIT = 2, EV_FORK = 3 };
 
 // Kernel types, only the fields used; CO-RE relocates them against the
 // running kernel's BTF at load time.
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	int pid;
 	int tgid;
+	struct task_struct *real_parent;
+	struct mm_struct *mm;
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	const char *filename;
 } __attribute__((preserve_access_index));
 
 // One syscall (24 bytes: the hot path).
@@ -58,19 +74,40 @@ struct proc_event {
 	char comm[TASK_COMM_LEN];
 };
 
-// Never used: they make the compiler emit these types' BTF, from which
-// the skeleton generates the Rust definitions the reader parses with
-// (`capture::ebpf`), so the layout is defined here only.
-struct syscall_event _syscall_event_layout = {};
-struct proc_event _proc_event_layout = {};
-enum kind _kind_values = EV_SYSCALL;
-enum mode _mode_values = MODE_ALL;
+// Exec: the new program, who runs it, where, and its arguments (NUL
+// separated, as in the process's memory). Starts like `proc_event`.
+struct exec_event {
+	__u32 kind;
+	__u32 tgid;
+	__u32 tid;
+	__u32 ppid;
+	__u64 ts;
+	char comm[TASK_COMM_LEN];
+	__u32 uid;
+	__u32 gid;
+	__u64 cgroup;
+	__u32 path_len;  // bytes of `path` read, with the NUL; 0 when unreadable
+	__u32 args_len;  // bytes of `args` read
+	__u32 args_full; // bytes the arguments take (more than args_len: cut)
+	__u32 pad;
+	char path[EXEC_PATH_LEN];
+	char args[EXEC_ARGS_LEN];
+};
 
 struct config {
 	__u32 mode;
 	__u32 self_tgid;
 	__u32 has_cgroups; /* skip the cgroup lookup when none is watched */
 };
+
+// Never used: they make the compiler emit these types' BTF, from which
+// the skeleton generates the Rust definitions the reader parses with
+// (`capture::ebpf`), so the layout is defined here only.
+struct syscall_event _syscall_event_layout = {};
+struct proc_event _proc_event_layout = {};
+struct exec_event _exec_event_layout = {};
+enum kind _kind_values = EV_SYSCALL;
+enum mode _mode_values = MODE_ALL;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -232,8 +269,43 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+static __always_inline void exec_event(struct task_struct *p, struct linux_binprm *bprm,
+				       __u32 tgid, __u32 tid)
+{
+	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(0);
+		return;
+	}
+	e->kind = EV_EXEC;
+	e->tgid = tgid;
+	e->tid = tid;
+	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	e->ts = bpf_ktime_get_boot_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__u64 ug = bpf_get_current_uid_gid();
+	e->uid = (__u32)ug;
+	e->gid = ug >> 32;
+	e->cgroup = bpf_get_current_cgroup_id();
+	e->pad = 0;
+	long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename));
+	e->path_len = n > 0 ? n : 0;
+	unsigned long start = BPF_CORE_READ(p, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(p, mm, arg_end);
+	unsigned long full = end > start ? end - start : 0;
+	unsigned long len = full;
+	if (len > EXEC_ARGS_LEN)
+		len = EXEC_ARGS_LEN;
+	e->args_full = full;
+	e->args_len = 0;
+	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)start) == 0)
+		e->args_len = len;
+	bpf_ringbuf_submit(e, 0);
+	count(1);
+}
+
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(on_exec)
+int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
 	struct config *c = get_cfg();
 	if (!c)
@@ -249,7 +321,7 @@ int BPF_PROG(on_exec)
 			set_watched(tgid, 1);
 	}
 	if (is_watched(c, tgid))
-		proc_event(EV_EXEC, tgid, (__u32)id, 0);
+		exec_event(p, bprm, tgid, (__u32)id);
 	return 0;
 }
 

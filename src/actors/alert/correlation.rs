@@ -63,13 +63,16 @@ fn incident(pid: u32, sys: &Alert, net: &Alert) -> Alert {
         Severity::High | Severity::Critical => Severity::Critical,
     };
     let process = sys.process.clone().or(net.process.clone());
-    let exe = sys.exe().or(net.exe()).unwrap_or("executable unknown");
+    let who = process
+        .as_ref()
+        .map_or_else(|| format!("pid {pid}"), |p| p.describe());
     Alert {
         summary: format!(
-            "process {pid} ({exe}) has both unusual system calls ({}) and a malicious flow ({})",
+            "process {who} has both unusual system calls ({}) and a malicious flow ({})",
             sys.id, net.id
         ),
         process,
+        user: sys.user.clone().or(net.user.clone()),
         score: sys.score.max(net.score),
         model: format!("{} + {}", sys.model, net.model),
         window: sys.window.clone(),

@@ -479,6 +479,7 @@ mod tests {
             pid,
             name: None,
             executable: Some("/usr/bin/victim".into()),
+            ..Default::default()
         });
         a.model = format!("{module}-model");
         a

@@ -29,8 +29,8 @@ pub fn flow_alert(host: &str, d: &FlowDetection, threshold: f64, model: &str) ->
         .collect();
     let process = f.pid.map(|pid| ProcessFields {
         pid,
-        name: None,
         executable: f.exe.clone(),
+        ..Default::default()
     });
     let summary = format!(
         "{} flow {}:{} -> {}:{} ({} packets, {} bytes in {:.3} s, ended by {}){}: malicious with p = {:.3} > {:.3}{}",

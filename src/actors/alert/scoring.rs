@@ -7,7 +7,9 @@
 //! long-lived process each time a full horizon of new windows has passed.
 
 use crate::actors::syscall::buffer::Segment;
-use crate::messages::{Alert, AlertModule, ProcessFields, Severity, WindowFields};
+use crate::messages::{
+    Alert, AlertModule, ProcessFields, ProcessInfo, Severity, UserFields, WindowFields,
+};
 use crate::metrics::{Counter, Gauge};
 use crate::models::ModelMeta;
 use crate::syscalls::Vocabulary;
@@ -19,6 +21,8 @@ use std::num::NonZeroUsize;
 struct ProcScore {
     comm: String,
     exe: Option<String>,
+    /// The process and its ancestors (live capture), latest known.
+    lineage: Vec<ProcessInfo>,
     recent: VecDeque<f32>,
     sum: f64,
     since_judged: usize,
@@ -69,6 +73,7 @@ impl ProcessScores {
             let st = ProcScore {
                 comm: seg.comm.clone(),
                 exe: seg.exe.clone(),
+                lineage: Vec::new(),
                 recent: VecDeque::new(),
                 sum: 0.0,
                 since_judged: 0,
@@ -79,6 +84,9 @@ impl ProcessScores {
             }
         }
         let st = self.procs.get_mut(&key).expect("just inserted");
+        if !seg.lineage.is_empty() {
+            st.lineage = seg.lineage.clone();
+        }
         for (i, &s) in scores.iter().enumerate() {
             st.recent.push_back(s);
             st.sum += s as f64;
@@ -129,11 +137,22 @@ fn judge(
         score: *s as f64,
         windows: st.recent.len() as u64,
     });
+    let process = ProcessFields::from_lineage(&st.lineage).unwrap_or(ProcessFields {
+        pid: key.1,
+        name: Some(st.comm.clone()),
+        executable: st.exe.clone(),
+        ..Default::default()
+    });
+    let user = st
+        .lineage
+        .first()
+        .and_then(|p| p.uid)
+        .map(|uid| UserFields {
+            id: uid.to_string(),
+        });
     let summary = format!(
-        "process {} ({}) pid {}: unusual system calls, mean score {score:.3} > {:.3} over {} windows{}",
-        st.comm,
-        st.exe.as_deref().unwrap_or("executable unknown"),
-        key.1,
+        "process {}: unusual system calls, mean score {score:.3} > {:.3} over {} windows{}",
+        process.describe(),
         model.threshold,
         st.recent.len(),
         window
@@ -143,11 +162,8 @@ fn judge(
     );
     Some(Alert {
         summary,
-        process: Some(ProcessFields {
-            pid: key.1,
-            name: Some(st.comm.clone()),
-            executable: st.exe.clone(),
-        }),
+        process: Some(process),
+        user,
         score,
         threshold: model.threshold,
         model: format!("{} {}", model.name, model.version),

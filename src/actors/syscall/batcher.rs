@@ -75,6 +75,8 @@ impl Validate for SyscallBatcherConfig {
 struct ProcState {
     comm: String,
     exe: Option<String>,
+    /// The process and its ancestors, as of its latest message.
+    lineage: Vec<crate::messages::ProcessInfo>,
     abi: SyscallAbi,
     tid: u32,
     context: VecDeque<u32>,
@@ -131,6 +133,7 @@ impl SyscallBatcher {
             context,
             events,
             last,
+            lineage: st.lineage.clone(),
         }
     }
 
@@ -141,6 +144,7 @@ impl SyscallBatcher {
         let mut st = self.procs.pop(&pid).unwrap_or_else(|| ProcState {
             comm: String::new(),
             exe: None,
+            lineage: Vec::new(),
             abi: msg.abi,
             tid: msg.tid,
             context: VecDeque::new(),
@@ -150,6 +154,9 @@ impl SyscallBatcher {
         st.comm = msg.comm; // exec may have changed it
         if msg.exe.is_some() {
             st.exe = msg.exe;
+        }
+        if !msg.lineage.is_empty() {
+            st.lineage = msg.lineage;
         }
         if st.pending.is_empty() {
             st.since = Instant::now();
@@ -293,6 +300,7 @@ mod tests {
             comm: "t".into(),
             exe: None,
             abi: SyscallAbi::X86_64,
+            lineage: vec![],
             calls: nrs
                 .iter()
                 .map(|&nr| SyscallEvent { nr, ts_ns: 0 })

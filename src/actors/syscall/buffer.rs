@@ -76,6 +76,8 @@ pub struct Segment {
     pub pid: u32,
     pub comm: String,
     pub exe: Option<String>,
+    /// The process and its ancestors (live capture).
+    pub lineage: Vec<crate::messages::ProcessInfo>,
     /// Windows of this process in the batch (may be 0 for a final batch).
     pub windows: usize,
     /// The process exited after these windows.
@@ -286,6 +288,7 @@ impl Handler<ScoreBatch> for SyscallBuffer {
             pid: b.pid,
             comm: b.comm,
             exe: b.exe,
+            lineage: b.lineage,
             windows: n,
             last: b.last,
         });
@@ -320,6 +323,7 @@ mod tests {
             context: ctx.to_vec(),
             events: ev.iter().map(|&nr| SyscallEvent { nr, ts_ns: 0 }).collect(),
             last,
+            lineage: vec![],
         }
     }
 

@@ -5,4 +5,5 @@
 pub mod batcher;
 pub mod buffer;
 pub mod classifier;
+pub mod processes;
 pub mod source;

@@ -12,18 +12,17 @@
 //!   evaluation, demos and tests, through the same actors as live capture.
 //! - `none`: no syscall capture on this node.
 
+use super::processes::{Exec, ProcessTable, Redaction};
 use crate::actors::runtime::mailbox::Edge;
 use crate::actors::runtime::supervision::Restarts;
 use crate::actors::runtime::{drained_when, on_start, until_done, Drain, NodeActor, NodeInfo};
 use crate::capture::ebpf::{Capture, CaptureError, CaptureEvent, Chunk, Targets};
 use crate::config::validate::{ConfigError, Validate};
-use crate::messages::{SyscallAbi, SyscallEvent};
+use crate::messages::{ProcessInfo, SyscallAbi, SyscallEvent};
 use crate::traces::{for_each_trace, Trace};
 use actix::prelude::*;
-use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -74,6 +73,16 @@ pub struct SyscallSourceConfig {
     pub traces_per_second: f64,
     /// Calls per message handed to the batcher.
     pub chunk: usize,
+    /// ebpf: processes the collector's table remembers (name, executable,
+    /// arguments, user, parent), least recently seen forgotten first.
+    pub processes: usize,
+    /// ebpf: ancestors each batch names (parent, grandparent...).
+    pub ancestors: usize,
+    /// ebpf: arguments that hold secrets, rewritten to `<redacted>` before
+    /// they leave the host: `NAME=*` redacts the value of `NAME=...` (an
+    /// argument, or a URL query parameter); `NAME` redacts the argument
+    /// after it. A URL's `user:password@` password always is.
+    pub redact: Vec<String>,
 }
 
 impl Default for SyscallSourceConfig {
@@ -92,6 +101,24 @@ impl Default for SyscallSourceConfig {
             repeat: false,
             traces_per_second: 0.0,
             chunk: 512,
+            processes: 16_384,
+            ancestors: 4,
+            redact: [
+                "--password=*",
+                "--password",
+                "--passwd=*",
+                "--token=*",
+                "--token",
+                "--secret=*",
+                "--api-key=*",
+                "--access-key=*",
+                "password=*",
+                "token=*",
+                "access_token=*",
+                "api_key=*",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -148,7 +175,11 @@ impl Validate for SyscallSourceConfig {
                 ));
             }
         }
-        crate::config::validate::at_least_one(path, &[("chunk", self.chunk)], errors);
+        crate::config::validate::at_least_one(
+            path,
+            &[("chunk", self.chunk), ("processes", self.processes)],
+            errors,
+        );
         if !(self.traces_per_second >= 0.0 && self.traces_per_second.is_finite()) {
             errors.push(ConfigError::new(
                 format!("{path}.traces_per_second"),
@@ -168,6 +199,9 @@ pub struct ProcessCalls {
     pub comm: String,
     pub exe: Option<String>,
     pub abi: SyscallAbi,
+    /// The process and its ancestors, as the collector knows them (live
+    /// capture; empty for replay).
+    pub lineage: Vec<ProcessInfo>,
     pub calls: Vec<SyscallEvent>,
     /// The process has exited; no more calls follow.
     pub exited: bool,
@@ -198,51 +232,9 @@ struct Live {
     done: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Names of live processes: from exec events; a forked child inherits its
-/// parent's until it execs (a short-lived child may be gone from `/proc`
-/// before anyone looks); else read once from `/proc`.
-pub struct ProcNames {
-    known: LruCache<u32, (String, Option<String>)>,
-}
-
-impl ProcNames {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            known: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
-        }
-    }
-
-    fn get(&mut self, pid: u32) -> (String, Option<String>) {
-        self.known
-            .get_or_insert(pid, || {
-                let comm = crate::procfs::comm(pid).unwrap_or_else(|| "?".into());
-                (comm, crate::procfs::exe(pid))
-            })
-            .clone()
-    }
-
-    fn exec(&mut self, pid: u32, comm: String) {
-        self.known.put(pid, (comm, crate::procfs::exe(pid)));
-    }
-
-    /// A new process: its parent's identity (the kernel's comm of the
-    /// fork, the parent's executable) until it execs.
-    fn fork(&mut self, pid: u32, parent: u32, comm: String) {
-        let exe = match self.known.get(&parent) {
-            Some((_, exe)) => exe.clone(),
-            None => crate::procfs::exe(parent).or_else(|| crate::procfs::exe(pid)),
-        };
-        self.known.put(pid, (comm, exe));
-    }
-
-    fn exit(&mut self, pid: u32) {
-        self.known.pop(&pid);
-    }
-}
-
 /// Groups a chunk of kernel events into per-process messages, in order:
 /// each process's calls, then its exit.
-pub fn group(chunk: Chunk, names: &mut ProcNames) -> Vec<ProcessCalls> {
+pub fn group(chunk: Chunk, table: &mut ProcessTable) -> Vec<ProcessCalls> {
     let mut out: Vec<ProcessCalls> = Vec::new();
     let mut open: HashMap<u32, usize> = HashMap::new();
     for ev in chunk {
@@ -254,49 +246,62 @@ pub fn group(chunk: Chunk, names: &mut ProcNames) -> Vec<ProcessCalls> {
                 ts_ns,
             } => {
                 let i = *open.entry(pid).or_insert_with(|| {
-                    let (comm, exe) = names.get(pid);
-                    out.push(ProcessCalls {
-                        pid,
-                        tid,
-                        comm,
-                        exe,
-                        abi: SyscallAbi::X86_64,
-                        calls: Vec::new(),
-                        exited: false,
-                    });
+                    out.push(process_calls(table, pid, tid, false));
                     out.len() - 1
                 });
                 out[i].calls.push(SyscallEvent { nr, ts_ns });
             }
-            CaptureEvent::Exec { pid, comm, .. } => {
-                // Calls after the exec belong to the new program's name.
+            CaptureEvent::Exec {
+                pid,
+                comm,
+                ppid,
+                path,
+                args,
+                args_cut,
+                uid,
+                gid,
+                cgroup,
+                ..
+            } => {
+                // Calls after the exec belong to the new program.
                 open.remove(&pid);
-                names.exec(pid, comm);
+                table.exec(Exec {
+                    pid,
+                    ppid,
+                    comm,
+                    path,
+                    args,
+                    args_cut,
+                    uid,
+                    gid,
+                    cgroup,
+                });
             }
             CaptureEvent::Fork {
                 pid, parent, comm, ..
-            } => names.fork(pid, parent, comm),
-            CaptureEvent::Exit { pid, .. } => {
-                match open.remove(&pid) {
-                    Some(i) => out[i].exited = true,
-                    None => {
-                        let (comm, exe) = names.get(pid);
-                        out.push(ProcessCalls {
-                            pid,
-                            tid: pid,
-                            comm,
-                            exe,
-                            abi: SyscallAbi::X86_64,
-                            calls: Vec::new(),
-                            exited: true,
-                        });
-                    }
-                }
-                names.exit(pid);
-            }
+            } => table.fork(pid, parent, comm),
+            CaptureEvent::Exit { pid, .. } => match open.remove(&pid) {
+                Some(i) => out[i].exited = true,
+                None => out.push(process_calls(table, pid, pid, true)),
+            },
         }
     }
     out
+}
+
+/// A process's next message, named from the table.
+fn process_calls(table: &mut ProcessTable, pid: u32, tid: u32, exited: bool) -> ProcessCalls {
+    let lineage = table.lineage(pid);
+    ProcessCalls {
+        pid,
+        tid,
+        comm: lineage[0].name.clone(),
+        exe: lineage[0].executable.clone(),
+        abi: SyscallAbi::X86_64,
+        lineage,
+        calls: Vec::new(),
+        exited,
+    }
 }
 
 /// What a source needs that can fail to get: checked (and, for live
@@ -391,13 +396,18 @@ impl SyscallSource {
         let rx = live.rx.clone();
         let out = self.out.clone();
         let events = self.node.metrics.counter("syscall_source.events");
-        let mut names = ProcNames::new(65_536);
+        let mut table = ProcessTable::new(
+            self.cfg.processes,
+            self.cfg.ancestors,
+            Redaction::new(&self.cfg.redact),
+            &self.node.metrics,
+        );
         ctx.spawn(
             async move {
                 loop {
                     let chunk = rx.lock().await.recv().await;
                     let Some(chunk) = chunk else { break };
-                    for msg in group(chunk, &mut names) {
+                    for msg in group(chunk, &mut table) {
                         events.add(msg.calls.len() as u64);
                         if out.push(msg).await.is_err() {
                             return;
@@ -488,6 +498,7 @@ impl SyscallSource {
                         comm: comm.clone(),
                         exe: Some(t.name.clone()),
                         abi,
+                        lineage: Vec::new(),
                         calls,
                         exited: i + 1 == n_chunks,
                     };

@@ -1,0 +1,319 @@
+//! The collector's process table: who each watched process is (name,
+//! executable, arguments, user, cgroup) and who started it.
+//!
+//! Filled from the kernel's fork and exec records and, for a process first
+//! seen otherwise (running before capture started), from `/proc`. A child
+//! forked without exec inherits its parent's identity until it execs, so no
+//! process is ever unnamed. Bounded: the least recently seen entry goes
+//! first (`processes.evicted`). Exited processes stay until evicted, so a
+//! child still names a parent that has already gone.
+//!
+//! Arguments may hold secrets: [`Redaction`] rewrites them here, on the
+//! collector, before anything leaves the host.
+
+use crate::messages::ProcessInfo;
+use crate::metrics::{Counter, Metrics};
+use lru::LruCache;
+use std::num::NonZeroUsize;
+
+/// Rewrites the arguments that hold secrets. Patterns (configuration):
+///
+/// - `NAME=*`: the value of `NAME=...`, as an argument of its own
+///   (`--password=hunter2`) or as a URL query parameter
+///   (`https://h/p?token=abc`), becomes `<redacted>`;
+/// - `NAME` (no `=`): the argument after `NAME` (`--password hunter2`);
+///
+/// and always: the password of `scheme://user:password@host`.
+#[derive(Debug, Clone, Default)]
+pub struct Redaction {
+    values: Vec<String>,
+    next: Vec<String>,
+}
+
+/// What replaces a secret.
+pub const REDACTED: &str = "<redacted>";
+
+impl Redaction {
+    pub fn new(patterns: &[String]) -> Self {
+        let mut r = Redaction::default();
+        for p in patterns {
+            match p.strip_suffix('*') {
+                Some(value_of) if value_of.ends_with('=') => r.values.push(value_of.to_string()),
+                _ => r.next.push(p.clone()),
+            }
+        }
+        r
+    }
+
+    /// The arguments with every secret replaced; true when one was.
+    pub fn apply(&self, args: &mut [String]) -> bool {
+        let mut changed = false;
+        let mut hide_next = false;
+        for a in args.iter_mut() {
+            if std::mem::take(&mut hide_next) {
+                *a = REDACTED.to_string();
+                changed = true;
+                continue;
+            }
+            hide_next = self.next.iter().any(|n| a == n);
+            if let Some(r) = self.redact_values(a) {
+                *a = r;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    fn redact_values(&self, a: &str) -> Option<String> {
+        let mut out = url_password(a);
+        for name in &self.values {
+            let text = out.as_deref().unwrap_or(a);
+            let starts = text.starts_with(name.as_str());
+            let in_query = ["?", "&"]
+                .iter()
+                .find_map(|sep| text.find(&format!("{sep}{name}")).map(|i| i + 1));
+            let at = if starts { Some(0) } else { in_query };
+            if let Some(at) = at {
+                let value_start = at + name.len();
+                let value_end = text[value_start..]
+                    .find(['&', '#', ' '])
+                    .map_or(text.len(), |e| value_start + e);
+                if value_end > value_start {
+                    out = Some(format!(
+                        "{}{REDACTED}{}",
+                        &text[..value_start],
+                        &text[value_end..]
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `scheme://user:password@rest` with the password redacted.
+fn url_password(a: &str) -> Option<String> {
+    let scheme_end = a.find("://")? + 3;
+    let rest = &a[scheme_end..];
+    let at = rest.find('@')?;
+    let creds = &rest[..at];
+    if creds.contains('/') {
+        return None;
+    }
+    let colon = creds.find(':')?;
+    Some(format!(
+        "{}{}:{REDACTED}{}",
+        &a[..scheme_end],
+        &creds[..colon],
+        &rest[at..]
+    ))
+}
+
+/// An exec, as the kernel reported it.
+pub struct Exec {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    pub path: Option<String>,
+    pub args: Vec<String>,
+    pub args_cut: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup: u64,
+}
+
+/// The table (see the module documentation).
+pub struct ProcessTable {
+    known: LruCache<u32, ProcessInfo>,
+    redaction: Redaction,
+    ancestors: usize,
+    evicted: Counter,
+    args_cut: Counter,
+    redacted: Counter,
+}
+
+impl ProcessTable {
+    /// `capacity` processes; lineages of at most `ancestors` ancestors.
+    pub fn new(capacity: usize, ancestors: usize, redaction: Redaction, m: &Metrics) -> Self {
+        Self {
+            known: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+            redaction,
+            ancestors,
+            evicted: m.counter("processes.evicted"),
+            args_cut: m.counter("processes.args_cut"),
+            redacted: m.counter("processes.args_redacted"),
+        }
+    }
+
+    fn put(&mut self, info: ProcessInfo) {
+        if let Some((old, _)) = self.known.push(info.pid, info) {
+            // `push` hands back the entry it replaced too: only a different
+            // pid is an eviction.
+            if !self.known.contains(&old) {
+                self.evicted.inc();
+            }
+        }
+    }
+
+    fn redact(&self, args: &mut [String]) {
+        if self.redaction.apply(args) {
+            self.redacted.inc();
+        }
+    }
+
+    /// What `/proc` says of a process first seen by its system calls.
+    fn read_proc(&self, pid: u32) -> ProcessInfo {
+        let ids = crate::procfs::status_ids(pid);
+        let mut args = crate::procfs::cmdline(pid).unwrap_or_default();
+        self.redact(&mut args);
+        ProcessInfo {
+            pid,
+            ppid: ids.map(|i| i.ppid),
+            name: crate::procfs::comm(pid).unwrap_or_else(|| format!("pid {pid}")),
+            executable: crate::procfs::exe(pid),
+            args,
+            uid: ids.map(|i| i.uid),
+            gid: ids.map(|i| i.gid),
+            cgroup: None,
+        }
+    }
+
+    /// The process, learnt from `/proc` when not known yet.
+    pub fn get(&mut self, pid: u32) -> &ProcessInfo {
+        if !self.known.contains(&pid) {
+            let info = self.read_proc(pid);
+            self.put(info);
+        }
+        self.known.get(&pid).expect("just inserted")
+    }
+
+    /// A new program in `pid`: everything but the pid is new.
+    pub fn exec(&mut self, e: Exec) {
+        if e.args_cut {
+            self.args_cut.inc();
+        }
+        let mut args = e.args;
+        self.redact(&mut args);
+        self.put(ProcessInfo {
+            pid: e.pid,
+            ppid: Some(e.ppid).filter(|&p| p != 0),
+            name: e.comm,
+            executable: e.path.or_else(|| crate::procfs::exe(e.pid)),
+            args,
+            uid: Some(e.uid),
+            gid: Some(e.gid),
+            cgroup: Some(e.cgroup),
+        });
+    }
+
+    /// A new process: its parent's identity until it execs.
+    pub fn fork(&mut self, pid: u32, parent: u32, comm: String) {
+        let mut info = self.get(parent).clone();
+        info.pid = pid;
+        info.ppid = Some(parent);
+        info.name = comm;
+        self.put(info);
+    }
+
+    /// The process, then its parent, grandparent... (at most the table's
+    /// `ancestors`), as far as they are known or readable.
+    pub fn lineage(&mut self, pid: u32) -> Vec<ProcessInfo> {
+        let mut out = vec![self.get(pid).clone()];
+        while out.len() <= self.ancestors {
+            let Some(ppid) = out.last().and_then(|p| p.ppid).filter(|&p| p > 1) else {
+                break;
+            };
+            if out.iter().any(|p| p.pid == ppid) {
+                break; // a cycle from a reused pid: stop
+            }
+            out.push(self.get(ppid).clone());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn secrets_in_arguments_are_redacted() {
+        let r = Redaction::new(&["--password=*".into(), "--password".into(), "token=*".into()]);
+        let mut a = args(&[
+            "mysql",
+            "--password=hunter2",
+            "--password",
+            "hunter3",
+            "curl",
+            "https://api.example/v1?user=bob&token=abc123&x=1",
+            "postgres://app:s3cret@db:5432/app",
+            "--user=bob",
+        ]);
+        assert!(r.apply(&mut a));
+        assert_eq!(
+            a,
+            args(&[
+                "mysql",
+                "--password=<redacted>",
+                "--password",
+                "<redacted>",
+                "curl",
+                "https://api.example/v1?user=bob&token=<redacted>&x=1",
+                "postgres://app:<redacted>@db:5432/app",
+                "--user=bob",
+            ])
+        );
+        let mut clean = args(&["ls", "-l", "/var/www"]);
+        assert!(!r.apply(&mut clean));
+        assert_eq!(clean, args(&["ls", "-l", "/var/www"]));
+    }
+
+    #[test]
+    fn a_forked_child_inherits_its_parents_identity_and_lineage_is_bounded() {
+        let m = Metrics::new();
+        let mut t = ProcessTable::new(16, 2, Redaction::default(), &m);
+        let exec = |pid, ppid, name: &str| Exec {
+            pid,
+            ppid,
+            comm: name.into(),
+            path: Some(format!("/usr/bin/{name}")),
+            args: args(&[name, "-c", "x"]),
+            args_cut: false,
+            uid: 33,
+            gid: 33,
+            cgroup: 7,
+        };
+        t.exec(exec(4_000_010, 4_000_001, "python3"));
+        t.fork(4_000_011, 4_000_010, "python3".into());
+        t.exec(exec(4_000_011, 4_000_010, "sh"));
+        t.fork(4_000_012, 4_000_011, "sh".into());
+        let child = t.get(4_000_012).clone();
+        assert_eq!(child.name, "sh");
+        assert_eq!(child.executable.as_deref(), Some("/usr/bin/sh"));
+        assert_eq!(child.uid, Some(33));
+        let l = t.lineage(4_000_012);
+        let pids: Vec<u32> = l.iter().map(|p| p.pid).collect();
+        assert_eq!(
+            pids,
+            [4_000_012, 4_000_011, 4_000_010],
+            "itself and 2 ancestors"
+        );
+        assert_eq!(l[2].name, "python3");
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_counts_evictions() {
+        let m = Metrics::new();
+        let mut t = ProcessTable::new(2, 4, Redaction::default(), &m);
+        for pid in [4_100_001, 4_100_002, 4_100_003] {
+            t.fork(pid, 1, "x".into());
+        }
+        assert_eq!(m.get("processes.evicted"), 2, "the first two children went");
+        t.fork(4_100_003, 1, "y".into());
+        assert_eq!(t.get(4_100_003).name, "y");
+    }
+}
