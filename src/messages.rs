@@ -506,6 +506,36 @@ impl ProcessFields {
     }
 }
 
+/// One process of an incident's process tree, with what was found about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TreeMember {
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// What was found about this process (none for the root and the
+    /// processes between it and the ones found).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+}
+
+/// One detection joined into an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub module: AlertModule,
+    pub severity: Severity,
+    pub score: f64,
+    pub threshold: f64,
+    /// The detection's one-line summary.
+    pub summary: String,
+}
+
 /// The user a process ran as (ECS `user.*`, `group.*`: ids as text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserFields {
@@ -613,6 +643,10 @@ pub struct Alert {
     /// Incidents: the alerts joined.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
+    /// Process-tree incidents: the root process and each process below it
+    /// with what was found, parents before children.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tree: Vec<TreeMember>,
     /// Response outcomes: what was done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<ResponseFields>,
@@ -659,6 +693,7 @@ impl Alert {
             flow: None,
             features: vec![],
             related: vec![],
+            tree: vec![],
             response: None,
             observed_ns: None,
             first_seen_ns: 0,

@@ -336,7 +336,8 @@ fn exec_records_carry_the_program_its_arguments_and_its_parent() {
 }
 
 /// Alerts name the process with its arguments (redacted), its parent and
-/// its user. The threshold is forced to 0: what is tested is the naming.
+/// its user, in its process tree's incident. The threshold is forced to 0:
+/// what is tested is the naming.
 #[test]
 fn alerts_name_the_process_its_arguments_parent_and_user() {
     if !root() {
@@ -360,26 +361,40 @@ fn alerts_name_the_process_its_arguments_parent_and_user() {
     let shp = sh.id();
     sh.stdin.as_mut().unwrap().write_all(b"go\nx\n").unwrap();
     wait(&mut sh);
-    let a = common::wait_for_alert(
+    // Found processes go into their tree's incident: the probe, under
+    // the shell that started it.
+    let in_tree = |a: &serde_json::Value| {
+        a["tree"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|m| m["name"] == "nameprobe"))
+    };
+    common::wait_for_alert(
         &alerts,
         Duration::from_secs(15),
-        |a| a["process"]["name"] == "nameprobe",
-        "no alert for the probe",
+        in_tree,
+        "no incident for the probe",
         || node.log(),
     );
     assert!(node.stop(Duration::from_secs(10)).success());
-    let p = &a["process"];
-    assert_eq!(p["executable"], bin.to_str().unwrap(), "{a}");
-    assert_eq!(p["args"][1], "--token", "{a}");
-    assert_eq!(p["args"][2], "<redacted>", "{a}");
-    assert_eq!(p["parent"]["pid"].as_u64(), Some(shp as u64), "{a}");
-    assert_eq!(p["parent"]["name"], "sh", "{a}");
-    assert_eq!(a["user"]["id"], "0", "{a}");
-    let summary = a["summary"].as_str().unwrap();
-    assert!(
-        summary.contains("started by sh") && !summary.contains("secret-value"),
-        "{summary}"
-    );
+    let a = common::read_alerts(&alerts)
+        .into_iter()
+        .rfind(in_tree)
+        .unwrap();
+    assert_eq!(a["module"], "incident", "{a}");
+    let tree = a["tree"].as_array().unwrap();
+    let probe = tree.iter().find(|m| m["name"] == "nameprobe").unwrap();
+    assert_eq!(probe["executable"], bin.to_str().unwrap(), "{a}");
+    assert_eq!(probe["args"][1], "--token", "{a}");
+    assert_eq!(probe["args"][2], "<redacted>", "{a}");
+    assert_eq!(probe["ppid"].as_u64(), Some(shp as u64), "{a}");
+    assert_eq!(probe["uid"], 0, "{a}");
+    assert!(!probe["findings"].as_array().unwrap().is_empty(), "{a}");
+    // The tree is rooted at the shell that started the probe.
+    assert_eq!(tree[0]["pid"].as_u64(), Some(shp as u64), "{a}");
+    assert_eq!(a["process"]["name"], "sh", "{a}");
+    assert_eq!(a["entity"], format!("tree:{shp}"), "{a}");
+    let text = a.to_string();
+    assert!(!text.contains("secret-value"), "{text}");
 }
 
 #[test]

@@ -47,6 +47,7 @@ struct task_struct {
 	int tgid;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	char comm[TASK_COMM_LEN];
 } __attribute__((preserve_access_index));
 
 struct linux_binprm {
@@ -90,6 +91,7 @@ struct exec_event {
 	__u32 args_len;  // bytes of `args` read
 	__u32 args_full; // bytes the arguments take (more than args_len: cut)
 	__u32 pad;
+	char parent_comm[TASK_COMM_LEN]; // the parent may exit before anyone looks
 	char path[EXEC_PATH_LEN];
 	char args[EXEC_ARGS_LEN];
 };
@@ -280,7 +282,9 @@ static __always_inline void exec_event(struct task_struct *p, struct linux_binpr
 	e->kind = EV_EXEC;
 	e->tgid = tgid;
 	e->tid = tid;
-	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	struct task_struct *parent = BPF_CORE_READ(p, real_parent);
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	BPF_CORE_READ_STR_INTO(&e->parent_comm, parent, comm);
 	e->ts = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__u64 ug = bpf_get_current_uid_gid();

@@ -42,6 +42,8 @@ pub enum CaptureEvent {
         ts_ns: u64,
         comm: String,
         ppid: u32,
+        /// The parent's name at the exec.
+        parent_comm: String,
         path: Option<String>,
         args: Vec<String>,
         args_cut: bool,
@@ -162,6 +164,7 @@ fn exec_of(e: &ExecRecord) -> CaptureEvent {
         ts_ns: e.ts,
         comm: text_of(&e.comm),
         ppid: e.ppid,
+        parent_comm: text_of(&e.parent_comm),
         path: (path_len > 0).then(|| text_of(&e.path[..path_len])),
         args,
         args_cut,
@@ -518,7 +521,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<SyscallRecord>(), 24);
         assert_eq!(std::mem::size_of::<ProcRecord>(), 40);
         assert_eq!(std::mem::size_of::<ConfigRecord>(), 12);
-        assert_eq!(std::mem::size_of::<ExecRecord>(), 840);
+        assert_eq!(std::mem::size_of::<ExecRecord>(), 856);
         let b = bytes_of(&SyscallRecord {
             kind: Kind::EV_SYSCALL.0,
             tgid: 42,

@@ -54,6 +54,18 @@ impl Correlator {
         };
         Some(incident(pid, &sys, &net))
     }
+
+    /// The process's network alert of the last cooldown, if any (for a
+    /// process tree that opens after its flow was already raised).
+    pub fn recent_network(&mut self, host: &str, pid: u32) -> Option<Alert> {
+        let cooldown = self.cooldown;
+        self.by_process
+            .get(&(host.to_string(), pid))?
+            .network
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < cooldown)
+            .map(|(_, a)| a.clone())
+    }
 }
 
 fn incident(pid: u32, sys: &Alert, net: &Alert) -> Alert {

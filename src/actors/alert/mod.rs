@@ -16,6 +16,7 @@ pub mod folding;
 pub mod network;
 pub mod scoring;
 pub mod sinks;
+pub mod trees;
 
 use crate::actors::network::flow_classifier::FlowDetections;
 use crate::response;
@@ -23,6 +24,7 @@ use correlation::Correlator;
 use folding::Folds;
 use scoring::ProcessScores;
 use sinks::{jetstream, webhook, Sink};
+use trees::{Outcome, Trees};
 
 use crate::actors::runtime::mailbox::Edge;
 use crate::actors::runtime::mailbox::MailboxConfig;
@@ -33,7 +35,7 @@ use crate::actors::syscall::classifier::Scored;
 use crate::actors::transport::Publish;
 use crate::config::validate::{ConfigError, Validate};
 use crate::messages::Role;
-use crate::messages::{Alert, AlertModule, Command, Payload};
+use crate::messages::{Alert, AlertModule, Command, Payload, ProcessInfo};
 use crate::metrics::Counter;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -119,6 +121,7 @@ pub struct AlertActor {
     scores: ProcessScores,
     folds: Folds,
     incidents: Correlator,
+    trees: Trees,
     sinks: Vec<Box<dyn Sink>>,
     responder: Option<response::Responder>,
     /// Compute role: where response commands to collectors go.
@@ -129,6 +132,8 @@ pub struct AlertActor {
     folded: Counter,
     updates: Counter,
     incident_count: Counter,
+    trees_opened: Counter,
+    joined: Counter,
     responses: Counter,
     commands_sent: Counter,
     outcomes: Counter,
@@ -154,6 +159,9 @@ impl AlertActor {
             ),
             folds: Folds::new(cfg.cooldown),
             incidents: Correlator::new(cfg.cooldown, cfg.max_processes),
+            trees: Trees::new(cfg.cooldown, cfg.max_processes),
+            trees_opened: m.counter("alert.trees"),
+            joined: m.counter("alert.joined"),
             restarts: Restarts::new(Self::NAME, m),
             raised: m.counter("alert.raised"),
             folded: m.counter("alert.folded"),
@@ -182,14 +190,44 @@ impl AlertActor {
         (format!("{}-{:x}-{}", self.node.id, ts, self.seq), ts)
     }
 
-    /// Gives a detection its id, time and node, then raises it (and the
-    /// incident it completes, if any).
-    fn emit(&mut self, mut alert: Alert) {
+    /// Gives a detection its id, time and node, then raises it: into its
+    /// process tree's incident when the collector named the process's
+    /// lineage (or, for a flow, when its process is in an open tree), else
+    /// alone (with the incident it completes, if any).
+    fn emit(&mut self, mut alert: Alert, lineage: &[ProcessInfo]) {
         let (id, ts) = self.next_id();
         alert.id = id;
         alert.ts_ns = ts;
         alert.node_id = self.node.id.clone();
+        if !lineage.is_empty() {
+            let finding = alert.clone();
+            let (host, pid) = (alert.host.clone(), lineage[0].pid);
+            match self.trees.add(alert, lineage) {
+                Outcome::Opened(incident) => {
+                    self.trees_opened.inc();
+                    self.raise(*incident);
+                    // Rules about the process found still act on it.
+                    self.respond(&finding);
+                }
+                Outcome::Joined { first } => {
+                    self.joined.inc();
+                    if first {
+                        self.respond(&finding);
+                    }
+                }
+            }
+            // Its flow may have been raised before the tree opened.
+            if let Some(net) = self.incidents.recent_network(&host, pid) {
+                self.trees.join_flow(&net);
+            }
+            return;
+        }
+        // A flow is remembered (for a tree that opens later) either way.
         let incident = self.incidents.correlate(&alert);
+        if alert.module == AlertModule::Network && self.trees.join_flow(&alert) {
+            self.joined.inc();
+            return;
+        }
         self.raise(alert);
         if let Some(mut i) = incident {
             let (id, ts) = self.next_id();
@@ -296,7 +334,8 @@ impl AlertActor {
     /// Ends the fold windows whose cooldown is over (all of them with
     /// `all`), sending an update for each that folded repeats.
     fn sweep(&mut self, all: bool) {
-        for a in self.folds.ended(all) {
+        let grown = self.trees.ended(all);
+        for a in self.folds.ended(all).into_iter().chain(grown) {
             self.updates.inc();
             tracing::warn!(alert_id = %a.id, entity = %a.entity, count = a.count, "alert repeated");
             self.write(&a);
@@ -368,11 +407,11 @@ impl Handler<Scored> for AlertActor {
             let scores = &msg.scores[at..at + seg.windows];
             let tokens = &msg.windows.tokens[at * w..(at + seg.windows) * w];
             at += seg.windows;
-            if let Some(a) = self
+            if let Some((a, lineage)) = self
                 .scores
                 .add(seg, scores, tokens, w, &msg.model, &msg.vocab)
             {
-                self.emit(a);
+                self.emit(a, &lineage);
             }
         }
     }
@@ -385,7 +424,7 @@ impl Handler<FlowDetections> for AlertActor {
     fn handle(&mut self, msg: FlowDetections, _: &mut Context<Self>) {
         for d in &msg.detections {
             let a = network::flow_alert(&msg.host, d, msg.threshold, &msg.model);
-            self.emit(a);
+            self.emit(a, &[]);
         }
     }
 }

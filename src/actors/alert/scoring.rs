@@ -58,7 +58,8 @@ impl ProcessScores {
 
     /// Adds one process's window scores (and their tokens, `window` per
     /// score); judges it when it exited or a horizon passed, and builds the
-    /// alert when its score is above the threshold.
+    /// alert when its score is above the threshold, with the process's
+    /// lineage (empty when the collector sent none).
     pub fn add(
         &mut self,
         seg: &Segment,
@@ -67,7 +68,7 @@ impl ProcessScores {
         window: usize,
         model: &ModelMeta,
         vocab: &Vocabulary,
-    ) -> Option<Alert> {
+    ) -> Option<(Alert, Vec<ProcessInfo>)> {
         let key = (seg.host.clone(), seg.pid);
         if !self.procs.contains(&key) {
             let st = ProcScore {
@@ -101,7 +102,7 @@ impl ProcessScores {
         let judge_now = seg.last || st.since_judged >= self.horizon;
         let alert = if judge_now {
             st.since_judged = 0;
-            judge(&key, st, model, vocab)
+            judge(&key, st, model, vocab).map(|a| (a, st.lineage.clone()))
         } else {
             None
         };

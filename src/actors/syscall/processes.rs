@@ -113,6 +113,7 @@ fn url_password(a: &str) -> Option<String> {
 pub struct Exec {
     pub pid: u32,
     pub ppid: u32,
+    pub parent_comm: String,
     pub comm: String,
     pub path: Option<String>,
     pub args: Vec<String>,
@@ -161,15 +162,18 @@ impl ProcessTable {
         }
     }
 
-    /// What `/proc` says of a process first seen by its system calls.
-    fn read_proc(&self, pid: u32) -> ProcessInfo {
+    /// What `/proc` says of a process first seen by its system calls;
+    /// `name` when it is gone already (else `pid <pid>`).
+    fn read_proc(&self, pid: u32, name: Option<&str>) -> ProcessInfo {
         let ids = crate::procfs::status_ids(pid);
         let mut args = crate::procfs::cmdline(pid).unwrap_or_default();
         self.redact(&mut args);
         ProcessInfo {
             pid,
             ppid: ids.map(|i| i.ppid),
-            name: crate::procfs::comm(pid).unwrap_or_else(|| format!("pid {pid}")),
+            name: crate::procfs::comm(pid)
+                .or_else(|| name.map(str::to_string))
+                .unwrap_or_else(|| format!("pid {pid}")),
             executable: crate::procfs::exe(pid),
             args,
             uid: ids.map(|i| i.uid),
@@ -181,7 +185,7 @@ impl ProcessTable {
     /// The process, learnt from `/proc` when not known yet.
     pub fn get(&mut self, pid: u32) -> &ProcessInfo {
         if !self.known.contains(&pid) {
-            let info = self.read_proc(pid);
+            let info = self.read_proc(pid, None);
             self.put(info);
         }
         self.known.get(&pid).expect("just inserted")
@@ -191,6 +195,12 @@ impl ProcessTable {
     pub fn exec(&mut self, e: Exec) {
         if e.args_cut {
             self.args_cut.inc();
+        }
+        // The parent may be gone before anyone reads `/proc`: its name
+        // from the kernel, unless the table knows it already.
+        if e.ppid > 1 && !self.known.contains(&e.ppid) {
+            let parent = self.read_proc(e.ppid, Some(&e.parent_comm));
+            self.put(parent);
         }
         let mut args = e.args;
         self.redact(&mut args);
@@ -279,6 +289,7 @@ mod tests {
         let exec = |pid, ppid, name: &str| Exec {
             pid,
             ppid,
+            parent_comm: "init".into(),
             comm: name.into(),
             path: Some(format!("/usr/bin/{name}")),
             args: args(&[name, "-c", "x"]),

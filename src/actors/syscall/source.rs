@@ -255,6 +255,7 @@ pub fn group(chunk: Chunk, table: &mut ProcessTable) -> Vec<ProcessCalls> {
                 pid,
                 comm,
                 ppid,
+                parent_comm,
                 path,
                 args,
                 args_cut,
@@ -268,6 +269,7 @@ pub fn group(chunk: Chunk, table: &mut ProcessTable) -> Vec<ProcessCalls> {
                 table.exec(Exec {
                     pid,
                     ppid,
+                    parent_comm,
                     comm,
                     path,
                     args,

@@ -1,0 +1,390 @@
+//! One incident per process tree.
+//!
+//! An attack on a host is a tree of processes (a server spawns a shell,
+//! the shell runs tools), and a per-process detector flags many of them.
+//! Findings about processes whose lineage (from the collector's process
+//! table) meets an open tree join that tree's incident instead of going
+//! out alone: the first finding opens the incident (module `incident`,
+//! entity `tree:<root pid>`, out at once); later ones update it (same id,
+//! a larger count, the tree grown), written when the tree has been quiet
+//! for `alert.cooldown` or the node stops. Network alerts of a process of
+//! an open tree join it too.
+//!
+//! The root is the parent of the first process found (the process that
+//! spawned it: the exploited server, the login shell), or that process
+//! itself when its parent is PID 1 or unknown, so that unrelated services
+//! do not all meet in one tree under init.
+
+use crate::messages::{
+    Alert, AlertModule, Finding, ProcessFields, ProcessInfo, Severity, TreeMember,
+};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Processes an incident lists at most (later ones still count, in
+/// `count` and `related`'s bound).
+const MAX_MEMBERS: usize = 256;
+
+/// Shells: a shell started by something that is neither a shell nor a
+/// login path is how most attacks on a service begin.
+const SHELLS: [&str; 7] = ["sh", "dash", "bash", "zsh", "ash", "ksh", "busybox"];
+const LOGIN_PATHS: [&str; 9] = [
+    "sshd",
+    "login",
+    "su",
+    "sudo",
+    "tmux: server",
+    "screen",
+    "systemd",
+    "cron",
+    "agetty",
+];
+
+struct Tree {
+    host: String,
+    /// Every pid of the tree: the root, the processes found and those
+    /// between them.
+    pids: BTreeSet<u32>,
+    alert: Alert,
+    last: Instant,
+    /// Joined since it was last written.
+    dirty: bool,
+}
+
+/// The open trees (bounded: the quietest is closed first).
+pub struct Trees {
+    quiet: Duration,
+    max: usize,
+    open: Vec<Tree>,
+}
+
+/// What became of a detection.
+pub enum Outcome {
+    /// It opened a tree: raise this incident now.
+    Opened(Box<Alert>),
+    /// It joined an open tree (the update goes out later); `first` when it
+    /// is the first finding about its process.
+    Joined { first: bool },
+}
+
+impl Trees {
+    pub fn new(quiet: Duration, max: usize) -> Self {
+        Self {
+            quiet,
+            max: max.max(1),
+            open: Vec::new(),
+        }
+    }
+
+    /// A detection about the process `lineage[0]` (its ancestors after
+    /// it). `alert` has its id, time and node already.
+    pub fn add(&mut self, alert: Alert, lineage: &[ProcessInfo]) -> Outcome {
+        let pid = lineage[0].pid;
+        let finding = Finding {
+            module: alert.module,
+            severity: alert.severity,
+            score: alert.score,
+            threshold: alert.threshold,
+            summary: alert.summary.clone(),
+        };
+        let host = alert.host.clone();
+        if let Some(t) = self
+            .open
+            .iter_mut()
+            .find(|t| t.host == host && lineage.iter().any(|p| t.pids.contains(&p.pid)))
+        {
+            // The chain from the tree down to this process.
+            let known = lineage
+                .iter()
+                .position(|p| t.pids.contains(&p.pid))
+                .unwrap_or(0);
+            for p in lineage[..known].iter().rev() {
+                t.pids.insert(p.pid);
+                if t.alert.tree.len() < MAX_MEMBERS {
+                    t.alert.tree.push(member(p));
+                }
+            }
+            let first = match t.alert.tree.iter_mut().find(|m| m.pid == pid) {
+                Some(m) => {
+                    let first = m.findings.is_empty();
+                    m.findings.push(finding);
+                    first
+                }
+                None => true, // past MAX_MEMBERS: counted, not listed
+            };
+            t.alert.count += 1;
+            t.alert.last_seen_ns = alert.ts_ns;
+            t.alert.score = t.alert.score.max(alert.score);
+            t.alert.severity = t.alert.severity.max(severity(&t.alert.tree));
+            if t.alert.related.len() < MAX_MEMBERS {
+                t.alert.related.push(alert.id);
+            }
+            t.alert.summary = summary(&t.alert.tree);
+            t.last = Instant::now();
+            t.dirty = true;
+            return Outcome::Joined { first };
+        }
+        // A new tree, rooted at the process's parent unless that is init.
+        let root_at = match lineage.get(1) {
+            Some(parent) if parent.pid > 1 => 1,
+            _ => 0,
+        };
+        let chain = &lineage[..=root_at];
+        let mut tree: Vec<TreeMember> = chain.iter().rev().map(member).collect();
+        tree.last_mut().expect("the process").findings.push(finding);
+        let root = chain[root_at].pid;
+        let incident = Alert {
+            id: alert.id.clone(),
+            ts_ns: alert.ts_ns,
+            node_id: alert.node_id.clone(),
+            summary: summary(&tree),
+            severity: severity(&tree),
+            process: ProcessFields::from_lineage(&lineage[root_at..]),
+            user: alert.user.clone(),
+            score: alert.score,
+            threshold: alert.threshold,
+            model: alert.model.clone(),
+            window: alert.window.clone(),
+            related: vec![alert.id.clone()],
+            first_seen_ns: alert.ts_ns,
+            last_seen_ns: alert.ts_ns,
+            tree,
+            ..Alert::new(
+                AlertModule::Incident,
+                &alert.host,
+                format!("tree:{root}"),
+                alert.severity,
+            )
+        };
+        if self.open.len() >= self.max {
+            // The quietest tree closes early (its update goes out first).
+            if let Some(i) = (0..self.open.len()).min_by_key(|&i| self.open[i].last) {
+                self.open[i].last = Instant::now() - self.quiet;
+            }
+        }
+        self.open.push(Tree {
+            host,
+            pids: chain.iter().map(|p| p.pid).collect(),
+            alert: incident.clone(),
+            last: Instant::now(),
+            dirty: false,
+        });
+        Outcome::Opened(Box::new(incident))
+    }
+
+    /// True when the process is part of an open tree.
+    pub fn contains(&self, host: &str, pid: u32) -> bool {
+        self.open
+            .iter()
+            .any(|t| t.host == host && t.pids.contains(&pid))
+    }
+
+    /// A network alert of a process of an open tree joins it (once).
+    pub fn join_flow(&mut self, alert: &Alert) -> bool {
+        let Some(pid) = alert.pid() else {
+            return false;
+        };
+        let Some(t) = self
+            .open
+            .iter_mut()
+            .find(|t| t.host == alert.host && t.pids.contains(&pid))
+        else {
+            return false;
+        };
+        if t.alert.related.contains(&alert.id) {
+            return true;
+        }
+        if t.alert.related.len() < MAX_MEMBERS {
+            t.alert.related.push(alert.id.clone());
+        }
+        if let Some(m) = t.alert.tree.iter_mut().find(|m| m.pid == pid) {
+            m.findings.push(Finding {
+                module: alert.module,
+                severity: alert.severity,
+                score: alert.score,
+                threshold: alert.threshold,
+                summary: alert.summary.clone(),
+            });
+        }
+        t.alert.count += 1;
+        t.alert.last_seen_ns = alert.ts_ns;
+        if t.alert.destination.is_none() {
+            t.alert.source = alert.source.clone();
+            t.alert.destination = alert.destination.clone();
+            t.alert.flow = alert.flow.clone();
+        }
+        t.alert.severity = t.alert.severity.max(severity(&t.alert.tree));
+        t.alert.summary = summary(&t.alert.tree);
+        t.last = Instant::now();
+        t.dirty = true;
+        true
+    }
+
+    /// Closes the trees quiet for the window (every one with `all`); the
+    /// updates to write: each closed tree that grew since it was written.
+    pub fn ended(&mut self, all: bool) -> Vec<Alert> {
+        let quiet = self.quiet;
+        let (done, open): (Vec<Tree>, Vec<Tree>) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|t| all || t.last.elapsed() >= quiet);
+        self.open = open;
+        done.into_iter()
+            .filter(|t| t.dirty)
+            .map(|t| t.alert)
+            .collect()
+    }
+}
+
+fn member(p: &ProcessInfo) -> TreeMember {
+    TreeMember {
+        pid: p.pid,
+        ppid: p.ppid,
+        name: p.name.clone(),
+        executable: p.executable.clone(),
+        args: p.args.clone(),
+        uid: p.uid,
+        findings: Vec::new(),
+    }
+}
+
+/// The worst finding's severity, one step up when several processes of
+/// the tree were found; critical when a shell was started by a service
+/// (its parent neither a shell nor a login path) and then found.
+fn severity(tree: &[TreeMember]) -> Severity {
+    let by_pid: HashMap<u32, &TreeMember> = tree.iter().map(|m| (m.pid, m)).collect();
+    let found: Vec<&TreeMember> = tree.iter().filter(|m| !m.findings.is_empty()).collect();
+    let parents_of_found: HashSet<u32> = found.iter().filter_map(|m| m.ppid).collect();
+    let worst = found
+        .iter()
+        .flat_map(|m| m.findings.iter().map(|f| f.severity))
+        .max()
+        .unwrap_or(Severity::Low);
+    let spawned_shell = tree.iter().any(|m| {
+        let by_a_service = m.ppid.and_then(|pp| by_pid.get(&pp)).is_some_and(|p| {
+            !SHELLS.contains(&p.name.as_str()) && !LOGIN_PATHS.contains(&p.name.as_str())
+        });
+        let it_or_a_child_found = !m.findings.is_empty() || parents_of_found.contains(&m.pid);
+        SHELLS.contains(&m.name.as_str()) && by_a_service && it_or_a_child_found
+    });
+    if spawned_shell && found.len() >= 2 {
+        return Severity::Critical;
+    }
+    if found.len() >= 2 {
+        return match worst {
+            Severity::Low => Severity::Medium,
+            Severity::Medium => Severity::High,
+            Severity::High | Severity::Critical => Severity::Critical,
+        };
+    }
+    worst
+}
+
+/// One line: the root, how many processes below it were found, and the
+/// most severe finding.
+fn summary(tree: &[TreeMember]) -> String {
+    let root = &tree[0];
+    let found: Vec<&TreeMember> = tree.iter().filter(|m| !m.findings.is_empty()).collect();
+    let names: Vec<String> = found
+        .iter()
+        .take(6)
+        .map(|m| format!("{} ({})", m.name, m.pid))
+        .collect();
+    let more = if found.len() > 6 {
+        format!(" and {} more", found.len() - 6)
+    } else {
+        String::new()
+    };
+    format!(
+        "process tree of {} ({}) pid {}: {} process(es) found: {}{more}",
+        root.name,
+        root.executable.as_deref().unwrap_or("executable unknown"),
+        root.pid,
+        found.len(),
+        names.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, ppid: u32, name: &str) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            ppid: Some(ppid),
+            name: name.into(),
+            executable: Some(format!("/usr/bin/{name}")),
+            ..Default::default()
+        }
+    }
+
+    fn found(id: &str, lineage: &[ProcessInfo]) -> Alert {
+        Alert {
+            id: id.into(),
+            ts_ns: 1,
+            score: 0.5,
+            threshold: 0.1,
+            summary: format!("{} found", lineage[0].name),
+            ..Alert::new(
+                AlertModule::Syscall,
+                "web1",
+                format!("pid:{}", lineage[0].pid),
+                Severity::Medium,
+            )
+        }
+    }
+
+    /// A server spawns a shell that runs two tools: one incident rooted at
+    /// the server, the tools joined under the shell, critical.
+    #[test]
+    fn an_attack_chain_is_one_incident_and_unrelated_processes_are_not() {
+        let mut t = Trees::new(Duration::from_secs(60), 8);
+        let server = proc(100, 1, "python3");
+        let shell = proc(200, 100, "sh");
+        let cat = proc(300, 200, "cat");
+        let curl = proc(301, 200, "curl");
+        let other = proc(900, 1, "cron");
+        let Outcome::Opened(i) = t.add(
+            found("a1", &[shell.clone(), server.clone()]),
+            &[shell.clone(), server.clone()],
+        ) else {
+            panic!("the first finding opens the tree")
+        };
+        assert_eq!(i.entity, "tree:100");
+        assert_eq!(i.tree.iter().map(|m| m.pid).collect::<Vec<_>>(), [100, 200]);
+        let l = [cat.clone(), shell.clone(), server.clone()];
+        assert!(matches!(
+            t.add(found("a2", &l), &l),
+            Outcome::Joined { first: true }
+        ));
+        let l = [curl.clone(), shell.clone(), server.clone()];
+        assert!(matches!(
+            t.add(found("a3", &l), &l),
+            Outcome::Joined { first: true }
+        ));
+        // Not under the tree: its own incident, rooted at itself (init's child).
+        let Outcome::Opened(o) = t.add(
+            found("b1", std::slice::from_ref(&other)),
+            &[other.clone(), proc(1, 0, "systemd")],
+        ) else {
+            panic!("an unrelated process opens its own tree")
+        };
+        assert_eq!(o.entity, "tree:900");
+        let updates = t.ended(true);
+        assert_eq!(updates.len(), 1, "only the tree that grew is written again");
+        let u = &updates[0];
+        assert_eq!(u.id, i.id);
+        assert_eq!(u.count, 3);
+        assert_eq!(u.related, ["a1", "a2", "a3"]);
+        assert_eq!(
+            u.tree.iter().map(|m| m.pid).collect::<Vec<_>>(),
+            [100, 200, 300, 301]
+        );
+        assert_eq!(
+            u.severity,
+            Severity::Critical,
+            "a shell spawned by a server, then tools"
+        );
+        assert!(u.summary.contains("3 process(es) found"), "{}", u.summary);
+    }
+}
