@@ -22,9 +22,9 @@ fn root() -> bool {
 
 /// Compiles the probe into `dir/name`.
 fn probe(dir: &Path, name: &str) -> PathBuf {
-    let src = dir.join("probe.c");
-    std::fs::write(
-        &src,
+    compile(
+        dir,
+        name,
         r#"#include <unistd.h>
 #include <sys/syscall.h>
 int main(void) {
@@ -38,7 +38,12 @@ int main(void) {
 }
 "#,
     )
-    .unwrap();
+}
+
+/// Compiles the C program `code` into `dir/name`.
+fn compile(dir: &Path, name: &str, code: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, code).unwrap();
     let out = dir.join(name);
     let st = Command::new("cc")
         .arg("-O1")
@@ -201,9 +206,9 @@ fn a_forked_child_without_exec_is_named_after_its_parent() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("fork.c");
-    std::fs::write(
-        &src,
+    let bin = compile(
+        dir.path(),
+        "forkprobe",
         r#"#include <unistd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -222,17 +227,7 @@ int main(void) {
     return 0;
 }
 "#,
-    )
-    .unwrap();
-    let bin = dir.path().join("forkprobe");
-    assert!(Command::new("cc")
-        .arg("-O1")
-        .arg("-o")
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .unwrap()
-        .success());
+    );
     let mut parent = spawn_blocked(&mut Command::new(&bin));
     let pp = parent.id();
     let (events, _) = capture(
