@@ -506,19 +506,12 @@ impl ProcessFields {
     }
 }
 
-/// One process of an incident's process tree, with what was found about it.
+/// One process of an incident's process tree (its fields inline: `pid`,
+/// `ppid`, `name`, ...), with what was found about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct TreeMember {
-    pub pid: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ppid: Option<u32>,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub executable: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<u32>,
+    #[serde(flatten)]
+    pub process: ProcessInfo,
     /// What was found about this process (none for the root and the
     /// processes between it and the ones found).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -847,6 +840,37 @@ mod tests {
     fn roundtrip_is_lossless() {
         let e = env(Payload::SyscallBatch(batch(5, vec![1, 2])));
         assert_eq!(Envelope::decode(&e.encode(), 1 << 20).unwrap(), e);
+    }
+
+    /// A process-tree incident crosses the wire intact (its members'
+    /// process fields inline, in MessagePack as in JSON).
+    #[test]
+    fn an_incident_with_its_tree_roundtrips() {
+        let mut a = sample_alert();
+        a.tree = vec![TreeMember {
+            process: ProcessInfo {
+                pid: 7,
+                ppid: Some(1),
+                name: "sh".into(),
+                args: vec!["sh".into(), "-c".into(), "id".into()],
+                ..Default::default()
+            },
+            findings: vec![Finding {
+                module: AlertModule::Syscall,
+                severity: Severity::High,
+                score: 0.5,
+                threshold: 0.1,
+                summary: "s".into(),
+            }],
+        }];
+        let e = env(Payload::Outcome(a));
+        assert_eq!(Envelope::decode(&e.encode(), 1 << 20).unwrap(), e);
+        let Payload::Outcome(a) = &e.payload else {
+            unreachable!()
+        };
+        let v = serde_json::to_value(a).unwrap();
+        assert_eq!(v["tree"][0]["pid"], 7);
+        assert_eq!(v["tree"][0]["findings"][0]["module"], "syscall");
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn exec_pid(events: &[CaptureEvent], name: &str) -> u32 {
     events
         .iter()
         .find_map(|e| match e {
-            CaptureEvent::Exec { pid, comm, .. } if comm == name => Some(*pid),
+            CaptureEvent::Exec(e) if e.comm == name => Some(e.pid),
             _ => None,
         })
         .unwrap_or_else(|| panic!("the exec of {name} is captured"))
@@ -289,28 +289,20 @@ fn exec_records_carry_the_program_its_arguments_and_its_parent() {
     );
     let exec = events
         .iter()
-        .find(|e| matches!(e, CaptureEvent::Exec { pid: p, .. } if *p == pid))
+        .find_map(|e| match e {
+            CaptureEvent::Exec(x) if x.pid == pid => Some(x),
+            _ => None,
+        })
         .expect("the exec is captured");
-    let CaptureEvent::Exec {
-        path,
-        args,
-        args_cut,
-        ppid,
-        uid,
-        ..
-    } = exec
-    else {
-        unreachable!()
-    };
-    assert_eq!(path.as_deref(), bin.to_str());
+    assert_eq!(exec.path.as_deref(), bin.to_str());
     assert_eq!(
-        args[1..],
+        exec.args[1..],
         ["--password=hunter2", "plain"],
         "raw in the kernel record"
     );
-    assert!(!args_cut);
-    assert_eq!(*ppid, std::process::id(), "the test started it");
-    assert_eq!(*uid, 0);
+    assert!(!exec.args_cut);
+    assert_eq!(exec.ppid, std::process::id(), "the test started it");
+    assert_eq!(exec.uid, 0);
 
     let mut table = daisi::actors::syscall::processes::ProcessTable::new(
         64,

@@ -185,9 +185,6 @@ impl NodeActor for CommandExecutor {
             Some(input.subscription),
         )
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity
     }

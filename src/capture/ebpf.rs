@@ -34,23 +34,7 @@ pub enum CaptureEvent {
         nr: u32,
         ts_ns: u64,
     },
-    /// A new program: its name, executable, arguments (bounded by the
-    /// record; `args_cut` when they were longer), who runs it and where.
-    Exec {
-        pid: u32,
-        tid: u32,
-        ts_ns: u64,
-        comm: String,
-        ppid: u32,
-        /// The parent's name at the exec.
-        parent_comm: String,
-        path: Option<String>,
-        args: Vec<String>,
-        args_cut: bool,
-        uid: u32,
-        gid: u32,
-        cgroup: u64,
-    },
+    Exec(Exec),
     Exit {
         pid: u32,
         ts_ns: u64,
@@ -63,6 +47,25 @@ pub enum CaptureEvent {
         ts_ns: u64,
         comm: String,
     },
+}
+
+/// A new program: its name, executable, arguments (bounded by the record;
+/// `args_cut` when they were longer), who runs it and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exec {
+    pub pid: u32,
+    pub tid: u32,
+    pub ts_ns: u64,
+    pub comm: String,
+    pub ppid: u32,
+    /// The parent's name at the exec (it may be gone before anyone looks).
+    pub parent_comm: String,
+    pub path: Option<String>,
+    pub args: Vec<String>,
+    pub args_cut: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup: u64,
 }
 
 /// Which processes to watch.
@@ -158,7 +161,7 @@ fn exec_of(e: &ExecRecord) -> CaptureEvent {
             last.push('…');
         }
     }
-    CaptureEvent::Exec {
+    CaptureEvent::Exec(Exec {
         pid: e.tgid,
         tid: e.tid,
         ts_ns: e.ts,
@@ -171,7 +174,7 @@ fn exec_of(e: &ExecRecord) -> CaptureEvent {
         uid: e.uid,
         gid: e.gid,
         cgroup: e.cgroup,
-    }
+    })
 }
 
 /// Parses one ring-buffer record (the kernel event layout ends here: what
@@ -558,19 +561,11 @@ mod tests {
         fill(&mut exec.args, b"bash\0-c\0id\0");
         let mut e = bytes_of(&exec).to_vec();
         match parse(&e) {
-            Some(CaptureEvent::Exec {
-                pid: 5,
-                ppid: 4,
-                uid: 33,
-                ref comm,
-                ref path,
-                ref args,
-                args_cut: false,
-                ..
-            }) => {
-                assert_eq!(comm, "bash");
-                assert_eq!(path.as_deref(), Some("/bin/bash"));
-                assert_eq!(args, &["bash", "-c", "id"]);
+            Some(CaptureEvent::Exec(x)) => {
+                assert_eq!((x.pid, x.ppid, x.uid, x.args_cut), (5, 4, 33, false));
+                assert_eq!(x.comm, "bash");
+                assert_eq!(x.path.as_deref(), Some("/bin/bash"));
+                assert_eq!(x.args, ["bash", "-c", "id"]);
             }
             other => panic!("{other:?}"),
         }
@@ -578,11 +573,9 @@ mod tests {
         let mut long = exec;
         long.args_full = 4000;
         match parse(bytes_of(&long)) {
-            Some(CaptureEvent::Exec {
-                args,
-                args_cut: true,
-                ..
-            }) => assert_eq!(args.last().map(String::as_str), Some("id…")),
+            Some(CaptureEvent::Exec(x)) if x.args_cut => {
+                assert_eq!(x.args.last().map(String::as_str), Some("id…"))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(parse(&b[..10]), None);

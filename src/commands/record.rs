@@ -86,7 +86,10 @@ impl Writer {
                     *col += 1;
                     n += 1;
                 }
-                CaptureEvent::Exec { pid, comm, .. } | CaptureEvent::Fork { pid, comm, .. } => {
+                CaptureEvent::Exec(e) => {
+                    self.comms.insert(e.pid, e.comm);
+                }
+                CaptureEvent::Fork { pid, comm, .. } => {
                     self.comms.insert(pid, comm);
                 }
                 CaptureEvent::Exit { pid, .. } => {

@@ -378,9 +378,6 @@ impl NodeActor for AlertActor {
     ) -> Self {
         Self::new(cfg, node.clone(), sinks, commands)
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity
     }

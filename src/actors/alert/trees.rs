@@ -104,7 +104,7 @@ impl Trees {
                     t.alert.tree.push(member(p));
                 }
             }
-            let first = match t.alert.tree.iter_mut().find(|m| m.pid == pid) {
+            let first = match t.alert.tree.iter_mut().find(|m| m.process.pid == pid) {
                 Some(m) => {
                     let first = m.findings.is_empty();
                     m.findings.push(finding);
@@ -172,13 +172,6 @@ impl Trees {
         Outcome::Opened(Box::new(incident))
     }
 
-    /// True when the process is part of an open tree.
-    pub fn contains(&self, host: &str, pid: u32) -> bool {
-        self.open
-            .iter()
-            .any(|t| t.host == host && t.pids.contains(&pid))
-    }
-
     /// A network alert of a process of an open tree joins it (once).
     pub fn join_flow(&mut self, alert: &Alert) -> bool {
         let Some(pid) = alert.pid() else {
@@ -197,7 +190,7 @@ impl Trees {
         if t.alert.related.len() < MAX_MEMBERS {
             t.alert.related.push(alert.id.clone());
         }
-        if let Some(m) = t.alert.tree.iter_mut().find(|m| m.pid == pid) {
+        if let Some(m) = t.alert.tree.iter_mut().find(|m| m.process.pid == pid) {
             m.findings.push(Finding {
                 module: alert.module,
                 severity: alert.severity,
@@ -237,12 +230,7 @@ impl Trees {
 
 fn member(p: &ProcessInfo) -> TreeMember {
     TreeMember {
-        pid: p.pid,
-        ppid: p.ppid,
-        name: p.name.clone(),
-        executable: p.executable.clone(),
-        args: p.args.clone(),
-        uid: p.uid,
+        process: p.clone(),
         findings: Vec::new(),
     }
 }
@@ -251,20 +239,26 @@ fn member(p: &ProcessInfo) -> TreeMember {
 /// the tree were found; critical when a shell was started by a service
 /// (its parent neither a shell nor a login path) and then found.
 fn severity(tree: &[TreeMember]) -> Severity {
-    let by_pid: HashMap<u32, &TreeMember> = tree.iter().map(|m| (m.pid, m)).collect();
+    let by_pid: HashMap<u32, &TreeMember> = tree.iter().map(|m| (m.process.pid, m)).collect();
     let found: Vec<&TreeMember> = tree.iter().filter(|m| !m.findings.is_empty()).collect();
-    let parents_of_found: HashSet<u32> = found.iter().filter_map(|m| m.ppid).collect();
+    let parents_of_found: HashSet<u32> = found.iter().filter_map(|m| m.process.ppid).collect();
     let worst = found
         .iter()
         .flat_map(|m| m.findings.iter().map(|f| f.severity))
         .max()
         .unwrap_or(Severity::Low);
     let spawned_shell = tree.iter().any(|m| {
-        let by_a_service = m.ppid.and_then(|pp| by_pid.get(&pp)).is_some_and(|p| {
-            !SHELLS.contains(&p.name.as_str()) && !LOGIN_PATHS.contains(&p.name.as_str())
-        });
-        let it_or_a_child_found = !m.findings.is_empty() || parents_of_found.contains(&m.pid);
-        SHELLS.contains(&m.name.as_str()) && by_a_service && it_or_a_child_found
+        let by_a_service = m
+            .process
+            .ppid
+            .and_then(|pp| by_pid.get(&pp))
+            .is_some_and(|p| {
+                !SHELLS.contains(&p.process.name.as_str())
+                    && !LOGIN_PATHS.contains(&p.process.name.as_str())
+            });
+        let it_or_a_child_found =
+            !m.findings.is_empty() || parents_of_found.contains(&m.process.pid);
+        SHELLS.contains(&m.process.name.as_str()) && by_a_service && it_or_a_child_found
     });
     if spawned_shell && found.len() >= 2 {
         return Severity::Critical;
@@ -287,7 +281,7 @@ fn summary(tree: &[TreeMember]) -> String {
     let names: Vec<String> = found
         .iter()
         .take(6)
-        .map(|m| format!("{} ({})", m.name, m.pid))
+        .map(|m| format!("{} ({})", m.process.name, m.process.pid))
         .collect();
     let more = if found.len() > 6 {
         format!(" and {} more", found.len() - 6)
@@ -296,9 +290,12 @@ fn summary(tree: &[TreeMember]) -> String {
     };
     format!(
         "process tree of {} ({}) pid {}: {} process(es) found: {}{more}",
-        root.name,
-        root.executable.as_deref().unwrap_or("executable unknown"),
-        root.pid,
+        root.process.name,
+        root.process
+            .executable
+            .as_deref()
+            .unwrap_or("executable unknown"),
+        root.process.pid,
         found.len(),
         names.join(", ")
     )
@@ -351,7 +348,10 @@ mod tests {
             panic!("the first finding opens the tree")
         };
         assert_eq!(i.entity, "tree:100");
-        assert_eq!(i.tree.iter().map(|m| m.pid).collect::<Vec<_>>(), [100, 200]);
+        assert_eq!(
+            i.tree.iter().map(|m| m.process.pid).collect::<Vec<_>>(),
+            [100, 200]
+        );
         let l = [cat.clone(), shell.clone(), server.clone()];
         assert!(matches!(
             t.add(found("a2", &l), &l),
@@ -377,7 +377,7 @@ mod tests {
         assert_eq!(u.count, 3);
         assert_eq!(u.related, ["a1", "a2", "a3"]);
         assert_eq!(
-            u.tree.iter().map(|m| m.pid).collect::<Vec<_>>(),
+            u.tree.iter().map(|m| m.process.pid).collect::<Vec<_>>(),
             [100, 200, 300, 301]
         );
         assert_eq!(

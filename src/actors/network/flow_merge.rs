@@ -267,9 +267,6 @@ impl NodeActor for FlowMerge {
     fn create(cfg: FlowMergeConfig, node: &NodeInfo, live: bool, out: Edge<Publish>) -> Self {
         Self::new(cfg, node.clone(), live, out)
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity
     }

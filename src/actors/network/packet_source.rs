@@ -373,9 +373,6 @@ impl NodeActor for PacketSource {
     ) -> Self {
         Self::new(cfg, node.clone(), out, reader)
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     /// Nothing is sent to the source but control messages.
     fn mailbox_capacity(&self) -> usize {
         16

@@ -146,9 +146,6 @@ impl NodeActor for HeartbeatActor {
     fn create(cfg: HeartbeatConfig, node: &NodeInfo, _: (), out: Edge<Publish>) -> Self {
         Self::new(cfg, node.clone(), out)
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     fn mailbox_capacity(&self) -> usize {
         16
     }
@@ -236,9 +233,6 @@ impl NodeActor for HeartbeatMonitor {
     }
     fn create(cfg: HeartbeatConfig, node: &NodeInfo, _: (), _: ()) -> Self {
         Self::new(cfg, node.clone())
-    }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
     }
     /// Heartbeats of many nodes may arrive at once; they are dropped (and
     /// counted on the edge) beyond this.

@@ -43,7 +43,7 @@ use supervision::{InjectFault, Restarts};
 
 /// The one shape of every actor (see the module documentation).
 pub trait NodeActor:
-    Actor<Context = Context<Self>> + Supervised + Handler<Drain> + Handler<InjectFault>
+    Actor<Context = Context<Self>> + Supervised + Supervision + Handler<Drain> + Handler<InjectFault>
 {
     /// Name in logs and counters (`actor.<NAME>.restarts`).
     const NAME: &'static str;
@@ -73,15 +73,18 @@ pub trait NodeActor:
         links: Self::Links,
     ) -> Self;
 
-    /// Its restart accounting.
-    fn restarts(&mut self) -> &mut Restarts;
-
     /// Messages its mailbox holds before senders wait or drop.
     fn mailbox_capacity(&self) -> usize;
 
     /// What a restart must undo besides the accounting (e.g. end a reader
     /// thread that `started` will start again). Nothing by default.
     fn on_restart(&mut self) {}
+}
+
+/// An actor's restart accounting (implemented by [`supervised!`], from the
+/// actor's `restarts` field).
+pub trait Supervision {
+    fn restarts(&mut self) -> &mut Restarts;
 }
 
 /// Starts an actor under a supervisor on the current arbiter.
@@ -118,14 +121,20 @@ pub fn on_start<A: NodeActor>(actor: &mut A, ctx: &mut Context<A>) {
 }
 
 /// Implements the shape's restart accounting and fault injection for a
-/// [`NodeActor`]: `Supervised::restarting` counts the restart and sets the
-/// backoff; `InjectFault` fails the actor as a real fault would.
+/// [`NodeActor`] with a `restarts: Restarts` field: `Supervised::restarting`
+/// counts the restart and sets the backoff; `InjectFault` fails the actor
+/// as a real fault would.
 #[macro_export]
 macro_rules! supervised {
     ($actor:ty) => {
+        impl $crate::actors::runtime::Supervision for $actor {
+            fn restarts(&mut self) -> &mut $crate::actors::runtime::supervision::Restarts {
+                &mut self.restarts
+            }
+        }
         impl ::actix::Supervised for $actor {
             fn restarting(&mut self, _: &mut ::actix::Context<Self>) {
-                $crate::actors::runtime::NodeActor::restarts(self).restarting();
+                $crate::actors::runtime::Supervision::restarts(self).restarting();
                 $crate::actors::runtime::NodeActor::on_restart(self);
             }
         }

@@ -247,9 +247,6 @@ impl NodeActor for SyscallBatcher {
     fn create(cfg: SyscallBatcherConfig, node: &NodeInfo, _: (), out: Edge<Publish>) -> Self {
         Self::new(cfg, node.clone(), out)
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity
     }

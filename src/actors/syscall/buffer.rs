@@ -244,9 +244,6 @@ impl NodeActor for SyscallBuffer {
     fn create(cfg: SyscallBufferConfig, node: &NodeInfo, _: (), l: BufferLinks) -> Self {
         Self::new(cfg, node, l.vocab, l.window, l.to_classifier)
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity
     }

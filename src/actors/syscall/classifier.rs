@@ -157,9 +157,6 @@ impl NodeActor for SyscallClassifier {
     ) -> Self {
         Self::new(cfg, node, model, out)
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity
     }

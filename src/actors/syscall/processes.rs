@@ -11,6 +11,7 @@
 //! Arguments may hold secrets: [`Redaction`] rewrites them here, on the
 //! collector, before anything leaves the host.
 
+use crate::capture::ebpf::Exec;
 use crate::messages::ProcessInfo;
 use crate::metrics::{Counter, Metrics};
 use lru::LruCache;
@@ -45,23 +46,48 @@ impl Redaction {
         r
     }
 
-    /// The arguments with every secret replaced; true when one was.
+    /// The arguments with every secret replaced; true when one was. The
+    /// rules apply to the words inside an argument too (a shell's `-c`
+    /// script, a command line passed as one string).
     pub fn apply(&self, args: &mut [String]) -> bool {
         let mut changed = false;
         let mut hide_next = false;
         for a in args.iter_mut() {
-            if std::mem::take(&mut hide_next) {
-                *a = REDACTED.to_string();
-                changed = true;
+            if !a.contains(' ') {
+                changed |= self.word(a, &mut hide_next);
                 continue;
             }
-            hide_next = self.next.iter().any(|n| a == n);
-            if let Some(r) = self.redact_values(a) {
-                *a = r;
+            let mut words: Vec<String> = a.split(' ').map(String::from).collect();
+            let mut in_words = false;
+            for w in &mut words {
+                in_words |= self.word(w, &mut hide_next);
+            }
+            if in_words {
+                *a = words.join(" ");
                 changed = true;
             }
         }
         changed
+    }
+
+    /// One word: hidden when it follows a `NAME` rule, else its values
+    /// redacted; `hide_next` says whether the next word is a secret.
+    fn word(&self, w: &mut String, hide_next: &mut bool) -> bool {
+        if w.is_empty() {
+            return false; // a run of spaces
+        }
+        if std::mem::take(hide_next) {
+            *w = REDACTED.to_string();
+            return true;
+        }
+        *hide_next = self.next.iter().any(|n| w == n);
+        match self.redact_values(w) {
+            Some(r) => {
+                *w = r;
+                true
+            }
+            None => false,
+        }
     }
 
     fn redact_values(&self, a: &str) -> Option<String> {
@@ -107,20 +133,6 @@ fn url_password(a: &str) -> Option<String> {
         &creds[..colon],
         &rest[at..]
     ))
-}
-
-/// An exec, as the kernel reported it.
-pub struct Exec {
-    pub pid: u32,
-    pub ppid: u32,
-    pub parent_comm: String,
-    pub comm: String,
-    pub path: Option<String>,
-    pub args: Vec<String>,
-    pub args_cut: bool,
-    pub uid: u32,
-    pub gid: u32,
-    pub cgroup: u64,
 }
 
 /// The table (see the module documentation).
@@ -277,6 +289,17 @@ mod tests {
                 "--user=bob",
             ])
         );
+        // Inside one argument: a shell's script.
+        let mut script = args(&[
+            "sh",
+            "-c",
+            "read l; mysql --password  s3 --password=x db; true",
+        ]);
+        assert!(r.apply(&mut script));
+        assert_eq!(
+            script[2],
+            "read l; mysql --password  <redacted> --password=<redacted> db; true"
+        );
         let mut clean = args(&["ls", "-l", "/var/www"]);
         assert!(!r.apply(&mut clean));
         assert_eq!(clean, args(&["ls", "-l", "/var/www"]));
@@ -288,6 +311,8 @@ mod tests {
         let mut t = ProcessTable::new(16, 2, Redaction::default(), &m);
         let exec = |pid, ppid, name: &str| Exec {
             pid,
+            tid: pid,
+            ts_ns: 0,
             ppid,
             parent_comm: "init".into(),
             comm: name.into(),

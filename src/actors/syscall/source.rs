@@ -12,7 +12,7 @@
 //!   evaluation, demos and tests, through the same actors as live capture.
 //! - `none`: no syscall capture on this node.
 
-use super::processes::{Exec, ProcessTable, Redaction};
+use super::processes::{ProcessTable, Redaction};
 use crate::actors::runtime::mailbox::Edge;
 use crate::actors::runtime::supervision::Restarts;
 use crate::actors::runtime::{drained_when, on_start, until_done, Drain, NodeActor, NodeInfo};
@@ -251,33 +251,10 @@ pub fn group(chunk: Chunk, table: &mut ProcessTable) -> Vec<ProcessCalls> {
                 });
                 out[i].calls.push(SyscallEvent { nr, ts_ns });
             }
-            CaptureEvent::Exec {
-                pid,
-                comm,
-                ppid,
-                parent_comm,
-                path,
-                args,
-                args_cut,
-                uid,
-                gid,
-                cgroup,
-                ..
-            } => {
+            CaptureEvent::Exec(e) => {
                 // Calls after the exec belong to the new program.
-                open.remove(&pid);
-                table.exec(Exec {
-                    pid,
-                    ppid,
-                    parent_comm,
-                    comm,
-                    path,
-                    args,
-                    args_cut,
-                    uid,
-                    gid,
-                    cgroup,
-                });
+                open.remove(&e.pid);
+                table.exec(e);
             }
             CaptureEvent::Fork {
                 pid, parent, comm, ..
@@ -561,9 +538,6 @@ impl NodeActor for SyscallSource {
         out: Edge<ProcessCalls>,
     ) -> Self {
         Self::new(cfg, node.clone(), out, input)
-    }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
     }
     /// Nothing is sent to the source but control messages.
     fn mailbox_capacity(&self) -> usize {

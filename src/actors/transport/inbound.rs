@@ -156,9 +156,6 @@ impl NodeActor for Inbound {
     ) -> Self {
         Self::new(cfg, node.clone(), to, subscription)
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity
     }

@@ -221,9 +221,6 @@ impl NodeActor for Outbound {
         };
         Self::new(cfg, node.clone(), route, max_payload)
     }
-    fn restarts(&mut self) -> &mut Restarts {
-        &mut self.restarts
-    }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity
     }
