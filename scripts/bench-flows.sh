@@ -6,6 +6,11 @@
 #
 #   scripts/bench-flows.sh [PCAP]   default: a lab capture of ~1M packets,
 #                                   made once in $DAISI_BENCH_DIR
+#   DAISI_BENCH_AGAINST=REV scripts/bench-flows.sh
+#                                   also the collector build of git revision
+#                                   REV, interleaved in the same rounds (the
+#                                   code, not the machine, changed), and
+#                                   whether its CSV is the same
 #
 # Peers: NFStream (PyPI, in the environment scripts/setup.sh makes), tshark's
 # conversation statistics (Debian), the Python cicflowmeter (PyPI, needs
@@ -40,6 +45,16 @@ BIN=$PWD/target/release/daisi
 # and ~100 MiB here).
 cargo build --release --locked -q --no-default-features --target-dir target/collector
 CBIN=$PWD/target/collector/release/daisi
+AGAINST="${DAISI_BENCH_AGAINST:-}"
+if [ -n "$AGAINST" ]; then
+  # Its own worktree and target directory: the checkout stays as it is.
+  ABIN_SRC="$DIR/against"
+  git worktree remove --force "$ABIN_SRC" 2>/dev/null || rm -rf "$ABIN_SRC"
+  git worktree add -q --detach "$ABIN_SRC" "$AGAINST"
+  (cd "$ABIN_SRC" && cargo build --release --locked -q --no-default-features --target-dir "$DIR/against-target")
+  git worktree remove --force "$ABIN_SRC"
+  ABIN="$DIR/against-target/release/daisi"
+fi
 PCAP="${1:-$DIR/bench.pcap}"
 [ -s "$PCAP" ] || lab/lab.sh bench-pcap "$PCAP" >&2
 WORK=$(mktemp -d)
@@ -71,6 +86,9 @@ for round in 1 2 3; do
   echo "[bench] round $round" >&2
   run daisi "$BIN" flows "$PCAP" --idle-timeout 120s --csv "$WORK/daisi.csv"
   run daisi_collector "$CBIN" flows "$PCAP" --idle-timeout 120s --csv "$WORK/daisi-c.csv"
+  if [ -n "$AGAINST" ]; then
+    run daisi_against "$ABIN" flows "$PCAP" --idle-timeout 120s --csv "$WORK/daisi-a.csv"
+  fi
   run nfstream "$NF_PY" scripts/nfstream_flows.py "$PCAP" "$WORK/nfstream.csv" --idle 120
   run tshark tshark -n -r "$PCAP" -q -z conv,tcp -z conv,udp
   if [ "$round" = 1 ] && [ -x "$CIC_VENV/bin/cicflowmeter" ]; then
@@ -95,6 +113,11 @@ echo
 echo "| tool | packets/s | x NFStream | flows | peak RSS |"
 echo "| --- | --- | --- | --- | --- |"
 echo "| daisi flows, collector build (release, no libtorch) | $(rate "$PACKETS" "$dc_s") | $(ratio "$PACKETS" "$dc_s" "$PACKETS" "$n_s") | $d_flows | $((dc_rss / 1024)) MiB |"
+if [ -n "$AGAINST" ]; then
+  read -r da_s da_rss < <(median daisi_against)
+  same=$(cmp -s "$WORK/daisi-c.csv" "$WORK/daisi-a.csv" && echo "same CSV" || echo "CSV DIFFERS")
+  echo "| daisi flows, collector build at $AGAINST ($same) | $(rate "$PACKETS" "$da_s") | $(ratio "$PACKETS" "$da_s" "$PACKETS" "$n_s") | $(($(wc -l <"$WORK/daisi-a.csv") - 1)) | $((da_rss / 1024)) MiB |"
+fi
 echo "| daisi flows, full build (release, loads libtorch) | $(rate "$PACKETS" "$d_s") | $(ratio "$PACKETS" "$d_s" "$PACKETS" "$n_s") | $d_flows | $((d_rss / 1024)) MiB |"
 echo "| NFStream 6.6 | $(rate "$PACKETS" "$n_s") | 1.0 | $n_flows | $((n_rss / 1024)) MiB |"
 echo "| tshark -z conv,tcp -z conv,udp | $(rate "$PACKETS" "$t_s") | $(ratio "$PACKETS" "$t_s" "$PACKETS" "$n_s") | – | $((t_rss / 1024)) MiB |"
