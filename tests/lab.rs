@@ -739,6 +739,13 @@ fn a_scanner_is_blocked_for_a_while_and_dry_run_changes_nothing() {
             }
         }
         assert!(node.stop(Duration::from_secs(10)).success());
+        // Attempts dropped while the block held do not renew it.
+        let responses = std::fs::read_to_string(&alerts_file)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"module\":\"response\""))
+            .count();
+        assert_eq!(responses, 1, "{}", node.log());
     }
 }
 

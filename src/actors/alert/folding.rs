@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Folded {
     at: Instant,
     pub alert: Alert,
-    /// When a response rule last acted on this entity.
-    pub responded: Option<Instant>,
+    /// When a response rule last acted on this entity (wall clock, ns).
+    pub responded_ns: Option<u64>,
 }
 
 /// The open fold windows, by module, host and entity.
@@ -45,13 +45,13 @@ impl Folds {
     }
 
     /// Opens the fold window of an alert just raised.
-    pub fn open(&mut self, alert: Alert, responded: Option<Instant>) {
+    pub fn open(&mut self, alert: Alert, responded_ns: Option<u64>) {
         self.open.insert(
             key(&alert),
             Folded {
                 at: Instant::now(),
                 alert,
-                responded,
+                responded_ns,
             },
         );
     }

@@ -298,14 +298,17 @@ impl AlertActor {
         let rule = self.responder.as_ref().and_then(|r| r.rule_for(&alert));
         if let Some(f) = self.folds.repeat(&alert) {
             self.folded.inc();
-            // A block has lapsed but the remote keeps attacking: block it
-            // again (the repeat itself stays folded).
+            // A block has lapsed and the remote attacks again: block it
+            // again (the repeat itself stays folded). Only traffic that
+            // began after the block lapsed counts: attempts made while it
+            // held were dropped and are no new evidence (else the block
+            // would renew itself for as long as the remote retries).
             let lapsed = rule == Some(response::Action::Block)
-                && f.responded
+                && f.responded_ns
                     .zip(block_for)
-                    .is_some_and(|(t, b)| t.elapsed() >= b);
+                    .is_some_and(|(t, b)| began_ns(&alert) >= t + b.as_nanos() as u64);
             if lapsed {
-                f.responded = Some(Instant::now());
+                f.responded_ns = Some(now_ns());
                 // Name the alert the sinks hold (the repeat has no line).
                 let folded = f.alert.clone();
                 self.respond(&folded);
@@ -327,7 +330,7 @@ impl AlertActor {
             "alert"
         );
         self.write(&alert);
-        let responded = self.respond(&alert).then(Instant::now);
+        let responded = self.respond(&alert).then(now_ns);
         self.folds.open(alert, responded);
     }
 
@@ -466,6 +469,15 @@ impl Handler<Drain> for AlertActor {
     }
 }
 
+/// When the traffic or activity behind an alert began (wall clock, ns):
+/// a flow's first packet, else the alert's own time.
+fn began_ns(a: &Alert) -> u64 {
+    match (a.observed_ns, &a.flow) {
+        (Some(last), Some(f)) => last.saturating_sub(f.duration_ns),
+        _ => a.ts_ns,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,6 +486,10 @@ mod tests {
     use crate::metrics::Metrics;
 
     fn detection(port: u16) -> FlowDetection {
+        flow_at(port, 1, 2)
+    }
+
+    fn flow_at(port: u16, first_ns: u64, last_ns: u64) -> FlowDetection {
         FlowDetection {
             flow: FlowRecord {
                 src: "10.0.0.66".into(),
@@ -481,9 +497,9 @@ mod tests {
                 src_port: 40000,
                 dst_port: port,
                 proto: 6,
-                first_ns: 1,
-                last_ns: 2,
-                features: Default::default(),
+                first_ns,
+                last_ns,
+                features: [("flowDuration".to_string(), (last_ns - first_ns) as f64)].into(),
                 end: crate::messages::FlowEnd::Rst,
                 pid: None,
                 exe: None,
@@ -586,8 +602,10 @@ mod tests {
         assert_eq!(metrics.get("alert.updates"), 1);
     }
 
-    /// A remote that keeps attacking after its block lapsed is blocked
-    /// again, although its detections stay folded into one alert.
+    /// A remote that attacks again after its block lapsed is blocked
+    /// again, although its detections stay folded into one alert; traffic
+    /// that began while the block held (dropped attempts, reported late)
+    /// does not renew it.
     #[test]
     fn a_lapsed_block_is_renewed_for_a_folded_repeat() {
         let metrics = Metrics::new();
@@ -609,22 +627,29 @@ mod tests {
         };
         actix::System::new().block_on(async {
             let a = actor(&metrics, cfg).start();
-            let one = |port| FlowDetections {
-                host: "h".into(),
-                detections: vec![detection(port)],
-                threshold: 0.5,
-                model: "m".into(),
+            // A flow of `ms` milliseconds that ended just now.
+            let one = |port, ms: u64| {
+                let now = now_ns();
+                FlowDetections {
+                    host: "h".into(),
+                    detections: vec![flow_at(port, now - ms * 1_000_000, now)],
+                    threshold: 0.5,
+                    model: "m".into(),
+                }
             };
-            a.send(one(1)).await.unwrap();
-            a.send(one(2)).await.unwrap(); // block still on: nothing new
+            a.send(one(1, 0)).await.unwrap();
+            a.send(one(2, 0)).await.unwrap(); // block still on: nothing new
             assert_eq!(metrics.get("alert.responses"), 1);
             tokio::time::sleep(Duration::from_millis(350)).await;
-            a.send(one(3)).await.unwrap(); // lapsed: block again
-            a.send(one(4)).await.unwrap();
+            // Lapsed, but this flow began while the block held.
+            a.send(one(3, 200)).await.unwrap();
+            assert_eq!(metrics.get("alert.responses"), 1);
+            a.send(one(4, 0)).await.unwrap(); // new traffic: block again
+            a.send(one(5, 0)).await.unwrap();
             a.send(Drain).await.unwrap();
         });
         assert_eq!(metrics.get("alert.raised"), 1);
-        assert_eq!(metrics.get("alert.folded"), 3);
+        assert_eq!(metrics.get("alert.folded"), 4);
         assert_eq!(metrics.get("alert.responses"), 2);
     }
 }
