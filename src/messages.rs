@@ -235,6 +235,10 @@ pub struct SyscallBatch {
     /// knows them (bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lineage: Vec<ProcessInfo>,
+    /// What the process did since its previous batch that a baseline
+    /// judges, each distinct thing once per program run, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activity: Vec<ActivityEvent>,
 }
 
 impl SyscallBatch {
@@ -251,10 +255,15 @@ impl SyscallBatch {
             .collect();
         let keep = ctx.len().saturating_sub(ctx_len);
         ctx.drain(..keep);
+        // Activity goes with the half its time falls in.
+        let cut_ns = rest.first().map_or(u64::MAX, |e| e.ts_ns);
+        let later = self.activity.iter().position(|a| a.ts_ns >= cut_ns);
+        let activity = later.map_or_else(Vec::new, |i| self.activity.split_off(i));
         let second = SyscallBatch {
             context: ctx,
             events: rest,
             last: self.last,
+            activity,
             ..self.clone()
         };
         self.last = false;
@@ -410,6 +419,101 @@ pub struct ProcessInfo {
     /// cgroup v2 id (a container, a service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<u64>,
+    /// When the process started (its fork, or exec when the fork was not
+    /// seen), Unix ns: a pid is only an identity together with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ns: Option<u64>,
+}
+
+/// One thing a process did that host baselines judge, from the capture's
+/// argument events (collector side, paths made absolute, secrets redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityEvent {
+    pub pid: u32,
+    /// The same clock as the batch's calls (CLOCK_BOOTTIME).
+    pub ts_ns: u64,
+    pub what: Activity,
+}
+
+/// The security-relevant calls whose arguments are captured.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Activity {
+    /// `open`/`openat`/`openat2`; `write` when opened for writing,
+    /// creating or truncating.
+    Open {
+        path: String,
+        write: bool,
+    },
+    Connect {
+        peer: Peer,
+    },
+    Bind {
+        peer: Peer,
+    },
+    Accept {
+        peer: Peer,
+    },
+    /// The `setuid` family: the effective user id asked for.
+    SetUid {
+        uid: u32,
+    },
+    /// The `setgid` family: the effective group id asked for.
+    SetGid {
+        gid: u32,
+    },
+    Ptrace {
+        target: u32,
+        request: u32,
+    },
+    /// `init_module`/`finit_module`, with the module's parameters.
+    LoadModule {
+        params: String,
+    },
+    Mount {
+        source: String,
+        target: String,
+    },
+    /// A file in memory: the usual first step of fileless execution.
+    MemfdCreate {
+        name: String,
+    },
+    Unlink {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    /// A kind this build does not know (a newer collector's).
+    #[serde(other)]
+    Unknown,
+}
+
+/// A socket address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum Peer {
+    Inet {
+        ip: std::net::IpAddr,
+        port: u16,
+    },
+    Unix {
+        path: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Inet { ip, port } => write!(f, "{}", std::net::SocketAddr::new(*ip, *port)),
+            Peer::Unix { path } if path.is_empty() => write!(f, "unix:(unnamed)"),
+            Peer::Unix { path } => write!(f, "unix:{path}"),
+            Peer::Other => write!(f, "(other family)"),
+        }
+    }
 }
 
 /// What raised an alert.
@@ -822,6 +926,7 @@ mod tests {
                 .collect(),
             last: true,
             lineage: vec![],
+            activity: vec![],
         }
     }
 

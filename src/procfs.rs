@@ -92,6 +92,34 @@ pub fn socket_inodes(pid: u32) -> Vec<u64> {
         .collect()
 }
 
+/// When the process started, CLOCK_BOOTTIME ns (`/proc/<pid>/stat`,
+/// field 22, in clock ticks).
+pub fn start_boot_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name may hold spaces and parentheses: fields follow its last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
+    Some(ticks.saturating_mul(1_000_000_000) / hz)
+}
+
+/// A CLOCK_BOOTTIME time (the kernel's event clock) as Unix ns.
+pub fn unix_ns_of_boot(boot_ns: u64) -> u64 {
+    let now = |clock| {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec to write to.
+        unsafe { libc::clock_gettime(clock, &mut t) };
+        t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    };
+    let offset = now(libc::CLOCK_REALTIME).saturating_sub(now(libc::CLOCK_BOOTTIME));
+    boot_ns + offset
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -322,6 +322,170 @@ fn exec_records_carry_the_program_its_arguments_and_its_parent() {
     assert_eq!(m.get("processes.args_redacted"), 1);
 }
 
+/// Argument events: the selected calls of a watched process come with
+/// their paths, peers and ids, typed; relative paths are made absolute;
+/// an unlink outside `watched_paths` is not reported; calls not selected
+/// carry nothing.
+#[test]
+fn argument_events_name_files_peers_and_ids() {
+    if !root() {
+        return;
+    }
+    use daisi::capture::ebpf::ArgCall;
+    use daisi::messages::{Activity, Peer};
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bin = compile(
+        dir.path(),
+        "actprobe",
+        &format!(
+            r#"#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+int main(void) {{
+    char c;
+    if (read(0, &c, 1) != 1) return 2;
+    // On the stack: a string in a page not yet touched cannot be read at
+    // the call's entry (counted as unreadable).
+    char hostname[] = "/etc/hostname";
+    int f = open(hostname, O_RDONLY); if (f >= 0) close(f);
+    char made[] = "made-here", payload[] = "payload";
+    f = open(made, O_WRONLY | O_CREAT, 0600); if (f >= 0) close(f);
+    unlink(made);
+    int m = memfd_create(payload, 0); if (m >= 0) close(m);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {{ .sin_family = AF_INET, .sin_port = htons({port}) }};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    connect(s, (struct sockaddr *)&a, sizeof a);
+    close(s);
+    // A connection to itself, accepted with the peer asked for.
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in la = {{ .sin_family = AF_INET }};
+    inet_pton(AF_INET, "127.0.0.1", &la.sin_addr);
+    socklen_t ll = sizeof la;
+    bind(l, (struct sockaddr *)&la, sizeof la);
+    listen(l, 1);
+    getsockname(l, (struct sockaddr *)&la, &ll);
+    int c2 = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c2, (struct sockaddr *)&la, sizeof la);
+    struct sockaddr_in pa; socklen_t pl = sizeof pa;
+    int acc = accept(l, (struct sockaddr *)&pa, &pl);
+    close(acc); close(c2); close(l);
+    setuid(getuid());
+    return 0;
+}}
+"#
+        ),
+    );
+    let run = |arguments: Vec<ArgCall>| {
+        let mut pid = 0;
+        let (events, m) = capture(
+            Targets {
+                comms: vec!["actprobe".into()],
+                arguments,
+                ..Default::default()
+            },
+            || {
+                let mut p = spawn_blocked(Command::new(&bin).current_dir(dir.path()));
+                pid = p.id();
+                release(&mut p);
+                wait(&mut p);
+            },
+        );
+        let cfg = daisi::actors::syscall::source::SyscallSourceConfig::default();
+        let mut table = daisi::actors::syscall::processes::ProcessTable::new(
+            64,
+            4,
+            daisi::actors::syscall::processes::Redaction::new(&cfg.redact),
+            &m,
+        );
+        let (cut, unwatched) = (m.counter("cut"), m.counter("unwatched"));
+        // Relative paths resolve while the process is there: here it is
+        // gone, so resolve against the directory it ran in.
+        let mut keep = daisi::actors::syscall::source::argument_filter(&cfg, &cut, &unwatched);
+        let base = dir.path().to_path_buf();
+        let mut fix = |a: &mut daisi::capture::ebpf::Args| {
+            if let Activity::Open { path, .. } | Activity::Unlink { path } = &mut a.what {
+                if !path.starts_with('/') {
+                    *path = base.join(&*path).to_string_lossy().into_owned();
+                }
+            }
+            keep(a)
+        };
+        let calls = daisi::actors::syscall::source::group_with(events, &mut table, &mut fix);
+        let acts: Vec<Activity> = calls
+            .iter()
+            .filter(|c| c.pid == pid)
+            .flat_map(|c| c.activity.iter().map(|a| a.what.clone()))
+            .collect();
+        (acts, unwatched.get())
+    };
+    let (acts, unwatched) = run(ArgCall::ALL.to_vec());
+    let has = |a: &Activity| acts.contains(a);
+    assert!(
+        has(&Activity::Open {
+            path: "/etc/hostname".into(),
+            write: false
+        }),
+        "{acts:#?}"
+    );
+    let made = dir.path().join("made-here").to_string_lossy().into_owned();
+    assert!(
+        has(&Activity::Open {
+            path: made,
+            write: true
+        }),
+        "{acts:#?}"
+    );
+    assert!(
+        has(&Activity::MemfdCreate {
+            name: "payload".into()
+        }),
+        "{acts:#?}"
+    );
+    assert!(
+        has(&Activity::Connect {
+            peer: Peer::Inet {
+                ip: "127.0.0.1".parse().unwrap(),
+                port
+            }
+        }),
+        "{acts:#?}"
+    );
+    assert!(has(&Activity::SetUid { uid: 0 }), "{acts:#?}");
+    assert!(
+        acts.iter().any(|a| matches!(
+            a,
+            Activity::Bind {
+                peer: Peer::Inet { port: 0, .. }
+            }
+        )),
+        "{acts:#?}"
+    );
+    assert!(
+        acts.iter().any(|a| matches!(a, Activity::Accept { peer: Peer::Inet { ip, port } } if ip.is_loopback() && *port != 0)),
+        "{acts:#?}"
+    );
+    assert!(
+        !acts.iter().any(|a| matches!(a, Activity::Unlink { .. })),
+        "a temp dir is not a watched path: {acts:#?}"
+    );
+    assert_eq!(unwatched, 1);
+    // Only memfd selected: nothing else.
+    let (acts, _) = run(vec![ArgCall::Memfd]);
+    assert_eq!(
+        acts,
+        [Activity::MemfdCreate {
+            name: "payload".into()
+        }]
+    );
+}
+
 /// Alerts name the process with its arguments (redacted), its parent and
 /// its user, in its process tree's incident. The threshold is forced to 0:
 /// what is tested is the naming.

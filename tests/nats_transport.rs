@@ -264,6 +264,7 @@ fn envelope(schema: u16, host: &str) -> Envelope {
             events: vec![SyscallEvent { nr: 0, ts_ns: 0 }],
             last: true,
             lineage: vec![],
+            activity: vec![],
         }),
     }
 }

@@ -92,6 +92,8 @@ impl Writer {
                 CaptureEvent::Fork { pid, comm, .. } => {
                     self.comms.insert(pid, comm);
                 }
+                // Traces hold call numbers only.
+                CaptureEvent::Args(_) => {}
                 CaptureEvent::Exit { pid, .. } => {
                     if let Some((mut f, _)) = self.files.remove(&pid) {
                         writeln!(f)?;
@@ -117,6 +119,7 @@ pub fn record_syscalls(args: &RecordSyscallsArgs) -> anyhow::Result<()> {
         pids: args.pids.clone(),
         comms: args.comms.clone(),
         cgroups: args.cgroups.clone(),
+        arguments: Vec::new(),
     };
     let capture = Capture::start(targets, tx, &metrics)?;
     let mut w = Writer {

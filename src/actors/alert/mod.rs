@@ -40,7 +40,7 @@ use crate::metrics::Counter;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `[alert]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -484,6 +484,7 @@ mod tests {
     use crate::actors::network::flow_classifier::FlowDetection;
     use crate::messages::{FlowRecord, Severity};
     use crate::metrics::Metrics;
+    use std::time::Instant;
 
     fn detection(port: u16) -> FlowDetection {
         flow_at(port, 1, 2)

@@ -14,12 +14,12 @@ use crate::actors::runtime::{Drain, NodeInfo};
 use crate::actors::syscall::source::ProcessCalls;
 use crate::actors::transport::Publish;
 use crate::config::validate::{ConfigError, Validate};
-use crate::messages::{Payload, SyscallAbi, SyscallBatch, SyscallEvent};
+use crate::messages::{Activity, ActivityEvent, Payload, SyscallAbi, SyscallBatch, SyscallEvent};
 use crate::metrics::Counter;
 use actix::prelude::*;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
@@ -81,8 +81,17 @@ struct ProcState {
     tid: u32,
     context: VecDeque<u32>,
     pending: Vec<SyscallEvent>,
+    /// Activity not yet sent.
+    activity: Vec<ActivityEvent>,
+    /// What this program run already reported (each distinct thing goes
+    /// once; forgotten at exec, bounded by MAX_SEEN).
+    seen: HashSet<Activity>,
     since: Instant,
 }
+
+/// Distinct activities remembered per process; past it, repeats are sent
+/// again (nothing is lost, the compute side dedups once more).
+const MAX_SEEN: usize = 4096;
 
 /// Per-process batching.
 pub struct SyscallBatcher {
@@ -93,6 +102,8 @@ pub struct SyscallBatcher {
     restarts: Restarts,
     evicted: Counter,
     batches: Counter,
+    /// Activity a process had already reported (not sent again).
+    repeats: Counter,
     tracked: crate::metrics::Gauge,
 }
 
@@ -103,6 +114,7 @@ impl SyscallBatcher {
             restarts: Restarts::new(Self::NAME, &node.metrics),
             evicted: node.metrics.counter("syscall_batcher.evicted_processes"),
             batches: node.metrics.counter("syscall_batcher.batches"),
+            repeats: node.metrics.counter("syscall_batcher.activity_repeats"),
             tracked: node.metrics.gauge("syscall_batcher.processes"),
             procs: LruCache::new(cap),
             cfg,
@@ -134,6 +146,7 @@ impl SyscallBatcher {
             events,
             last,
             lineage: st.lineage.clone(),
+            activity: std::mem::take(&mut st.activity),
         }
     }
 
@@ -149,11 +162,24 @@ impl SyscallBatcher {
             tid: msg.tid,
             context: VecDeque::new(),
             pending: Vec::new(),
+            activity: Vec::new(),
+            seen: HashSet::new(),
             since: Instant::now(),
         });
         st.comm = msg.comm; // exec may have changed it
-        if msg.exe.is_some() {
+        if msg.exe.is_some() && msg.exe != st.exe {
+            st.seen.clear(); // a new program
             st.exe = msg.exe;
+        }
+        for a in msg.activity {
+            if st.seen.len() >= MAX_SEEN {
+                st.seen.clear();
+            }
+            if st.seen.insert(a.what.clone()) {
+                st.activity.push(a);
+            } else {
+                self.repeats.inc();
+            }
         }
         if !msg.lineage.is_empty() {
             st.lineage = msg.lineage;
@@ -298,6 +324,7 @@ mod tests {
             exe: None,
             abi: SyscallAbi::X86_64,
             lineage: vec![],
+            activity: vec![],
             calls: nrs
                 .iter()
                 .map(|&nr| SyscallEvent { nr, ts_ns: 0 })

@@ -321,6 +321,7 @@ mod tests {
             events: ev.iter().map(|&nr| SyscallEvent { nr, ts_ns: 0 }).collect(),
             last,
             lineage: vec![],
+            activity: vec![],
         }
     }
 

@@ -191,6 +191,7 @@ impl ProcessTable {
             uid: ids.map(|i| i.uid),
             gid: ids.map(|i| i.gid),
             cgroup: None,
+            start_ns: crate::procfs::start_boot_ns(pid).map(crate::procfs::unix_ns_of_boot),
         }
     }
 
@@ -216,6 +217,12 @@ impl ProcessTable {
         }
         let mut args = e.args;
         self.redact(&mut args);
+        // The process started at its fork, when the table saw it.
+        let start_ns = self
+            .known
+            .peek(&e.pid)
+            .and_then(|p| p.start_ns)
+            .or(Some(crate::procfs::unix_ns_of_boot(e.ts_ns)));
         self.put(ProcessInfo {
             pid: e.pid,
             ppid: Some(e.ppid).filter(|&p| p != 0),
@@ -225,15 +232,17 @@ impl ProcessTable {
             uid: Some(e.uid),
             gid: Some(e.gid),
             cgroup: Some(e.cgroup),
+            start_ns,
         });
     }
 
     /// A new process: its parent's identity until it execs.
-    pub fn fork(&mut self, pid: u32, parent: u32, comm: String) {
+    pub fn fork(&mut self, pid: u32, parent: u32, comm: String, ts_ns: u64) {
         let mut info = self.get(parent).clone();
         info.pid = pid;
         info.ppid = Some(parent);
         info.name = comm;
+        info.start_ns = Some(crate::procfs::unix_ns_of_boot(ts_ns));
         self.put(info);
     }
 
@@ -324,9 +333,9 @@ mod tests {
             cgroup: 7,
         };
         t.exec(exec(4_000_010, 4_000_001, "python3"));
-        t.fork(4_000_011, 4_000_010, "python3".into());
+        t.fork(4_000_011, 4_000_010, "python3".into(), 0);
         t.exec(exec(4_000_011, 4_000_010, "sh"));
-        t.fork(4_000_012, 4_000_011, "sh".into());
+        t.fork(4_000_012, 4_000_011, "sh".into(), 0);
         let child = t.get(4_000_012).clone();
         assert_eq!(child.name, "sh");
         assert_eq!(child.executable.as_deref(), Some("/usr/bin/sh"));
@@ -346,10 +355,10 @@ mod tests {
         let m = Metrics::new();
         let mut t = ProcessTable::new(2, 4, Redaction::default(), &m);
         for pid in [4_100_001, 4_100_002, 4_100_003] {
-            t.fork(pid, 1, "x".into());
+            t.fork(pid, 1, "x".into(), 0);
         }
         assert_eq!(m.get("processes.evicted"), 2, "the first two children went");
-        t.fork(4_100_003, 1, "y".into());
+        t.fork(4_100_003, 1, "y".into(), 0);
         assert_eq!(t.get(4_100_003).name, "y");
     }
 }

@@ -16,9 +16,11 @@ use super::processes::{ProcessTable, Redaction};
 use crate::actors::runtime::mailbox::Edge;
 use crate::actors::runtime::supervision::Restarts;
 use crate::actors::runtime::{drained_when, on_start, until_done, Drain, NodeActor, NodeInfo};
-use crate::capture::ebpf::{Capture, CaptureError, CaptureEvent, Chunk, Targets};
+use crate::capture::ebpf::{
+    ArgCall, Args, Capture, CaptureError, CaptureEvent, Chunk, Dir, Targets,
+};
 use crate::config::validate::{ConfigError, Validate};
-use crate::messages::{ProcessInfo, SyscallAbi, SyscallEvent};
+use crate::messages::{Activity, ActivityEvent, ProcessInfo, SyscallAbi, SyscallEvent};
 use crate::traces::{for_each_trace, Trace};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -83,6 +85,14 @@ pub struct SyscallSourceConfig {
     /// argument, or a URL query parameter); `NAME` redacts the argument
     /// after it. A URL's `user:password@` password always is.
     pub redact: Vec<String>,
+    /// ebpf: the calls whose arguments are captured for host baselines
+    /// (`open`, `connect`, `bind`, `accept`, `setuid`, `ptrace`, `modules`,
+    /// `mount`, `memfd`, `unlink`, `rename`); every call is counted either
+    /// way. Default: all of them.
+    pub arguments: Vec<ArgCall>,
+    /// ebpf: `unlink` and `rename` are reported under these directories
+    /// only (deleting logs, replacing binaries, planting cron jobs).
+    pub watched_paths: Vec<PathBuf>,
 }
 
 impl Default for SyscallSourceConfig {
@@ -118,6 +128,21 @@ impl Default for SyscallSourceConfig {
                 "api_key=*",
             ]
             .map(String::from)
+            .to_vec(),
+            arguments: ArgCall::ALL.to_vec(),
+            watched_paths: [
+                "/etc",
+                "/bin",
+                "/sbin",
+                "/usr",
+                "/lib",
+                "/boot",
+                "/root",
+                "/home",
+                "/var/log",
+                "/var/spool/cron",
+            ]
+            .map(PathBuf::from)
             .to_vec(),
         }
     }
@@ -203,6 +228,8 @@ pub struct ProcessCalls {
     /// capture; empty for replay).
     pub lineage: Vec<ProcessInfo>,
     pub calls: Vec<SyscallEvent>,
+    /// What the calls did that baselines judge (live capture).
+    pub activity: Vec<ActivityEvent>,
     /// The process has exited; no more calls follow.
     pub exited: bool,
 }
@@ -235,6 +262,16 @@ struct Live {
 /// Groups a chunk of kernel events into per-process messages, in order:
 /// each process's calls, then its exit.
 pub fn group(chunk: Chunk, table: &mut ProcessTable) -> Vec<ProcessCalls> {
+    group_with(chunk, table, &mut |_| Some(()))
+}
+
+/// [`group`], with each argument event made absolute and judged by
+/// `keep` (which may also rewrite it) first.
+pub fn group_with(
+    chunk: Chunk,
+    table: &mut ProcessTable,
+    keep: &mut dyn FnMut(&mut Args) -> Option<()>,
+) -> Vec<ProcessCalls> {
     let mut out: Vec<ProcessCalls> = Vec::new();
     let mut open: HashMap<u32, usize> = HashMap::new();
     for ev in chunk {
@@ -251,14 +288,31 @@ pub fn group(chunk: Chunk, table: &mut ProcessTable) -> Vec<ProcessCalls> {
                 });
                 out[i].calls.push(SyscallEvent { nr, ts_ns });
             }
+            CaptureEvent::Args(mut a) => {
+                if keep(&mut a).is_none() {
+                    continue;
+                }
+                let i = *open.entry(a.pid).or_insert_with(|| {
+                    out.push(process_calls(table, a.pid, a.tid, false));
+                    out.len() - 1
+                });
+                out[i].activity.push(ActivityEvent {
+                    pid: a.pid,
+                    ts_ns: a.ts_ns,
+                    what: a.what,
+                });
+            }
             CaptureEvent::Exec(e) => {
                 // Calls after the exec belong to the new program.
                 open.remove(&e.pid);
                 table.exec(e);
             }
             CaptureEvent::Fork {
-                pid, parent, comm, ..
-            } => table.fork(pid, parent, comm),
+                pid,
+                parent,
+                comm,
+                ts_ns,
+            } => table.fork(pid, parent, comm, ts_ns),
             CaptureEvent::Exit { pid, .. } => match open.remove(&pid) {
                 Some(i) => out[i].exited = true,
                 None => out.push(process_calls(table, pid, pid, true)),
@@ -279,7 +333,82 @@ fn process_calls(table: &mut ProcessTable, pid: u32, tid: u32, exited: bool) -> 
         abi: SyscallAbi::X86_64,
         lineage,
         calls: Vec::new(),
+        activity: Vec::new(),
         exited,
+    }
+}
+
+/// A path the process gave, made absolute from its working directory or
+/// the directory `dir` names (through /proc, when the process is still
+/// there; else left as given).
+pub fn absolute(pid: u32, dir: Dir, path: &str) -> String {
+    if path.starts_with('/') {
+        return path.to_string();
+    }
+    let base = match dir {
+        Dir::Cwd => std::fs::read_link(format!("/proc/{pid}/cwd")),
+        Dir::Fd(fd) => std::fs::read_link(format!("/proc/{pid}/fd/{fd}")),
+    };
+    match base {
+        Ok(b) => normalize(&b.join(path).to_string_lossy()),
+        Err(_) => path.to_string(),
+    }
+}
+
+/// `.` and `..` resolved lexically (no symlinks followed).
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Under one of `dirs` (a whole path component at a time).
+fn under(path: &str, dirs: &[PathBuf]) -> bool {
+    let p = std::path::Path::new(path);
+    dirs.iter().any(|d| p.starts_with(d))
+}
+
+/// The collector's rules for argument events: paths made absolute;
+/// unlink and rename kept under `watched_paths` only. Counts cut strings.
+pub fn argument_filter<'a>(
+    cfg: &'a SyscallSourceConfig,
+    cut: &'a crate::metrics::Counter,
+    unwatched: &'a crate::metrics::Counter,
+) -> impl FnMut(&mut Args) -> Option<()> + 'a {
+    move |a: &mut Args| {
+        if a.cut {
+            cut.inc();
+        }
+        let (pid, dir) = (a.pid, a.dir);
+        let fix = |p: &mut String| *p = absolute(pid, dir, p);
+        match &mut a.what {
+            Activity::Open { path, .. } => fix(path),
+            Activity::Unlink { path } => {
+                fix(path);
+                if !under(path, &cfg.watched_paths) {
+                    unwatched.inc();
+                    return None;
+                }
+            }
+            Activity::Rename { from, to } => {
+                fix(from);
+                fix(to);
+                if !under(from, &cfg.watched_paths) && !under(to, &cfg.watched_paths) {
+                    unwatched.inc();
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        Some(())
     }
 }
 
@@ -314,6 +443,7 @@ impl SourceInput {
                     pids: cfg.pids.clone(),
                     comms: cfg.comms.clone(),
                     cgroups: cfg.cgroups.clone(),
+                    arguments: cfg.arguments.clone(),
                 };
                 SourceInput::Live {
                     capture: Capture::start(targets, tx, metrics)?,
@@ -381,12 +511,16 @@ impl SyscallSource {
             Redaction::new(&self.cfg.redact),
             &self.node.metrics,
         );
+        let cfg = self.cfg.clone();
+        let cut = self.node.metrics.counter("capture.args_cut");
+        let unwatched = self.node.metrics.counter("syscall_source.unwatched_paths");
         ctx.spawn(
             async move {
+                let mut keep = argument_filter(&cfg, &cut, &unwatched);
                 loop {
                     let chunk = rx.lock().await.recv().await;
                     let Some(chunk) = chunk else { break };
-                    for msg in group(chunk, &mut table) {
+                    for msg in group_with(chunk, &mut table, &mut keep) {
                         events.add(msg.calls.len() as u64);
                         if out.push(msg).await.is_err() {
                             return;
@@ -479,6 +613,7 @@ impl SyscallSource {
                         abi,
                         lineage: Vec::new(),
                         calls,
+                        activity: Vec::new(),
                         exited: i + 1 == n_chunks,
                     };
                     if out.push(msg).await.is_err() {
