@@ -53,6 +53,18 @@ pub enum Command {
     /// Read the alerts a node wrote (its JSON Lines sink).
     #[command(subcommand)]
     Alerts(Alerts),
+    /// Host profiles: what each program may do, and accepting a false alarm.
+    #[command(subcommand)]
+    Baseline(Baseline),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Baseline {
+    /// What each program of a host's profile may do (learnt and accepted).
+    Show(crate::commands::baseline::ShowArgs),
+    /// Folds a baseline finding (or an incident's) into the profile: the
+    /// behaviour is allowed from now on, on running nodes too.
+    Accept(crate::commands::baseline::AcceptArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,6 +119,12 @@ pub fn main() -> ExitCode {
         }
         Command::Alerts(Alerts::List(args)) => {
             crate::commands::report(crate::commands::alerts::list(&args).map(|_| ()))
+        }
+        Command::Baseline(Baseline::Show(args)) => {
+            crate::commands::report(crate::commands::baseline::show(&args))
+        }
+        Command::Baseline(Baseline::Accept(args)) => {
+            crate::commands::report(crate::commands::baseline::accept(&args).map(|_| ()))
         }
         Command::Alerts(Alerts::Tail(args)) => {
             crate::commands::report(crate::commands::alerts::tail(&args))

@@ -490,6 +490,67 @@ pub enum Activity {
     Unknown,
 }
 
+/// What a program did, as a host baseline holds it (generalized: numeric
+/// path parts become `*`, ordinary files their directory's `*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Behaviour {
+    /// Starts this program (by executable path).
+    Child(String),
+    /// Runs as this user id.
+    RunsAs(u32),
+    /// Reads files matching this pattern.
+    Reads(String),
+    /// Writes, creates or truncates files matching this pattern.
+    Writes(String),
+    /// Connects to this peer (`ip:port`, `*:port` once many addresses on
+    /// one port were seen, `unix:path`).
+    Connects(String),
+    /// Listens on this local address (bind).
+    Listens(String),
+    /// Accepts connections.
+    Accepts,
+    /// Asks for this effective user id (setuid family).
+    SetsUid(u32),
+    /// Asks for this effective group id.
+    SetsGid(u32),
+    /// Creates files in memory (`memfd_create`).
+    MemoryFiles,
+    /// Traces other processes.
+    Traces,
+    /// Loads kernel modules.
+    LoadsModules,
+    /// Mounts file systems.
+    Mounts,
+    /// Deletes or renames files matching this pattern (under watched
+    /// paths).
+    Removes(String),
+    #[serde(other)]
+    Unknown,
+}
+
+impl std::fmt::Display for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Behaviour::Child(e) => write!(f, "starts {e}"),
+            Behaviour::RunsAs(u) => write!(f, "runs as uid {u}"),
+            Behaviour::Reads(p) => write!(f, "reads {p}"),
+            Behaviour::Writes(p) => write!(f, "writes {p}"),
+            Behaviour::Connects(p) => write!(f, "connects to {p}"),
+            Behaviour::Listens(p) => write!(f, "listens on {p}"),
+            Behaviour::Accepts => write!(f, "accepts connections"),
+            Behaviour::SetsUid(u) => write!(f, "sets uid {u}"),
+            Behaviour::SetsGid(g) => write!(f, "sets gid {g}"),
+            Behaviour::MemoryFiles => write!(f, "creates in-memory files"),
+            Behaviour::Traces => write!(f, "traces processes"),
+            Behaviour::LoadsModules => write!(f, "loads kernel modules"),
+            Behaviour::Mounts => write!(f, "mounts file systems"),
+            Behaviour::Removes(p) => write!(f, "deletes or renames {p}"),
+            Behaviour::Unknown => write!(f, "(unknown behaviour)"),
+        }
+    }
+}
+
 /// A socket address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "family", rename_all = "snake_case")]
@@ -524,8 +585,11 @@ pub enum AlertModule {
     Syscall,
     /// A network flow (the flow model).
     Network,
-    /// A process with both a syscall and a network alert.
+    /// A process with both a syscall and a network alert, or a process
+    /// tree's findings.
     Incident,
+    /// A program did what its host profile does not hold.
+    Baseline,
     /// What a response did about another alert.
     Response,
 }
@@ -537,6 +601,7 @@ impl AlertModule {
             AlertModule::Network => "network",
             AlertModule::Incident => "incident",
             AlertModule::Response => "response",
+            AlertModule::Baseline => "baseline",
         }
     }
 }
@@ -631,6 +696,48 @@ pub struct Finding {
     pub threshold: f64,
     /// The detection's one-line summary.
     pub summary: String,
+    /// Baseline findings: the rule, and what the program did (the entry
+    /// `daisi baseline accept` adds to the profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleFields>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineFields>,
+}
+
+impl Finding {
+    /// A detection, as its process tree's incident lists it.
+    pub fn of(a: &Alert) -> Finding {
+        Finding {
+            module: a.module,
+            severity: a.severity,
+            score: a.score,
+            threshold: a.threshold,
+            summary: a.summary.clone(),
+            rule: a.rule.clone(),
+            baseline: a.baseline.clone(),
+        }
+    }
+}
+
+/// The rule that raised a detection (ECS `rule.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleFields {
+    /// e.g. `baseline.new_child`.
+    pub name: String,
+}
+
+/// What a baseline finding is about: the program and what it did that its
+/// profile does not hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineFields {
+    pub program: String,
+    pub behaviour: Behaviour,
+}
+
+/// A file an alert is about (ECS `file.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileFields {
+    pub path: String,
 }
 
 /// The user a process ran as (ECS `user.*`, `group.*`: ids as text).
@@ -734,6 +841,15 @@ pub struct Alert {
     pub destination: Option<Endpoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowFields>,
+    /// The file a finding is about (ECS `file.path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileFields>,
+    /// The rule that raised it (ECS `rule.name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleFields>,
+    /// Baseline findings: the program and what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineFields>,
     /// Network alerts: the features that raised the score most.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<FeatureFields>,
@@ -788,6 +904,9 @@ impl Alert {
             source: None,
             destination: None,
             flow: None,
+            file: None,
+            rule: None,
+            baseline: None,
             features: vec![],
             related: vec![],
             tree: vec![],
@@ -966,6 +1085,8 @@ mod tests {
                 score: 0.5,
                 threshold: 0.1,
                 summary: "s".into(),
+                rule: None,
+                baseline: None,
             }],
         }];
         let e = env(Payload::Outcome(a));

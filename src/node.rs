@@ -23,6 +23,7 @@ use crate::actors::network::packet_source::PacketSource;
 use crate::actors::runtime::heartbeat::{HeartbeatActor, HeartbeatMonitor};
 use crate::actors::runtime::mailbox::{Edge, Overflow};
 use crate::actors::runtime::{launch, launch_in, Drain, NodeActor, NodeInfo};
+use crate::actors::syscall::baseline::{BaselineActor, Store};
 use crate::actors::syscall::batcher::SyscallBatcher;
 use crate::actors::syscall::buffer::{BufferLinks, SyscallBuffer};
 use crate::actors::syscall::classifier::SyscallClassifier;
@@ -63,6 +64,8 @@ struct ComputeParts {
     syscall_model: SyscallModel,
     flow_model: FlowModel,
     subscription: Option<Subscription>,
+    /// Host baselines, when on and fed by live capture.
+    baseline: Option<Store>,
 }
 
 /// What the collector side's prepare steps opened.
@@ -92,6 +95,13 @@ impl Prepared {
                 flow_model: prepare::<FlowClassifier>(cfg, node).await?,
                 sinks: prepare::<AlertActor>(cfg, node).await?,
                 subscription: prepare::<Inbound>(cfg, node).await?,
+                // In-process, only live capture names processes.
+                baseline: match cfg.baseline.enabled
+                    && (role == Role::Compute || cfg.syscall_source.kind == SourceKind::Ebpf)
+                {
+                    true => Some(prepare::<BaselineActor>(cfg, node).await?),
+                    false => None,
+                },
             }),
             false => None,
         };
@@ -128,6 +138,7 @@ struct ComputeSide {
     buffer: Addr<SyscallBuffer>,
     monitor: Addr<HeartbeatMonitor>,
     inbound: Addr<Inbound>,
+    baseline: Option<Addr<BaselineActor>>,
 }
 
 /// The collector side's actors.
@@ -155,6 +166,7 @@ pub struct Node {
     pub flow_classifier: Option<Addr<FlowClassifier>>,
     pub monitor: Option<Addr<HeartbeatMonitor>>,
     pub alert: Option<Addr<AlertActor>>,
+    pub baseline: Option<Addr<BaselineActor>>,
     deadline: Duration,
     /// The actors in drain order.
     drain_order: Vec<(&'static str, Recipient<Drain>)>,
@@ -224,7 +236,18 @@ impl Wiring<'_> {
             },
         );
         let monitor = launch::<HeartbeatMonitor>(cfg, node, (), ());
+        let baseline = parts.baseline.map(|store| {
+            launch::<BaselineActor>(
+                cfg,
+                node,
+                store,
+                self.edge("alert_baseline", &alert, to_alert),
+            )
+        });
         let dispatch = Dispatch {
+            baseline: baseline
+                .as_ref()
+                .map(|b| self.edge("baseline", b, cfg.baseline.mailbox.overflow)),
             syscalls: Some(self.edge(
                 "syscall_buffer",
                 &buffer,
@@ -247,6 +270,7 @@ impl Wiring<'_> {
             buffer,
             monitor,
             inbound,
+            baseline,
         }
     }
 
@@ -369,6 +393,7 @@ impl Node {
             flow_classifier: None,
             monitor: None,
             alert: None,
+            baseline: None,
             deadline: cfg.node.shutdown_deadline,
             drain_order: Vec::new(),
             unconfirmed,
@@ -389,6 +414,7 @@ impl Node {
             node.flow_classifier = Some(c.flow_classifier);
             node.monitor = Some(c.monitor);
             node.alert = Some(c.alert);
+            node.baseline = c.baseline;
             node.classifier_arbiter = Some(c.arbiter);
         }
         node.drain_order = node.drain_order();
@@ -417,6 +443,7 @@ impl Node {
             entry(&self.buffer),
             entry(&self.classifier),
             entry(&self.flow_classifier),
+            entry(&self.baseline),
             entry(&self.monitor),
             entry(&self.alert),
         ]

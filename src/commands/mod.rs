@@ -1,6 +1,7 @@
 //! The `daisi` subcommands.
 
 pub mod alerts;
+pub mod baseline;
 pub mod eval;
 pub mod flows;
 pub mod network;

@@ -16,6 +16,7 @@ use crate::actors::network::flow_classifier::FlowClassifierConfig;
 use crate::actors::network::flow_merge::FlowMergeConfig;
 use crate::actors::network::packet_source::PacketSourceConfig;
 use crate::actors::runtime::heartbeat::HeartbeatConfig;
+use crate::actors::syscall::baseline::BaselineConfig;
 use crate::actors::syscall::batcher::SyscallBatcherConfig;
 use crate::actors::syscall::buffer::SyscallBufferConfig;
 use crate::actors::syscall::classifier::SyscallClassifierConfig;
@@ -104,6 +105,7 @@ pub struct Config {
     pub flow_merge: FlowMergeConfig,
     pub flow_classifier: FlowClassifierConfig,
     pub alert: AlertConfig,
+    pub baseline: BaselineConfig,
     pub command: CommandConfig,
 }
 
@@ -274,6 +276,7 @@ impl Validate for Config {
                 .validate("syscall_classifier", errors);
             self.flow_classifier.validate("flow_classifier", errors);
             self.alert.validate("alert", errors);
+            self.baseline.validate("baseline", errors);
         }
     }
 }

@@ -274,6 +274,8 @@ impl Daisi {
             .arg(&cfg)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("RUST_LOG", "info")
+            // Host profiles stay in the test's directory.
+            .env("DAISI__BASELINE__DIR", dir.path().join("baselines"))
             .envs(env.iter().copied())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())

@@ -40,7 +40,7 @@ impl Correlator {
         let slot = match a.module {
             AlertModule::Syscall => &mut entry.syscall,
             AlertModule::Network => &mut entry.network,
-            AlertModule::Incident | AlertModule::Response => return None,
+            AlertModule::Incident | AlertModule::Response | AlertModule::Baseline => return None,
         };
         *slot = Some((now, a.clone()));
         let cooldown = self.cooldown;

@@ -417,6 +417,20 @@ impl Handler<Scored> for AlertActor {
     }
 }
 
+/// Baseline findings: into their process tree's incident.
+impl Handler<crate::actors::syscall::baseline::BaselineFindings> for AlertActor {
+    type Result = ();
+    fn handle(
+        &mut self,
+        msg: crate::actors::syscall::baseline::BaselineFindings,
+        _: &mut Context<Self>,
+    ) {
+        for (alert, lineage) in msg.0 {
+            self.emit(alert, &lineage);
+        }
+    }
+}
+
 /// Network detections: an alert per malicious flow as soon as it is
 /// scored (repeats between the same two addresses fold within `cooldown`).
 impl Handler<FlowDetections> for AlertActor {

@@ -80,19 +80,22 @@ impl Trees {
     /// it). `alert` has its id, time and node already.
     pub fn add(&mut self, alert: Alert, lineage: &[ProcessInfo]) -> Outcome {
         let pid = lineage[0].pid;
-        let finding = Finding {
-            module: alert.module,
-            severity: alert.severity,
-            score: alert.score,
-            threshold: alert.threshold,
-            summary: alert.summary.clone(),
-        };
+        let finding = Finding::of(&alert);
         let host = alert.host.clone();
         if let Some(t) = self
             .open
             .iter_mut()
             .find(|t| t.host == host && lineage.iter().any(|p| t.pids.contains(&p.pid)))
         {
+            // The root itself found: the tree grows up to its parent (the
+            // service that started it), unless that is init.
+            let is_root = t.alert.tree.first().is_some_and(|m| m.process.pid == pid);
+            if let Some(parent) = lineage.get(1).filter(|p| is_root && p.pid > 1) {
+                if t.pids.insert(parent.pid) {
+                    t.alert.tree.insert(0, member(parent));
+                    t.alert.process = ProcessFields::from_lineage(&lineage[1..]);
+                }
+            }
             // The chain from the tree down to this process.
             let known = lineage
                 .iter()
@@ -191,13 +194,7 @@ impl Trees {
             t.alert.related.push(alert.id.clone());
         }
         if let Some(m) = t.alert.tree.iter_mut().find(|m| m.process.pid == pid) {
-            m.findings.push(Finding {
-                module: alert.module,
-                severity: alert.severity,
-                score: alert.score,
-                threshold: alert.threshold,
-                summary: alert.summary.clone(),
-            });
+            m.findings.push(Finding::of(alert));
         }
         t.alert.count += 1;
         t.alert.last_seen_ns = alert.ts_ns;

@@ -80,6 +80,8 @@ impl Seen {
 /// Where [`Inbound`] hands each payload kind.
 pub struct Dispatch {
     pub syscalls: Option<Edge<ScoreBatch>>,
+    /// Live batches' processes and activity, for host baselines.
+    pub baseline: Option<Edge<crate::actors::syscall::baseline::Observe>>,
     pub flows: Option<Edge<crate::actors::network::flow_classifier::ScoreFlows>>,
     pub heartbeats: Option<Edge<HeartbeatSeen>>,
     /// What collectors did about this node's response commands.
@@ -197,10 +199,27 @@ impl Handler<Deliver> for Inbound {
         // Unique envelopes only; duplicates are counted above.
         received.inc();
         match env.payload {
-            Payload::SyscallBatch(b) => {
+            Payload::SyscallBatch(mut b) => {
                 if let Some(edge) = self.to.syscalls.clone() {
+                    // Live batches name their process: baselines see it.
+                    let observe = self
+                        .to
+                        .baseline
+                        .clone()
+                        .filter(|_| !b.lineage.is_empty())
+                        .map(|e| {
+                            let o = crate::actors::syscall::baseline::Observe {
+                                host: b.host.clone(),
+                                lineage: b.lineage.clone(),
+                                activity: std::mem::take(&mut b.activity),
+                            };
+                            (e, o)
+                        });
                     ctx.wait(
                         async move {
+                            if let Some((e, o)) = observe {
+                                let _ = e.push(o).await;
+                            }
                             let _ = edge.push(ScoreBatch(b)).await;
                         }
                         .into_actor(self),

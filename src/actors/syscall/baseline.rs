@@ -1,0 +1,426 @@
+//! Host baselines on the compute side (`crate::baseline` holds the logic):
+//! each live batch's process, lineage and activity are learnt into its
+//! host's profile during the learning period, then judged against it; the
+//! findings go to the alert actor, where they join their process tree's
+//! incident. Profiles are saved per host (`baseline.dir`) every
+//! `save_every`, when learning ends and at drain, and reloaded at start;
+//! behaviours accepted with `daisi baseline accept` are picked up while
+//! the node runs.
+
+use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::{drained, now_ns, on_start, Drain, DrainReply, NodeActor, NodeInfo};
+use crate::baseline::{self, Accepted, BaselineError, Profile, Sensitive};
+use crate::config::validate::{ConfigError, Validate};
+use crate::messages::{
+    ActivityEvent, Alert, AlertModule, BaselineFields, Endpoint, FileFields, Peer, ProcessFields,
+    ProcessInfo, RuleFields, UserFields,
+};
+use crate::metrics::Counter;
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// `[baseline]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// Learn per-program profiles from live capture and raise findings.
+    /// Needs live capture (`syscall_source.kind = "ebpf"` on the
+    /// collectors); a node that receives none learns nothing.
+    pub enabled: bool,
+    /// Where profiles (`<host>.json`) and accepted behaviours
+    /// (`accepted.json`) live.
+    pub dir: PathBuf,
+    /// How long a host's profile learns before findings start (from the
+    /// first batch of a host without a profile).
+    #[serde(with = "humantime_serde")]
+    pub learn_for: Duration,
+    /// Learning profiles are saved this often.
+    #[serde(with = "humantime_serde")]
+    pub save_every: Duration,
+    /// A program repeating the same new behaviour raises it again after
+    /// this long.
+    #[serde(with = "humantime_serde")]
+    pub repeat_after: Duration,
+    /// Files whose access is a finding unless the program's profile holds
+    /// it (globs; `*` stays within a directory, `**` crosses them).
+    pub sensitive: Vec<String>,
+    /// Hosts with a profile in memory at once.
+    pub max_hosts: usize,
+    pub mailbox: MailboxConfig,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("/var/lib/daisi/baselines"),
+            learn_for: Duration::from_secs(24 * 3600),
+            save_every: Duration::from_secs(300),
+            repeat_after: Duration::from_secs(3600),
+            sensitive: baseline::default_sensitive(),
+            max_hosts: 4096,
+            mailbox: MailboxConfig::default(),
+        }
+    }
+}
+
+impl Validate for BaselineConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        if let Err(e) = Sensitive::new(&self.sensitive) {
+            errors.push(ConfigError::new(format!("{path}.sensitive"), e.to_string()));
+        }
+        if self.save_every.is_zero() {
+            errors.push(ConfigError::new(
+                format!("{path}.save_every"),
+                "must be above 0",
+            ));
+        }
+        crate::config::validate::at_least_one(path, &[("max_hosts", self.max_hosts)], errors);
+        self.mailbox.validate(&format!("{path}.mailbox"), errors);
+    }
+}
+
+/// What a live batch showed of a process (sent by the inbound actor).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Observe {
+    pub host: String,
+    /// The process, then its ancestors.
+    pub lineage: Vec<ProcessInfo>,
+    pub activity: Vec<ActivityEvent>,
+}
+
+/// Baseline findings, each with its process's lineage.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct BaselineFindings(pub Vec<(Alert, Vec<ProcessInfo>)>);
+
+/// Why baselines cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("baseline.dir {path}: {source} (set baseline.dir to a writable directory, or baseline.enabled = false)")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
+    #[error("baseline.sensitive: {0}")]
+    Glob(#[from] globset::Error),
+}
+
+/// What the prepare step opened.
+pub struct Store {
+    sensitive: Sensitive,
+    accepted: Accepted,
+    accepted_at: Option<SystemTime>,
+}
+
+struct Host {
+    profile: Profile,
+    dirty: bool,
+    learning: bool,
+}
+
+/// The baseline actor.
+pub struct BaselineActor {
+    cfg: BaselineConfig,
+    store: Store,
+    hosts: HashMap<String, Host>,
+    reported: HashMap<(String, String, crate::messages::Behaviour), Instant>,
+    out: Edge<BaselineFindings>,
+    restarts: Restarts,
+    observations: Counter,
+    learnt: Counter,
+    findings: Counter,
+    save_errors: Counter,
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl BaselineActor {
+    fn new(
+        cfg: BaselineConfig,
+        node: &NodeInfo,
+        store: Store,
+        out: Edge<BaselineFindings>,
+    ) -> Self {
+        let m = &node.metrics;
+        Self {
+            restarts: Restarts::new(Self::NAME, m),
+            observations: m.counter("baseline.observations"),
+            learnt: m.counter("baseline.learnt"),
+            findings: m.counter("baseline.findings"),
+            save_errors: m.counter("baseline.save_errors"),
+            hosts: HashMap::new(),
+            reported: HashMap::new(),
+            cfg,
+            store,
+            out,
+        }
+    }
+
+    /// The host's profile: in memory, else its file, else a new one that
+    /// starts learning now.
+    fn host(&mut self, name: &str) -> &mut Host {
+        if !self.hosts.contains_key(name) {
+            if self.hosts.len() >= self.cfg.max_hosts {
+                self.save(true);
+                self.hosts.clear();
+            }
+            let path = baseline::profile_path(&self.cfg.dir, name);
+            let now = now_ns();
+            let profile = match Profile::load(&path) {
+                Ok(p) => {
+                    tracing::info!(host = name, path = %path.display(), programs = p.programs.len(), learning = p.learning(now), "baseline loaded");
+                    p
+                }
+                Err(BaselineError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    tracing::info!(
+                        host = name,
+                        learn_for_s = self.cfg.learn_for.as_secs(),
+                        "baseline learning starts"
+                    );
+                    Profile::new(name, now, self.cfg.learn_for.as_nanos() as u64)
+                }
+                Err(e) => {
+                    // Never overwrite a profile this build cannot read.
+                    tracing::error!(host = name, error = %e, "baseline unreadable; this host learns in memory only");
+                    let mut p = Profile::new(name, now, self.cfg.learn_for.as_nanos() as u64);
+                    p.host = format!("{name} (unsaved)");
+                    p
+                }
+            };
+            let learning = profile.learning(now);
+            self.hosts.insert(
+                name.to_string(),
+                Host {
+                    profile,
+                    dirty: false,
+                    learning,
+                },
+            );
+        }
+        self.hosts.get_mut(name).expect("just inserted")
+    }
+
+    /// Writes the profiles that changed (all learning ones with `all`).
+    fn save(&mut self, all: bool) {
+        for (name, h) in &mut self.hosts {
+            if !(h.dirty || all && h.learning) || h.profile.host.ends_with("(unsaved)") {
+                continue;
+            }
+            let path = baseline::profile_path(&self.cfg.dir, name);
+            match h.profile.save(&path) {
+                Ok(()) => h.dirty = false,
+                Err(e) => {
+                    self.save_errors.inc();
+                    tracing::error!(host = %name, error = %e, "baseline not saved");
+                }
+            }
+        }
+    }
+
+    /// Picks up behaviours accepted since the last look.
+    fn reload_accepted(&mut self) {
+        let path = Accepted::path(&self.cfg.dir);
+        let at = modified(&path);
+        if at == self.store.accepted_at {
+            return;
+        }
+        match Accepted::load(&path) {
+            Ok(a) => {
+                tracing::info!(path = %path.display(), "accepted behaviours reloaded");
+                self.store.accepted = a;
+                self.store.accepted_at = at;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "accepted behaviours unreadable; keeping the previous ones")
+            }
+        }
+    }
+
+    fn observe(&mut self, o: Observe) -> Vec<(Alert, Vec<ProcessInfo>)> {
+        self.observations.inc();
+        let now = now_ns();
+        let sensitive = self.store.sensitive.clone();
+        let accepted = self.store.accepted.for_host(&o.host);
+        let activity: Vec<_> = o.activity.iter().map(|a| a.what.clone()).collect();
+        let seen = baseline::behaviours(&o.lineage, &activity, &sensitive);
+        let host = self.host(&o.host);
+        if host.learning {
+            if host.profile.learning(now) {
+                host.profile.observations += 1;
+                let mut n = 0;
+                for (program, b, _, _) in seen {
+                    if host.profile.learn(&program, b) {
+                        n += 1;
+                    }
+                }
+                host.dirty |= n > 0;
+                self.learnt.add(n);
+                return Vec::new();
+            }
+            host.learning = false;
+            host.dirty = true;
+            tracing::info!(host = %o.host, programs = host.profile.programs.len(), observations = host.profile.observations, "baseline learnt; findings start");
+        }
+        let mut profile = host.profile.clone();
+        profile.merge(&accepted);
+        let mut out = Vec::new();
+        for (program, b, file, peer) in seen {
+            let Some(f) = baseline::judge(
+                &profile,
+                &program,
+                &b,
+                file.as_deref(),
+                peer.as_ref(),
+                &sensitive,
+            ) else {
+                continue;
+            };
+            let key = (o.host.clone(), program.clone(), b.clone());
+            if self
+                .reported
+                .get(&key)
+                .is_some_and(|t| t.elapsed() < self.cfg.repeat_after)
+            {
+                continue;
+            }
+            if self.reported.len() >= 65_536 {
+                let horizon = self.cfg.repeat_after;
+                self.reported.retain(|_, t| t.elapsed() < horizon);
+            }
+            self.reported.insert(key, Instant::now());
+            self.findings.inc();
+            out.push((alert_of(&o.host, &o.lineage, f), o.lineage.clone()));
+        }
+        out
+    }
+}
+
+/// The alert for one finding (id, time and node are the alert actor's).
+fn alert_of(host: &str, lineage: &[ProcessInfo], f: baseline::Finding) -> Alert {
+    let me = &lineage[0];
+    let mut a = Alert::new(
+        AlertModule::Baseline,
+        host,
+        format!("{} {}", f.program, f.behaviour),
+        f.severity,
+    );
+    a.summary = format!("process {} ({}): {}", me.pid, me.name, f.summary);
+    a.score = 1.0;
+    a.threshold = 0.0;
+    a.model = "baseline".into();
+    a.process = ProcessFields::from_lineage(lineage);
+    a.user = me.uid.map(|u| UserFields { id: u.to_string() });
+    a.file = f.file.map(|path| FileFields { path });
+    if let Some(Peer::Inet { ip, port }) = f.peer {
+        a.destination = Some(Endpoint {
+            ip: ip.to_string(),
+            port,
+        });
+    }
+    a.rule = Some(RuleFields {
+        name: f.rule.name().into(),
+    });
+    a.baseline = Some(BaselineFields {
+        program: f.program,
+        behaviour: f.behaviour,
+    });
+    a
+}
+
+impl NodeActor for BaselineActor {
+    const NAME: &'static str = "baseline";
+    type Config = BaselineConfig;
+    type Prepared = Store;
+    type Links = Edge<BaselineFindings>;
+    type Error = StoreError;
+
+    fn section(cfg: &crate::config::Config) -> &BaselineConfig {
+        &cfg.baseline
+    }
+    async fn prepare(cfg: &crate::config::Config, _: &NodeInfo) -> Result<Store, StoreError> {
+        let c = &cfg.baseline;
+        std::fs::create_dir_all(&c.dir).map_err(|source| StoreError::Dir {
+            path: c.dir.clone(),
+            source,
+        })?;
+        // Writable: checked now, not at the first save hours later.
+        let probe = c.dir.join(".daisi-write-test");
+        std::fs::write(&probe, b"").map_err(|source| StoreError::Dir {
+            path: c.dir.clone(),
+            source,
+        })?;
+        let _ = std::fs::remove_file(probe);
+        let path = Accepted::path(&c.dir);
+        Ok(Store {
+            sensitive: Sensitive::new(&c.sensitive)?,
+            accepted: Accepted::load(&path)?,
+            accepted_at: modified(&path),
+        })
+    }
+    fn create(
+        cfg: BaselineConfig,
+        node: &NodeInfo,
+        store: Store,
+        out: Edge<BaselineFindings>,
+    ) -> Self {
+        Self::new(cfg, node, store, out)
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
+    }
+}
+
+crate::supervised!(BaselineActor);
+
+impl Actor for BaselineActor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        on_start(self, ctx);
+        ctx.run_interval(self.cfg.save_every, |a, _| a.save(false));
+        ctx.run_interval(Duration::from_secs(2), |a, _| a.reload_accepted());
+    }
+}
+
+impl Handler<Observe> for BaselineActor {
+    type Result = ();
+    fn handle(&mut self, o: Observe, ctx: &mut Context<Self>) {
+        if o.lineage.is_empty() {
+            return;
+        }
+        let found = self.observe(o);
+        if found.is_empty() {
+            return;
+        }
+        let out = self.out.clone();
+        ctx.wait(
+            async move { out.push(BaselineFindings(found)).await }
+                .into_actor(self)
+                .map(|r, _, ctx| {
+                    if let Err(e) = r {
+                        fail(Self::NAME, ctx, e);
+                    }
+                }),
+        );
+    }
+}
+
+/// Saves every changed profile; findings were handed on as they came.
+impl Handler<Drain> for BaselineActor {
+    type Result = DrainReply<Self>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> DrainReply<Self> {
+        self.save(false);
+        drained()
+    }
+}
