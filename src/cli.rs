@@ -88,6 +88,10 @@ pub enum Eval {
     /// The flow classifier on labelled captures (`lab/lab.sh generate`):
     /// precision, recall, F1, ROC AUC, confusion counts, per attack kind.
     Network(crate::commands::network::EvalNetworkArgs),
+    /// The host lab's figures (`lab/host.sh run` writes the alerts and
+    /// phases): detection, time to the first alert, alerts per attack,
+    /// false alarms per host-hour.
+    Host(crate::commands::eval_host::EvalHostArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -132,6 +136,9 @@ pub fn main() -> ExitCode {
         Command::Train(Train::Network(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::network::train(&args).map(|_| ()))
+        }
+        Command::Eval(Eval::Host(args)) => {
+            crate::commands::report(crate::commands::eval_host::eval_host(&args).map(|_| ()))
         }
         Command::Eval(Eval::Network(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());

