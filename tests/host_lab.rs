@@ -1,0 +1,66 @@
+//! The host lab, short: `lab/host.sh` runs the victim service (a web
+//! application with a command-injection flaw) and its scheduler in a
+//! mount namespace of their own, a `daisi run` node learns their baseline
+//! for 15 s of benign workload, 20 s more of benign workload must raise
+//! nothing, then four attack scenarios through the flaw must each be
+//! detected, each as at most one incident and its updates, none naming an
+//! unknown process. Needs root (eBPF, mount namespaces); skips with a
+//! message otherwise, fails under `DAISI_REQUIRE`. The full run (every
+//! scenario, longer benign workload) is `lab/host.sh run OUT`.
+
+mod common;
+
+use daisi::commands::eval_host::{evaluate, Phase};
+use daisi::messages::Alert;
+use std::process::Command;
+
+fn lines<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() {
+    if !common::root("the host lab needs root (eBPF, mount namespaces)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/lab/host.sh"))
+        .args(["run"])
+        .arg(dir.path())
+        .args([
+            "--learn",
+            "15s",
+            "--benign",
+            "20s",
+            "--scenarios",
+            "reverse_shell,credential_theft,persistence_cron,seen_programs_only",
+        ])
+        .env("DAISI_BIN", common::daisi_bin())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{printed}\n{}\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{printed}");
+    let alerts: Vec<Alert> = lines(&dir.path().join("alerts.jsonl"));
+    let phases: Vec<Phase> = lines(&dir.path().join("phases.jsonl"));
+    let e = evaluate(&alerts, &phases);
+    let shown = format!("{printed}\n{alerts:#?}");
+    assert_eq!(e.scenarios.len(), 4, "{shown}");
+    for s in &e.scenarios {
+        assert!(s.detected, "{} missed: {shown}", s.name);
+        assert!(s.alert_lines <= 3, "{}: {} alert lines: {shown}", s.name, s.alert_lines);
+    }
+    assert_eq!(e.false_alarms, 0, "the benign workload alerted: {shown}");
+    assert_eq!(e.unknown_process, 0, "{shown}");
+    assert!(printed.contains("detected 4 of 4 scenarios"), "{printed}");
+}
