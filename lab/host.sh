@@ -127,8 +127,9 @@ EOF
     for d in /etc/cron.d /root/.ssh /srv/daisi-lab; do mkdir -p "$d"; mount -t tmpfs -o size=8m lab "$d"; done
     echo "<h1>daisi lab</h1>" > /srv/daisi-lab/index.html
     echo "about" > /srv/daisi-lab/about.html
-    # The scheduler: a backup every 5 s (at most an hour).
-    (for i in $(seq 720); do tar czf /tmp/daisi-lab-backup.tgz -C /srv daisi-lab 2>/dev/null; sleep 5; done) &
+    # The scheduler: a backup every 5 s while the victim runs (at most an
+    # hour); $$ is the victim once this shell execs it.
+    (for i in $(seq 720); do kill -0 $$ 2>/dev/null || exit 0; tar czf /tmp/daisi-lab-backup.tgz -C /srv daisi-lab 2>/dev/null; sleep 5; done) </dev/null >/dev/null 2>&1 &
     exec python3 lab/host/victim.py "$0" /srv/daisi-lab
   ' "$VPORT" &
   local victim=$!
