@@ -58,7 +58,12 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
     assert_eq!(e.scenarios.len(), 4, "{shown}");
     for s in &e.scenarios {
         assert!(s.detected, "{} missed: {shown}", s.name);
-        assert!(s.alert_lines <= 3, "{}: {} alert lines: {shown}", s.name, s.alert_lines);
+        assert!(
+            s.alert_lines <= 3,
+            "{}: {} alert lines: {shown}",
+            s.name,
+            s.alert_lines
+        );
     }
     assert_eq!(e.false_alarms, 0, "the benign workload alerted: {shown}");
     assert_eq!(e.unknown_process, 0, "{shown}");
