@@ -719,6 +719,26 @@ impl Finding {
     }
 }
 
+/// What kind of record an alert is (ECS `event.*`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EventFields {
+    pub kind: EventKind,
+}
+
+/// ECS `event.kind` values daisi writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A detection, or an incident joining detections.
+    #[default]
+    Alert,
+    /// Something done (a response's outcome).
+    Event,
+    /// A kind this build does not know.
+    #[serde(other)]
+    Unknown,
+}
+
 /// The rule that raised a detection (ECS `rule.*`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleFields {
@@ -819,6 +839,10 @@ pub struct Alert {
     /// One line for people: what was seen, where, how far from normal.
     #[serde(default)]
     pub summary: String,
+    /// ECS `event.kind`: `alert` for detections and incidents, `event` for
+    /// a response's outcome.
+    #[serde(default)]
+    pub event: EventFields,
     /// The process (syscall alerts; network alerts attributed to one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessFields>,
@@ -894,6 +918,12 @@ impl Alert {
             severity,
             entity,
             summary: String::new(),
+            event: EventFields {
+                kind: match module {
+                    AlertModule::Response => EventKind::Event,
+                    _ => EventKind::Alert,
+                },
+            },
             process: None,
             user: None,
             score: 0.0,

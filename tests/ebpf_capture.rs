@@ -578,6 +578,7 @@ fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
     ] {
         assert!(rules.iter().any(|x| x == r), "{r} missing: {a:#}");
     }
+    assert_eq!(a["event"]["kind"], "alert", "{a:#}");
     let text = a.to_string();
     assert!(
         text.contains("/etc/shadow") && text.contains(&format!("127.0.0.1:{port}")),

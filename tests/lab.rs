@@ -695,6 +695,7 @@ fn a_scanner_is_blocked_for_a_while_and_dry_run_changes_nothing() {
             "no response",
             || node.log(),
         );
+        assert_eq!(response["event"]["kind"], "event", "{response}");
         let what = response["response"]["detail"].as_str().unwrap().to_string();
         assert!(what.contains(&attacker), "{response}");
         let table = Command::new("ip")

@@ -429,6 +429,9 @@ pub fn outcome(
         node_id: node_id.to_string(),
         host: a.host.clone(),
         module: AlertModule::Response,
+        event: crate::messages::EventFields {
+            kind: crate::messages::EventKind::Event,
+        },
         severity: a.severity,
         entity: a.entity.clone(),
         summary: format!(
