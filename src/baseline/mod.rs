@@ -28,8 +28,11 @@ use std::path::{Path, PathBuf};
 pub const FORMAT: u32 = 1;
 
 /// Behaviours a program's profile holds at most (past it, new ones are
-/// not learnt: counted).
+/// not learnt: `baseline.not_learnt`).
 pub const MAX_BEHAVIOURS: usize = 4096;
+
+/// Programs a profile holds at most (past it, new programs are not learnt).
+pub const MAX_PROGRAMS: usize = 16_384;
 
 /// Distinct addresses on one port before a program's peers on that port
 /// generalize to `*:port` (clients of many servers: package mirrors, APIs).
@@ -99,9 +102,20 @@ impl Profile {
         }
     }
 
-    /// Adds `b` to `program`; false when it was there or the program is
-    /// full.
+    /// Whether `program` can learn more (the profile and its entry have
+    /// room).
+    pub fn has_room(&self, program: &str) -> bool {
+        match self.programs.get(program) {
+            Some(set) => set.len() < MAX_BEHAVIOURS,
+            None => self.programs.len() < MAX_PROGRAMS,
+        }
+    }
+
+    /// Adds `b` to `program`; false when it was there or there is no room.
     pub fn learn(&mut self, program: &str, b: Behaviour) -> bool {
+        if self.programs.len() >= MAX_PROGRAMS && !self.programs.contains_key(program) {
+            return false;
+        }
         let set = self.programs.entry(program.to_string()).or_default();
         if set.len() >= MAX_BEHAVIOURS || set.contains(&b) {
             return false;

@@ -124,6 +124,9 @@ struct Host {
     profile: Profile,
     dirty: bool,
     learning: bool,
+    /// After learning: the profile with the accepted behaviours, made once
+    /// (again when the accepted file changes).
+    judged_by: Option<Profile>,
 }
 
 /// The baseline actor.
@@ -138,6 +141,8 @@ pub struct BaselineActor {
     learnt: Counter,
     findings: Counter,
     save_errors: Counter,
+    /// Behaviours not learnt because the profile was full.
+    not_learnt: Counter,
 }
 
 fn modified(path: &std::path::Path) -> Option<SystemTime> {
@@ -158,6 +163,7 @@ impl BaselineActor {
             learnt: m.counter("baseline.learnt"),
             findings: m.counter("baseline.findings"),
             save_errors: m.counter("baseline.save_errors"),
+            not_learnt: m.counter("baseline.not_learnt"),
             hosts: HashMap::new(),
             reported: HashMap::new(),
             cfg,
@@ -206,6 +212,7 @@ impl BaselineActor {
                     profile,
                     dirty: false,
                     learning,
+                    judged_by: None,
                 },
             );
         }
@@ -241,6 +248,9 @@ impl BaselineActor {
                 tracing::info!(path = %path.display(), "accepted behaviours reloaded");
                 self.store.accepted = a;
                 self.store.accepted_at = at;
+                for h in self.hosts.values_mut() {
+                    h.judged_by = None;
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "accepted behaviours unreadable; keeping the previous ones")
@@ -252,20 +262,23 @@ impl BaselineActor {
         self.observations.inc();
         let now = now_ns();
         let sensitive = self.store.sensitive.clone();
-        let accepted = self.store.accepted.for_host(&o.host);
         let activity: Vec<_> = o.activity.iter().map(|a| a.what.clone()).collect();
         let seen = baseline::behaviours(&o.lineage, &activity, &sensitive);
-        let host = self.host(&o.host);
+        self.host(&o.host); // loaded
+        let host = self.hosts.get_mut(&o.host).expect("just loaded");
         if host.learning {
             if host.profile.learning(now) {
                 host.profile.observations += 1;
-                let mut n = 0;
+                let (mut n, mut full) = (0, 0);
                 for (program, b, _, _) in seen {
-                    if host.profile.learn(&program, b) {
+                    if !host.profile.has_room(&program) {
+                        full += 1;
+                    } else if host.profile.learn(&program, b) {
                         n += 1;
                     }
                 }
                 host.dirty |= n > 0;
+                self.not_learnt.add(full);
                 self.learnt.add(n);
                 return Vec::new();
             }
@@ -273,8 +286,12 @@ impl BaselineActor {
             host.dirty = true;
             tracing::info!(host = %o.host, programs = host.profile.programs.len(), observations = host.profile.observations, "baseline learnt; findings start");
         }
-        let mut profile = host.profile.clone();
-        profile.merge(&accepted);
+        let accepted = &self.store.accepted;
+        let profile = host.judged_by.take().unwrap_or_else(|| {
+            let mut p = host.profile.clone();
+            p.merge(&accepted.for_host(&o.host));
+            p
+        });
         let mut out = Vec::new();
         for (program, b, file, peer) in seen {
             let Some(f) = baseline::judge(
@@ -302,6 +319,9 @@ impl BaselineActor {
             self.reported.insert(key, Instant::now());
             self.findings.inc();
             out.push((alert_of(&o.host, &o.lineage, f), o.lineage.clone()));
+        }
+        if let Some(h) = self.hosts.get_mut(&o.host) {
+            h.judged_by = Some(profile);
         }
         out
     }
