@@ -115,7 +115,7 @@ pub enum StoreError {
 
 /// What the prepare step opened.
 pub struct Store {
-    sensitive: Sensitive,
+    sensitive: std::sync::Arc<Sensitive>,
     accepted: Accepted,
     accepted_at: Option<SystemTime>,
 }
@@ -315,6 +315,9 @@ impl BaselineActor {
             if self.reported.len() >= 65_536 {
                 let horizon = self.cfg.repeat_after;
                 self.reported.retain(|_, t| t.elapsed() < horizon);
+                if self.reported.len() >= 65_536 {
+                    self.reported.clear(); // bounded: repeats may come again
+                }
             }
             self.reported.insert(key, Instant::now());
             self.findings.inc();
@@ -384,7 +387,7 @@ impl NodeActor for BaselineActor {
         let _ = std::fs::remove_file(probe);
         let path = Accepted::path(&c.dir);
         Ok(Store {
-            sensitive: Sensitive::new(&c.sensitive)?,
+            sensitive: std::sync::Arc::new(Sensitive::new(&c.sensitive)?),
             accepted: Accepted::load(&path)?,
             accepted_at: modified(&path),
         })
