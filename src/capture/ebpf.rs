@@ -761,6 +761,31 @@ mod tests {
         assert_eq!(w.len(), 4, "daisi's own pid (777, word 12) is never set");
     }
 
+    /// Socket addresses as processes pass them: IPv4, IPv6, Unix paths and
+    /// abstract names; an address cut short is of no known family, and a
+    /// record without even a family is none.
+    #[test]
+    fn socket_addresses_are_typed() {
+        let mut v4 = vec![0u8; 16];
+        v4[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        v4[2..4].copy_from_slice(&8080u16.to_be_bytes());
+        v4[4..8].copy_from_slice(&[10, 1, 2, 3]);
+        assert_eq!(peer_of(&v4).unwrap().to_string(), "10.1.2.3:8080");
+        let mut v6 = vec![0u8; 28];
+        v6[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+        v6[2..4].copy_from_slice(&443u16.to_be_bytes());
+        v6[23] = 1;
+        assert_eq!(peer_of(&v6).unwrap().to_string(), "[::1]:443");
+        let mut unix = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        unix.extend_from_slice(b"/run/x.sock\0junk");
+        assert_eq!(peer_of(&unix).unwrap().to_string(), "unix:/run/x.sock");
+        let mut abs = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        abs.extend_from_slice(b"\0hidden");
+        assert_eq!(peer_of(&abs).unwrap().to_string(), "unix:@hidden");
+        assert_eq!(peer_of(&v4[..6]), Some(Peer::Other), "cut: no address");
+        assert_eq!(peer_of(&[2]), None);
+    }
+
     #[test]
     fn parses_kernel_layouts_and_rejects_short_records() {
         // The hot path's record stays 24 bytes; exec/exit carry the comm.
