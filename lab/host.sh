@@ -11,8 +11,10 @@
 #   lab/host.sh scenarios     the scenario names
 #
 # The victim (lab/host/victim.py: a web application whose /ping passes its
-# parameter to a shell) and a scheduler running a periodic backup run in a
-# mount namespace of their own where /etc/cron.d, /root/.ssh and the web
+# parameter to a shell), a scheduler running a periodic backup and an
+# administrator running everyday commands (uptime, df, ps, ls, dpkg, id,
+# who) and rotating the application's log run in a mount namespace of
+# their own where /etc/cron.d, /root/.ssh, the log directory and the web
 # root are scratch tmpfs: persistence writes land there, never on this
 # machine. All traffic is on 127.0.0.1; every request and loop is bounded
 # in count and time.
@@ -130,6 +132,18 @@ EOF
     # The scheduler: a backup every 5 s while the victim runs (at most an
     # hour); $$ is the victim once this shell execs it.
     (for i in $(seq 720); do kill -0 $$ 2>/dev/null || exit 0; tar czf /tmp/daisi-lab-backup.tgz -C /srv daisi-lab 2>/dev/null; sleep 5; done) </dev/null >/dev/null 2>&1 &
+    # An administrator: everyday commands in turn, one a second, and the
+    # application log rotated (at most an hour).
+    mkdir -p /var/log/daisi-lab && mount -t tmpfs -o size=8m lab /var/log/daisi-lab
+    (for i in $(seq 3600); do
+       kill -0 $$ 2>/dev/null || exit 0
+       case $((i % 8)) in
+         0) uptime ;; 1) df -h ;; 2) ps aux ;; 3) ls -la /var/log ;;
+         4) dpkg -l bash ;; 5) id ;; 6) who ;;
+         7) mv /var/log/daisi-lab/app.log /var/log/daisi-lab/app.log.1 2>/dev/null; date >> /var/log/daisi-lab/app.log ;;
+       esac
+       sleep 1
+     done) </dev/null >/dev/null 2>&1 &
     exec python3 lab/host/victim.py "$0" /srv/daisi-lab
   ' "$VPORT" &
   local victim=$!
