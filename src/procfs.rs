@@ -92,6 +92,15 @@ pub fn socket_inodes(pid: u32) -> Vec<u64> {
         .collect()
 }
 
+/// An executable's path with symlinks resolved, as `/proc/<pid>/exe`
+/// shows it (the path as given when it cannot be resolved: a deleted
+/// file, another mount namespace).
+pub fn resolved(path: &str) -> String {
+    std::fs::canonicalize(path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.to_string())
+}
+
 /// When the process started, CLOCK_BOOTTIME ns (`/proc/<pid>/stat`,
 /// field 22, in clock ticks).
 pub fn start_boot_ns(pid: u32) -> Option<u64> {

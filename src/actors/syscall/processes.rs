@@ -227,7 +227,12 @@ impl ProcessTable {
             pid: e.pid,
             ppid: Some(e.ppid).filter(|&p| p != 0),
             name: e.comm,
-            executable: e.path.or_else(|| crate::procfs::exe(e.pid)),
+            // One name per program: the path as invoked may be a symlink
+            // (`/bin/sh`, `python3`), /proc names the file itself.
+            executable: e
+                .path
+                .map(|p| crate::procfs::resolved(&p))
+                .or_else(|| crate::procfs::exe(e.pid)),
             args,
             uid: Some(e.uid),
             gid: Some(e.gid),
@@ -325,7 +330,7 @@ mod tests {
             ppid,
             parent_comm: "init".into(),
             comm: name.into(),
-            path: Some(format!("/usr/bin/{name}")),
+            path: Some(format!("/opt/daisi-test/{name}")),
             args: args(&[name, "-c", "x"]),
             args_cut: false,
             uid: 33,
@@ -338,7 +343,7 @@ mod tests {
         t.fork(4_000_012, 4_000_011, "sh".into(), 0);
         let child = t.get(4_000_012).clone();
         assert_eq!(child.name, "sh");
-        assert_eq!(child.executable.as_deref(), Some("/usr/bin/sh"));
+        assert_eq!(child.executable.as_deref(), Some("/opt/daisi-test/sh"));
         assert_eq!(child.uid, Some(33));
         let l = t.lineage(4_000_012);
         let pids: Vec<u32> = l.iter().map(|p| p.pid).collect();
