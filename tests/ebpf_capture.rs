@@ -75,6 +75,13 @@ fn wait(c: &mut Child) {
     }
 }
 
+/// A collector's process table, with the default redaction.
+fn table(m: &Metrics) -> daisi::actors::syscall::processes::ProcessTable {
+    use daisi::actors::syscall::{processes, source};
+    let redact = source::SyscallSourceConfig::default().redact;
+    processes::ProcessTable::new(64, 4, processes::Redaction::new(&redact), m)
+}
+
 /// Starts a capture, runs `work`, stops, and returns every event.
 fn capture(targets: Targets, work: impl FnOnce()) -> (Vec<CaptureEvent>, Metrics) {
     let m = Metrics::new();
@@ -248,12 +255,7 @@ int main(void) {
         })
         .expect("the fork is captured with its parent");
     assert!(contains_sequence(&names_of(&events, child), 3));
-    let mut table = daisi::actors::syscall::processes::ProcessTable::new(
-        64,
-        4,
-        daisi::actors::syscall::processes::Redaction::default(),
-        &Metrics::new(),
-    );
+    let mut table = table(&Metrics::new());
     let calls = daisi::actors::syscall::source::group(events, &mut table);
     let of_child: Vec<_> = calls.iter().filter(|c| c.pid == child).collect();
     assert!(!of_child.is_empty());
@@ -304,14 +306,7 @@ fn exec_records_carry_the_program_its_arguments_and_its_parent() {
     assert_eq!(exec.ppid, std::process::id(), "the test started it");
     assert_eq!(exec.uid, 0);
 
-    let mut table = daisi::actors::syscall::processes::ProcessTable::new(
-        64,
-        4,
-        daisi::actors::syscall::processes::Redaction::new(
-            &daisi::actors::syscall::source::SyscallSourceConfig::default().redact,
-        ),
-        &m,
-    );
+    let mut table = table(&m);
     let calls = daisi::actors::syscall::source::group(events, &mut table);
     let mine = calls.iter().find(|c| c.pid == pid).expect("its calls");
     let lineage = &mine.lineage;
@@ -398,12 +393,7 @@ int main(void) {{
             },
         );
         let cfg = daisi::actors::syscall::source::SyscallSourceConfig::default();
-        let mut table = daisi::actors::syscall::processes::ProcessTable::new(
-            64,
-            4,
-            daisi::actors::syscall::processes::Redaction::new(&cfg.redact),
-            &m,
-        );
+        let mut table = table(&m);
         let (cut, unwatched) = (m.counter("cut"), m.counter("unwatched"));
         // Relative paths resolve while the process is there: here it is
         // gone, so resolve against the directory it ran in.

@@ -197,18 +197,22 @@ impl Profile {
         })
     }
 
-    /// Writes the profile (to a temporary file, then renamed: a reader
-    /// never sees half a profile).
     pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
-        let io = |source| BaselineError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(self).expect("a profile serializes");
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        write_json(path, self)
     }
+}
+
+/// Writes `value` as JSON to a temporary file, then renames it: a reader
+/// (a node, `daisi baseline show`) never sees half a file.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BaselineError> {
+    let io = |source| BaselineError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(value).expect("maps of strings serialize");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// The profile file of `host` in `dir`.
@@ -252,14 +256,7 @@ impl Accepted {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
-        let io = |source| BaselineError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(self).expect("accepted behaviours serialize");
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        write_json(path, self)
     }
 
     /// What `host` may do beyond its profile (its own entries and `*`'s).
@@ -385,10 +382,6 @@ pub fn file_pattern(path: &str, sensitive: &Sensitive) -> String {
     }
 }
 
-fn peer_text(p: &Peer) -> String {
-    p.to_string()
-}
-
 /// What a finding is, as `rule.name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -461,9 +454,9 @@ fn is_shell(exe: &str) -> bool {
 
 /// The behaviours one observation shows: `(program, behaviour, what)` where
 /// `what` is the file or peer itself.
-pub fn behaviours(
+pub fn behaviours<'a>(
     lineage: &[ProcessInfo],
-    activity: &[Activity],
+    activity: impl IntoIterator<Item = &'a Activity>,
     sensitive: &Sensitive,
 ) -> Vec<(String, Behaviour, Option<String>, Option<Peer>)> {
     let mut out = Vec::new();
@@ -494,12 +487,12 @@ pub fn behaviours(
                 (b, Some(path.clone()), None)
             }
             Activity::Connect { peer } => (
-                Behaviour::Connects(peer_text(peer)),
+                Behaviour::Connects(peer.to_string()),
                 None,
                 Some(peer.clone()),
             ),
             Activity::Bind { peer } => (
-                Behaviour::Listens(peer_text(peer)),
+                Behaviour::Listens(peer.to_string()),
                 None,
                 Some(peer.clone()),
             ),
@@ -592,10 +585,7 @@ pub fn judge(
                     if write { "wrote" } else { "read" },
                     file.unwrap_or_default()
                 ),
-                holds(&|x| {
-                    matches!(x, Behaviour::Reads(_) | Behaviour::Writes(_))
-                        && x.to_string().contains('/')
-                }),
+                holds(&|x| matches!(x, Behaviour::Reads(_) | Behaviour::Writes(_))),
             )
         }
         Behaviour::Connects(p) => {

@@ -380,16 +380,10 @@ fn args_of(e: &ArgsRecord) -> Option<CaptureEvent> {
         },
         _ => return None,
     };
+    // Calls with paths carry their directory fd in num[1].
     let has_dir = matches!(
-        nr,
-        ArgsNr::NR_OPEN
-            | ArgsNr::NR_OPENAT
-            | ArgsNr::NR_OPENAT2
-            | ArgsNr::NR_UNLINK
-            | ArgsNr::NR_UNLINKAT
-            | ArgsNr::NR_RENAME
-            | ArgsNr::NR_RENAMEAT
-            | ArgsNr::NR_RENAMEAT2
+        what,
+        Activity::Open { .. } | Activity::Unlink { .. } | Activity::Rename { .. }
     );
     let dir = match n1 as i32 {
         fd if has_dir && fd >= 0 => Dir::Fd(fd),

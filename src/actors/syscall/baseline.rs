@@ -262,8 +262,7 @@ impl BaselineActor {
         self.observations.inc();
         let now = now_ns();
         let sensitive = self.store.sensitive.clone();
-        let activity: Vec<_> = o.activity.iter().map(|a| a.what.clone()).collect();
-        let seen = baseline::behaviours(&o.lineage, &activity, &sensitive);
+        let seen = baseline::behaviours(&o.lineage, o.activity.iter().map(|a| &a.what), &sensitive);
         self.host(&o.host); // loaded
         let host = self.hosts.get_mut(&o.host).expect("just loaded");
         if host.learning {

@@ -262,7 +262,7 @@ struct Live {
 /// Groups a chunk of kernel events into per-process messages, in order:
 /// each process's calls, then its exit.
 pub fn group(chunk: Chunk, table: &mut ProcessTable) -> Vec<ProcessCalls> {
-    group_with(chunk, table, &mut |_| Some(()))
+    group_with(chunk, table, &mut |_| true)
 }
 
 /// [`group`], with each argument event made absolute and judged by
@@ -270,7 +270,7 @@ pub fn group(chunk: Chunk, table: &mut ProcessTable) -> Vec<ProcessCalls> {
 pub fn group_with(
     chunk: Chunk,
     table: &mut ProcessTable,
-    keep: &mut dyn FnMut(&mut Args) -> Option<()>,
+    keep: &mut dyn FnMut(&mut Args) -> bool,
 ) -> Vec<ProcessCalls> {
     let mut out: Vec<ProcessCalls> = Vec::new();
     let mut open: HashMap<u32, usize> = HashMap::new();
@@ -282,20 +282,14 @@ pub fn group_with(
                 nr,
                 ts_ns,
             } => {
-                let i = *open.entry(pid).or_insert_with(|| {
-                    out.push(process_calls(table, pid, tid, false));
-                    out.len() - 1
-                });
+                let i = slot(&mut out, &mut open, table, pid, tid);
                 out[i].calls.push(SyscallEvent { nr, ts_ns });
             }
             CaptureEvent::Args(mut a) => {
-                if keep(&mut a).is_none() {
+                if !keep(&mut a) {
                     continue;
                 }
-                let i = *open.entry(a.pid).or_insert_with(|| {
-                    out.push(process_calls(table, a.pid, a.tid, false));
-                    out.len() - 1
-                });
+                let i = slot(&mut out, &mut open, table, a.pid, a.tid);
                 out[i].activity.push(ActivityEvent {
                     pid: a.pid,
                     ts_ns: a.ts_ns,
@@ -320,6 +314,21 @@ pub fn group_with(
         }
     }
     out
+}
+
+/// The index of the process's message in `out` (`open` maps pids to
+/// them), started when it has none yet.
+fn slot(
+    out: &mut Vec<ProcessCalls>,
+    open: &mut HashMap<u32, usize>,
+    table: &mut ProcessTable,
+    pid: u32,
+    tid: u32,
+) -> usize {
+    *open.entry(pid).or_insert_with(|| {
+        out.push(process_calls(table, pid, tid, false));
+        out.len() - 1
+    })
 }
 
 /// A process's next message, named from the table.
@@ -382,7 +391,7 @@ pub fn argument_filter<'a>(
     cfg: &'a SyscallSourceConfig,
     cut: &'a crate::metrics::Counter,
     unwatched: &'a crate::metrics::Counter,
-) -> impl FnMut(&mut Args) -> Option<()> + 'a {
+) -> impl FnMut(&mut Args) -> bool + 'a {
     move |a: &mut Args| {
         if a.cut {
             cut.inc();
@@ -395,7 +404,7 @@ pub fn argument_filter<'a>(
                 fix(path);
                 if !under(path, &cfg.watched_paths) {
                     unwatched.inc();
-                    return None;
+                    return false;
                 }
             }
             Activity::Rename { from, to } => {
@@ -403,12 +412,12 @@ pub fn argument_filter<'a>(
                 fix(to);
                 if !under(from, &cfg.watched_paths) && !under(to, &cfg.watched_paths) {
                     unwatched.inc();
-                    return None;
+                    return false;
                 }
             }
             _ => {}
         }
-        Some(())
+        true
     }
 }
 
