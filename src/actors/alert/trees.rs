@@ -13,7 +13,12 @@
 //! The root is the parent of the first process found (the process that
 //! spawned it: the exploited server, the login shell), or that process
 //! itself when its parent is PID 1 or unknown, so that unrelated services
-//! do not all meet in one tree under init.
+//! do not all meet in one tree under init. From there the root climbs
+//! through the server's own forks (ancestors with the same executable:
+//! sshd's listener, monitor and session processes, PostgreSQL's postmaster
+//! and backends, nested shells), so that two sessions of one attack on one
+//! service are one incident. A finding about an ancestor of an open tree's
+//! root grows that tree up to it.
 
 use crate::messages::{
     Alert, AlertModule, Finding, ProcessFields, ProcessInfo, Severity, TreeMember,
@@ -45,6 +50,9 @@ struct Tree {
     /// Every pid of the tree: the root, the processes found and those
     /// between them.
     pids: BTreeSet<u32>,
+    /// The root's ancestors, nearest first (to grow the tree up to one
+    /// that is found later).
+    above: Vec<ProcessInfo>,
     alert: Alert,
     last: Instant,
     /// Joined since it was last written.
@@ -82,11 +90,19 @@ impl Trees {
         let pid = lineage[0].pid;
         let finding = Finding::of(&alert);
         let host = alert.host.clone();
-        if let Some(t) = self
-            .open
-            .iter_mut()
-            .find(|t| t.host == host && lineage.iter().any(|p| t.pids.contains(&p.pid)))
-        {
+        if let Some(t) = self.open.iter_mut().find(|t| {
+            t.host == host
+                && (lineage.iter().any(|p| t.pids.contains(&p.pid))
+                    || t.above.iter().any(|p| p.pid == pid))
+        }) {
+            // An ancestor of the root found: the tree grows up to it.
+            if let Some(up) = t.above.iter().position(|p| p.pid == pid) {
+                for p in t.above.drain(..=up) {
+                    t.pids.insert(p.pid);
+                    t.alert.tree.insert(0, member(&p));
+                }
+                t.alert.process = ProcessFields::from_lineage(lineage);
+            }
             // The root itself found: the tree grows up to its parent (the
             // service that started it), unless that is init.
             let is_root = t.alert.tree.first().is_some_and(|m| m.process.pid == pid);
@@ -94,6 +110,7 @@ impl Trees {
                 if t.pids.insert(parent.pid) {
                     t.alert.tree.insert(0, member(parent));
                     t.alert.process = ProcessFields::from_lineage(&lineage[1..]);
+                    t.above = lineage[2..].iter().filter(|p| p.pid > 1).cloned().collect();
                 }
             }
             // The chain from the tree down to this process.
@@ -127,11 +144,20 @@ impl Trees {
             t.dirty = true;
             return Outcome::Joined { first };
         }
-        // A new tree, rooted at the process's parent unless that is init.
-        let root_at = match lineage.get(1) {
+        // A new tree, rooted at the process's parent unless that is init,
+        // then up through the server's own forks.
+        let mut root_at = match lineage.get(1) {
             Some(parent) if parent.pid > 1 => 1,
             _ => 0,
         };
+        while let Some(up) = lineage.get(root_at + 1) {
+            let same_program =
+                up.executable.is_some() && up.executable == lineage[root_at].executable;
+            if up.pid <= 1 || !same_program {
+                break;
+            }
+            root_at += 1;
+        }
         let chain = &lineage[..=root_at];
         let mut tree: Vec<TreeMember> = chain.iter().rev().map(member).collect();
         tree.last_mut().expect("the process").findings.push(finding);
@@ -168,6 +194,11 @@ impl Trees {
         self.open.push(Tree {
             host,
             pids: chain.iter().map(|p| p.pid).collect(),
+            above: lineage[root_at + 1..]
+                .iter()
+                .filter(|p| p.pid > 1)
+                .cloned()
+                .collect(),
             alert: incident.clone(),
             last: Instant::now(),
             dirty: false,
@@ -383,5 +414,80 @@ mod tests {
             "a shell spawned by a server, then tools"
         );
         assert!(u.summary.contains("3 process(es) found"), "{}", u.summary);
+    }
+
+    /// Two sessions of one service (sshd's listener forks a monitor per
+    /// connection, the monitor a session process): one incident rooted at
+    /// the listener; a shell's finding that arrives before its session
+    /// process's joins when that session process is found.
+    #[test]
+    fn sessions_of_one_service_meet_at_its_listener_and_a_found_ancestor_grows_the_tree() {
+        let mut t = Trees::new(Duration::from_secs(60), 8);
+        let svc = proc(10, 1, "supervisor");
+        let listener = proc(100, 10, "sshd");
+        let monitor = proc(110, 100, "sshd");
+        let session = proc(111, 110, "sshd");
+        let Outcome::Opened(i) = t.add(
+            found("s1", &[session.clone()]),
+            &[
+                session.clone(),
+                monitor.clone(),
+                listener.clone(),
+                svc.clone(),
+            ],
+        ) else {
+            panic!("the first finding opens the tree")
+        };
+        assert_eq!(i.entity, "tree:100", "rooted at the listener");
+        // The second connection: its shell's tool found before its session
+        // process is.
+        let monitor2 = proc(120, 100, "sshd");
+        let session2 = proc(121, 120, "sshd");
+        let shell = proc(122, 121, "bash");
+        let id = proc(123, 122, "id");
+        let l = [
+            id.clone(),
+            shell.clone(),
+            session2.clone(),
+            monitor2.clone(),
+            listener.clone(),
+            svc.clone(),
+        ];
+        assert!(matches!(
+            t.add(found("s2", &l), &l),
+            Outcome::Joined { first: true }
+        ));
+        let l = &l[2..];
+        assert!(matches!(
+            t.add(found("s3", l), l),
+            Outcome::Joined { first: true }
+        ));
+        let u = t.ended(true);
+        assert_eq!(u.len(), 1, "one incident: {u:#?}");
+        assert_eq!(u[0].related, ["s1", "s2", "s3"]);
+
+        // Apart from that service: a shell's tool found first (the tree
+        // rooted at the shell), then the session that started the shell.
+        let mut t = Trees::new(Duration::from_secs(60), 8);
+        let l = [
+            id.clone(),
+            shell.clone(),
+            session2.clone(),
+            monitor2.clone(),
+        ];
+        let Outcome::Opened(i) = t.add(found("t1", &l), &l) else {
+            panic!("opens")
+        };
+        assert_eq!(i.entity, "tree:122");
+        let l = [session2.clone(), monitor2.clone()];
+        assert!(matches!(t.add(found("t2", &l), &l), Outcome::Joined { .. }));
+        let u = t.ended(true);
+        assert_eq!(u.len(), 1, "{u:#?}");
+        let pids: Vec<u32> = u[0].tree.iter().map(|m| m.process.pid).collect();
+        assert_eq!(
+            pids[..3],
+            [120, 121, 122],
+            "grown up to the session and its parent: {pids:?}"
+        );
     }
 }

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The host lab's victim services, run by lab/host.sh inside a mount
+# namespace of their own (unshare -m): nothing here touches this machine's
+# files.
+#
+#   lab/host/services.sh LAB VPORT SSHPORT PGPORT
+#
+# LAB holds what lab/host.sh prepared (the SSH host key, the
+# administrator's public key, the weak passwords) and receives the
+# services' logs. In the namespace:
+#
+# - /etc/cron.d, /root/.ssh, /home, the web root, the application's log
+#   directory and the database's directory are scratch tmpfs; /etc/passwd,
+#   /etc/group and /etc/shadow are copies (on a tmpfs) with two lab
+#   accounts: `labadmin` (key login only) and `support` (a weak password);
+# - sshd on 127.0.0.1:SSHPORT (password and key logins);
+# - PostgreSQL on 127.0.0.1:PGPORT, its superuser with a weak password;
+# - a scheduler: a backup of the web root and a database dump every 5 s,
+#   the application's log rotated;
+# - last, this shell execs the web application (lab/host/victim.py), so
+#   every service above is its child: a node watching its pid watches them.
+#
+# Every loop is bounded (an hour at most) and ends when the victim does.
+set -euo pipefail
+LAB="$1" VPORT="$2" SSHPORT="$3" PGPORT="$4"
+WEAK_SSH="$(cat "$LAB/support.password")"
+WEAK_PG="$(cat "$LAB/postgres.password")"
+
+for d in /etc/cron.d /root/.ssh /srv/daisi-lab /var/log/daisi-lab /home /run/daisi-lab; do
+  mkdir -p "$d"
+  mount -t tmpfs -o size=8m,mode=755 lab "$d"
+done
+mkdir -p /srv/daisi-lab-pg
+mount -t tmpfs -o size=256m,mode=755 lab /srv/daisi-lab-pg
+echo "<h1>daisi lab</h1>" >/srv/daisi-lab/index.html
+echo "about" >/srv/daisi-lab/about.html
+
+# The lab's accounts, in copies of the account files.
+for f in passwd group shadow; do cp -p "/etc/$f" "/run/daisi-lab/$f"; done
+{
+  echo "labadmin:x:3101:3101:lab administrator:/home/labadmin:/bin/bash"
+  echo "support:x:3102:3102:lab support account:/home/support:/bin/bash"
+} >>/run/daisi-lab/passwd
+printf 'labadmin:x:3101:\nsupport:x:3102:\n' >>/run/daisi-lab/group
+{
+  echo "labadmin:*:20000:0:99999:7:::"
+  echo "support:$(openssl passwd -6 "$WEAK_SSH"):20000:0:99999:7:::"
+} >>/run/daisi-lab/shadow
+for f in passwd group shadow; do mount --bind "/run/daisi-lab/$f" "/etc/$f"; done
+mkdir -p /home/labadmin/.ssh /home/support
+cp "$LAB/admin_key.pub" /home/labadmin/.ssh/authorized_keys
+chmod 700 /home/labadmin/.ssh
+chmod 600 /home/labadmin/.ssh/authorized_keys
+chown -R 3101:3101 /home/labadmin
+chown -R 3102:3102 /home/support
+
+# sshd: loopback only, its own configuration and host key.
+mkdir -p /run/sshd
+cat >/run/daisi-lab/sshd_config <<EOF
+Port $SSHPORT
+ListenAddress 127.0.0.1
+HostKey $LAB/ssh_host_ed25519_key
+PidFile none
+UsePAM no
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AuthorizedKeysFile .ssh/authorized_keys
+MaxStartups 64
+EOF
+/usr/sbin/sshd -D -e -f /run/daisi-lab/sshd_config 2>>"$LAB/sshd.log" &
+
+# PostgreSQL: a cluster on the scratch directory, loopback only.
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+chown postgres:postgres /srv/daisi-lab-pg
+echo "$WEAK_PG" >/srv/daisi-lab-pg/pw
+chown postgres /srv/daisi-lab-pg/pw
+as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
+as_postgres "$PGBIN/initdb" -D /srv/daisi-lab-pg/data -U postgres --pwfile=/srv/daisi-lab-pg/pw \
+  -A scram-sha-256 >"$LAB/initdb.log" 2>&1
+rm -f /srv/daisi-lab-pg/pw
+as_postgres "$PGBIN/postgres" -D /srv/daisi-lab-pg/data -c listen_addresses=127.0.0.1 \
+  -c port="$PGPORT" -c unix_socket_directories=/srv/daisi-lab-pg >"$LAB/postgres.log" 2>&1 &
+
+# The scheduler; $$ is the victim once this shell execs it.
+(
+  for i in $(seq 720); do
+    kill -0 $$ 2>/dev/null || exit 0
+    tar czf /tmp/daisi-lab-backup.tgz -C /srv daisi-lab 2>/dev/null
+    PGPASSWORD="$WEAK_PG" pg_dump -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -f /tmp/daisi-lab-db.sql 2>/dev/null || true
+    if [ $((i % 4)) -eq 0 ]; then
+      mv /var/log/daisi-lab/app.log /var/log/daisi-lab/app.log.1 2>/dev/null || true
+    fi
+    date >>/var/log/daisi-lab/app.log
+    sleep 5
+  done
+) </dev/null >/dev/null 2>&1 &
+
+exec python3 lab/host/victim.py "$VPORT" /srv/daisi-lab
