@@ -428,7 +428,7 @@ mod tests {
         let monitor = proc(110, 100, "sshd");
         let session = proc(111, 110, "sshd");
         let Outcome::Opened(i) = t.add(
-            found("s1", &[session.clone()]),
+            found("s1", std::slice::from_ref(&session)),
             &[
                 session.clone(),
                 monitor.clone(),
