@@ -1,10 +1,12 @@
-//! The host lab, short: `lab/host.sh` runs the victim service (a web
-//! application with a command-injection flaw) and its scheduler in a
-//! mount namespace of their own, a `daisi run` node learns their baseline
-//! for 15 s of benign workload, 20 s more of benign workload must raise
-//! nothing, then four attack scenarios through the flaw must each be
-//! detected, each as at most one incident and its updates, none naming an
-//! unknown process. Needs root (eBPF, mount namespaces); skips with a
+//! The host lab, short: `lab/host.sh` runs the victim services (a web
+//! application with a command-injection flaw, sshd with a weak password,
+//! PostgreSQL with a weak superuser password) and their scheduler in
+//! namespaces of their own, a `daisi run` node learns their baseline
+//! for 15 s of benign workload (with an administrator's SSH sessions),
+//! 20 s more of benign workload must raise nothing, then six attack
+//! scenarios must each be detected, each as at most one incident and its
+//! updates, none naming an unknown process. Needs root (eBPF,
+//! namespaces); skips with a
 //! message otherwise, fails under `DAISI_REQUIRE`. The full run (every
 //! scenario, longer benign workload) is `lab/host.sh run OUT`.
 
@@ -38,7 +40,7 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
             "--benign",
             "20s",
             "--scenarios",
-            "reverse_shell,credential_theft,persistence_cron,seen_programs_only",
+            "reverse_shell,credential_theft,persistence_cron,seen_programs_only,ssh_weak_password,database_command_execution",
         ])
         .env("DAISI_BIN", common::daisi_bin())
         .output()
@@ -55,7 +57,7 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
     let phases: Vec<Phase> = lines(&dir.path().join("phases.jsonl"));
     let e = evaluate(&alerts, &phases);
     let shown = format!("{printed}\n{alerts:#?}");
-    assert_eq!(e.scenarios.len(), 4, "{shown}");
+    assert_eq!(e.scenarios.len(), 6, "{shown}");
     for s in &e.scenarios {
         assert!(s.detected, "{} missed: {shown}", s.name);
         assert!(
@@ -67,5 +69,5 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
     }
     assert_eq!(e.false_alarms, 0, "the benign workload alerted: {shown}");
     assert_eq!(e.unknown_process, 0, "{shown}");
-    assert!(printed.contains("detected 4 of 4 scenarios"), "{printed}");
+    assert!(printed.contains("detected 6 of 6 scenarios"), "{printed}");
 }
