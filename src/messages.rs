@@ -525,6 +525,9 @@ pub enum Behaviour {
     /// Deletes or renames files matching this pattern (under watched
     /// paths).
     Removes(String),
+    /// Makes calls in orders its learnt sequences do not hold (accepted
+    /// by an operator: the program's sequences are no longer judged).
+    UnusualSequences,
     #[serde(other)]
     Unknown,
 }
@@ -539,6 +542,7 @@ impl std::fmt::Display for Behaviour {
             Behaviour::Connects(p) => write!(f, "connects to {p}"),
             Behaviour::Listens(p) => write!(f, "listens on {p}"),
             Behaviour::Accepts => write!(f, "accepts connections"),
+            Behaviour::UnusualSequences => write!(f, "makes calls in unusual orders"),
             Behaviour::SetsUid(u) => write!(f, "sets uid {u}"),
             Behaviour::SetsGid(g) => write!(f, "sets gid {g}"),
             Behaviour::MemoryFiles => write!(f, "creates in-memory files"),

@@ -6,7 +6,8 @@
 //! (generalized), the peers it connects to, whether it listens, accepts,
 //! changes ids, creates in-memory files, traces, loads modules or mounts.
 //! Observations come from the collector's batches: the process's lineage
-//! (parent → child edges, user) and its activity (argument events).
+//! (parent → child edges, user) and its activity (argument events), and
+//! each program's call sequences ([`sequences`]).
 //!
 //! After learning, a behaviour the profile does not hold is a finding only
 //! when it matters (no alert for an ordinary file a program had not opened
@@ -19,7 +20,10 @@
 //! operator (`daisi baseline accept`) live in a file of their own beside
 //! them, which configuration management can also write.
 
+pub mod sequences;
+
 use crate::messages::{Activity, Behaviour, Peer, ProcessInfo, Severity};
+pub use sequences::Sequences;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -68,6 +72,9 @@ pub struct Profile {
     #[serde(default)]
     pub observations: u64,
     pub programs: BTreeMap<String, BTreeSet<Behaviour>>,
+    /// Each program's call sequences (programs as in `programs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sequences: BTreeMap<String, Sequences>,
 }
 
 impl Profile {
@@ -79,6 +86,7 @@ impl Profile {
             learning_until_ns: since_ns.saturating_add(learn_for_ns),
             observations: 0,
             programs: BTreeMap::new(),
+            sequences: BTreeMap::new(),
         }
     }
 
@@ -137,6 +145,19 @@ impl Profile {
         }
         set.insert(b);
         true
+    }
+
+    /// Learns a batch of `program`'s calls (`calls[..context]` the previous
+    /// batch's tail); the new windows (none when the profile has no room
+    /// for another program).
+    pub fn learn_calls(&mut self, program: &str, calls: &[u32], context: usize) -> usize {
+        if !self.sequences.contains_key(program) && self.sequences.len() >= MAX_PROGRAMS {
+            return 0;
+        }
+        self.sequences
+            .entry(program.to_string())
+            .or_default()
+            .learn(calls, context)
     }
 
     /// Adds everything `other` holds.
@@ -397,6 +418,7 @@ pub enum Rule {
     ModuleLoad,
     Mount,
     Removal,
+    Sequence,
 }
 
 impl Rule {
@@ -414,6 +436,7 @@ impl Rule {
             Rule::ModuleLoad => "baseline.module_load",
             Rule::Mount => "baseline.mount",
             Rule::Removal => "baseline.removal",
+            Rule::Sequence => "baseline.sequence",
         }
     }
 }
@@ -688,6 +711,40 @@ pub fn judge(
     })
 }
 
+/// The finding for a batch of `program`'s calls whose sequences its
+/// profile does not hold (see [`sequences`]), unless the program is
+/// unsettled or accepted (`Behaviour::UnusualSequences`).
+pub fn judge_calls(
+    profile: &Profile,
+    program: &str,
+    calls: &[u32],
+    context: usize,
+    abi: crate::messages::SyscallAbi,
+) -> Option<Finding> {
+    if profile.allows(program, &Behaviour::UnusualSequences) {
+        return None;
+    }
+    let s = profile.sequences.get(program)?;
+    let u = s.judge(calls, context)?;
+    Some(Finding {
+        rule: Rule::Sequence,
+        severity: Severity::Medium,
+        program: program.to_string(),
+        behaviour: Behaviour::UnusualSequences,
+        file: None,
+        peer: None,
+        summary: format!(
+            "{program} made calls in an order its baseline does not hold: {} of {} consecutive windows of {} calls unknown, the first `{}` (the profile holds {} distinct windows from {} learnt)",
+            u.misses,
+            u.windows.min(sequences::FRAME),
+            sequences::NGRAM,
+            u.example_names(abi),
+            s.ngrams.len(),
+            s.windows
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,6 +780,45 @@ mod tests {
     /// What a web server did while learning raises nothing; a shell it
     /// starts, the shell reading /etc/shadow and connecting out are
     /// findings that say what was seen and what the profile holds.
+    /// A settled program's unusual calls are one finding naming the first
+    /// unknown window; accepted, its sequences are no longer judged.
+    #[test]
+    fn unusual_call_orders_are_a_finding_until_accepted() {
+        use crate::messages::SyscallAbi;
+        let exe = "/usr/sbin/nginx";
+        let everyday: Vec<u32> = [0u32, 1, 3, 9, 232, 0, 1, 3]
+            .into_iter()
+            .cycle()
+            .take(4_000)
+            .collect();
+        let mut p = Profile::new("web1", 0, 1);
+        assert!(p.learn_calls(exe, &everyday, 0) > 0);
+        let mut odd = everyday[..200].to_vec();
+        odd.extend([57, 59, 33, 33, 33, 42, 41, 49, 50, 43]);
+        odd.extend(&everyday[..200]);
+        assert_eq!(
+            judge_calls(&p, exe, &everyday[..500], 0, SyscallAbi::X86_64),
+            None
+        );
+        let f = judge_calls(&p, exe, &odd, 0, SyscallAbi::X86_64).expect("a finding");
+        assert_eq!(f.rule.name(), "baseline.sequence");
+        assert_eq!(f.behaviour, Behaviour::UnusualSequences);
+        assert!(
+            f.summary.contains("fork") || f.summary.contains("execve"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(
+            judge_calls(&p, "/usr/bin/other", &odd, 0, SyscallAbi::X86_64),
+            None,
+            "no profile"
+        );
+        let mut accepted = Accepted::default();
+        accepted.add("web1", exe, Behaviour::UnusualSequences);
+        p.merge(&accepted.for_host("web1"));
+        assert_eq!(judge_calls(&p, exe, &odd, 0, SyscallAbi::X86_64), None);
+    }
+
     #[test]
     fn learnt_behaviour_is_quiet_and_new_behaviour_is_named() {
         let mut p = Profile::new("h", 0, 10);

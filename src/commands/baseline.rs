@@ -95,6 +95,18 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
                 "  {}",
                 crate::actors::alert::sinks::console::printable(program)
             );
+            if let Some(s) = p.sequences.get(program) {
+                println!(
+                    "    call sequences: {} distinct windows from {} learnt ({})",
+                    s.ngrams.len(),
+                    s.windows,
+                    if s.settled() {
+                        "settled: judged"
+                    } else {
+                        "unsettled: not judged"
+                    }
+                );
+            }
             for b in p.programs.get(program).into_iter().flatten() {
                 println!(
                     "    {}",

@@ -14,7 +14,7 @@ use crate::baseline::{self, Accepted, BaselineError, Profile, Sensitive};
 use crate::config::validate::{ConfigError, Validate};
 use crate::messages::{
     ActivityEvent, Alert, AlertModule, BaselineFields, Endpoint, FileFields, Peer, ProcessFields,
-    ProcessInfo, RuleFields, UserFields,
+    ProcessInfo, RuleFields, SyscallAbi, UserFields,
 };
 use crate::metrics::Counter;
 use actix::prelude::*;
@@ -92,6 +92,11 @@ pub struct Observe {
     /// The process, then its ancestors.
     pub lineage: Vec<ProcessInfo>,
     pub activity: Vec<ActivityEvent>,
+    /// The batch's calls: the previous batch's tail (`context` of them),
+    /// then its new ones.
+    pub calls: Vec<u32>,
+    pub context: usize,
+    pub abi: SyscallAbi,
 }
 
 /// Baseline findings, each with its process's lineage.
@@ -276,6 +281,9 @@ impl BaselineActor {
                         n += 1;
                     }
                 }
+                if let Some(exe) = &o.lineage[0].executable {
+                    host.dirty |= host.profile.learn_calls(exe, &o.calls, o.context) > 0;
+                }
                 host.dirty |= n > 0;
                 self.not_learnt.add(full);
                 self.learnt.add(n);
@@ -291,19 +299,24 @@ impl BaselineActor {
             p.merge(&accepted.for_host(&o.host));
             p
         });
+        let found =
+            seen.into_iter()
+                .filter_map(|(program, b, file, peer)| {
+                    baseline::judge(
+                        &profile,
+                        &program,
+                        &b,
+                        file.as_deref(),
+                        peer.as_ref(),
+                        &sensitive,
+                    )
+                })
+                .chain(o.lineage[0].executable.as_deref().and_then(|exe| {
+                    baseline::judge_calls(&profile, exe, &o.calls, o.context, o.abi)
+                }));
         let mut out = Vec::new();
-        for (program, b, file, peer) in seen {
-            let Some(f) = baseline::judge(
-                &profile,
-                &program,
-                &b,
-                file.as_deref(),
-                peer.as_ref(),
-                &sensitive,
-            ) else {
-                continue;
-            };
-            let key = (o.host.clone(), program.clone(), b.clone());
+        for f in found {
+            let key = (o.host.clone(), f.program.clone(), f.behaviour.clone());
             if self
                 .reported
                 .get(&key)

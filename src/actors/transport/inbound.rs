@@ -212,6 +212,14 @@ impl Handler<Deliver> for Inbound {
                                 host: b.host.clone(),
                                 lineage: b.lineage.clone(),
                                 activity: std::mem::take(&mut b.activity),
+                                calls: b
+                                    .context
+                                    .iter()
+                                    .copied()
+                                    .chain(b.events.iter().map(|e| e.nr))
+                                    .collect(),
+                                context: b.context.len(),
+                                abi: b.abi,
                             };
                             (e, o)
                         });

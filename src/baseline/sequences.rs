@@ -1,0 +1,221 @@
+//! Per-program call sequences: the sequence part of a program's profile.
+//!
+//! Each program's profile holds the distinct runs of [`NGRAM`] consecutive
+//! system calls its processes made while the host learnt (stide's model,
+//! per program instead of per host: a web server and a shell are judged
+//! against their own normal, not each other's). After learning, a batch of
+//! a program's calls is judged by locality: a finding when at least
+//! [`FRAME_MISSES`] of [`FRAME`] consecutive windows are not in the profile
+//! (isolated misses, which every program makes now and then, are not).
+//!
+//! A program is judged only once its sequences are *settled*: learnt from
+//! at least [`MIN_WINDOWS`] windows, with no new one in the second half of
+//! them. A program seen briefly, or still showing new sequences when
+//! learning ended, is not judged (its other behaviours still are): no
+//! finding from a profile that had not seen enough.
+//!
+//! Host-wide sequence scoring with a trained model (`lm`, `stide`) is the
+//! syscall classifier's (`daisi train syscall`); this is the part learnt
+//! per program, live, with the rest of the baseline.
+
+use crate::messages::SyscallAbi;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Calls per window.
+pub const NGRAM: usize = 6;
+/// Windows a program's profile holds at most (past it, its sequences are
+/// full: no longer learnt, and not judged).
+pub const MAX_NGRAMS: usize = 16_384;
+/// Windows a program must have been learnt from before it is judged.
+pub const MIN_WINDOWS: u64 = 2_000;
+/// The locality frame: consecutive windows looked at together.
+pub const FRAME: usize = 32;
+/// Windows of a frame not in the profile that make a finding.
+pub const FRAME_MISSES: usize = 8;
+
+/// A program's learnt call sequences.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sequences {
+    /// Windows learnt from.
+    pub windows: u64,
+    /// `windows` when the last new one was learnt.
+    pub last_new_at: u64,
+    /// The distinct windows (a stable 64-bit hash of each: FNV-1a over the
+    /// call numbers).
+    pub ngrams: BTreeSet<u64>,
+}
+
+/// What a batch showed that the profile does not hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unusual {
+    /// Windows of the worst frame not in the profile.
+    pub misses: usize,
+    /// Windows judged in the batch.
+    pub windows: usize,
+    /// The first window not in the profile.
+    pub example: Vec<u32>,
+}
+
+impl Unusual {
+    /// The example window as call names.
+    pub fn example_names(&self, abi: SyscallAbi) -> String {
+        self.example
+            .iter()
+            .map(|&nr| {
+                crate::syscalls::name(abi, nr).map_or_else(|| nr.to_string(), str::to_string)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn hash(window: &[u32]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &nr in window {
+        for b in nr.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The windows of `calls` that end in its new part (`calls[context..]`:
+/// the first `context` calls are the previous batch's tail, whose own
+/// windows were looked at with it).
+fn windows(calls: &[u32], context: usize) -> impl Iterator<Item = &[u32]> {
+    let first = context.saturating_sub(NGRAM - 1);
+    calls[first.min(calls.len())..].windows(NGRAM)
+}
+
+impl Sequences {
+    /// Learns the windows of a batch; the number of new ones (none past
+    /// [`MAX_NGRAMS`]).
+    pub fn learn(&mut self, calls: &[u32], context: usize) -> usize {
+        let mut new = 0;
+        for w in windows(calls, context) {
+            self.windows += 1;
+            if self.ngrams.len() < MAX_NGRAMS && self.ngrams.insert(hash(w)) {
+                self.last_new_at = self.windows;
+                new += 1;
+            }
+        }
+        new
+    }
+
+    /// Whether the program is judged: learnt from enough windows, not
+    /// full, no new window in the second half.
+    pub fn settled(&self) -> bool {
+        self.windows >= MIN_WINDOWS
+            && self.ngrams.len() < MAX_NGRAMS
+            && self.last_new_at.saturating_mul(2) <= self.windows
+    }
+
+    /// A settled program's batch: `Some` when a frame of it has too many
+    /// windows the profile does not hold.
+    pub fn judge(&self, calls: &[u32], context: usize) -> Option<Unusual> {
+        if !self.settled() {
+            return None;
+        }
+        let missed: Vec<bool> = windows(calls, context)
+            .map(|w| !self.ngrams.contains(&hash(w)))
+            .collect();
+        let worst = if missed.len() <= FRAME {
+            missed.iter().filter(|&&m| m).count()
+        } else {
+            missed
+                .windows(FRAME)
+                .map(|f| f.iter().filter(|&&m| m).count())
+                .max()
+                .unwrap_or(0)
+        };
+        if worst < FRAME_MISSES {
+            return None;
+        }
+        let first = missed.iter().position(|&m| m)?;
+        let example = windows(calls, context).nth(first)?.to_vec();
+        Some(Unusual {
+            misses: worst,
+            windows: missed.len(),
+            example,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program's everyday loop, repeated.
+    fn everyday(n: usize) -> Vec<u32> {
+        [0u32, 1, 3, 9, 10, 11, 12, 0, 1, 3]
+            .into_iter()
+            .cycle()
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn a_settled_program_is_judged_by_frames_of_windows_and_an_unsettled_one_is_not() {
+        let mut s = Sequences::default();
+        let normal = everyday(3_000);
+        assert!(s.learn(&normal, 0) > 0);
+        assert!(!s.settled() || s.windows >= MIN_WINDOWS);
+        assert!(
+            s.settled(),
+            "{} windows, last new at {}",
+            s.windows,
+            s.last_new_at
+        );
+        // Its everyday calls, and a few isolated odd ones: nothing.
+        assert_eq!(s.judge(&everyday(500), 0), None);
+        let mut odd = everyday(500);
+        odd[100] = 59;
+        assert_eq!(
+            s.judge(&odd, 0),
+            None,
+            "one odd call is six windows, under the frame's bound"
+        );
+        // A run of calls it never made: a finding naming the first window.
+        let mut attack = everyday(100);
+        attack.extend([59, 33, 33, 33, 42, 41, 49, 50, 43, 2, 257, 0]);
+        attack.extend(everyday(100));
+        let u = s.judge(&attack, 0).expect("a frame of unknown windows");
+        assert!(u.misses >= FRAME_MISSES, "{u:?}");
+        assert_eq!(
+            u.example_names(SyscallAbi::X86_64).split(' ').count(),
+            NGRAM
+        );
+        // The previous batch's tail is context, not judged again.
+        assert_eq!(s.judge(&attack, attack.len() - 10), None);
+
+        // Learnt from too little: never judged.
+        let mut brief = Sequences::default();
+        brief.learn(&everyday(200), 0);
+        assert!(!brief.settled());
+        assert_eq!(brief.judge(&attack, 0), None);
+        // Still finding new windows late in learning: not judged either.
+        let mut drifting = Sequences::default();
+        let mut calls = everyday(3_000);
+        calls.extend((0..40).map(|i| 100 + i));
+        drifting.learn(&calls, 0);
+        assert!(
+            !drifting.settled(),
+            "{:?}",
+            (drifting.windows, drifting.last_new_at)
+        );
+    }
+
+    #[test]
+    fn windows_hash_stably_and_profiles_are_bounded() {
+        // The hash is part of the saved format: it must never change.
+        assert_eq!(hash(&[0, 1, 2, 3, 4, 5]), 0xac63_13d9_7a44_af34);
+        let mut s = Sequences::default();
+        let calls: Vec<u32> = (0..(MAX_NGRAMS as u32 + 100)).collect();
+        s.learn(&calls, 0);
+        assert_eq!(s.ngrams.len(), MAX_NGRAMS);
+        assert!(!s.settled(), "a full profile is not judged");
+    }
+}
