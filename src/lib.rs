@@ -31,3 +31,35 @@ pub mod procfs;
 pub mod response;
 pub mod syscalls;
 pub mod traces;
+
+/// Seed inputs for the fuzz targets (`fuzz/`), made by tests from the
+/// project's own encoders: each seed is compared with its committed file
+/// under `fuzz/corpus/<target>/`, and written there instead when
+/// `DAISI_WRITE_SEEDS=1` (then commit them). A test fails when the
+/// committed seeds no longer match what this build makes.
+#[doc(hidden)]
+pub mod fuzz_seeds {
+    use std::path::PathBuf;
+
+    pub fn check(target: &str, name: &str, bytes: &[u8]) {
+        let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "fuzz", "corpus", target, name]
+            .iter()
+            .collect();
+        if std::env::var("DAISI_WRITE_SEEDS").as_deref() == Ok("1") {
+            std::fs::create_dir_all(path.parent().expect("in a directory")).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            return;
+        }
+        let committed = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (make the seeds with DAISI_WRITE_SEEDS=1 cargo test)",
+                path.display()
+            )
+        });
+        assert!(
+            committed == bytes,
+            "{} differs from what this build makes (DAISI_WRITE_SEEDS=1 cargo test, then commit)",
+            path.display()
+        );
+    }
+}

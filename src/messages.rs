@@ -556,10 +556,15 @@ impl std::fmt::Display for Behaviour {
 }
 
 /// A socket address.
+#[serde_with::serde_as]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "family", rename_all = "snake_case")]
 pub enum Peer {
     Inet {
+        /// As text (`10.0.0.1`, `::1`) in every format: an internally
+        /// tagged enum buffers its fields, and an address buffered from
+        /// MessagePack is not one serde can read back as binary.
+        #[serde_as(as = "serde_with::DisplayFromStr")]
         ip: std::net::IpAddr,
         port: u16,
     },
@@ -1092,6 +1097,123 @@ mod tests {
             ts_ns: 1,
             payload,
         }
+    }
+
+    /// Seeds for `fuzz/fuzz_targets/envelope.rs`: an envelope of each
+    /// payload kind, with the optional parts filled.
+    #[test]
+    fn fuzz_seeds_are_current() {
+        let mut b = batch(4, vec![1, 2]);
+        b.exe = Some("/usr/bin/dash".into());
+        b.lineage = vec![
+            ProcessInfo {
+                pid: 7,
+                ppid: Some(1),
+                name: "sh".into(),
+                executable: Some("/usr/bin/dash".into()),
+                args: vec!["sh".into(), "-c".into(), "id".into()],
+                uid: Some(33),
+                ..Default::default()
+            },
+            ProcessInfo {
+                pid: 1,
+                name: "init".into(),
+                ..Default::default()
+            },
+        ];
+        b.activity = vec![
+            ActivityEvent {
+                pid: 7,
+                ts_ns: 3,
+                what: Activity::Open {
+                    path: "/etc/shadow".into(),
+                    write: false,
+                },
+            },
+            ActivityEvent {
+                pid: 7,
+                ts_ns: 4,
+                what: Activity::Connect {
+                    peer: Peer::Inet {
+                        ip: std::net::IpAddr::from([10, 0, 0, 9]),
+                        port: 4444,
+                    },
+                },
+            },
+        ];
+        let flow = FlowRecord {
+            src: "10.0.0.1".into(),
+            dst: "10.0.0.2".into(),
+            src_port: 40000,
+            dst_port: 80,
+            proto: 6,
+            first_ns: 1,
+            last_ns: 9,
+            features: [("Flow Duration".to_string(), 8.0)].into(),
+            end: FlowEnd::default(),
+            pid: Some(7),
+            exe: Some("/usr/bin/curl".into()),
+        };
+        let heartbeat = Heartbeat {
+            role: Role::Collector,
+            uptime_s: 5,
+            counters: [("outbound.sent".to_string(), 3)].into(),
+            queue_depths: BTreeMap::new(),
+            cpu_percent: 1.5,
+            rss_bytes: 1 << 20,
+            stopping: false,
+        };
+        let command = Command {
+            id: "k1".into(),
+            target_host: "web1".into(),
+            action: Action::Freeze,
+            dry_run: true,
+            block_for_s: 60,
+            alert: sample_alert(),
+        };
+        for (name, p) in [
+            ("syscall_batch", Payload::SyscallBatch(b)),
+            (
+                "flow_batch",
+                Payload::FlowBatch(FlowBatch {
+                    host: "h".into(),
+                    flows: vec![flow],
+                }),
+            ),
+            ("alert", Payload::Alert(sample_alert())),
+            ("heartbeat", Payload::Heartbeat(heartbeat)),
+            ("command", Payload::Command(command)),
+            ("outcome", Payload::Outcome(sample_alert())),
+        ] {
+            let bytes = env(p).encode();
+            if let Err(e) = Envelope::decode(&bytes, 1 << 20) {
+                panic!("{name}: {e}");
+            }
+            crate::fuzz_seeds::check("envelope", name, &bytes);
+        }
+    }
+
+    /// Found by the envelope fuzz target's seeds: an activity with an IP
+    /// peer (connect, bind, accept) did not decode from MessagePack (the
+    /// tagged enum's buffered address), so a remote collector's batch
+    /// with one was refused as malformed.
+    #[test]
+    fn activity_with_an_ip_peer_crosses_the_wire() {
+        let mut b = batch(1, vec![]);
+        for ip in ["10.0.0.9", "::1"] {
+            b.activity.push(ActivityEvent {
+                pid: 7,
+                ts_ns: 1,
+                what: Activity::Accept {
+                    peer: Peer::Inet {
+                        ip: ip.parse().unwrap(),
+                        port: 22,
+                    },
+                },
+            });
+        }
+        let e = env(Payload::SyscallBatch(b));
+        assert_eq!(Envelope::decode(&e.encode(), 1 << 20).unwrap(), e);
     }
 
     #[test]

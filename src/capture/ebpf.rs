@@ -846,4 +846,83 @@ mod tests {
         e[0..4].copy_from_slice(&9u32.to_ne_bytes());
         assert_eq!(parse(&e), None);
     }
+
+    /// Seeds for `fuzz/fuzz_targets/ebpf_event.rs`: one record of each kind.
+    #[test]
+    fn fuzz_seeds_are_current() {
+        let seed = |name: &str, b: &[u8]| {
+            assert!(parse(b).is_some(), "{name} parses");
+            crate::fuzz_seeds::check("ebpf_event", name, b)
+        };
+        seed(
+            "syscall",
+            bytes_of(&SyscallRecord {
+                kind: Kind::EV_SYSCALL.0,
+                tgid: 42,
+                tid: 43,
+                nr: 59,
+                ts: 7,
+            }),
+        );
+        let mut exec = ExecRecord {
+            kind: Kind::EV_EXEC.0,
+            tgid: 5,
+            ppid: 4,
+            uid: 33,
+            path_len: 10,
+            args_len: 11,
+            args_full: 11,
+            ..Default::default()
+        };
+        for (d, s) in exec.comm.iter_mut().zip(b"bash") {
+            *d = *s as i8;
+        }
+        for (d, s) in exec.path.iter_mut().zip(b"/bin/bash\0") {
+            *d = *s as i8;
+        }
+        for (d, s) in exec.args.iter_mut().zip(b"bash\0-c\0id\0") {
+            *d = *s as i8;
+        }
+        seed("exec", bytes_of(&exec));
+        seed(
+            "exit",
+            bytes_of(&ProcRecord {
+                kind: Kind::EV_EXIT.0,
+                tgid: 5,
+                ..Default::default()
+            }),
+        );
+        seed(
+            "fork",
+            bytes_of(&ProcRecord {
+                kind: Kind::EV_FORK.0,
+                tgid: 6,
+                ppid: 5,
+                ..Default::default()
+            }),
+        );
+        let mut open = ArgsRecord {
+            kind: Kind::EV_ARGS.0,
+            tgid: 5,
+            nr: ArgsNr::NR_OPENAT.0 as u32,
+            num: [0o1101, 0],
+            str_len: 12,
+            ..Default::default()
+        };
+        for (d, s) in open.str.iter_mut().zip(b"/etc/shadow\0") {
+            *d = *s as i8;
+        }
+        seed("args_open", bytes_of(&open));
+        let mut connect = ArgsRecord {
+            kind: Kind::EV_ARGS.0,
+            tgid: 5,
+            nr: ArgsNr::NR_CONNECT.0 as u32,
+            addr_len: 16,
+            ..Default::default()
+        };
+        connect.addr[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        connect.addr[2..4].copy_from_slice(&4444u16.to_be_bytes());
+        connect.addr[4..8].copy_from_slice(&[10, 9, 8, 7]);
+        seed("args_connect", bytes_of(&connect));
+    }
 }
