@@ -28,3 +28,8 @@ fi
 
 step "tests"
 cargo test --locked --all-targets --no-fail-fast
+
+step "fuzz targets on their seeds and regressions"
+# Each target once over fuzz/corpus and fuzz/regressions (scripts/fuzz.sh
+# --time N fuzzes for longer; docs/fuzzing.md).
+scripts/fuzz.sh --regress

@@ -196,4 +196,20 @@ mod tests {
         assert_eq!(ts.len(), 833);
         assert_eq!(ts.iter().map(|t| t.calls.len()).sum::<usize>(), 308_077);
     }
+
+    /// Seeds for the `trace` fuzz target: an ADFA-LD trace and a recording
+    /// with its header lines.
+    #[test]
+    fn fuzz_seeds_are_current() {
+        crate::fuzz_seeds::check(
+            "trace",
+            "adfa",
+            b"6 6 63 6 42 120 6 195 120 6 6 114 114 1 1 252 \n",
+        );
+        crate::fuzz_seeds::check(
+            "trace",
+            "recording",
+            b"# daisi recording\n# pid 4242 comm python3\n0 1 3 9\n257 0 3\nx 5\n",
+        );
+    }
 }

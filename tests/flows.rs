@@ -177,3 +177,31 @@ fn raw_ip_captures_parse() {
     assert_eq!((s.packets, s.flows), (6, 2));
     assert_eq!(s.skipped.get("fragment"), Some(&1));
 }
+
+/// Seeds for the `packets` and `capture_file` fuzz targets: this file's
+/// frames as the `packets` target reads them (a link byte, then per frame
+/// a length byte, a time step byte and the frame) and as pcap files.
+#[test]
+fn fuzz_seeds_are_current() {
+    let mut framed = vec![0u8]; // Ethernet
+    for (_, f) in frames() {
+        framed.push(u8::try_from(f.len()).expect("small frames"));
+        framed.push(1);
+        framed.extend(&f);
+    }
+    daisi::fuzz_seeds::check("packets", "ethernet", &framed);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, linktype) in [("ethernet.pcap", 1), ("raw.pcap", 12)] {
+        let p = dir.path().join(name);
+        let frames: Vec<(u64, Vec<u8>)> = if linktype == 1 {
+            frames()
+        } else {
+            frames()
+                .into_iter()
+                .map(|(t, f)| (t, f[14..].to_vec()))
+                .collect()
+        };
+        write_pcap(&p, linktype, &frames);
+        daisi::fuzz_seeds::check("capture_file", name, &std::fs::read(&p).unwrap());
+    }
+}

@@ -508,6 +508,8 @@ mod tests {
             if let Err(e) = r {
                 panic!("{name}: {e}");
             }
+            // The shipped files seed the `config` fuzz target.
+            crate::fuzz_seeds::check("config", name, &std::fs::read(&p).unwrap());
         }
     }
 }
