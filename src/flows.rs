@@ -325,6 +325,74 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any flow's features equal those computed the plain way from the
+        /// list of its packets (two passes, no running sums).
+        #[test]
+        fn features_match_a_plain_reference(
+            first in 0u64..1_000_000,
+            packets in proptest::collection::vec((0u64..5_000_000, 20u32..9000, proptest::bool::ANY), 0..60),
+        ) {
+            let mut f = FlowStats::new(first, 60);
+            let mut ts = first;
+            let mut all: Vec<(u64, f64, bool)> = vec![(first, 60.0, true)];
+            for (gap, size, fwd) in packets {
+                ts += gap;
+                f.add(ts, size, fwd);
+                all.push((ts, size as f64, fwd));
+            }
+            let plain = |v: &[f64]| -> (f64, f64, f64, f64, f64) {
+                if v.is_empty() {
+                    return (0.0, 0.0, 0.0, 0.0, 0.0);
+                }
+                let n = v.len() as f64;
+                let sum: f64 = v.iter().sum();
+                let mean = sum / n;
+                let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+                let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+                let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                (sum, mean, var.sqrt(), min, max)
+            };
+            let sizes = |d: Option<bool>| -> Vec<f64> {
+                all.iter().filter(|p| d.is_none_or(|d| p.2 == d)).map(|p| p.1).collect()
+            };
+            let gaps = |d: bool| -> Vec<f64> {
+                let t: Vec<u64> = all.iter().filter(|p| p.2 == d).map(|p| p.0).collect();
+                t.windows(2).map(|w| (w[1] - w[0]) as f64).collect()
+            };
+            let x = f.features();
+            let close = |k: &str, want: f64| {
+                let got = x[k];
+                assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{k}: {got} != {want}");
+            };
+            let (sum, mean, std, min, max) = plain(&sizes(None));
+            close("flowLength", all.len() as f64);
+            close("packetSizeTotal", sum);
+            close("packetSizeMean", mean);
+            close("packetSizeStd", std);
+            close("packetSizeMin", min);
+            close("packetSizeMax", max);
+            let (fsum, fmean, fstd, _, _) = plain(&sizes(Some(true)));
+            close("fwdPacketSizeTotal", fsum);
+            close("fwdPacketSizeMean", fmean);
+            close("fwdPacketSizeStd", fstd);
+            let (bsum, _, bstd, bmin, _) = plain(&sizes(Some(false)));
+            close("bwdPacketSizeTotal", bsum);
+            close("bwdPacketSizeStd", bstd);
+            close("bwdPacketSizeMin", bmin);
+            let mut both = gaps(true);
+            both.extend(gaps(false));
+            let (_, imean, istd, imin, imax) = plain(&both);
+            close("IATMean", imean);
+            close("IATStd", istd);
+            close("IATMin", imin);
+            close("IATMax", imax);
+            close("fwdIATTotal", plain(&gaps(true)).0);
+            close("bwdIATMax", plain(&gaps(false)).4);
+            close("flowDuration", (ts - first) as f64);
+        }
+    }
+
     #[test]
     fn single_packet_flow_and_empty_directions_are_zero() {
         let x = FlowStats::new(5, 64).features();

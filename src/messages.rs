@@ -1216,6 +1216,48 @@ mod tests {
         assert_eq!(Envelope::decode(&e.encode(), 1 << 20).unwrap(), e);
     }
 
+    proptest::proptest! {
+        /// Any syscall batch (strings of any characters, any numbers,
+        /// lineage and activity) crosses the wire unchanged.
+        #[test]
+        fn any_batch_roundtrips(
+            host in ".{0,20}",
+            pid in proptest::num::u32::ANY,
+            events in proptest::collection::vec((proptest::num::u32::ANY, proptest::num::u64::ANY), 0..50),
+            context in proptest::collection::vec(proptest::num::u32::ANY, 0..8),
+            names in proptest::collection::vec(".{0,30}", 0..4),
+            args in proptest::collection::vec(".{0,40}", 0..4),
+            paths in proptest::collection::vec(".{0,60}", 0..4),
+            ips in proptest::collection::vec((proptest::num::u32::ANY, proptest::num::u128::ANY, proptest::num::u16::ANY), 0..4),
+        ) {
+            let mut b = batch(0, context);
+            b.host = host;
+            b.pid = pid;
+            b.events = events.into_iter().map(SyscallEvent::from).collect();
+            b.lineage = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ProcessInfo {
+                    pid: i as u32,
+                    name: n.clone(),
+                    executable: Some(n.clone()),
+                    args: args.clone(),
+                    ..Default::default()
+                })
+                .collect();
+            for p in paths {
+                b.activity.push(ActivityEvent { pid, ts_ns: 1, what: Activity::Open { path: p, write: true } });
+            }
+            for (v4, v6, port) in ips {
+                for ip in [std::net::IpAddr::from(v4.to_be_bytes()), std::net::IpAddr::from(v6.to_be_bytes())] {
+                    b.activity.push(ActivityEvent { pid, ts_ns: 2, what: Activity::Connect { peer: Peer::Inet { ip, port } } });
+                }
+            }
+            let e = env(Payload::SyscallBatch(b));
+            proptest::prop_assert_eq!(Envelope::decode(&e.encode(), usize::MAX).unwrap(), e);
+        }
+    }
+
     #[test]
     fn roundtrip_is_lossless() {
         let e = env(Payload::SyscallBatch(batch(5, vec![1, 2])));

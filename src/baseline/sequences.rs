@@ -208,6 +208,32 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// A process's calls cut into batches, each with the previous
+        /// one's tail as context (as the collector sends them), learn the
+        /// same windows as the whole run, each window once.
+        #[test]
+        fn batches_with_context_learn_as_the_whole_run(
+            calls in proptest::collection::vec(0u32..12, 0..400),
+            cuts in proptest::collection::vec(1usize..50, 1..20),
+        ) {
+            let mut whole = Sequences::default();
+            whole.learn(&calls, 0);
+            let mut split = Sequences::default();
+            let mut at = 0;
+            let mut cuts = cuts.into_iter().cycle();
+            while at < calls.len() {
+                let end = (at + cuts.next().expect("cycles")).min(calls.len());
+                let from = at.saturating_sub(NGRAM - 1);
+                split.learn(&calls[from..end], at - from);
+                at = end;
+            }
+            proptest::prop_assert_eq!(&split.ngrams, &whole.ngrams);
+            proptest::prop_assert_eq!(split.windows, whole.windows);
+            proptest::prop_assert_eq!(whole.windows as usize, calls.len().saturating_sub(NGRAM - 1));
+        }
+    }
+
     #[test]
     fn windows_hash_stably_and_profiles_are_bounded() {
         // The hash is part of the saved format: it must never change.

@@ -904,7 +904,7 @@ mod tests {
         let mut open = ArgsRecord {
             kind: Kind::EV_ARGS.0,
             tgid: 5,
-            nr: ArgsNr::NR_OPENAT.0 as u32,
+            nr: ArgsNr::NR_OPENAT.0,
             num: [0o1101, 0],
             str_len: 12,
             ..Default::default()
@@ -916,7 +916,7 @@ mod tests {
         let mut connect = ArgsRecord {
             kind: Kind::EV_ARGS.0,
             tgid: 5,
-            nr: ArgsNr::NR_CONNECT.0 as u32,
+            nr: ArgsNr::NR_CONNECT.0,
             addr_len: 16,
             ..Default::default()
         };

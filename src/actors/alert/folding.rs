@@ -74,3 +74,49 @@ impl Folds {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any run of alerts within one cooldown: each entity is raised
+        /// once, every repeat is counted into it, and an update goes out
+        /// for exactly the entities that repeated.
+        #[test]
+        fn every_repeat_is_counted_and_nothing_is_lost(
+            entities in proptest::collection::vec((0u8..6, 0.0f64..10.0), 1..80),
+        ) {
+            let mut folds = Folds::new(Duration::from_secs(3600));
+            let mut raised = Vec::new();
+            for (i, (e, score)) in entities.iter().enumerate() {
+                let mut a = crate::messages::sample_alert();
+                a.entity = format!("pid:{e}");
+                a.id = format!("a{i}");
+                a.score = *score;
+                a.ts_ns = i as u64;
+                if folds.repeat(&a).is_none() {
+                    raised.push(a.clone());
+                    folds.open(a, None);
+                }
+            }
+            let distinct: std::collections::BTreeSet<u8> = entities.iter().map(|(e, _)| *e).collect();
+            proptest::prop_assert_eq!(raised.len(), distinct.len());
+            let updates = folds.ended(true);
+            let repeated = distinct
+                .iter()
+                .filter(|d| entities.iter().filter(|(e, _)| e == *d).count() > 1)
+                .count();
+            proptest::prop_assert_eq!(updates.len(), repeated);
+            let counted: u64 = updates.iter().map(|u| u.count).sum::<u64>()
+                + (distinct.len() - repeated) as u64;
+            proptest::prop_assert_eq!(counted, entities.len() as u64);
+            for u in &updates {
+                let mine: Vec<&(u8, f64)> = entities.iter().filter(|(e, _)| format!("pid:{e}") == u.entity).collect();
+                let best = mine.iter().map(|(_, s)| *s).fold(f64::MIN, f64::max);
+                proptest::prop_assert_eq!(u.score, best, "the highest score of its repeats");
+            }
+            proptest::prop_assert!(folds.ended(true).is_empty());
+        }
+    }
+}
