@@ -209,7 +209,7 @@ mod tests {
         crate::fuzz_seeds::check(
             "trace",
             "recording",
-            b"# daisi recording\n# pid 4242 comm python3\n0 1 3 9\n257 0 3\nx 5\n",
+            b"# daisi-trace v1 abi=x86_64 pid=4242 comm=python3 exe=/usr/bin/python3.11\n0 1 3 9\n257 0 3\nx 5\n",
         );
     }
 }
