@@ -14,6 +14,10 @@
 //! learning ended, is not judged (its other behaviours still are): no
 //! finding from a profile that had not seen enough.
 //!
+//! A batch's calls up to and including an `execve` belong to the program
+//! the process ran before it (a shell's fork, say, before it became `ls`):
+//! only the calls after the batch's last exec are the new program's.
+//!
 //! Host-wide sequence scoring with a trained model (`lm`, `stide`) is the
 //! syscall classifier's (`daisi train syscall`); this is the part learnt
 //! per program, live, with the rest of the baseline.
@@ -68,6 +72,20 @@ impl Unusual {
             })
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+/// The part of a batch that is its executable's own: after the last
+/// `execve`/`execveat` in it, if any; with how many of those calls are
+/// context (the previous batch's tail).
+pub fn own_calls(calls: &[u32], context: usize, abi: SyscallAbi) -> (&[u32], usize) {
+    let exec: &[u32] = match abi {
+        SyscallAbi::X86_64 => &[59, 322],
+        SyscallAbi::I386 => &[11, 358],
+    };
+    match calls.iter().rposition(|nr| exec.contains(nr)) {
+        Some(at) => (&calls[at + 1..], context.saturating_sub(at + 1)),
+        None => (calls, context),
     }
 }
 
@@ -232,6 +250,23 @@ mod tests {
             proptest::prop_assert_eq!(split.windows, whole.windows);
             proptest::prop_assert_eq!(whole.windows as usize, calls.len().saturating_sub(NGRAM - 1));
         }
+    }
+
+    #[test]
+    fn an_exec_starts_the_new_programs_calls() {
+        let x = SyscallAbi::X86_64;
+        let calls = [1, 2, 59, 3, 4, 5];
+        assert_eq!(own_calls(&calls, 0, x), (&calls[3..], 0));
+        assert_eq!(
+            own_calls(&calls, 4, x),
+            (&calls[3..], 1),
+            "one call of context left"
+        );
+        assert_eq!(own_calls(&[1, 2, 3], 2, x), (&[1u32, 2, 3][..], 2));
+        assert_eq!(
+            own_calls(&[9, 11, 1], 0, SyscallAbi::I386),
+            (&[1u32][..], 0)
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::supervision::{fail, Restarts};
 use crate::actors::runtime::{drained, now_ns, on_start, Drain, DrainReply, NodeActor, NodeInfo};
+use crate::baseline::sequences::own_calls;
 use crate::baseline::{self, Accepted, BaselineError, Profile, Sensitive};
 use crate::config::validate::{ConfigError, Validate};
 use crate::messages::{
@@ -282,7 +283,8 @@ impl BaselineActor {
                     }
                 }
                 if let Some(exe) = &o.lineage[0].executable {
-                    host.dirty |= host.profile.learn_calls(exe, &o.calls, o.context) > 0;
+                    let (calls, context) = own_calls(&o.calls, o.context, o.abi);
+                    host.dirty |= host.profile.learn_calls(exe, calls, context) > 0;
                 }
                 host.dirty |= n > 0;
                 self.not_learnt.add(full);
@@ -299,21 +301,22 @@ impl BaselineActor {
             p.merge(&accepted.for_host(&o.host));
             p
         });
-        let found =
-            seen.into_iter()
-                .filter_map(|(program, b, file, peer)| {
-                    baseline::judge(
-                        &profile,
-                        &program,
-                        &b,
-                        file.as_deref(),
-                        peer.as_ref(),
-                        &sensitive,
-                    )
-                })
-                .chain(o.lineage[0].executable.as_deref().and_then(|exe| {
-                    baseline::judge_calls(&profile, exe, &o.calls, o.context, o.abi)
-                }));
+        let found = seen
+            .into_iter()
+            .filter_map(|(program, b, file, peer)| {
+                baseline::judge(
+                    &profile,
+                    &program,
+                    &b,
+                    file.as_deref(),
+                    peer.as_ref(),
+                    &sensitive,
+                )
+            })
+            .chain(o.lineage[0].executable.as_deref().and_then(|exe| {
+                let (calls, context) = own_calls(&o.calls, o.context, o.abi);
+                baseline::judge_calls(&profile, exe, calls, context, o.abi)
+            }));
         let mut out = Vec::new();
         for f in found {
             let key = (o.host.clone(), f.program.clone(), f.behaviour.clone());
