@@ -243,9 +243,12 @@ pub struct SyscallBatch {
 
 impl SyscallBatch {
     /// Splits the events in two; the second half's context is the trailing
-    /// calls before it, so both halves stay self-contained.
+    /// calls before it (as many as the batch's own context, and at least
+    /// [`SPLIT_CONTEXT`] when there are), so both halves stay
+    /// self-contained: no scoring window is lost at the cut, even when the
+    /// batch's context was short (a process's first batch).
     pub fn split(mut self) -> (SyscallBatch, SyscallBatch) {
-        let ctx_len = self.context.len();
+        let ctx_len = self.context.len().max(SPLIT_CONTEXT);
         let rest = self.events.split_off(self.events.len() / 2);
         let mut ctx: Vec<u32> = self
             .context
@@ -270,6 +273,11 @@ impl SyscallBatch {
         (self, second)
     }
 }
+
+/// Earlier calls the second half of a split batch carries at least: more
+/// than any scoring window needs (`syscall_batcher.context` is the model's
+/// window − 1: 31 by default).
+pub const SPLIT_CONTEXT: usize = 64;
 
 /// Flow records of one collector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1393,17 +1401,25 @@ mod tests {
         assert_eq!(a.events.len(), 3);
         assert_eq!(c.events.len(), 3);
         assert_eq!(a.context, vec![1, 2, 3]);
-        // Second half: the 3 calls before it are the first half's events.
-        assert_eq!(c.context, vec![100, 101, 102]);
+        // Second half: the calls before it, the batch's context and the
+        // first half's events (up to SPLIT_CONTEXT).
+        assert_eq!(c.context, vec![1, 2, 3, 100, 101, 102]);
         assert!(!a.last);
         assert!(c.last);
     }
 
+    /// A batch with a short context (a process's first) still gives its
+    /// second half the calls before it: found by the property test
+    /// `a_split_batch_gives_the_windows_of_the_whole` (windows spanning
+    /// the cut were lost).
     #[test]
     fn split_with_short_context() {
         let (_, c) = batch(4, vec![]).split();
-        assert!(c.context.is_empty());
+        assert_eq!(c.context, vec![100, 101]);
         let (_, c) = batch(4, vec![9]).split();
-        assert_eq!(c.context, vec![101]);
+        assert_eq!(c.context, vec![9, 100, 101]);
+        let (_, c) = batch(200, vec![]).split();
+        assert_eq!(c.context.len(), SPLIT_CONTEXT, "bounded");
+        assert_eq!(c.context.last(), Some(&199));
     }
 }

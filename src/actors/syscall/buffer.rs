@@ -325,6 +325,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A batch split in two (as the transport does for a server's
+        /// small payload limit) gives the same scoring windows as whole:
+        /// none lost at the cut, none twice.
+        #[test]
+        fn a_split_batch_gives_the_windows_of_the_whole(
+            ctx in proptest::collection::vec(0u32..400, 0..6),
+            ev in proptest::collection::vec(0u32..400, 2..120),
+            window in 2usize..8,
+        ) {
+            let v = Vocabulary::all();
+            let c = Counter::default();
+            let mut b = batch(&ctx, &ev, false);
+            b.context.truncate(window - 1);
+            let (mut whole, mut parts) = (vec![], vec![]);
+            let n = windows_of(&b, &v, window, 1, &mut whole, &c);
+            let (first, second) = b.split();
+            let m = windows_of(&first, &v, window, 1, &mut parts, &c)
+                + windows_of(&second, &v, window, 1, &mut parts, &c);
+            proptest::prop_assert_eq!(n, m);
+            proptest::prop_assert_eq!(whole, parts);
+        }
+    }
+
     #[test]
     fn windows_end_at_each_new_event() {
         let v = Vocabulary::all();
