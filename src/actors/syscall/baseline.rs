@@ -284,7 +284,7 @@ impl BaselineActor {
                 }
                 if let Some(exe) = &o.lineage[0].executable {
                     let (calls, context) = own_calls(&o.calls, o.context, o.abi);
-                    host.dirty |= host.profile.learn_calls(exe, calls, context) > 0;
+                    host.dirty |= host.profile.learn_calls(exe, &calls, context) > 0;
                 }
                 host.dirty |= n > 0;
                 self.not_learnt.add(full);
@@ -315,7 +315,7 @@ impl BaselineActor {
             })
             .chain(o.lineage[0].executable.as_deref().and_then(|exe| {
                 let (calls, context) = own_calls(&o.calls, o.context, o.abi);
-                baseline::judge_calls(&profile, exe, calls, context, o.abi)
+                baseline::judge_calls(&profile, exe, &calls, context, o.abi)
             }));
         let mut out = Vec::new();
         for f in found {
