@@ -16,9 +16,8 @@
 //!
 //! A signal's handler runs wherever the signal happened to arrive: a
 //! window holding a signal return (`rt_sigreturn`) is timing, not the
-//! program's order, and is neither learnt nor judged. (Without this, a
-//! shell loop whose `SIGCHLD` came at a new point raised a finding in the
-//! host lab's 30-minute benign run.)
+//! program's order (a shell loop's `SIGCHLD` lands at a different point
+//! each time), and is neither learnt nor judged.
 //!
 //! A batch's calls up to and including an `execve` belong to the program
 //! the process ran before it (a shell's fork, say, before it became `ls`):

@@ -780,6 +780,31 @@ mod tests {
         assert_eq!(peer_of(&[2]), None);
     }
 
+    /// Copies bytes into a kernel record's `char` array.
+    fn fill(dst: &mut [i8], src: &[u8]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s as i8;
+        }
+    }
+
+    /// An exec record: pid 5 (parent 4, uid 33) runs `bash -c id`.
+    fn bash_exec() -> ExecRecord {
+        let mut exec = ExecRecord {
+            kind: Kind::EV_EXEC.0,
+            tgid: 5,
+            ppid: 4,
+            uid: 33,
+            path_len: 10,
+            args_len: 11,
+            args_full: 11,
+            ..Default::default()
+        };
+        fill(&mut exec.comm, b"bash");
+        fill(&mut exec.path, b"/bin/bash\0");
+        fill(&mut exec.args, b"bash\0-c\0id\0");
+        exec
+    }
+
     #[test]
     fn parses_kernel_layouts_and_rejects_short_records() {
         // The hot path's record stays 24 bytes; exec/exit carry the comm.
@@ -804,24 +829,7 @@ mod tests {
                 ts_ns: 7
             })
         );
-        let fill = |dst: &mut [i8], src: &[u8]| {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *s as i8;
-            }
-        };
-        let mut exec = ExecRecord {
-            kind: Kind::EV_EXEC.0,
-            tgid: 5,
-            ppid: 4,
-            uid: 33,
-            path_len: 10,
-            args_len: 11,
-            args_full: 11,
-            ..Default::default()
-        };
-        fill(&mut exec.comm, b"bash");
-        fill(&mut exec.path, b"/bin/bash\0");
-        fill(&mut exec.args, b"bash\0-c\0id\0");
+        let exec = bash_exec();
         let mut e = bytes_of(&exec).to_vec();
         match parse(&e) {
             Some(CaptureEvent::Exec(x)) => {
@@ -864,26 +872,7 @@ mod tests {
                 ts: 7,
             }),
         );
-        let mut exec = ExecRecord {
-            kind: Kind::EV_EXEC.0,
-            tgid: 5,
-            ppid: 4,
-            uid: 33,
-            path_len: 10,
-            args_len: 11,
-            args_full: 11,
-            ..Default::default()
-        };
-        for (d, s) in exec.comm.iter_mut().zip(b"bash") {
-            *d = *s as i8;
-        }
-        for (d, s) in exec.path.iter_mut().zip(b"/bin/bash\0") {
-            *d = *s as i8;
-        }
-        for (d, s) in exec.args.iter_mut().zip(b"bash\0-c\0id\0") {
-            *d = *s as i8;
-        }
-        seed("exec", bytes_of(&exec));
+        seed("exec", bytes_of(&bash_exec()));
         seed(
             "exit",
             bytes_of(&ProcRecord {
@@ -909,9 +898,7 @@ mod tests {
             str_len: 12,
             ..Default::default()
         };
-        for (d, s) in open.str.iter_mut().zip(b"/etc/shadow\0") {
-            *d = *s as i8;
-        }
+        fill(&mut open.str, b"/etc/shadow\0");
         seed("args_open", bytes_of(&open));
         let mut connect = ArgsRecord {
             kind: Kind::EV_ARGS.0,

@@ -110,7 +110,7 @@ impl Trees {
                 if t.pids.insert(parent.pid) {
                     t.alert.tree.insert(0, member(parent));
                     t.alert.process = ProcessFields::from_lineage(&lineage[1..]);
-                    t.above = lineage[2..].iter().filter(|p| p.pid > 1).cloned().collect();
+                    t.above = ancestors(&lineage[2..]);
                 }
             }
             // The chain from the tree down to this process.
@@ -194,11 +194,7 @@ impl Trees {
         self.open.push(Tree {
             host,
             pids: chain.iter().map(|p| p.pid).collect(),
-            above: lineage[root_at + 1..]
-                .iter()
-                .filter(|p| p.pid > 1)
-                .cloned()
-                .collect(),
+            above: ancestors(&lineage[root_at + 1..]),
             alert: incident.clone(),
             last: Instant::now(),
             dirty: false,
@@ -254,6 +250,11 @@ impl Trees {
             .map(|t| t.alert)
             .collect()
     }
+}
+
+/// A root's ancestors a tree may grow up to (init never).
+fn ancestors(above: &[ProcessInfo]) -> Vec<ProcessInfo> {
+    above.iter().filter(|p| p.pid > 1).cloned().collect()
 }
 
 fn member(p: &ProcessInfo) -> TreeMember {
