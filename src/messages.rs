@@ -110,6 +110,11 @@ impl PayloadKind {
         PayloadKind::Outcome,
     ];
 
+    /// Data kinds: batches the durable stream carries and partitions.
+    pub fn is_data(self) -> bool {
+        matches!(self, PayloadKind::Syscall | PayloadKind::Flow)
+    }
+
     /// The subject token.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -148,6 +153,17 @@ impl Payload {
         match self {
             Payload::Command(c) => &c.target_host,
             _ => sender_host,
+        }
+    }
+
+    /// The partition key of a data payload, the last token of its subject
+    /// `daisi.v1.<kind>.<host>.<key>`: a syscall batch's pid (a process's
+    /// batches stay together), `0` for flows; `None` for other kinds.
+    pub fn subject_key(&self) -> Option<u32> {
+        match self {
+            Payload::SyscallBatch(b) => Some(b.pid),
+            Payload::FlowBatch(_) => Some(0),
+            _ => None,
         }
     }
 

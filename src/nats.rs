@@ -1,8 +1,10 @@
 //! NATS connection from config: servers, authentication, TLS, events.
 //!
-//! Subjects are `daisi.v1.<kind>.<host>` (kind: `syscall`, `flow`, `alert`,
-//! `heartbeat`). Compute nodes subscribe to data subjects in a queue group so
-//! several of them share the work; heartbeats reach every node.
+//! Subjects are `daisi.v1.<kind>.<host>` (kind: `alert`, `heartbeat`,
+//! `command`, `outcome`) and, for data, `daisi.v1.<kind>.<host>.<key>`
+//! (`syscall` with the process id as key, `flow` with `0`): the key is what
+//! the durable stream partitions by ([`DataStreamConfig`]). Heartbeats reach
+//! every node.
 
 use crate::config::{check_readable, ConfigError, Validate};
 use crate::messages::PayloadKind;
@@ -15,14 +17,179 @@ use std::time::Duration;
 /// Subject prefix of this wire version.
 pub const SUBJECT_PREFIX: &str = "daisi.v1";
 
-/// Subject of a message of `kind` from `host`.
+/// Subject of a message of `kind` from `host` (without a data key).
 pub fn subject(kind: PayloadKind, host: &str) -> String {
     format!("{SUBJECT_PREFIX}.{kind}.{host}")
 }
 
-/// Subject pattern matching `kind` from every host.
+/// The subject `payload` is published on by a node of `sender_host`.
+pub fn subject_of(payload: &crate::messages::Payload, sender_host: &str) -> String {
+    let s = subject(payload.kind(), payload.subject_host(sender_host));
+    match payload.subject_key() {
+        Some(key) => format!("{s}.{key}"),
+        None => s,
+    }
+}
+
+/// Subject pattern matching `kind` from every host (and every key).
 pub fn subject_all(kind: PayloadKind) -> String {
-    format!("{SUBJECT_PREFIX}.{kind}.*")
+    if kind.is_data() {
+        format!("{SUBJECT_PREFIX}.{kind}.*.*")
+    } else {
+        format!("{SUBJECT_PREFIX}.{kind}.*")
+    }
+}
+
+/// Where a batch may go when the stream is full (`[nats.jetstream]
+/// discard`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Discard {
+    /// The stream refuses new batches; collectors keep them in their
+    /// buffer (its overflow policy applies, counted) and retry.
+    New,
+    /// The stream deletes its oldest batches to make room (the server
+    /// counts them, not daisi).
+    Old,
+}
+
+/// `[nats.jetstream]`: the durable data path. Syscall and flow batches go
+/// to one JetStream stream; the server partitions them by `(host, key)`
+/// into `partitions` subjects, and each partition has a durable consumer
+/// read by exactly one compute node at a time (a pinned client of its
+/// priority group), which another node takes over once the holder has not
+/// pulled for `failover_after`. See `docs/transport.md`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataStreamConfig {
+    /// Batches through JetStream (acknowledged, durable). `false`: core
+    /// NATS (at most once: what is published while no compute node
+    /// listens is lost).
+    pub enabled: bool,
+    /// Stream name (created by the first node that needs it). Dead
+    /// letters go to `<stream>_DEAD`.
+    pub stream: String,
+    /// Largest size of the stream in bytes.
+    pub max_bytes: i64,
+    /// Batches older than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// What a full stream does: `new` (refuse, collectors buffer and
+    /// retry) or `old` (delete the oldest).
+    pub discard: Discard,
+    /// Copies of the stream (1, or 3 on a 3-node JetStream cluster).
+    pub replicas: usize,
+    /// Partitions (fixed when the stream is created).
+    pub partitions: u32,
+    /// Durable consumer names are `<consumer>-p<partition>`.
+    pub consumer: String,
+    /// Batches a compute node holds unacknowledged per partition: the
+    /// backpressure bound.
+    pub max_ack_pending: i64,
+    /// A batch not acknowledged within this time is delivered again.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// A batch delivered this many times without being finished goes to
+    /// the dead-letter stream instead.
+    pub max_deliveries: u64,
+    /// A partition moves to another compute node once its holder has not
+    /// pulled for this long (the priority group's pin timeout).
+    #[serde(with = "humantime_serde")]
+    pub failover_after: Duration,
+    /// Publishes with the same message id within this window are stored
+    /// once.
+    #[serde(with = "humantime_serde")]
+    pub duplicate_window: Duration,
+}
+
+impl Default for DataStreamConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            stream: "DAISI_DATA".into(),
+            max_bytes: 1 << 30,
+            max_age: Duration::from_secs(24 * 3600),
+            discard: Discard::New,
+            replicas: 1,
+            partitions: 16,
+            consumer: "daisi-compute".into(),
+            max_ack_pending: 64,
+            ack_wait: Duration::from_secs(30),
+            max_deliveries: 5,
+            failover_after: Duration::from_secs(5),
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Validate for DataStreamConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        for (key, name) in [("stream", &self.stream), ("consumer", &self.consumer)] {
+            if name.is_empty() || name.contains([' ', '.', '*', '>', '/', '\\']) {
+                errors.push(ConfigError::new(
+                    format!("{path}.{key}"),
+                    "must be a name without spaces, dots, wildcards or slashes",
+                ));
+            }
+        }
+        if self.max_bytes < 1 << 20 {
+            errors.push(ConfigError::new(
+                format!("{path}.max_bytes"),
+                "must be at least 1 MiB",
+            ));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            errors.push(ConfigError::new(
+                format!("{path}.replicas"),
+                "must be between 1 and 5",
+            ));
+        }
+        if !(1..=1024).contains(&self.partitions) {
+            errors.push(ConfigError::new(
+                format!("{path}.partitions"),
+                "must be between 1 and 1024",
+            ));
+        }
+        if self.max_ack_pending < 1 {
+            errors.push(ConfigError::new(
+                format!("{path}.max_ack_pending"),
+                "must be at least 1",
+            ));
+        }
+        if self.max_deliveries < 1 {
+            errors.push(ConfigError::new(
+                format!("{path}.max_deliveries"),
+                "must be at least 1",
+            ));
+        }
+        for (key, d, min) in [
+            ("max_age", self.max_age, Duration::from_secs(1)),
+            ("ack_wait", self.ack_wait, Duration::from_secs(1)),
+            (
+                "failover_after",
+                self.failover_after,
+                Duration::from_secs(1),
+            ),
+            (
+                "duplicate_window",
+                self.duplicate_window,
+                Duration::from_secs(1),
+            ),
+        ] {
+            if d < min {
+                errors.push(ConfigError::new(
+                    format!("{path}.{key}"),
+                    "must be at least 1s",
+                ));
+            }
+        }
+        if self.duplicate_window > self.max_age {
+            errors.push(ConfigError::new(
+                format!("{path}.duplicate_window"),
+                "must not exceed max_age",
+            ));
+        }
+    }
 }
 
 /// `[nats.tls]`: TLS to the broker.
@@ -65,6 +232,7 @@ pub struct NatsConfig {
     /// Messages the client library holds per subscription before it reports
     /// a slow consumer (and drops, counted).
     pub subscription_capacity: usize,
+    pub jetstream: DataStreamConfig,
 }
 
 impl Default for NatsConfig {
@@ -81,6 +249,7 @@ impl Default for NatsConfig {
             max_message_bytes: 8 << 20,
             connect_timeout: Duration::from_secs(5),
             subscription_capacity: 8192,
+            jetstream: DataStreamConfig::default(),
         }
     }
 }
@@ -149,6 +318,8 @@ impl Validate for NatsConfig {
                 "must be at least 1024",
             ));
         }
+        self.jetstream
+            .validate(&format!("{path}.jetstream"), errors);
         if self.subscription_capacity == 0 {
             errors.push(ConfigError::new(
                 format!("{path}.subscription_capacity"),
@@ -173,6 +344,8 @@ pub enum NatsError {
     },
     #[error("NATS subscribe to {subject} failed: {reason}")]
     Subscribe { subject: String, reason: String },
+    #[error("JetStream {what}: {reason} (is JetStream on? nats-server -js, or [nats.jetstream] enabled = false for core NATS)")]
+    JetStream { what: String, reason: String },
 }
 
 /// Connects with the configured authentication and TLS. The client then

@@ -29,6 +29,7 @@ use crate::actors::syscall::buffer::{BufferLinks, SyscallBuffer};
 use crate::actors::syscall::classifier::SyscallClassifier;
 use crate::actors::syscall::source::{SourceInput, SourceKind, SyscallSource};
 use crate::actors::transport::queue::NatsQueue;
+use crate::actors::transport::stream::Acks;
 use crate::actors::transport::subscription::Subscription;
 use crate::actors::transport::{Dispatch, Inbound, NatsRoute, Outbound};
 use crate::capture::libpcap::PacketReader;
@@ -173,6 +174,8 @@ pub struct Node {
     /// What the deadline abandons: messages the broker has not confirmed,
     /// alerts the remote sinks hold.
     unconfirmed: Option<Arc<NatsQueue>>,
+    /// Durable batches this node took: acknowledged before it exits.
+    acks: Option<Arc<Acks>>,
     backlogs: Vec<Backlog>,
     classifier_arbiter: Option<Arbiter>,
 }
@@ -345,6 +348,11 @@ impl Node {
             .flat_map(|c| c.sinks.iter().filter_map(|s| s.backlog()))
             .collect();
         let unconfirmed = p.outbound.as_ref().map(|r| r.queue.clone());
+        let acks = p
+            .compute
+            .as_ref()
+            .and_then(|c| c.subscription.as_ref())
+            .and_then(|s| s.acks());
 
         // 2. The actors, downstream first; nothing here can fail.
         let w = Wiring {
@@ -397,6 +405,7 @@ impl Node {
             deadline: cfg.node.shutdown_deadline,
             drain_order: Vec::new(),
             unconfirmed,
+            acks,
             backlogs,
             classifier_arbiter: None,
         };
@@ -470,6 +479,17 @@ impl Node {
                     drained = false;
                     break;
                 }
+            }
+        }
+        // The compute side finished: its batches are acknowledged (those
+        // not acknowledged by the deadline are delivered again, elsewhere).
+        if let Some(acks) = self.acks.as_ref().filter(|_| drained) {
+            if tokio::time::timeout_at(until, acks.settled())
+                .await
+                .is_err()
+            {
+                tracing::warn!("shutdown deadline passed before every batch was acknowledged; the broker delivers them again");
+                drained = false;
             }
         }
         if !drained {

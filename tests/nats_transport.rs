@@ -282,30 +282,30 @@ async fn bad_input_is_counted_and_the_node_keeps_running() {
     hb.wait_for("cmp-x", "up", T, |_| true).await;
 
     c.publish(
-        "daisi.v1.syscall.evil",
+        "daisi.v1.syscall.evil.1",
         b"\xc1\xc1 not msgpack".to_vec().into(),
     )
     .await
     .unwrap();
     c.publish(
-        "daisi.v1.syscall.evil",
+        "daisi.v1.syscall.evil.1",
         envelope(SCHEMA_VERSION + 1, "evil").encode().into(),
     )
     .await
     .unwrap();
-    c.publish("daisi.v1.syscall.evil", vec![0x90u8; 100_000].into())
+    c.publish("daisi.v1.syscall.evil.1", vec![0x90u8; 100_000].into())
         .await
         .unwrap();
     // Claims another host than its subject names.
     c.publish(
-        "daisi.v1.syscall.evil",
+        "daisi.v1.syscall.evil.1",
         envelope(SCHEMA_VERSION, "victim").encode().into(),
     )
     .await
     .unwrap();
     // Valid map, wrong shape.
     c.publish(
-        "daisi.v1.syscall.evil",
+        "daisi.v1.syscall.evil.1",
         rmp_serde::to_vec_named(&serde_json::json!({"schema": 1, "x": [1, 2]}))
             .unwrap()
             .into(),
@@ -322,6 +322,26 @@ async fn bad_input_is_counted_and_the_node_keeps_running() {
         })
         .await;
     assert_eq!(h.counters.get("inbound.received.syscall"), Some(&0));
+    // Each went to the dead-letter stream, with its reason.
+    hb.wait_for("cmp-x", "dead letters stored", T, |h| {
+        h.counters.get("inbound.dead_letters") == Some(&5)
+    })
+    .await;
+    let js = async_nats::jetstream::new(c.clone());
+    let mut dead = js.get_stream("DAISI_DATA_DEAD").await.unwrap();
+    assert_eq!(dead.info().await.unwrap().state.messages, 5);
+    let m = dead.get_raw_message(1).await.unwrap();
+    assert!(
+        m.subject
+            .as_str()
+            .starts_with("daisi.v1.dead.syscall.evil.1."),
+        "{}",
+        m.subject
+    );
+    assert_eq!(
+        m.headers.get("Daisi-Dead-Reason").map(|v| v.as_str()),
+        Some("rejected")
+    );
     assert!(compute.try_wait().is_none(), "compute must keep running");
 
     // Real traffic is still processed.

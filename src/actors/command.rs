@@ -199,7 +199,7 @@ impl Actor for CommandExecutor {
         // Once: the reading task outlives restarts.
         if let Some(sub) = self.subscription.take() {
             let (me, not_command) = (ctx.address(), self.not_command.clone());
-            self.receiving = Some(sub.start(move |env| {
+            self.receiving = Some(sub.start(move |env, _| {
                 let (me, not_command) = (me.clone(), not_command.clone());
                 async move {
                     let Payload::Command(command) = env.payload else {

@@ -147,9 +147,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The NATS server tests run: `$NATS_SERVER`, else the recent server
+/// `scripts/setup.sh` installs (`$DAISI_NATS_SERVER`, default
+/// /var/cache/daisi/nats-server: the durable data path needs >= 2.11).
 fn nats_server_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("NATS_SERVER") {
         return p.into();
+    }
+    let recent = std::env::var_os("DAISI_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/cache/daisi/nats-server".into());
+    if recent.exists() {
+        return recent;
     }
     for dir in std::env::var("PATH")
         .unwrap_or_default()
@@ -161,10 +170,11 @@ fn nats_server_bin() -> PathBuf {
             return p;
         }
     }
-    panic!("nats-server not found: run scripts/setup.sh (installs Debian's nats-server)");
+    panic!("nats-server not found: run scripts/setup.sh (installs a recent nats-server)");
 }
 
-/// A nats-server on 127.0.0.1, killed on drop.
+/// A nats-server on 127.0.0.1 with JetStream on (its store in a directory
+/// of its own, kept across restarts), killed on drop.
 pub struct NatsServer {
     pub port: u16,
     args: Vec<String>,
@@ -199,6 +209,9 @@ impl NatsServer {
             .unwrap();
         let child = Command::new(nats_server_bin())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("-js")
+            .arg("-sd")
+            .arg(self._dir.path().join("js"))
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)

@@ -414,6 +414,7 @@ impl Handler<Scored> for AlertActor {
                 self.emit(a, &lineage);
             }
         }
+        crate::actors::runtime::receipt::all_done(msg.windows.segments.iter().map(|s| &s.receipt));
     }
 }
 
@@ -440,6 +441,7 @@ impl Handler<FlowDetections> for AlertActor {
             let a = network::flow_alert(&msg.host, d, msg.threshold, &msg.model);
             self.emit(a, &[]);
         }
+        crate::actors::runtime::receipt::all_done([&msg.receipt]);
     }
 }
 
@@ -597,6 +599,7 @@ mod tests {
                     detections: (0..100).map(|i| detection(chunk * 100 + i)).collect(),
                     threshold: 0.5,
                     model: "m".into(),
+                    receipt: None,
                 };
                 a.send(msg).await.unwrap();
             }
@@ -650,6 +653,7 @@ mod tests {
                     detections: vec![flow_at(port, now - ms * 1_000_000, now)],
                     threshold: 0.5,
                     model: "m".into(),
+                    receipt: None,
                 }
             };
             a.send(one(1, 0)).await.unwrap();

@@ -7,6 +7,7 @@
 //! arbiter; its bounded mailbox pushes back on the inbound side.
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::receipt::Receipt;
 use crate::actors::runtime::supervision::{fail, Restarts};
 use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::config::validate::{ConfigError, Validate};
@@ -66,10 +67,11 @@ impl Validate for FlowClassifierConfig {
     }
 }
 
-/// Flows from one collector, to score.
+/// Flows from one collector, to score, with the broker's receipt when they
+/// came from the durable stream.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct ScoreFlows(pub FlowBatch);
+pub struct ScoreFlows(pub FlowBatch, pub Option<Receipt>);
 
 /// One flow the model judged malicious.
 #[derive(Debug, Clone)]
@@ -89,6 +91,8 @@ pub struct FlowDetections {
     pub threshold: f64,
     /// Model name and version.
     pub model: Arc<str>,
+    /// Done once the alert actor took the detections.
+    pub receipt: Option<Receipt>,
 }
 
 /// The flow-scoring actor.
@@ -167,7 +171,7 @@ impl Actor for FlowClassifier {
 
 impl Handler<ScoreFlows> for FlowClassifier {
     type Result = ();
-    fn handle(&mut self, ScoreFlows(batch): ScoreFlows, ctx: &mut Context<Self>) {
+    fn handle(&mut self, ScoreFlows(batch, receipt): ScoreFlows, ctx: &mut Context<Self>) {
         let mut detections = Vec::new();
         for flow in batch.flows {
             let x = match self.model.vector(&flow.features) {
@@ -188,6 +192,7 @@ impl Handler<ScoreFlows> for FlowClassifier {
             }
         }
         if detections.is_empty() {
+            crate::actors::runtime::receipt::all_done([&receipt]);
             return;
         }
         let msg = FlowDetections {
@@ -195,6 +200,7 @@ impl Handler<ScoreFlows> for FlowClassifier {
             detections,
             threshold: self.model.threshold,
             model: self.name.clone(),
+            receipt,
         };
         let out = self.out.clone();
         ctx.wait(

@@ -31,6 +31,7 @@
 
 pub mod heartbeat;
 pub mod mailbox;
+pub mod receipt;
 pub mod supervision;
 
 use crate::config::Config;

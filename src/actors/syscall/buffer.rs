@@ -8,6 +8,7 @@
 //! the table lacks become the out-of-vocabulary token and are counted.
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::receipt::Receipt;
 use crate::actors::runtime::supervision::{fail, Restarts};
 use crate::actors::runtime::{drained_after, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::config::validate::{ConfigError, Validate};
@@ -64,10 +65,11 @@ impl Validate for SyscallBufferConfig {
     }
 }
 
-/// A wire batch to be scored.
+/// A wire batch to be scored, with the broker's receipt when it came from
+/// the durable stream (done once the alert actor took its scores).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct ScoreBatch(pub SyscallBatch);
+pub struct ScoreBatch(pub SyscallBatch, pub Option<Receipt>);
 
 /// Which process a run of windows belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +84,8 @@ pub struct Segment {
     pub windows: usize,
     /// The process exited after these windows.
     pub last: bool,
+    /// The broker's receipt of the batch these windows came from.
+    pub receipt: Option<Receipt>,
 }
 
 /// Token windows of many processes, ready for the classifier.
@@ -266,7 +270,7 @@ impl Actor for SyscallBuffer {
 
 impl Handler<ScoreBatch> for SyscallBuffer {
     type Result = ();
-    fn handle(&mut self, ScoreBatch(b): ScoreBatch, ctx: &mut Context<Self>) {
+    fn handle(&mut self, ScoreBatch(b, receipt): ScoreBatch, ctx: &mut Context<Self>) {
         self.events.add(b.events.len() as u64);
         let n = windows_of(
             &b,
@@ -278,6 +282,8 @@ impl Handler<ScoreBatch> for SyscallBuffer {
         );
         self.windows.add(n as u64);
         if n == 0 && !b.last {
+            // Nothing to score yet (its calls are the next batch's context).
+            crate::actors::runtime::receipt::all_done([&receipt]);
             return;
         }
         self.pending.segments.push(Segment {
@@ -288,6 +294,7 @@ impl Handler<ScoreBatch> for SyscallBuffer {
             lineage: b.lineage,
             windows: n,
             last: b.last,
+            receipt,
         });
         self.since.get_or_insert_with(Instant::now);
         if self.pending.len() >= self.cfg.max_batch {

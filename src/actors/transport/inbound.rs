@@ -15,8 +15,10 @@ use crate::messages::PayloadKind;
 use crate::metrics::Counter;
 use crate::nats::NatsError;
 use actix::prelude::*;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// `[inbound]`: receiving side of compute nodes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -60,6 +62,10 @@ struct Seen {
 }
 
 impl Seen {
+    fn contains(&self, seq: u64) -> bool {
+        self.seqs.contains(&seq)
+    }
+
     /// True when `seq` is new; remembers it within `window`.
     fn first_time(&mut self, seq: u64, window: usize) -> bool {
         if let Some(&lowest) = self.seqs.first() {
@@ -92,7 +98,10 @@ pub struct Dispatch {
 pub struct Inbound {
     cfg: InboundConfig,
     to: Dispatch,
-    seen: lru::LruCache<String, Seen>,
+    /// Shared with the receipts of durable batches, which are remembered
+    /// once their work is done (a batch delivered again because its work
+    /// was lost is not a duplicate).
+    seen: Arc<Mutex<lru::LruCache<String, Seen>>>,
     /// NATS: subscribed in the prepare step, read from `started` on.
     subscription: Option<Subscription>,
     receiving: Option<Receiving>,
@@ -118,9 +127,9 @@ impl Inbound {
             received: PayloadKind::ALL.map(|k| m.counter(&format!("inbound.received.{k}"))),
             subscription,
             receiving: None,
-            seen: lru::LruCache::new(
+            seen: Arc::new(Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(cfg.max_senders).unwrap_or(std::num::NonZeroUsize::MIN),
-            ),
+            ))),
             cfg,
             to,
         }
@@ -173,9 +182,9 @@ impl Actor for Inbound {
         // actor's address, which the supervisor keeps).
         if let Some(sub) = self.subscription.take() {
             let me = ctx.address();
-            self.receiving = Some(sub.start(move |env| {
+            self.receiving = Some(sub.start(move |env, durable| {
                 let me = me.clone();
-                async move { me.send(Deliver(env)).await.is_ok() }
+                async move { me.send(Deliver(env, durable)).await.is_ok() }
             }));
         }
     }
@@ -184,16 +193,36 @@ impl Actor for Inbound {
 impl Handler<Deliver> for Inbound {
     type Result = ();
 
-    fn handle(&mut self, Deliver(env): Deliver, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Deliver(env, durable): Deliver, ctx: &mut Context<Self>) {
         let kind = env.payload.kind();
         let received = &self.received[kind as usize];
         let window = self.cfg.dedup_window;
-        let fresh = self
-            .seen
-            .get_or_insert_mut(env.node_id.clone(), Seen::default)
-            .first_time(env.seq, window);
+        let (fresh, receipt) = match durable {
+            None => (
+                self.seen
+                    .lock()
+                    .get_or_insert_mut(env.node_id.clone(), Seen::default)
+                    .first_time(env.seq, window),
+                None,
+            ),
+            Some(d) => {
+                let done_before = self
+                    .seen
+                    .lock()
+                    .get(&env.node_id)
+                    .is_some_and(|s| s.contains(env.seq));
+                let (seen, node, seq) = (self.seen.clone(), env.node_id.clone(), env.seq);
+                let r = d.receipt(move || {
+                    seen.lock()
+                        .get_or_insert_mut(node, Seen::default)
+                        .first_time(seq, window);
+                });
+                (!done_before, Some(r))
+            }
+        };
         if !fresh {
             self.duplicates.inc();
+            crate::actors::runtime::receipt::all_done([&receipt]);
             return;
         }
         // Unique envelopes only; duplicates are counted above.
@@ -228,7 +257,7 @@ impl Handler<Deliver> for Inbound {
                             if let Some((e, o)) = observe {
                                 let _ = e.push(o).await;
                             }
-                            let _ = edge.push(ScoreBatch(b)).await;
+                            let _ = edge.push(ScoreBatch(b, receipt)).await;
                         }
                         .into_actor(self),
                     );
@@ -256,7 +285,9 @@ impl Handler<Deliver> for Inbound {
                     ctx.wait(
                         async move {
                             let _ = edge
-                                .push(crate::actors::network::flow_classifier::ScoreFlows(b))
+                                .push(crate::actors::network::flow_classifier::ScoreFlows(
+                                    b, receipt,
+                                ))
                                 .await;
                         }
                         .into_actor(self),
@@ -281,6 +312,8 @@ impl Handler<Deliver> for Inbound {
             Payload::Alert(_) | Payload::Command(_) | Payload::Outcome(_) => {}
         }
         self.unhandled.inc();
+        // Nothing on this node will ever handle it: not worth a redelivery.
+        crate::actors::runtime::receipt::all_done([&receipt]);
         tracing::debug!(%kind, "no handler for this payload kind on this node");
     }
 }

@@ -11,6 +11,10 @@
 //! A group that was not confirmed is published again after reconnecting;
 //! receivers drop the duplicates by `(node_id, seq)`.
 //!
+//! Over JetStream ([`stream`], the default) the stream acknowledges each
+//! publish, so a batch counts as sent once it is stored; compute nodes read
+//! it from a partition they hold and acknowledge it once its work is done.
+//!
 //! [`Inbound`] receives envelopes (from NATS subscriptions it decodes and
 //! bounds, or in-process), drops duplicates, and dispatches each payload kind
 //! to the actor that handles it.
@@ -18,6 +22,7 @@
 pub mod inbound;
 pub mod outbound;
 pub mod queue;
+pub mod stream;
 pub mod subscription;
 
 pub use inbound::{Dispatch, Inbound, InboundConfig};
@@ -31,7 +36,8 @@ use actix::prelude::*;
 #[rtype(result = "()")]
 pub struct Publish(pub Payload);
 
-/// An envelope that arrived (decoded and size-checked when from the network).
-#[derive(Message, Debug, Clone)]
+/// An envelope that arrived (decoded and size-checked when from the
+/// network), with its claim on the durable stream when it came from one.
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Deliver(pub Envelope);
+pub struct Deliver(pub Envelope, pub Option<subscription::Durable>);

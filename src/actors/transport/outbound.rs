@@ -1,7 +1,7 @@
 //! [`Outbound`]: turns payloads into sequenced envelopes and delivers them
 //! in-process or over NATS (through the bounded [`super::queue`]).
 
-use super::queue::{NatsQueue, Pending};
+use super::queue::{NatsQueue, Pending, PumpCounters};
 use super::{Deliver, Publish};
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig, Overflow};
 use crate::actors::runtime::supervision::Restarts;
@@ -9,7 +9,7 @@ use crate::actors::runtime::{drained, now_ns, on_start, Drain, DrainReply, NodeA
 use crate::config::validate::{ConfigError, Validate};
 use crate::messages::{Envelope, Payload, SCHEMA_VERSION};
 use crate::metrics::Counter;
-use crate::nats::{subject, NatsError};
+use crate::nats::{subject_of, NatsError};
 use actix::prelude::*;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -71,15 +71,14 @@ pub enum Route {
     /// Role `both`: straight to the local [`super::Inbound`].
     InProcess(Edge<Deliver>),
     /// Over NATS, through the bounded queue.
-    Nats {
-        client: async_nats::Client,
-        queue: Arc<NatsQueue>,
-    },
+    Nats(Box<NatsRoute>),
 }
 
 /// The NATS side of [`Outbound`], made by its prepare step.
 pub struct NatsRoute {
     pub client: async_nats::Client,
+    /// The durable stream's context, when batches go through JetStream.
+    pub js: Option<async_nats::jetstream::Context>,
     /// Shared with the node, which abandons what it holds at the shutdown
     /// deadline ([`NatsQueue::abandon`]).
     pub queue: Arc<NatsQueue>,
@@ -100,7 +99,7 @@ pub struct Outbound {
     sent: Counter,
     dropped: Counter,
     oversized: Counter,
-    retries: Counter,
+    pump: PumpCounters,
 }
 
 impl Outbound {
@@ -113,9 +112,18 @@ impl Outbound {
             sent: m.counter("outbound.sent"),
             dropped: m.counter("outbound.dropped"),
             oversized: m.counter("outbound.oversized"),
-            retries: m.counter("outbound.retries"),
+            pump: PumpCounters {
+                sent: m.counter("outbound.sent"),
+                retries: m.counter("outbound.retries"),
+                stream_full: m.counter("outbound.stream_full"),
+                stored_before: m.counter("outbound.stored_before"),
+            },
             max_payload,
-            seq: 0,
+            // Starts at the start time in microseconds: a restarted node
+            // (same id) goes on above what it sent before, so receivers
+            // and the stream's message ids never mistake its new batches
+            // for old ones.
+            seq: now_ns() / 1000,
             cfg,
             node,
             route,
@@ -143,10 +151,9 @@ impl Outbound {
         if bytes.len() <= self.max_payload {
             self.produced.inc();
             out.push(Pending {
-                subject: subject(
-                    env.payload.kind(),
-                    env.payload.subject_host(&self.node.host),
-                ),
+                subject: subject_of(&env.payload, &self.node.host),
+                id: format!("{}/{}", env.node_id, env.seq),
+                data: env.payload.kind().is_data(),
                 bytes: Bytes::from(bytes),
             });
             return;
@@ -193,7 +200,14 @@ impl NodeActor for Outbound {
         }
         let client =
             crate::nats::connect(&cfg.nats, &format!("{} (out)", node.id), &node.metrics).await?;
+        // Only collectors send batches; compute nodes send commands.
+        let js = if cfg.nats.jetstream.enabled && node.role.collects() {
+            Some(super::stream::ensure_streams(&client, &cfg.nats.jetstream).await?)
+        } else {
+            None
+        };
         Ok(Some(NatsRoute {
+            js,
             max_payload: client
                 .server_info()
                 .max_payload
@@ -209,13 +223,10 @@ impl NodeActor for Outbound {
         local: Option<Edge<Deliver>>,
     ) -> Self {
         let (route, max_payload) = match (nats, local) {
-            (Some(n), _) => (
-                Route::Nats {
-                    client: n.client,
-                    queue: n.queue,
-                },
-                n.max_payload,
-            ),
+            (Some(n), _) => {
+                let max = n.max_payload;
+                (Route::Nats(Box::new(n)), max)
+            }
             (None, Some(edge)) => (Route::InProcess(edge), usize::MAX),
             (None, None) => unreachable!("a role without NATS has a local inbound actor"),
         };
@@ -233,12 +244,12 @@ impl Actor for Outbound {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         on_start(self, ctx);
-        if let Route::Nats { client, queue } = &self.route {
-            queue.start_pump(
-                client.clone(),
+        if let Route::Nats(n) = &self.route {
+            n.queue.start_pump(
+                n.client.clone(),
+                n.js.clone(),
                 self.cfg.clone(),
-                self.sent.clone(),
-                self.retries.clone(),
+                self.pump.clone(),
             );
         }
     }
@@ -256,7 +267,7 @@ impl Handler<Publish> for Outbound {
                 let (sent, dropped) = (self.sent.clone(), self.dropped.clone());
                 ctx.wait(
                     async move {
-                        match edge.push(Deliver(env)).await {
+                        match edge.push(Deliver(env, None)).await {
                             Ok(()) => sent.inc(),
                             Err(_) => dropped.inc(),
                         }
@@ -264,8 +275,8 @@ impl Handler<Publish> for Outbound {
                     .into_actor(self),
                 );
             }
-            Route::Nats { queue, .. } => {
-                let q = queue.clone();
+            Route::Nats(n) => {
+                let q = n.queue.clone();
                 let mut items = Vec::new();
                 self.encode_fitting(payload, &mut items);
                 ctx.wait(
@@ -291,8 +302,8 @@ impl Handler<Drain> for Outbound {
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
         match &self.route {
             Route::InProcess(_) => drained(),
-            Route::Nats { queue, .. } => {
-                let q = queue.clone();
+            Route::Nats(n) => {
+                let q = n.queue.clone();
                 AtomicResponse::new(Box::pin(async move { q.idle().await }.into_actor(self)))
             }
         }
