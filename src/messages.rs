@@ -938,6 +938,27 @@ fn one() -> u64 {
 }
 
 impl Alert {
+    /// A key for stores that keep one copy of each detection: the same
+    /// detection raised by any node (again, by the node that took a
+    /// partition over) gives the same key, a fold update (its count) or a
+    /// later detection of the same entity another. FNV-1a of what the
+    /// detection is about, in hex.
+    pub fn dedup_key(&self) -> String {
+        let what = format!(
+            "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:x}\u{0}{}",
+            self.host,
+            self.module,
+            self.entity,
+            self.rule.as_ref().map_or("", |r| r.name.as_str()),
+            self.score.to_bits(),
+            self.count,
+        );
+        let h = what.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{h:016x}")
+    }
+
     /// An alert with its kind and subject and nothing else yet: the alert
     /// actor gives it an id, a time and its node; the detector fills in
     /// the score and the fields that apply (`..Alert::new(..)`).

@@ -249,6 +249,51 @@ impl Drop for NatsServer {
     }
 }
 
+/// A JetStream cluster of `n` nats-servers on loopback ports (each with
+/// its own store), for replication tests.
+#[allow(dead_code)]
+pub struct NatsCluster {
+    pub servers: Vec<NatsServer>,
+}
+
+#[allow(dead_code)]
+impl NatsCluster {
+    pub fn start(n: usize) -> NatsCluster {
+        let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let routes = cluster_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let servers = cluster_ports
+            .iter()
+            .enumerate()
+            .map(|(i, cp)| {
+                NatsServer::start(&[
+                    "-n",
+                    &format!("n{i}"),
+                    "--cluster_name",
+                    "daisi-test",
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{cp}"),
+                    "--routes",
+                    &routes,
+                ])
+            })
+            .collect();
+        NatsCluster { servers }
+    }
+
+    /// Every server's URL, as a TOML list's items.
+    pub fn urls_toml(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| format!("\"{}\"", s.url()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// A `daisi` process with a config file written for it.
 pub struct Daisi {
     child: Option<Child>,

@@ -19,6 +19,7 @@ pub mod sinks;
 pub mod trees;
 
 use crate::actors::network::flow_classifier::FlowDetections;
+use crate::actors::runtime::receipt::Receipt;
 use crate::response;
 use correlation::Correlator;
 use folding::Folds;
@@ -119,6 +120,9 @@ pub struct AlertActor {
     cfg: AlertConfig,
     node: NodeInfo,
     scores: ProcessScores,
+    /// Receipts of the durable batches behind the alert being raised:
+    /// remote sinks hold them until it is delivered.
+    claims: Vec<Receipt>,
     folds: Folds,
     incidents: Correlator,
     trees: Trees,
@@ -151,6 +155,7 @@ impl AlertActor {
     ) -> Self {
         let m = &node.metrics;
         Self {
+            claims: Vec::new(),
             scores: ProcessScores::new(
                 cfg.horizon,
                 cfg.max_processes,
@@ -347,7 +352,7 @@ impl AlertActor {
 
     fn write(&mut self, alert: &Alert) {
         for sink in &mut self.sinks {
-            if let Err(e) = sink.send(alert) {
+            if let Err(e) = sink.send_claimed(alert, &self.claims) {
                 self.sink_errors.inc();
                 tracing::error!(sink = sink.name(), alert_id = %alert.id, error = %e, "alert not written to this sink (the others have it)");
             }
@@ -393,7 +398,10 @@ impl Actor for AlertActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         on_start(self, ctx);
         // Fold windows end on time even when no new alert comes.
-        ctx.run_interval(Duration::from_secs(1), |a, _| a.sweep(false));
+        ctx.run_interval(Duration::from_secs(1), |a, _| {
+            a.sweep(false);
+            a.scores.release_due(std::time::Instant::now());
+        });
     }
 }
 
@@ -407,14 +415,15 @@ impl Handler<Scored> for AlertActor {
             let scores = &msg.scores[at..at + seg.windows];
             let tokens = &msg.windows.tokens[at * w..(at + seg.windows) * w];
             at += seg.windows;
-            if let Some((a, lineage)) = self
+            if let Some((a, lineage, claims)) = self
                 .scores
                 .add(seg, scores, tokens, w, &msg.model, &msg.vocab)
             {
+                self.claims = claims;
                 self.emit(a, &lineage);
+                self.claims.clear();
             }
         }
-        crate::actors::runtime::receipt::all_done(msg.windows.segments.iter().map(|s| &s.receipt));
     }
 }
 
@@ -439,7 +448,9 @@ impl Handler<FlowDetections> for AlertActor {
     fn handle(&mut self, msg: FlowDetections, _: &mut Context<Self>) {
         for d in &msg.detections {
             let a = network::flow_alert(&msg.host, d, msg.threshold, &msg.model);
+            self.claims.extend(msg.receipt.clone());
             self.emit(a, &[]);
+            self.claims.clear();
         }
         crate::actors::runtime::receipt::all_done([&msg.receipt]);
     }
@@ -463,13 +474,15 @@ impl Handler<RemoteOutcome> for AlertActor {
     }
 }
 
-/// Ends every fold window (no folded count is lost), syncs the file and
-/// replies once the remote sinks delivered what they were handed (the
+/// Ends every fold window (no folded count is lost), gives the durable
+/// batches of processes not yet judged back to the broker, syncs the file
+/// and replies once the remote sinks delivered what they were handed (the
 /// node's deadline bounds the wait).
 impl Handler<Drain> for AlertActor {
     type Result = crate::actors::runtime::DrainReply<Self>;
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
         self.sweep(true);
+        self.scores.give_back();
         for sink in &mut self.sinks {
             sink.sync();
         }

@@ -5,7 +5,14 @@
 //! measures. It is decided when the process exits (over its whole life when
 //! that is shorter than the horizon, exactly as evaluated), and for a
 //! long-lived process each time a full horizon of new windows has passed.
+//!
+//! Batches from the durable stream are acknowledged at a process's
+//! verdicts: its receipts are held until it is judged (or, at the latest,
+//! when the first is due). When a compute node dies, a process it had not
+//! judged is delivered again from its first batch to the node that takes
+//! the partition over, which then judges it on all of it.
 
+use crate::actors::runtime::receipt::Receipt;
 use crate::actors::syscall::buffer::Segment;
 use crate::messages::{
     Alert, AlertModule, ProcessFields, ProcessInfo, Severity, UserFields, WindowFields,
@@ -28,6 +35,19 @@ struct ProcScore {
     since_judged: usize,
     /// The highest-scoring recent window's tokens, for evidence.
     worst: Option<(f32, Vec<u32>)>,
+    /// Receipts of the batches since the last verdict.
+    held: Vec<Receipt>,
+}
+
+impl ProcScore {
+    /// The batches held are done with; their receipts settle when the
+    /// caller drops them.
+    fn release(&mut self) -> Vec<Receipt> {
+        for r in &self.held {
+            r.done();
+        }
+        std::mem::take(&mut self.held)
+    }
 }
 
 /// The rolling scores of every tracked process (bounded: the least
@@ -68,7 +88,7 @@ impl ProcessScores {
         window: usize,
         model: &ModelMeta,
         vocab: &Vocabulary,
-    ) -> Option<(Alert, Vec<ProcessInfo>)> {
+    ) -> Option<(Alert, Vec<ProcessInfo>, Vec<Receipt>)> {
         let key = (seg.host.clone(), seg.pid);
         if !self.procs.contains(&key) {
             let st = ProcScore {
@@ -79,9 +99,11 @@ impl ProcessScores {
                 sum: 0.0,
                 since_judged: 0,
                 worst: None,
+                held: Vec::new(),
             };
-            if self.procs.push(key.clone(), st).is_some() {
+            if let Some((_, mut old)) = self.procs.push(key.clone(), st) {
                 self.forgotten.inc();
+                old.release();
             }
         }
         let st = self.procs.get_mut(&key).expect("just inserted");
@@ -99,10 +121,14 @@ impl ProcessScores {
             }
         }
         st.since_judged += scores.len();
+        st.held.extend(seg.receipt.clone());
         let judge_now = seg.last || st.since_judged >= self.horizon;
         let alert = if judge_now {
             st.since_judged = 0;
-            judge(&key, st, model, vocab).map(|a| (a, st.lineage.clone()))
+            // Judged: its batches are done with (acknowledged once the
+            // alert, if any, was delivered).
+            let claims = st.release();
+            judge(&key, st, model, vocab).map(|a| (a, st.lineage.clone(), claims))
         } else {
             None
         };
@@ -111,6 +137,32 @@ impl ProcessScores {
         }
         self.tracked.set(self.procs.len() as u64);
         alert
+    }
+}
+
+impl ProcessScores {
+    /// Settles the receipts whose time is up (before the broker would
+    /// deliver them again): the process is judged here as before, and a
+    /// node taking its partition over starts it from the next batch.
+    pub fn release_due(&mut self, now: std::time::Instant) {
+        for (_, st) in self.procs.iter_mut() {
+            if st
+                .held
+                .first()
+                .and_then(|r| r.due())
+                .is_some_and(|d| d <= now)
+            {
+                st.release();
+            }
+        }
+    }
+
+    /// Stopping: the processes not yet judged go back to the broker
+    /// unfinished, to be judged whole by the node that takes over.
+    pub fn give_back(&mut self) {
+        for (_, st) in self.procs.iter_mut() {
+            st.held.clear();
+        }
     }
 }
 

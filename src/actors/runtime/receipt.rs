@@ -12,6 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// How a receipt settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,10 @@ type OnSettle = Box<dyn FnOnce(Settle) + Send + Sync>;
 
 struct Inner {
     done: AtomicBool,
+    /// Whoever holds the receipt past its work (a process's batches until
+    /// its verdict) settles it by then, before the broker would deliver
+    /// the message again.
+    due: Option<Instant>,
     on_settle: parking_lot::Mutex<Option<OnSettle>>,
 }
 
@@ -49,10 +54,24 @@ pub struct Receipt(Arc<Inner>);
 impl Receipt {
     /// `on_settle` runs once, when the last copy is dropped.
     pub fn new(on_settle: impl FnOnce(Settle) + Send + Sync + 'static) -> Receipt {
+        Self::due_at(None, on_settle)
+    }
+
+    /// A receipt to settle before `due` (see [`Receipt::due`]).
+    pub fn due_at(
+        due: Option<Instant>,
+        on_settle: impl FnOnce(Settle) + Send + Sync + 'static,
+    ) -> Receipt {
         Receipt(Arc::new(Inner {
+            due,
             done: AtomicBool::new(false),
             on_settle: parking_lot::Mutex::new(Some(Box::new(on_settle))),
         }))
+    }
+
+    /// When a holder must settle it at the latest.
+    pub fn due(&self) -> Option<Instant> {
+        self.0.due
     }
 
     /// The work this receipt travels with is finished.

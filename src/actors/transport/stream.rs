@@ -215,6 +215,7 @@ pub struct Acks {
     unacked: Gauge,
     idle: tokio::sync::Notify,
     client: async_nats::Client,
+    ack_wait: Duration,
 }
 
 impl Acks {
@@ -222,6 +223,7 @@ impl Acks {
     pub fn start(
         js: jetstream::Context,
         client: async_nats::Client,
+        ack_wait: Duration,
         metrics: &Metrics,
     ) -> Arc<Acks> {
         // Unbounded, yet never more than `partitions × max_ack_pending`
@@ -232,6 +234,7 @@ impl Acks {
             unacked: metrics.gauge("inbound.unacked"),
             idle: tokio::sync::Notify::new(),
             client,
+            ack_wait,
         });
         let (acked, retried, dead, errors) = (
             metrics.counter("inbound.acked"),
@@ -281,7 +284,8 @@ impl Acks {
     ) -> Receipt {
         self.unacked.inc();
         let tx = self.tx.clone();
-        Receipt::new(move |s| {
+        let due = std::time::Instant::now() + self.ack_wait / 2;
+        Receipt::due_at(Some(due), move |s| {
             let settled = match s {
                 Settle::Done => {
                     on_done();

@@ -347,7 +347,7 @@ pub async fn data(
         }
         pulled = Some(rx);
         durable = Some(DurableSide {
-            acks: Acks::start(js, client.clone(), metrics),
+            acks: Acks::start(js, client.clone(), cfg.jetstream.ack_wait, metrics),
             max_deliveries: cfg.jetstream.max_deliveries,
             counters,
         });

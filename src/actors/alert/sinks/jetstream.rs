@@ -1,7 +1,8 @@
 //! The NATS JetStream alert sink: alerts (JSON) on `daisi.v1.alert.<host>`
-//! into a stream created if missing, with the alert id as JetStream message
-//! id (an update of a folded alert: `<id>#<count>`), so a redelivered
-//! publish is not stored twice.
+//! into a stream created if missing, with [`Alert::dedup_key`] as JetStream
+//! message id, so a publish repeated after a lost acknowledgement, or the
+//! same detection raised again by the compute node that took a partition
+//! over, is stored once (`alert.jetstream.duplicates`).
 //!
 //! The alert actor hands alerts over a bounded queue and never waits; a
 //! task publishes them in order, each until the server acknowledges it,
@@ -9,6 +10,7 @@
 //! queue is counted (`alert.jetstream.dropped`) and logged.
 
 use super::{Backlog, Sink, SinkError};
+use crate::actors::runtime::receipt::Receipt;
 use crate::messages::Alert;
 use crate::metrics::Metrics;
 use async_nats::jetstream::{self, message::PublishMessage};
@@ -73,25 +75,24 @@ pub async fn ensure_stream(
 
 /// The actor's side of the sink.
 pub struct JetStreamSink {
-    tx: tokio::sync::mpsc::Sender<Alert>,
+    tx: tokio::sync::mpsc::Sender<(Alert, Vec<Receipt>)>,
     backlog: Backlog,
 }
 
 impl JetStreamSink {
     /// Starts the publishing task (inside the actix system).
     pub fn start(js: jetstream::Context, cfg: &JetStreamConfig, metrics: &Metrics) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Alert>(cfg.buffer.max(1));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Alert, Vec<Receipt>)>(cfg.buffer.max(1));
         let sent = metrics.counter("alert.jetstream.sent");
         let retries = metrics.counter("alert.jetstream.retries");
+        let duplicates = metrics.counter("alert.jetstream.duplicates");
         let backlog = Backlog::new("jetstream", metrics);
         let q = backlog.clone();
         actix::spawn(async move {
-            while let Some(a) = rx.recv().await {
-                let id = if a.count > 1 {
-                    format!("{}#{}", a.id, a.count)
-                } else {
-                    a.id.clone()
-                };
+            // The claims are dropped (the batches acknowledged) once the
+            // stream stored the alert.
+            while let Some((a, _claims)) = rx.recv().await {
+                let id = a.dedup_key();
                 let subject = crate::nats::subject(crate::messages::PayloadKind::Alert, &a.host);
                 let payload = bytes::Bytes::from(serde_json::to_vec(&a).expect("alert serializes"));
                 let mut backoff = Duration::from_millis(100);
@@ -100,11 +101,14 @@ impl JetStreamSink {
                         .payload(payload.clone())
                         .message_id(&id);
                     let r = match js.send_publish(subject.clone(), publish).await {
-                        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                        Ok(ack) => ack.await.map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     };
                     match r {
-                        Ok(()) => {
+                        Ok(ack) => {
+                            if ack.duplicate {
+                                duplicates.inc();
+                            }
                             sent.inc();
                             break;
                         }
@@ -130,7 +134,11 @@ impl Sink for JetStreamSink {
     /// Queues an alert; never waits. A full queue drops it here (counted in
     /// `alert.jetstream.dropped`; the other sinks have it).
     fn send(&mut self, a: &Alert) -> Result<(), SinkError> {
-        self.backlog.take(|| self.tx.try_send(a.clone()).is_ok())
+        self.send_claimed(a, &[])
+    }
+    fn send_claimed(&mut self, a: &Alert, claims: &[Receipt]) -> Result<(), SinkError> {
+        self.backlog
+            .take(|| self.tx.try_send((a.clone(), claims.to_vec())).is_ok())
     }
     fn backlog(&self) -> Option<Backlog> {
         Some(self.backlog.clone())

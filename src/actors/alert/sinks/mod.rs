@@ -10,6 +10,7 @@ pub mod jsonl;
 pub mod webhook;
 
 use super::AlertConfig;
+use crate::actors::runtime::receipt::Receipt;
 use crate::actors::runtime::NodeInfo;
 use crate::config::Config;
 use crate::messages::Alert;
@@ -163,6 +164,13 @@ pub trait Sink: Send {
     fn name(&self) -> &'static str;
     /// Takes one alert; never waits for a remote end.
     fn send(&mut self, alert: &Alert) -> Result<(), SinkError>;
+    /// [`Sink::send`], for an alert raised from durable batches: a remote
+    /// sink holds their receipts until the alert is delivered, so the
+    /// batches are acknowledged only then (a sink that writes at once
+    /// needs not).
+    fn send_claimed(&mut self, alert: &Alert, _claims: &[Receipt]) -> Result<(), SinkError> {
+        self.send(alert)
+    }
     /// Alerts taken but not yet delivered (remote sinks).
     fn backlog(&self) -> Option<Backlog> {
         None
