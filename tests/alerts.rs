@@ -162,11 +162,12 @@ stream = "TEST_ALERTS"
 }
 
 /// A webhook receiver on loopback that fails the first `fail` requests with
-/// HTTP 500, then accepts (checking each body is an alert).
+/// HTTP 500, then accepts (checking each body is an alert), except the
+/// requests numbered in `refuse` (from 1), answered 413 (too large).
 /// Idempotency-Keys of the requests a receiver accepted, in order.
 type Accepted = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
-fn webhook_receiver(fail: usize) -> (u16, Accepted) {
+fn webhook_receiver(fail: usize, refuse: &'static [usize]) -> (u16, Accepted) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -204,6 +205,8 @@ fn webhook_receiver(fail: usize) -> (u16, Accepted) {
                 seen += 1;
                 let status = if seen <= fail {
                     "500 Internal Server Error"
+                } else if refuse.contains(&seen) {
+                    "413 Payload Too Large"
                 } else {
                     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
                     assert!(v["id"].is_string(), "not an alert: {v}");
@@ -221,7 +224,7 @@ fn webhook_receiver(fail: usize) -> (u16, Accepted) {
 #[test]
 fn a_failing_webhook_gets_every_alert_in_order_once_it_recovers() {
     let Some(adfa) = common::adfa() else { return };
-    let (port, accepted) = webhook_receiver(8);
+    let (port, accepted) = webhook_receiver(8, &[]);
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("alerts.jsonl");
     let toml = format!(
@@ -257,4 +260,133 @@ max_backoff = "200ms"
     );
     assert_eq!(common::drained_counter(&log, "alert.webhook.retries"), 8);
     assert_eq!(common::drained_counter(&log, "alert.webhook.dropped"), 0);
+}
+
+/// Alerts a webhook refuses for good (413) go to the dead-letter file with
+/// the reason; the ones behind them are delivered, in order, at once.
+#[test]
+fn alerts_a_webhook_refuses_for_good_go_to_dead_letters_and_the_rest_go_on() {
+    let Some(adfa) = common::adfa() else { return };
+    let (port, accepted) = webhook_receiver(0, &[2, 4]);
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+shutdown_deadline = "30s"
+[syscall_source]
+kind = "replay"
+path = "{}"
+filter = "Attack_Data_Master/"
+abi = "i386"
+max_traces = 80
+[alert]
+console = false
+jsonl = "{}"
+[alert.webhook]
+url = "http://127.0.0.1:{port}/alerts"
+max_backoff = "30s"
+"#,
+        adfa.display(),
+        jsonl.display()
+    );
+    let mut node = Daisi::spawn(&toml, &[]);
+    let log = finish_replay(&mut node);
+    let file = delivery_keys(&jsonl);
+    assert!(file.len() >= 5, "{file:?}");
+    let dead: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("alerts.jsonl.dead"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for d in &dead {
+        assert_eq!(d["sink"], "webhook");
+        assert_eq!(d["reason"], "HTTP 413 Payload Too Large");
+    }
+    let refused: Vec<String> = vec![file[1].clone(), file[3].clone()];
+    let dead_ids: Vec<String> = dead
+        .iter()
+        .map(|d| d["alert"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(dead_ids, refused, "the 2nd and 4th alerts were refused");
+    let rest: Vec<String> = file
+        .iter()
+        .filter(|k| !refused.contains(k))
+        .cloned()
+        .collect();
+    assert_eq!(
+        *accepted.lock().unwrap(),
+        rest,
+        "every other alert, in order"
+    );
+    assert_eq!(
+        common::drained_counter(&log, "alert.webhook.dead_letters"),
+        2
+    );
+    assert_eq!(common::drained_counter(&log, "alert.webhook.retries"), 0);
+    assert!(log.contains("alert refused for good"), "{log}");
+}
+
+/// Alerts larger than the broker takes go to the dead-letter file with the
+/// reason; the stream gets every other alert, and nothing waits on them.
+#[test]
+fn alerts_the_stream_cannot_store_go_to_dead_letters() {
+    let Some(adfa) = common::adfa() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Some of these alerts (about 930 to 1,000 bytes, with the message id
+    // header) are above 1,000 bytes, some below.
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(&conf, "max_payload: 1000\n").unwrap();
+    let nats = NatsServer::start(&["-c", conf.to_str().unwrap()]);
+    let jsonl = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+shutdown_deadline = "20s"
+[nats]
+servers = ["{}"]
+[syscall_source]
+kind = "replay"
+path = "{}"
+filter = "Attack_Data_Master/"
+abi = "i386"
+max_traces = 80
+[alert]
+console = false
+jsonl = "{}"
+[alert.jetstream]
+enabled = true
+stream = "TEST_ALERTS"
+"#,
+        nats.url(),
+        adfa.display(),
+        jsonl.display()
+    );
+    let mut node = Daisi::spawn(&toml, &[]);
+    let log = finish_replay(&mut node);
+    let file = jsonl_ids(&jsonl);
+    let dead = std::fs::read_to_string(dir.path().join("alerts.jsonl.dead")).unwrap_or_default();
+    let dead: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let counter = |name: &str| common::drained_counter(&log, name);
+    let sent = counter("alert.jetstream.sent");
+    assert!(
+        !dead.is_empty() && sent > 0,
+        "dead {} sent {sent}",
+        dead.len()
+    );
+    assert_eq!(dead.len() as u64, counter("alert.jetstream.dead_letters"));
+    assert_eq!(sent + dead.len() as u64, file.len() as u64, "{log}");
+    assert_eq!(counter("alert.jetstream.retries"), 0, "{log}");
+    for d in &dead {
+        assert_eq!(d["sink"], "jetstream");
+        assert!(d["reason"].as_str().unwrap().contains("payload"), "{d}");
+        assert!(serde_json::to_vec(&d["alert"]).unwrap().len() > 900);
+    }
 }

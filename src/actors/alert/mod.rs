@@ -63,6 +63,10 @@ pub struct AlertConfig {
     pub jsonl_max_bytes: u64,
     /// Rotated files kept (`FILE.1` newest … `FILE.<n>` oldest).
     pub jsonl_keep: usize,
+    /// Alerts a remote sink's receiver refused for good, one JSON line
+    /// each with the reason (default: `<jsonl>.dead` when `jsonl` is set,
+    /// else they are logged in full).
+    pub dead_letters: Option<PathBuf>,
     pub jetstream: jetstream::JetStreamConfig,
     pub webhook: webhook::WebhookConfig,
     /// Opt-in response actions (off by default).
@@ -80,6 +84,7 @@ impl Default for AlertConfig {
             jsonl: None,
             jsonl_max_bytes: 64 << 20,
             jsonl_keep: 5,
+            dead_letters: None,
             jetstream: Default::default(),
             webhook: Default::default(),
             response: Default::default(),

@@ -9,7 +9,7 @@
 //! retrying with backoff while the server is away. What does not fit the
 //! queue is counted (`alert.jetstream.dropped`) and logged.
 
-use super::{Backlog, Sink, SinkError};
+use super::{Backlog, DeadLetters, Sink, SinkError};
 use crate::actors::runtime::receipt::Receipt;
 use crate::messages::Alert;
 use crate::metrics::Metrics;
@@ -73,6 +73,14 @@ pub async fn ensure_stream(
     Ok(js)
 }
 
+/// True when the stream will never store this alert: larger than the
+/// server takes, or refused by the stream's own limits on a message.
+fn refused_for_good(e: &jetstream::context::PublishError) -> bool {
+    use jetstream::context::PublishErrorKind as K;
+    let text = e.to_string().to_lowercase();
+    e.kind() == K::MaxPayloadExceeded || text.contains("message size exceeds")
+}
+
 /// The actor's side of the sink.
 pub struct JetStreamSink {
     tx: tokio::sync::mpsc::Sender<(Alert, Vec<Receipt>)>,
@@ -81,11 +89,17 @@ pub struct JetStreamSink {
 
 impl JetStreamSink {
     /// Starts the publishing task (inside the actix system).
-    pub fn start(js: jetstream::Context, cfg: &JetStreamConfig, metrics: &Metrics) -> Self {
+    pub fn start(
+        js: jetstream::Context,
+        cfg: &JetStreamConfig,
+        dead: DeadLetters,
+        metrics: &Metrics,
+    ) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(Alert, Vec<Receipt>)>(cfg.buffer.max(1));
         let sent = metrics.counter("alert.jetstream.sent");
         let retries = metrics.counter("alert.jetstream.retries");
         let duplicates = metrics.counter("alert.jetstream.duplicates");
+        let dead_letters = metrics.counter("alert.jetstream.dead_letters");
         let backlog = Backlog::new("jetstream", metrics);
         let q = backlog.clone();
         actix::spawn(async move {
@@ -101,8 +115,8 @@ impl JetStreamSink {
                         .payload(payload.clone())
                         .message_id(&id);
                     let r = match js.send_publish(subject.clone(), publish).await {
-                        Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
+                        Ok(ack) => ack.await,
+                        Err(e) => Err(e),
                     };
                     match r {
                         Ok(ack) => {
@@ -110,6 +124,10 @@ impl JetStreamSink {
                                 duplicates.inc();
                             }
                             sent.inc();
+                            break;
+                        }
+                        Err(e) if refused_for_good(&e) => {
+                            dead.keep("jetstream", &e.to_string(), &a, &dead_letters);
                             break;
                         }
                         Err(e) => {

@@ -3,6 +3,12 @@
 //! console and the file write at once, JetStream and the webhook queue
 //! (bounded, counted) for a task or thread of their own. A sink that fails
 //! is counted (`alert.sink_errors`) and logged; the others go on.
+//!
+//! A remote sink retries transient failures with backoff; an alert its
+//! receiver refuses for good (an HTTP 4xx other than 408/429, a stream
+//! that will not store it) goes to the [`DeadLetters`] file with the
+//! reason, counted (`alert.<sink>.dead_letters`) and logged, and delivery
+//! goes on with the next alert.
 
 pub mod console;
 pub mod jetstream;
@@ -110,6 +116,61 @@ impl Backlog {
     }
 }
 
+/// The file of alerts a remote sink's receiver refused for good: one JSON
+/// line each, `{"ts_ns", "sink", "reason", "alert"}`. Without a file (no
+/// `[alert] dead_letters` and no `jsonl`), the alert is logged in full.
+#[derive(Clone)]
+pub struct DeadLetters {
+    file: Option<Arc<parking_lot::Mutex<std::fs::File>>>,
+    path: Option<PathBuf>,
+}
+
+impl DeadLetters {
+    /// Opens (appends to) `path`, when given.
+    pub fn open(path: Option<&std::path::Path>) -> std::io::Result<DeadLetters> {
+        let file = match path {
+            Some(p) => Some(Arc::new(parking_lot::Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ))),
+            None => None,
+        };
+        Ok(DeadLetters {
+            file,
+            path: path.map(|p| p.to_path_buf()),
+        })
+    }
+
+    /// Keeps `alert`, refused by `sink` for `reason`.
+    pub fn keep(&self, sink: &str, reason: &str, alert: &Alert, counter: &Counter) {
+        use std::io::Write;
+        counter.inc();
+        let line = serde_json::json!({
+            "ts_ns": crate::actors::runtime::now_ns(),
+            "sink": sink,
+            "reason": reason,
+            "alert": alert,
+        });
+        let written = self.file.as_ref().map(|f| {
+            let mut f = f.lock();
+            writeln!(f, "{line}").and_then(|_| f.flush())
+        });
+        match (written, &self.path) {
+            (Some(Ok(())), Some(p)) => {
+                tracing::error!(sink, reason, alert_id = %alert.id, file = %p.display(), "alert refused for good; kept in the dead-letter file")
+            }
+            (Some(Err(e)), _) => {
+                tracing::error!(sink, reason, error = %e, alert = %line, "alert refused for good; dead-letter file not written")
+            }
+            _ => {
+                tracing::error!(sink, reason, alert = %line, "alert refused for good (no dead-letter file configured)")
+            }
+        }
+    }
+}
+
 /// Why the sinks cannot open.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -122,6 +183,26 @@ pub enum OpenError {
     Nats(#[from] crate::nats::NatsError),
     #[error(transparent)]
     JetStream(#[from] jetstream::JetStreamError),
+    #[error("cannot open dead-letter file {path}: {source}")]
+    DeadLetters {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The dead-letter file: `[alert] dead_letters`, else `<jsonl>.dead`.
+fn dead_letters(a: &AlertConfig) -> Result<DeadLetters, OpenError> {
+    let path = a.dead_letters.clone().or_else(|| {
+        a.jsonl.as_ref().map(|j| {
+            let mut p = j.clone().into_os_string();
+            p.push(".dead");
+            PathBuf::from(p)
+        })
+    });
+    DeadLetters::open(path.as_deref()).map_err(|source| OpenError::DeadLetters {
+        path: path.unwrap_or_default(),
+        source,
+    })
 }
 
 /// Opens every configured sink (the alert actor's prepare step): the file,
@@ -132,7 +213,12 @@ pub async fn open(cfg: &Config, node: &NodeInfo) -> Result<Vec<Box<dyn Sink>>, O
     if a.jetstream.enabled {
         let client = crate::nats::connect(&cfg.nats, &format!("{} (alerts)", node.id), m).await?;
         let js = jetstream::ensure_stream(&client, &a.jetstream).await?;
-        sinks.push(Box::new(JetStreamSink::start(js, &a.jetstream, m)));
+        sinks.push(Box::new(JetStreamSink::start(
+            js,
+            &a.jetstream,
+            dead_letters(a)?,
+            m,
+        )));
     }
     Ok(sinks)
 }
@@ -153,7 +239,11 @@ pub fn open_local(a: &AlertConfig, m: &Metrics) -> Result<Vec<Box<dyn Sink>>, Op
         sinks.push(Box::new(file));
     }
     if !a.webhook.url.is_empty() {
-        sinks.push(Box::new(WebhookSink::start(&a.webhook, m)));
+        sinks.push(Box::new(WebhookSink::start(
+            &a.webhook,
+            dead_letters(a)?,
+            m,
+        )));
     }
     Ok(sinks)
 }

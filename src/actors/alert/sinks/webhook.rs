@@ -4,11 +4,14 @@
 //!
 //! The alert actor hands alerts over a bounded queue and never waits; a
 //! thread of its own posts them one at a time, each retried with backoff
-//! until the server answers 2xx, so a failing receiver gets every alert
-//! once it recovers, in order. What does not fit the queue is counted
+//! while the failure is transient (no answer, 5xx, 408, 429), so a failing
+//! receiver gets every alert once it recovers, in order. An alert the
+//! receiver refuses for good (any other 4xx: malformed, too large,
+//! forbidden) goes to the dead-letter file and delivery goes on
+//! (`alert.webhook.dead_letters`). What does not fit the queue is counted
 //! (`alert.webhook.dropped`) and logged.
 
-use super::{Backlog, Sink, SinkError};
+use super::{Backlog, DeadLetters, Sink, SinkError};
 use crate::messages::Alert;
 use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
@@ -58,6 +61,12 @@ impl WebhookConfig {
     }
 }
 
+/// True for an answer that will not change however often the alert is
+/// sent again: a 4xx other than 408 (timeout) and 429 (slow down).
+pub fn refused_for_good(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
 /// The actor's side of the sink.
 pub struct WebhookSink {
     tx: std::sync::mpsc::SyncSender<Alert>,
@@ -65,10 +74,11 @@ pub struct WebhookSink {
 }
 
 impl WebhookSink {
-    pub fn start(cfg: &WebhookConfig, metrics: &Metrics) -> Self {
+    pub fn start(cfg: &WebhookConfig, dead: DeadLetters, metrics: &Metrics) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Alert>(cfg.buffer.max(1));
         let sent = metrics.counter("alert.webhook.sent");
         let retries = metrics.counter("alert.webhook.retries");
+        let dead_letters = metrics.counter("alert.webhook.dead_letters");
         let backlog = Backlog::new("webhook", metrics);
         let q = backlog.clone();
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -96,13 +106,20 @@ impl WebhookSink {
                             .send(&body[..]);
                         let failure = match r {
                             Ok(resp) if resp.status().is_success() => None,
-                            Ok(resp) => Some(format!("HTTP {}", resp.status())),
-                            Err(e) => Some(e.to_string()),
+                            Ok(resp) => Some((
+                                format!("HTTP {}", resp.status()),
+                                refused_for_good(resp.status().as_u16()),
+                            )),
+                            Err(e) => Some((e.to_string(), false)),
                         };
-                        let Some(why) = failure else {
+                        let Some((why, permanent)) = failure else {
                             sent.inc();
                             break;
                         };
+                        if permanent {
+                            dead.keep("webhook", &why, &a, &dead_letters);
+                            break;
+                        }
                         retries.inc();
                         tracing::warn!(alert_id = %a.id, error = %why, retry_in_ms = backoff.as_millis() as u64, "webhook delivery failed");
                         std::thread::sleep(backoff);
@@ -127,5 +144,20 @@ impl Sink for WebhookSink {
     }
     fn backlog(&self) -> Option<Backlog> {
         Some(self.backlog.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_answers_are_final() {
+        for s in [400, 401, 403, 404, 413, 422] {
+            assert!(refused_for_good(s), "{s}");
+        }
+        for s in [200, 408, 429, 500, 502, 503] {
+            assert!(!refused_for_good(s), "{s}");
+        }
     }
 }
