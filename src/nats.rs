@@ -471,7 +471,11 @@ mod tests {
             subject(PayloadKind::Syscall, "web1"),
             "daisi.v1.syscall.web1"
         );
-        assert_eq!(subject_all(PayloadKind::Flow), "daisi.v1.flow.*");
+        assert_eq!(subject_all(PayloadKind::Flow), "daisi.v1.flow.*.*");
+        assert_eq!(
+            subject_all(PayloadKind::Heartbeat),
+            "daisi.v1.heartbeat.*"
+        );
     }
 
     #[test]

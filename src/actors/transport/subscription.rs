@@ -414,3 +414,19 @@ pub async fn commands(
         rx: RxCounters::new("command", metrics),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::subject_matches;
+
+    #[test]
+    fn a_stored_batch_carries_its_partition_after_its_subject() {
+        let s = "daisi.v1.syscall.web1.42";
+        assert!(subject_matches(s, s, false));
+        assert!(!subject_matches("daisi.v1.syscall.web1.43", s, false));
+        assert!(subject_matches("daisi.v1.syscall.web1.42.7", s, true));
+        assert!(!subject_matches(s, s, true), "no partition token");
+        assert!(!subject_matches("daisi.v1.syscall.web1.421.7", s, true));
+        assert!(!subject_matches("daisi.v1.syscall.web1.42.x", s, true));
+    }
+}
