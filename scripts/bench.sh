@@ -20,6 +20,7 @@ BYTES=${DAISI_BENCH_BYTES:-2000000} # dd bs=1: two syscalls per byte
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
+source scripts/bench-lib.sh
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$1 / ($3 - $2):.0f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.3f}')"; }
@@ -38,8 +39,8 @@ storm() { # prints syscalls/s of dd under "$@"
   rate $((2 * BYTES)) "$t0" "$t1"
 }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-nats-server -a 127.0.0.1 -p "$port" >"$WORK/nats.log" 2>&1 &
+port=$(free_port)
+"$NATS_SERVER" -a 127.0.0.1 -p "$port" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
 sleep 0.5
 
 collector() { # $1 = comms list (TOML), $2 = log file; starts a collector, waits until attached
@@ -58,14 +59,6 @@ EOF
   echo "collector did not start:" >&2; cat "$2" >&2; exit 1
 }
 stop_collector() { kill -TERM "$COLLECTOR"; wait "$COLLECTOR" || true; }
-counter() { # $1 = log, $2 = counter name: from the final "node stopped" line
-  python3 - "$1" "$2" <<'EOF'
-import json, re, sys
-text = open(sys.argv[1]).read()
-m = re.findall(r'counters=(\{.*?\})\s*$', text, re.M)
-print(json.loads(m[-1]).get(sys.argv[2], 0) if m else "?")
-EOF
-}
 
 # Rounds interleave the modes (the machine's speed drifts); medians reported.
 ROUNDS=${DAISI_BENCH_ROUNDS:-3}
@@ -91,7 +84,7 @@ straced=$(storm strace -f -o /dev/null)
 BYTES=$saved
 
 # ---- 3. HTTP server under bounded local load -------------------------------
-hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+hport=$(free_port)
 mkdir -p "$WORK/www" && head -c 16384 /dev/urandom >"$WORK/www/file"
 (cd "$WORK/www" && exec -a daisibenchhttp python3 -m http.server -b 127.0.0.1 "$hport" >/dev/null 2>&1) &
 HTTP=$!
@@ -100,7 +93,6 @@ http_rps() { timeout 20 wrk -t2 -c8 -d5s "http://127.0.0.1:$hport/file" | awk '/
 # The request rate drifts more than the storm's: more rounds, and the
 # per-round ratios printed so the spread is visible.
 HTTP_ROUNDS=${DAISI_BENCH_HTTP_ROUNDS:-5}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime
 hu=(); hc=(); http_lost=0; http_events=0; http_ticks=0
 for r in $(seq "$HTTP_ROUNDS"); do
   hu+=("$(http_rps)")
