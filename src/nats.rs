@@ -472,10 +472,7 @@ mod tests {
             "daisi.v1.syscall.web1"
         );
         assert_eq!(subject_all(PayloadKind::Flow), "daisi.v1.flow.*.*");
-        assert_eq!(
-            subject_all(PayloadKind::Heartbeat),
-            "daisi.v1.heartbeat.*"
-        );
+        assert_eq!(subject_all(PayloadKind::Heartbeat), "daisi.v1.heartbeat.*");
     }
 
     #[test]

@@ -31,16 +31,26 @@ async fn collector_done(hb: &Heartbeats, id: &str, traces: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batches_cross_and_counters_match_at_both_ends() {
+    batches_cross(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_cross_and_counters_match_at_both_ends_over_core_nats() {
+    batches_cross(&[("DAISI__NATS__JETSTREAM__ENABLED", "false")]).await;
+}
+
+/// A collector's replay crosses to one compute node (`env`: both nodes').
+async fn batches_cross(env: &[(&str, &str)]) {
     let adfa = replay_traces();
     let nats = NatsServer::start(&[]);
     let c = client(&nats.url()).await;
     let hb = Heartbeats::watch(&c).await;
 
-    let mut compute = Daisi::spawn(&compute_toml("cmp-1", &nats.url(), ""), &[]);
+    let mut compute = Daisi::spawn(&compute_toml("cmp-1", &nats.url(), ""), env);
     hb.wait_for("cmp-1", "compute up", T, |_| true).await;
     let mut collector = Daisi::spawn(
         &collector_toml("col-1", "web1", &nats.url(), &adfa, 150, ""),
-        &[],
+        env,
     );
     collector_done(&hb, "col-1", 150).await;
 
@@ -65,6 +75,12 @@ async fn batches_cross_and_counters_match_at_both_ends() {
         })
         .await;
     assert_eq!(cmp.counters["inbound.received.syscall"], batches);
+    // Through the stream each batch is acknowledged once scored.
+    let acked = if env.is_empty() { batches } else { 0 };
+    hb.wait_for("cmp-1", "batches acknowledged", T, |h| {
+        h.counters.get("inbound.acked").copied().unwrap_or(0) == acked
+    })
+    .await;
     assert_eq!(
         cmp.counters.get("inbound.duplicates").copied().unwrap_or(0),
         0
