@@ -39,6 +39,9 @@ pub enum Command {
     Run(crate::commands::run::ConfigArgs),
     /// Validate the configuration and print every error (exit 2 on errors).
     CheckConfig(crate::commands::run::ConfigArgs),
+    /// Whether the node of this configuration runs: its last heartbeat in
+    /// `heartbeat.health_file` is fresh (exit 0) or not (exit 1).
+    Health(crate::commands::run::HealthArgs),
     /// Train a model.
     #[command(subcommand)]
     Train(Train),
@@ -108,6 +111,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => crate::commands::run::run(&args, cli.log_format),
         Command::CheckConfig(args) => crate::commands::run::check_config(&args),
+        Command::Health(args) => crate::commands::run::health(&args),
         Command::Train(Train::Syscall(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::train::train_syscall(&args))

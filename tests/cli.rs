@@ -278,3 +278,43 @@ fn alerts_tail_follows_the_file() {
         .collect();
     assert_eq!(shown, ["a2", "a3", "a4"], "{text}");
 }
+
+/// `daisi health` says a running node is healthy, and not once it stopped
+/// (or when there is no heartbeat to read).
+#[test]
+fn health_follows_the_nodes_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("health.json");
+    let file_arg = file.to_str().unwrap();
+    let missing = daisi(&["health", "--file", file_arg]);
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("unhealthy"));
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+[heartbeat]
+interval = "200ms"
+silence_after = "1s"
+health_file = "{file_arg}"
+[syscall_source]
+kind = "none"
+"#
+    );
+    let mut node = common::Daisi::spawn(&toml, &[]);
+    node.wait_running();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !file.exists() {
+        assert!(std::time::Instant::now() < until, "{}", node.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let ok = daisi(&["health", "--config", cfg.to_str().unwrap()]);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("healthy: node"));
+    assert!(node.stop(std::time::Duration::from_secs(20)).success());
+    let stopped = daisi(&["health", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(stopped.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("stopping"));
+}

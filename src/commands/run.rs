@@ -90,3 +90,50 @@ async fn wait_for_signal() {
         _ = term.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
     }
 }
+
+/// `daisi health`: whether the node whose configuration this is runs.
+#[derive(clap::Args, Debug)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The health file (default: the configuration's
+    /// `heartbeat.health_file`).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+/// Exit 0 when the node's last heartbeat is fresh (within three
+/// `heartbeat.interval`s) and it is not stopping, else 1 with the reason.
+pub fn health(args: &HealthArgs) -> ExitCode {
+    use crate::actors::runtime::heartbeat::Health;
+    let cfg = match load(&args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(path) = args.file.clone().or(cfg.heartbeat.health_file.clone()) else {
+        eprintln!("unhealthy: no health file (set heartbeat.health_file, or --file)");
+        return ExitCode::FAILURE;
+    };
+    let h = match Health::read(&path) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("unhealthy: cannot read {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match h.problem(crate::actors::runtime::now_ns(), cfg.heartbeat.interval) {
+        Some(why) => {
+            eprintln!("unhealthy: {why}");
+            ExitCode::FAILURE
+        }
+        None => {
+            println!(
+                "healthy: node {} ({}), up {} s",
+                h.node_id,
+                h.role.as_str(),
+                h.uptime_s
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}

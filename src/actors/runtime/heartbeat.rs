@@ -13,6 +13,7 @@ use crate::metrics::Gauge;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
@@ -26,6 +27,10 @@ pub struct HeartbeatConfig {
     /// Compute nodes warn when a node was not heard from for this long.
     #[serde(with = "humantime_serde")]
     pub silence_after: Duration,
+    /// Also write each heartbeat's gist (node, role, time, `stopping`) to
+    /// this file, replaced atomically, for `daisi health` (container health
+    /// checks, service monitors).
+    pub health_file: Option<PathBuf>,
 }
 
 impl Default for HeartbeatConfig {
@@ -33,6 +38,7 @@ impl Default for HeartbeatConfig {
         Self {
             interval: Duration::from_secs(5),
             silence_after: Duration::from_secs(20),
+            health_file: None,
         }
     }
 }
@@ -51,6 +57,53 @@ impl Validate for HeartbeatConfig {
                 "must be longer than heartbeat.interval",
             ));
         }
+    }
+}
+
+/// What the health file holds: the node's latest heartbeat, in short.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub node_id: String,
+    pub role: Role,
+    /// When it was written, ns since the Unix epoch.
+    pub ts_ns: u64,
+    pub uptime_s: u64,
+    /// The node is stopping (its last heartbeat).
+    pub stopping: bool,
+}
+
+impl Health {
+    /// Replaces `path` atomically (a file beside it, then a rename).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(self).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, path)
+    }
+
+    pub fn read(path: &Path) -> std::io::Result<Health> {
+        let bytes = std::fs::read(path)?;
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    }
+
+    /// Why the node is not healthy `now_ns`, given its heartbeat interval:
+    /// it is stopping, or its last heartbeat is older than three intervals.
+    pub fn problem(&self, now_ns: u64, interval: Duration) -> Option<String> {
+        if self.stopping {
+            return Some(format!("node {} is stopping", self.node_id));
+        }
+        let age = Duration::from_nanos(now_ns.saturating_sub(self.ts_ns));
+        let limit = interval * 3 + Duration::from_secs(1);
+        (age > limit).then(|| {
+            format!(
+                "node {}: last heartbeat {:.1} s ago (more than {:.1} s)",
+                self.node_id,
+                age.as_secs_f64(),
+                limit.as_secs_f64()
+            )
+        })
     }
 }
 
@@ -118,9 +171,22 @@ impl HeartbeatActor {
         }
     }
 
-    /// Builds a heartbeat and hands it to the outbound actor.
+    /// Builds a heartbeat and hands it to the outbound actor (and writes
+    /// the health file).
     fn beat(&mut self, stopping: bool) -> impl ActorFuture<Self, Output = ()> {
         let hb = self.reporter.heartbeat(stopping);
+        if let Some(path) = &self.cfg.health_file {
+            let h = Health {
+                node_id: self.reporter.node.id.clone(),
+                role: hb.role,
+                ts_ns: super::now_ns(),
+                uptime_s: hb.uptime_s,
+                stopping,
+            };
+            if let Err(e) = h.write(path) {
+                tracing::warn!(file = %path.display(), error = %e, "health file not written");
+            }
+        }
         tracing::debug!(cpu = hb.cpu_percent, rss = hb.rss_bytes, "heartbeat");
         let out = self.out.clone();
         async move {
