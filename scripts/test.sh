@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every check and test: formatting, lints,
 # the collector-only build, unit tests and the integration tests (real
-# nats-server, real ADFA-LD data from ../shared). Run as root.
+# nats-server, real ADFA-LD data from ../shared), the container images and
+# the packages. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -33,3 +34,8 @@ step "fuzz targets on their seeds and regressions"
 # Each target once over fuzz/corpus and fuzz/regressions (scripts/fuzz.sh
 # --time N fuzzes for longer; docs/fuzzing.md).
 scripts/fuzz.sh --regress
+
+step "container images, the compose stack and the packages"
+# Builds every image (podman here, docker where its engine runs), brings
+# the compose stack up and tests it end to end, then the .deb packages.
+docker/test.sh

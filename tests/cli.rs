@@ -29,6 +29,11 @@ fn shipped_role_configs_pass_check_config() {
         "config/both.toml",
         "config/collector.toml",
         "config/compute.toml",
+        // The compose stack's and the package's collector (the compute
+        // nodes' name directories of their images: docker/test.sh and
+        // docker/package.sh check those inside them).
+        "docker/config/collector.toml",
+        "docker/packaging/collector/collector.toml",
     ] {
         let out = daisi(&["check-config", "--config", f]);
         assert!(
