@@ -20,6 +20,7 @@ use crate::actors::command::{CommandExecutor, CommandInput};
 use crate::actors::network::flow_classifier::FlowClassifier;
 use crate::actors::network::flow_merge::FlowMerge;
 use crate::actors::network::packet_source::PacketSource;
+use crate::actors::runtime::endpoint::MetricsEndpoint;
 use crate::actors::runtime::heartbeat::{HeartbeatActor, HeartbeatMonitor};
 use crate::actors::runtime::mailbox::{Edge, Overflow};
 use crate::actors::runtime::{launch, launch_in, Drain, NodeActor, NodeInfo};
@@ -79,6 +80,8 @@ struct CollectorParts {
 
 /// Everything a role needs, checked and opened before any actor starts.
 struct Prepared {
+    /// The metrics endpoint's listener (`[metrics] listen`).
+    metrics: Option<std::net::TcpListener>,
     compute: Option<ComputeParts>,
     outbound: Option<NatsRoute>,
     collector: Option<CollectorParts>,
@@ -90,6 +93,7 @@ impl Prepared {
     /// slow broker connection.
     async fn for_role(cfg: &Config, node: &NodeInfo) -> Result<Prepared, StartError> {
         let role = node.role;
+        let metrics = prepare::<MetricsEndpoint>(cfg, node).await?;
         let compute = match role.computes() {
             true => Some(ComputeParts {
                 syscall_model: prepare::<SyscallClassifier>(cfg, node).await?,
@@ -123,6 +127,7 @@ impl Prepared {
             false => None,
         };
         Ok(Prepared {
+            metrics,
             compute,
             outbound,
             collector,
@@ -161,6 +166,7 @@ pub struct Node {
     pub command: Option<Addr<CommandExecutor>>,
     pub outbound: Addr<Outbound>,
     pub heartbeat: Addr<HeartbeatActor>,
+    pub metrics: Addr<MetricsEndpoint>,
     pub inbound: Option<Addr<Inbound>>,
     pub buffer: Option<Addr<SyscallBuffer>>,
     pub classifier: Option<Addr<SyscallClassifier>>,
@@ -383,6 +389,7 @@ impl Node {
             (),
             w.edge("heartbeat_out", &outbound, Overflow::DropNewest),
         );
+        let metrics = launch::<MetricsEndpoint>(&cfg, &info, p.metrics.take(), ());
         let collector = p.collector.map(|parts| w.collector_side(parts, &outbound));
         tracing::info!(node = %info.id, host = %info.host, role = %info.role, "node running");
 
@@ -395,6 +402,7 @@ impl Node {
             command: None,
             outbound,
             heartbeat,
+            metrics,
             inbound: None,
             buffer: None,
             classifier: None,
@@ -455,6 +463,7 @@ impl Node {
             entry(&self.baseline),
             entry(&self.monitor),
             entry(&self.alert),
+            entry(&Some(self.metrics.clone())),
         ]
         .into_iter()
         .flatten()

@@ -15,6 +15,7 @@ use crate::actors::command::CommandConfig;
 use crate::actors::network::flow_classifier::FlowClassifierConfig;
 use crate::actors::network::flow_merge::FlowMergeConfig;
 use crate::actors::network::packet_source::PacketSourceConfig;
+use crate::actors::runtime::endpoint::MetricsConfig;
 use crate::actors::runtime::heartbeat::HeartbeatConfig;
 use crate::actors::syscall::baseline::BaselineConfig;
 use crate::actors::syscall::batcher::SyscallBatcherConfig;
@@ -95,6 +96,7 @@ pub struct Config {
     pub log: LogConfig,
     pub nats: NatsConfig,
     pub heartbeat: HeartbeatConfig,
+    pub metrics: MetricsConfig,
     pub outbound: OutboundConfig,
     pub inbound: InboundConfig,
     pub syscall_source: SyscallSourceConfig,
@@ -259,6 +261,7 @@ impl Validate for Config {
             self.nats.validate("nats", errors);
         }
         self.heartbeat.validate("heartbeat", errors);
+        self.metrics.validate("metrics", errors);
         if role == Role::Collector {
             self.command.validate("command", errors);
         }

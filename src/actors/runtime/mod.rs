@@ -29,6 +29,7 @@
 //!    ([`DrainReply`]); `crate::node` drains the actors in pipeline order,
 //!    one `send(Drain).await` each, under the node's shutdown deadline.
 
+pub mod endpoint;
 pub mod heartbeat;
 pub mod mailbox;
 pub mod receipt;
