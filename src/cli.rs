@@ -39,6 +39,10 @@ pub enum Command {
     Run(crate::commands::run::ConfigArgs),
     /// Validate the configuration and print every error (exit 2 on errors).
     CheckConfig(crate::commands::run::ConfigArgs),
+    /// The fleet from its heartbeats: each node's role, version, uptime,
+    /// last heartbeat, CPU, memory, queues, drops since the last look;
+    /// silent nodes.
+    Status(crate::commands::status::StatusArgs),
     /// Whether the node of this configuration runs: its last heartbeat in
     /// `heartbeat.health_file` is fresh (exit 0) or not (exit 1).
     Health(crate::commands::run::HealthArgs),
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => crate::commands::run::run(&args, cli.log_format),
         Command::CheckConfig(args) => crate::commands::run::check_config(&args),
         Command::Health(args) => crate::commands::run::health(&args),
+        Command::Status(args) => crate::commands::report(crate::commands::status::run(&args)),
         Command::Train(Train::Syscall(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::train::train_syscall(&args))

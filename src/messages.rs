@@ -1016,6 +1016,9 @@ impl Alert {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
     pub role: Role,
+    /// The sending build's version (`CARGO_PKG_VERSION`).
+    #[serde(default)]
+    pub version: String,
     pub uptime_s: u64,
     /// Counters by name (received, sent, dropped per edge, restarts...).
     pub counters: BTreeMap<String, u64>,
@@ -1200,6 +1203,7 @@ mod tests {
             exe: Some("/usr/bin/curl".into()),
         };
         let heartbeat = Heartbeat {
+            version: "0.1.0".into(),
             role: Role::Collector,
             uptime_s: 5,
             counters: [("outbound.sent".to_string(), 3)].into(),
@@ -1390,6 +1394,7 @@ mod tests {
     #[test]
     fn newer_sender_with_extra_fields_is_accepted() {
         let bytes = env(Payload::Heartbeat(Heartbeat {
+            version: String::new(),
             role: Role::Compute,
             uptime_s: 1,
             counters: BTreeMap::new(),

@@ -101,3 +101,59 @@ fn a_metrics_port_in_use_stops_the_node_before_it_runs() {
     assert!(!status.success());
     assert!(node.log().contains("cannot listen on"), "{}", node.log());
 }
+
+fn status(cfg: &std::path::Path, state: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(daisi_bin())
+        .args(["status", "--json", "--wait", "1500ms", "--config"])
+        .arg(cfg)
+        .arg("--state")
+        .arg(state)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `daisi status` lists the nodes it hears over NATS, and a node heard
+/// before but stopped since as silent.
+#[test]
+fn status_shows_the_fleet_and_its_silent_nodes() {
+    let traces = replay_traces();
+    let nats = NatsServer::start(&[]);
+    let mut compute = Daisi::spawn(&compute_toml("st-cmp", &nats.url(), ""), &[]);
+    compute.wait_running();
+    let mut collector = Daisi::spawn(
+        &collector_toml("st-col", "web9", &nats.url(), &traces, 20, ""),
+        &[],
+    );
+    collector.wait_running();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("status.toml");
+    std::fs::write(&cfg, compute_toml("st-viewer", &nats.url(), "")).unwrap();
+    let state = dir.path().join("state.json");
+    let nodes = status(&cfg, &state);
+    let find = |nodes: &[serde_json::Value], id: &str| {
+        nodes
+            .iter()
+            .find(|n| n["node_id"].as_str().unwrap().starts_with(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not listed: {nodes:?}"))
+    };
+    let col = find(&nodes, "st-col");
+    assert_eq!(col["role"], "collector");
+    assert_eq!(col["host"], "web9");
+    assert_eq!(col["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(col["silent"], false);
+    assert!(col["rss_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(find(&nodes, "st-cmp")["role"], "compute");
+
+    collector.stop_hard();
+    let nodes = status(&cfg, &state);
+    assert_eq!(find(&nodes, "st-col")["silent"], true, "{nodes:?}");
+    assert_eq!(find(&nodes, "st-cmp")["silent"], false);
+    assert!(compute.stop(Duration::from_secs(20)).success());
+}

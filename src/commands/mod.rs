@@ -8,6 +8,7 @@ pub mod flows;
 pub mod network;
 pub mod record;
 pub mod run;
+pub mod status;
 pub mod train;
 
 use crate::config::LogFormat;

@@ -130,8 +130,8 @@ pub fn health(args: &HealthArgs) -> ExitCode {
             println!(
                 "healthy: node {} ({}), up {} s",
                 h.node_id,
-                h.role.as_str(),
-                h.uptime_s
+                h.heartbeat.role.as_str(),
+                h.heartbeat.uptime_s
             );
             ExitCode::SUCCESS
         }

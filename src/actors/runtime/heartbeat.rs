@@ -60,16 +60,14 @@ impl Validate for HeartbeatConfig {
     }
 }
 
-/// What the health file holds: the node's latest heartbeat, in short.
+/// What the health file holds: the node's latest heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     pub node_id: String,
-    pub role: Role,
+    pub host: String,
     /// When it was written, ns since the Unix epoch.
     pub ts_ns: u64,
-    pub uptime_s: u64,
-    /// The node is stopping (its last heartbeat).
-    pub stopping: bool,
+    pub heartbeat: Heartbeat,
 }
 
 impl Health {
@@ -91,7 +89,7 @@ impl Health {
     /// Why the node is not healthy `now_ns`, given its heartbeat interval:
     /// it is stopping, or its last heartbeat is older than three intervals.
     pub fn problem(&self, now_ns: u64, interval: Duration) -> Option<String> {
-        if self.stopping {
+        if self.heartbeat.stopping {
             return Some(format!("node {} is stopping", self.node_id));
         }
         let age = Duration::from_nanos(now_ns.saturating_sub(self.ts_ns));
@@ -141,6 +139,7 @@ impl Reporter {
         };
         Heartbeat {
             role: self.node.role,
+            version: env!("CARGO_PKG_VERSION").into(),
             uptime_s: self.node.started.elapsed().as_secs(),
             counters: self.node.metrics.counters(),
             queue_depths: self.node.metrics.gauges(),
@@ -178,10 +177,9 @@ impl HeartbeatActor {
         if let Some(path) = &self.cfg.health_file {
             let h = Health {
                 node_id: self.reporter.node.id.clone(),
-                role: hb.role,
+                host: self.reporter.node.host.clone(),
                 ts_ns: super::now_ns(),
-                uptime_s: hb.uptime_s,
-                stopping,
+                heartbeat: hb.clone(),
             };
             if let Err(e) = h.write(path) {
                 tracing::warn!(file = %path.display(), error = %e, "health file not written");
