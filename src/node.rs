@@ -17,6 +17,8 @@
 use crate::actors::alert::sinks::{Backlog, Sink};
 use crate::actors::alert::AlertActor;
 use crate::actors::command::{CommandExecutor, CommandInput};
+use crate::actors::console::store::ConsoleState;
+use crate::actors::console::ConsoleServer;
 use crate::actors::network::flow_classifier::FlowClassifier;
 use crate::actors::network::flow_merge::FlowMerge;
 use crate::actors::network::packet_source::PacketSource;
@@ -82,6 +84,8 @@ struct CollectorParts {
 struct Prepared {
     /// The metrics endpoint's listener (`[metrics] listen`).
     metrics: Option<std::net::TcpListener>,
+    /// The console's listener (`[console] listen`, compute side).
+    console: Option<std::net::TcpListener>,
     compute: Option<ComputeParts>,
     outbound: Option<NatsRoute>,
     collector: Option<CollectorParts>,
@@ -94,6 +98,7 @@ impl Prepared {
     async fn for_role(cfg: &Config, node: &NodeInfo) -> Result<Prepared, StartError> {
         let role = node.role;
         let metrics = prepare::<MetricsEndpoint>(cfg, node).await?;
+        let console = prepare::<ConsoleServer>(cfg, node).await?;
         let compute = match role.computes() {
             true => Some(ComputeParts {
                 syscall_model: prepare::<SyscallClassifier>(cfg, node).await?,
@@ -128,6 +133,7 @@ impl Prepared {
         };
         Ok(Prepared {
             metrics,
+            console,
             compute,
             outbound,
             collector,
@@ -167,6 +173,7 @@ pub struct Node {
     pub outbound: Addr<Outbound>,
     pub heartbeat: Addr<HeartbeatActor>,
     pub metrics: Addr<MetricsEndpoint>,
+    pub console: Addr<ConsoleServer>,
     pub inbound: Option<Addr<Inbound>>,
     pub buffer: Option<Addr<SyscallBuffer>>,
     pub classifier: Option<Addr<SyscallClassifier>>,
@@ -339,12 +346,19 @@ impl Wiring<'_> {
 impl Node {
     /// Starts every actor of `cfg.node.role`. Must run inside an actix system.
     pub async fn start(cfg: Config, metrics: Metrics) -> Result<Node, StartError> {
+        let console = (cfg.console.listen.is_some() && cfg.node.role.computes()).then(|| {
+            Arc::new(ConsoleState::new(
+                cfg.console.keep,
+                metrics.counter("console.evicted"),
+            ))
+        });
         let info = NodeInfo {
             id: cfg.node.id.clone(),
             host: cfg.node.host.clone(),
             role: cfg.node.role,
             metrics,
             started: Instant::now(),
+            console,
         };
         // 1. Everything that can fail, before any actor exists.
         let mut p = Prepared::for_role(&cfg, &info).await?;
@@ -390,6 +404,7 @@ impl Node {
             w.edge("heartbeat_out", &outbound, Overflow::DropNewest),
         );
         let metrics = launch::<MetricsEndpoint>(&cfg, &info, p.metrics.take(), ());
+        let console = launch::<ConsoleServer>(&cfg, &info, p.console.take(), ());
         let collector = p.collector.map(|parts| w.collector_side(parts, &outbound));
         tracing::info!(node = %info.id, host = %info.host, role = %info.role, "node running");
 
@@ -403,6 +418,7 @@ impl Node {
             outbound,
             heartbeat,
             metrics,
+            console,
             inbound: None,
             buffer: None,
             classifier: None,
@@ -463,6 +479,7 @@ impl Node {
             entry(&self.baseline),
             entry(&self.monitor),
             entry(&self.alert),
+            entry(&Some(self.console.clone())),
             entry(&Some(self.metrics.clone())),
         ]
         .into_iter()

@@ -10,11 +10,14 @@
 //! - [`alert`], decisions, incidents, folding, response routing, sinks.
 //! - [`command`], the collector's side of response (commands from compute
 //!   nodes, executed under this host's own rules by `crate::response`).
+//! - [`console`], the web console of compute nodes (alerts, incidents,
+//!   nodes).
 //! - [`runtime`], what every actor shares: the actor shape, bounded edges,
-//!   supervision, drain, heartbeats.
+//!   supervision, drain, heartbeats, the metrics endpoint.
 
 pub mod alert;
 pub mod command;
+pub mod console;
 pub mod network;
 pub mod runtime;
 pub mod syscall;

@@ -12,6 +12,7 @@
 
 use crate::actors::alert::AlertConfig;
 use crate::actors::command::CommandConfig;
+use crate::actors::console::ConsoleConfig;
 use crate::actors::network::flow_classifier::FlowClassifierConfig;
 use crate::actors::network::flow_merge::FlowMergeConfig;
 use crate::actors::network::packet_source::PacketSourceConfig;
@@ -97,6 +98,7 @@ pub struct Config {
     pub nats: NatsConfig,
     pub heartbeat: HeartbeatConfig,
     pub metrics: MetricsConfig,
+    pub console: ConsoleConfig,
     pub outbound: OutboundConfig,
     pub inbound: InboundConfig,
     pub syscall_source: SyscallSourceConfig,
@@ -262,6 +264,9 @@ impl Validate for Config {
         }
         self.heartbeat.validate("heartbeat", errors);
         self.metrics.validate("metrics", errors);
+        if role.computes() {
+            self.console.validate("console", errors);
+        }
         if role == Role::Collector {
             self.command.validate("command", errors);
         }

@@ -551,6 +551,7 @@ mod tests {
             role: crate::messages::Role::Both,
             metrics: metrics.clone(),
             started: Instant::now(),
+            console: None,
         };
         let sinks = sinks::open_local(&cfg, metrics).unwrap();
         AlertActor::new(cfg, node, sinks, None)

@@ -338,6 +338,9 @@ impl Actor for HeartbeatMonitor {
 impl Handler<HeartbeatSeen> for HeartbeatMonitor {
     type Result = ();
     fn handle(&mut self, msg: HeartbeatSeen, _: &mut Context<Self>) {
+        if let Some(console) = &self.node.console {
+            console.heartbeat(&msg.node_id, &msg.host, &msg.heartbeat, super::now_ns());
+        }
         if msg.node_id == self.node.id {
             return;
         }

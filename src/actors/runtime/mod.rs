@@ -208,6 +208,8 @@ pub struct NodeInfo {
     pub role: Role,
     pub metrics: Metrics,
     pub started: Instant,
+    /// What the web console shows (compute nodes with `[console] listen`).
+    pub console: Option<std::sync::Arc<crate::actors::console::store::ConsoleState>>,
 }
 
 /// Graceful stop: finish what is queued, hand everything held downstream,

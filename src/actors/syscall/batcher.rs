@@ -349,6 +349,7 @@ mod tests {
             role: crate::messages::Role::Both,
             metrics: Default::default(),
             started: Instant::now(),
+            console: None,
         };
         let rt = actix::System::new();
         let addr = rt.block_on(async { Sink.start() });

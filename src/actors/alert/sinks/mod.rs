@@ -210,6 +210,11 @@ fn dead_letters(a: &AlertConfig) -> Result<DeadLetters, OpenError> {
 pub async fn open(cfg: &Config, node: &NodeInfo) -> Result<Vec<Box<dyn Sink>>, OpenError> {
     let (a, m) = (&cfg.alert, &node.metrics);
     let mut sinks = open_local(a, m)?;
+    if let Some(state) = &node.console {
+        sinks.push(Box::new(crate::actors::console::store::WebSink(
+            state.clone(),
+        )));
+    }
     if a.jetstream.enabled {
         let client = crate::nats::connect(&cfg.nats, &format!("{} (alerts)", node.id), m).await?;
         let js = jetstream::ensure_stream(&client, &a.jetstream).await?;
