@@ -84,8 +84,8 @@ struct CollectorParts {
 struct Prepared {
     /// The metrics endpoint's listener (`[metrics] listen`).
     metrics: Option<std::net::TcpListener>,
-    /// The console's listener (`[console] listen`, compute side).
-    console: Option<std::net::TcpListener>,
+    /// The console's (`[console] listen`, compute side).
+    console: <ConsoleServer as NodeActor>::Prepared,
     compute: Option<ComputeParts>,
     outbound: Option<NatsRoute>,
     collector: Option<CollectorParts>,

@@ -222,6 +222,12 @@ async fn the_console_shows_alerts_incidents_and_nodes_in_a_browser() {
     }
     screenshot(&c, "nodes").await;
     c.close().await.unwrap();
+    // Without a token the console is read-only.
+    let write = ureq::post(&format!("http://127.0.0.1:{port}/api/alerts/any/accept")).send_empty();
+    assert!(
+        matches!(write, Err(ureq::Error::StatusCode(403))),
+        "{write:?}"
+    );
     for n in [&mut replay, &mut live, &mut compute] {
         assert!(n.stop(T).success(), "{}", n.log());
     }

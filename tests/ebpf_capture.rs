@@ -480,9 +480,11 @@ int main(void) {{
 /// after learning, the same service runs a shell that reads /etc/shadow
 /// and connects out: one incident whose tree names the shell and `cat`
 /// with baseline findings that say what was seen; `ls` again raises
-/// nothing. `daisi baseline accept` on the incident folds it into the
-/// profile: a node started again (profile reloaded) stays quiet on the
-/// same steps, and `daisi baseline show` lists them as accepted.
+/// nothing. Accepting the incident from the web console (with its token)
+/// folds it into the profile, as `daisi baseline accept` does (which then
+/// finds them accepted already): a node started again (profile reloaded)
+/// stays quiet on the same steps, and `daisi baseline show` lists them as
+/// accepted.
 #[test]
 fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
     if !root() {
@@ -517,8 +519,11 @@ fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
         assert_eq!(l.trim(), "done");
     };
     let alerts = dir.path().join("alerts.jsonl");
+    let console = common::free_port();
+    let token = "svc-host-console-token";
     let toml = format!(
         "[node]\nrole = \"both\"\nhost = \"svc-host\"\n[syscall_source]\nkind = \"ebpf\"\npids = [{}]\n\
+         [console]\nlisten = \"127.0.0.1:{console}\"\ntoken = \"{token}\"\n\
          [syscall_batcher]\nmax_wait = \"200ms\"\n\
          [syscall_classifier]\nthreshold = 2.0\n\
          [baseline]\nlearn_for = \"3s\"\nsave_every = \"1s\"\n\
@@ -547,6 +552,27 @@ fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
         || node.log(),
     );
     std::thread::sleep(Duration::from_secs(2));
+    // Accepted from the console, with its token.
+    let api = format!("http://127.0.0.1:{console}/api");
+    let bearer = format!("Bearer {token}");
+    let listed: serde_json::Value = ureq::get(&format!("{api}/alerts?module=incident"))
+        .header("Authorization", &bearer)
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    let incident = listed["alerts"][0]["id"].as_str().unwrap().to_string();
+    let said: serde_json::Value = ureq::post(&format!("{api}/alerts/{incident}/accept"))
+        .header("Authorization", &bearer)
+        .send_empty()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert!(!said["accepted"].as_array().unwrap().is_empty(), "{said}");
     assert!(node.stop(Duration::from_secs(10)).success());
     let all = common::read_alerts(&alerts);
     let a = all
@@ -600,7 +626,7 @@ fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let said = cli(&["baseline", "accept", id, "--file", alerts.to_str().unwrap()]);
-    assert!(said.contains("accepted for svc-host"), "{said}");
+    assert!(said.contains("already accepted for svc-host"), "{said}");
     let shown = cli(&["baseline", "show", "--host", "svc-host"]);
     assert!(shown.contains("detecting"), "{shown}");
     assert!(shown.contains("starts /usr/bin/bash (accepted)"), "{shown}");

@@ -302,6 +302,46 @@ impl Accepted {
             .or_default()
             .insert(b)
     }
+
+    /// Accepts the baseline findings of `alert` for `host` (`*`: every
+    /// host) in the file of `dir`, which running nodes reload: each
+    /// finding shown (`program: behaviour`) and whether it was new.
+    pub fn accept_alert(
+        dir: &Path,
+        host: &str,
+        alert: &crate::messages::Alert,
+    ) -> Result<Vec<(String, bool)>, BaselineError> {
+        std::fs::create_dir_all(dir).map_err(|source| BaselineError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = Accepted::path(dir);
+        let mut accepted = Accepted::load(&path)?;
+        let out = findings_of(alert)
+            .into_iter()
+            .map(|f| {
+                let shown = format!("{}: {}", f.program, f.behaviour);
+                (shown, accepted.add(host, &f.program, f.behaviour))
+            })
+            .collect();
+        accepted.save(&path)?;
+        Ok(out)
+    }
+}
+
+/// The baseline findings of an alert: the finding itself, or those of an
+/// incident's process tree.
+pub fn findings_of(alert: &crate::messages::Alert) -> Vec<crate::messages::BaselineFields> {
+    let mut found: Vec<_> = alert.baseline.iter().cloned().collect();
+    found.extend(
+        alert
+            .tree
+            .iter()
+            .flat_map(|m| &m.findings)
+            .filter(|f| f.module == crate::messages::AlertModule::Baseline)
+            .filter_map(|f| f.baseline.clone()),
+    );
+    found
 }
 
 /// The port of a `ip:port` / `*:port` / `[v6]:port` peer.

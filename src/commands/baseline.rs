@@ -8,7 +8,6 @@
 
 use crate::baseline::{Accepted, Profile};
 use crate::commands::alerts::AlertsSource;
-use crate::messages::{AlertModule, BaselineFields};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -131,36 +130,22 @@ pub fn accept(args: &AcceptArgs) -> anyhow::Result<usize> {
         .iter()
         .find(|a| a.id == args.alert_id)
         .with_context(|| format!("no alert {} in the alerts read", args.alert_id))?;
-    // The finding itself, or the baseline findings of an incident's tree.
-    let mut found: Vec<BaselineFields> = alert.baseline.iter().cloned().collect();
-    found.extend(
-        alert
-            .tree
-            .iter()
-            .flat_map(|m| &m.findings)
-            .filter(|f| f.module == AlertModule::Baseline)
-            .filter_map(|f| f.baseline.clone()),
-    );
     anyhow::ensure!(
-        !found.is_empty(),
+        !crate::baseline::findings_of(alert).is_empty(),
         "alert {} holds no baseline finding (module {}); only baseline findings can be accepted",
         alert.id,
         alert.module
     );
     let config = args.source.config.as_deref();
     let dir = dir_of(config)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = Accepted::path(&dir);
-    let mut accepted = Accepted::load(&path)?;
     let host = if args.all_hosts {
         "*"
     } else {
         alert.host.as_str()
     };
     let mut added = 0;
-    for f in found {
-        let shown = format!("{}: {}", f.program, f.behaviour);
-        if accepted.add(host, &f.program, f.behaviour) {
+    for (shown, new) in Accepted::accept_alert(&dir, host, alert)? {
+        if new {
             added += 1;
             println!(
                 "accepted for {host}: {}",
@@ -173,6 +158,5 @@ pub fn accept(args: &AcceptArgs) -> anyhow::Result<usize> {
             );
         }
     }
-    accepted.save(&path)?;
     Ok(added)
 }

@@ -8,6 +8,8 @@
 //! fields come from monitored processes), and the server sends a content
 //! security policy that allows only its own script. Bound to loopback by
 //! default; anywhere else a token is required (`Authorization: Bearer`).
+//! Without a token the console is read-only; with one, an incident's
+//! baseline findings can be accepted into the host's baseline.
 
 pub mod store;
 
@@ -106,6 +108,8 @@ fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
 struct Api {
     state: Arc<ConsoleState>,
     token: Option<String>,
+    /// Where accepted baseline findings go (`[baseline] dir`).
+    baselines: std::path::PathBuf,
 }
 
 impl Api {
@@ -163,6 +167,41 @@ async fn alert(api: web::Data<Api>, req: HttpRequest, id: web::Path<String>) -> 
     }
 }
 
+/// Accepts an alert's baseline findings for its host (running nodes
+/// reload them): only with a token, which makes the console writable.
+async fn accept(api: web::Data<Api>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
+    if api.token.is_none() {
+        return HttpResponse::Forbidden().json(serde_json::json!({
+            "error": "this console is read-only: set [console] token to accept findings"
+        }));
+    }
+    if let Some(r) = api.refuse(&req) {
+        return r;
+    }
+    let Some(a) = api.state.alert(&id) else {
+        return HttpResponse::NotFound().json(serde_json::json!({"error": "no such alert"}));
+    };
+    if crate::baseline::findings_of(&a).is_empty() {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "this alert holds no baseline finding"}));
+    }
+    match crate::baseline::Accepted::accept_alert(&api.baselines, &a.host, &a) {
+        Ok(done) => {
+            for (shown, new) in &done {
+                tracing::info!(alert_id = %a.id, host = %a.host, finding = %shown, new, "accepted into the baseline from the console");
+            }
+            let (new, already): (Vec<_>, Vec<_>) = done.into_iter().partition(|(_, n)| *n);
+            HttpResponse::Ok().json(serde_json::json!({
+                "accepted": new.into_iter().map(|(s, _)| s).collect::<Vec<_>>(),
+                "already": already.into_iter().map(|(s, _)| s).collect::<Vec<_>>(),
+            }))
+        }
+        Err(e) => {
+            HttpResponse::InternalServerError().json(serde_json::json!({"error": e.to_string()}))
+        }
+    }
+}
+
 async fn nodes(api: web::Data<Api>, req: HttpRequest) -> HttpResponse {
     if let Some(r) = api.refuse(&req) {
         return r;
@@ -177,7 +216,7 @@ async fn nodes(api: web::Data<Api>, req: HttpRequest) -> HttpResponse {
 pub struct ConsoleServer {
     cfg: ConsoleConfig,
     state: Option<Arc<ConsoleState>>,
-    listener: Option<std::net::TcpListener>,
+    listener: Option<(std::net::TcpListener, std::path::PathBuf)>,
     server: Option<actix_web::dev::ServerHandle>,
     restarts: Restarts,
 }
@@ -185,8 +224,9 @@ pub struct ConsoleServer {
 impl NodeActor for ConsoleServer {
     const NAME: &'static str = "console";
     type Config = ConsoleConfig;
-    /// The bound listener, when the console is on.
-    type Prepared = Option<std::net::TcpListener>;
+    /// The bound listener, when the console is on, and the baselines'
+    /// directory.
+    type Prepared = Option<(std::net::TcpListener, std::path::PathBuf)>;
     type Links = ();
     type Error = ConsoleError;
 
@@ -197,7 +237,7 @@ impl NodeActor for ConsoleServer {
     async fn prepare(
         cfg: &crate::config::Config,
         node: &NodeInfo,
-    ) -> Result<Option<std::net::TcpListener>, ConsoleError> {
+    ) -> Result<Self::Prepared, ConsoleError> {
         let Some(addr) = cfg.console.listen.filter(|_| node.role.computes()) else {
             return Ok(None);
         };
@@ -205,7 +245,7 @@ impl NodeActor for ConsoleServer {
             std::net::TcpListener::bind(addr).map_err(|source| ConsoleError { addr, source })?;
         l.set_nonblocking(true)
             .map_err(|source| ConsoleError { addr, source })?;
-        Ok(Some(l))
+        Ok(Some((l, cfg.baseline.dir.clone())))
     }
     fn create(cfg: ConsoleConfig, node: &NodeInfo, listener: Self::Prepared, _: ()) -> Self {
         Self {
@@ -228,13 +268,15 @@ impl Actor for ConsoleServer {
     fn started(&mut self, ctx: &mut Context<Self>) {
         on_start(self, ctx);
         // Once: the server outlives restarts.
-        let (Some(listener), Some(state)) = (self.listener.take(), self.state.clone()) else {
+        let (Some((listener, baselines)), Some(state)) = (self.listener.take(), self.state.clone())
+        else {
             return;
         };
         let addr = listener.local_addr().ok();
         let api = web::Data::new(Api {
             state,
             token: self.cfg.token.clone(),
+            baselines,
         });
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
@@ -253,6 +295,7 @@ impl Actor for ConsoleServer {
                 )
                 .route("/api/alerts", web::get().to(alerts))
                 .route("/api/alerts/{id}", web::get().to(alert))
+                .route("/api/alerts/{id}/accept", web::post().to(accept))
                 .route("/api/nodes", web::get().to(nodes))
         })
         .workers(1)

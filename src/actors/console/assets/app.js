@@ -158,6 +158,12 @@ async function alertPage(id) {
       ["destination", a.destination && a.destination.ip + ":" + a.destination.port],
       ["most unusual calls", a.window && a.window.calls.join(" ")], ["id", a.id]])];
   if (a.tree && a.tree.length) parts.push(el("h2", {}, "Process tree"), tree(a.tree));
+  const baseline = a.baseline || (a.tree || []).some((m) => (m.findings || []).some((f) => f.baseline));
+  if (baseline) {
+    const said = el("span", { id: "accept-result", class: "muted" });
+    parts.push(el("p", {}, el("button", { id: "accept", onclick: () => acceptFindings(a.id, said) },
+      "Accept into the baseline"), " ", said));
+  }
   const flows = related.filter((r) => r.module === "network");
   if (flows.length) {
     parts.push(el("h2", {}, "Flows"), el("table", { id: "flows" },
@@ -174,6 +180,18 @@ async function alertPage(id) {
   }
   show(...parts);
   live(true);
+}
+
+async function acceptFindings(id, said) {
+  clearInterval(state.timer); // keep the answer on the page
+  const headers = {};
+  const token = sessionStorage.getItem("daisi-token");
+  if (token) headers["Authorization"] = "Bearer " + token;
+  const r = await fetch("/api/alerts/" + encodeURIComponent(id) + "/accept", { method: "POST", headers });
+  const body = await r.json();
+  said.textContent = r.ok
+    ? "accepted: " + body.accepted.length + ", already accepted: " + body.already.length
+    : body.error;
 }
 
 // ---- nodes --------------------------------------------------------------
