@@ -79,11 +79,12 @@ impl ConsoleState {
 
     /// Adds an alert, or replaces the alert of that id (a fold update).
     pub fn insert(&self, a: Alert) {
+        let id = a.id.clone();
         let mut ring = self.alerts.write();
-        if ring.by_id.insert(a.id.clone(), a.clone()).is_some() {
+        if ring.by_id.insert(id.clone(), a).is_some() {
             return;
         }
-        ring.order.push_back(a.id);
+        ring.order.push_back(id);
         while ring.order.len() > self.keep {
             if let Some(old) = ring.order.pop_front() {
                 ring.by_id.remove(&old);
