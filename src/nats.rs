@@ -356,6 +356,9 @@ pub async fn connect(
     name: &str,
     metrics: &Metrics,
 ) -> Result<async_nats::Client, NatsError> {
+    // rustls picks its crypto provider by itself only when exactly one is
+    // compiled in; choose ring (what async-nats uses) explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut opts = async_nats::ConnectOptions::new();
     if let Some(t) = &cfg.token {
         opts = opts.token(t.clone());

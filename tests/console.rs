@@ -43,8 +43,7 @@ fn driver() -> Driver {
 }
 
 async fn browser(d: &Driver) -> Client {
-    // Both of rustls's providers are in the dependency tree: choose one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    tls_provider();
     let caps = json!({
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",

@@ -609,6 +609,7 @@ async fn nkey_auth() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_with_generated_certificates() {
+    tls_provider();
     let certs = tempfile::tempdir().unwrap();
     make_certs(certs.path());
     let p = |f: &str| certs.path().join(f).display().to_string();

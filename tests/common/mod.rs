@@ -643,3 +643,11 @@ pub fn wait_stopped(pid: u32) -> bool {
     }
     true
 }
+
+/// Both of rustls's crypto providers are in the tests' dependencies
+/// (async-nats brings ring, the WebDriver client aws-lc-rs), so rustls
+/// cannot pick one by itself: a test that makes TLS clients chooses ring.
+#[allow(dead_code)]
+pub fn tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
