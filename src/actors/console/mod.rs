@@ -13,6 +13,7 @@
 
 pub mod store;
 
+use crate::actors::runtime::endpoint::{serve, stop};
 use crate::actors::runtime::supervision::Restarts;
 use crate::actors::runtime::{drained_when, on_start, Drain, NodeActor, NodeInfo};
 use crate::config::validate::{ConfigError, Validate};
@@ -301,20 +302,9 @@ impl Actor for ConsoleServer {
         .workers(1)
         .disable_signals()
         .shutdown_timeout(2)
-        .listen(listener);
-        match server {
-            Ok(s) => {
-                let s = s.run();
-                self.server = Some(s.handle());
-                actix::spawn(async move {
-                    if let Err(e) = s.await {
-                        tracing::error!(error = %e, "console stopped");
-                    }
-                });
-                tracing::info!(addr = ?addr, token = self.cfg.token.is_some(), "console listening");
-            }
-            Err(e) => tracing::error!(error = %e, "console not started"),
-        }
+        .listen(listener)
+        .map(|s| s.run());
+        self.server = serve(server, "console", addr);
     }
 }
 
@@ -322,11 +312,6 @@ impl Actor for ConsoleServer {
 impl Handler<Drain> for ConsoleServer {
     type Result = ResponseActFuture<Self, ()>;
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
-        let server = self.server.take();
-        drained_when(async move {
-            if let Some(s) = server {
-                s.stop(true).await;
-            }
-        })
+        drained_when(stop(self.server.take()))
     }
 }

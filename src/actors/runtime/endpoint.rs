@@ -292,20 +292,42 @@ impl Actor for MetricsEndpoint {
         .workers(1)
         .disable_signals()
         .shutdown_timeout(2)
-        .listen(listener);
-        match server {
-            Ok(s) => {
-                let s = s.run();
-                self.server = Some(s.handle());
-                actix::spawn(async move {
-                    if let Err(e) = s.await {
-                        tracing::error!(error = %e, "metrics endpoint stopped");
-                    }
-                });
-                tracing::info!(addr = ?addr, "metrics endpoint listening");
-            }
-            Err(e) => tracing::error!(error = %e, "metrics endpoint not started"),
+        .listen(listener)
+        .map(|s| s.run());
+        self.server = serve(server, "metrics endpoint", addr);
+    }
+}
+
+/// Runs an HTTP server of the node (the metrics endpoint, the console) in
+/// the actor system: one worker, no signal handling of its own (the node
+/// drains on its signals). Returns its handle, to stop it at drain.
+pub fn serve(
+    server: std::io::Result<actix_web::dev::Server>,
+    what: &'static str,
+    addr: Option<std::net::SocketAddr>,
+) -> Option<actix_web::dev::ServerHandle> {
+    match server {
+        Ok(s) => {
+            let handle = s.handle();
+            actix::spawn(async move {
+                if let Err(e) = s.await {
+                    tracing::error!(error = %e, server = what, "stopped");
+                }
+            });
+            tracing::info!(addr = ?addr, server = what, "listening");
+            Some(handle)
         }
+        Err(e) => {
+            tracing::error!(error = %e, server = what, "not started");
+            None
+        }
+    }
+}
+
+/// Stops a server started by [`serve`], finishing the requests under way.
+pub async fn stop(server: Option<actix_web::dev::ServerHandle>) {
+    if let Some(s) = server {
+        s.stop(true).await;
     }
 }
 
@@ -313,12 +335,7 @@ impl Actor for MetricsEndpoint {
 impl Handler<Drain> for MetricsEndpoint {
     type Result = ResponseActFuture<Self, ()>;
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
-        let server = self.server.take();
-        drained_when(async move {
-            if let Some(s) = server {
-                s.stop(true).await;
-            }
-        })
+        drained_when(stop(self.server.take()))
     }
 }
 
