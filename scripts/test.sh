@@ -9,6 +9,15 @@ scripts/setup.sh
 export PATH="$PATH:/usr/sbin" # Debian installs nats-server there
 
 step() { printf '\n== %s\n' "$*"; }
+# Room on disk: the test build, the fuzz build and the release build for
+# the images take about 20 GB together; say so up front rather than fail
+# half way with "No space left on device".
+disk() { df -BG --output=avail . | tail -1 | tr -dc 0-9; }
+printf '[test] %s GB free for target/\n' "$(disk)"
+if [ -n "${CI:-}" ]; then
+  # A clean checkout builds once: the incremental cache is only dead weight.
+  export CARGO_INCREMENTAL=0
+fi
 
 step "formatting"
 cargo fmt --all -- --check
@@ -36,6 +45,11 @@ step "fuzz targets on their seeds and regressions"
 scripts/fuzz.sh --regress
 
 step "container images, the compose stack and the packages"
+if [ -n "${CI:-}" ]; then
+  # The test build is done with; its room goes to the release build.
+  cargo clean --profile dev -q
+  printf '[test] test build removed: %s GB free\n' "$(disk)"
+fi
 # Builds every image (podman here, docker where its engine runs), brings
 # the compose stack up and tests it end to end, then the .deb packages.
 docker/test.sh
