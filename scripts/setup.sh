@@ -112,4 +112,9 @@ if [ "$WITH_PEERS" = 1 ]; then
     log "nfstream present in $NFSTREAM_VENV"
   fi
 fi
+# The container engine (podman where no docker engine answers): the images'
+# tests, and the capture test that runs containers.
+if [ "$WITH_PEERS" = 1 ]; then
+  source "$(dirname "$0")/../docker/engine.sh"
+fi
 log "done"

@@ -21,6 +21,7 @@ pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod containers;
 pub mod flows;
 pub mod messages;
 pub mod metrics;

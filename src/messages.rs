@@ -447,6 +447,23 @@ pub struct ProcessInfo {
     /// seen), Unix ns: a pid is only an identity together with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_ns: Option<u64>,
+    /// The container it runs in (none on the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerFields>,
+}
+
+/// A container (ECS `container.id`, `container.image.name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerFields {
+    pub id: String,
+    /// The image, when the container engine's store says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ContainerImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerImage {
+    pub name: String,
 }
 
 /// One thing a process did that host baselines judge, from the capture's
@@ -882,6 +899,9 @@ pub struct Alert {
     /// The user the process ran as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserFields>,
+    /// The container the process ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerFields>,
     pub score: f64,
     pub threshold: f64,
     pub model: String,
@@ -980,6 +1000,7 @@ impl Alert {
             },
             process: None,
             user: None,
+            container: None,
             score: 0.0,
             threshold: 0.0,
             model: String::new(),

@@ -913,3 +913,125 @@ fn record_then_train_on_the_recording() {
         "the recorded program's normal behaviour raised alerts: {raised:#?}"
     );
 }
+
+/// A container's programs are learnt per image: a second container of the
+/// image doing what the first did raises nothing (not even the edges from
+/// its shell), and its read of `/etc/shadow` is an incident that names the
+/// container and its image (ECS `container.id`, `container.image.name`).
+#[test]
+fn container_programs_are_learnt_per_image_and_alerts_name_the_container() {
+    if !root() {
+        return;
+    }
+    let podman = Command::new("podman").arg("--version").output();
+    if !common::require(
+        common::Prereq::Containers,
+        podman.is_ok_and(|o| o.status.success()),
+        "podman runs the test's containers (scripts/setup.sh installs it)",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // An image of the host's own dash (as `ctrsh`: the node watches it by
+    // name), cat and sleep, with their libraries.
+    let rootfs = dir.path().join("rootfs");
+    for (from, to) in [
+        ("/bin/dash", "bin/ctrsh"),
+        ("/bin/cat", "bin/cat"),
+        ("/bin/sleep", "bin/sleep"),
+    ] {
+        let copy = |src: &Path, dst: &Path| {
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            std::fs::copy(src, dst).unwrap();
+        };
+        copy(Path::new(from), &rootfs.join(to));
+        let ldd = Command::new("ldd").arg(from).output().unwrap();
+        for lib in String::from_utf8_lossy(&ldd.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+        {
+            copy(Path::new(lib), &rootfs.join(&lib[1..]));
+        }
+    }
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hostname"), "ctr\n").unwrap();
+    std::fs::write(rootfs.join("etc/shadow"), "root:*:1::::::\n").unwrap();
+    let image = "localhost/daisi-test-ctr:1";
+    let import = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c . | podman import -q - {image}",
+            rootfs.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let run = |script: &str| -> String {
+        let o = Command::new("podman")
+            .args(["run", "-d", "--network", "none", image, "/bin/ctrsh", "-c"])
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let wait = |id: &str| {
+        let o = Command::new("podman").args(["wait", id]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+
+    let alerts = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        "[node]\nrole = \"both\"\nhost = \"ctr-host\"\n\
+         [syscall_source]\nkind = \"ebpf\"\ncomms = [\"ctrsh\"]\n\
+         [syscall_batcher]\nmax_wait = \"200ms\"\n\
+         [syscall_classifier]\nthreshold = 2.0\n\
+         [baseline]\nlearn_for = \"3s\"\nsave_every = \"1s\"\n\
+         [alert]\nconsole = false\njsonl = \"{}\"\n",
+        alerts.display()
+    );
+    let baselines = dir.path().join("baselines");
+    let env = [("DAISI__BASELINE__DIR", baselines.to_str().unwrap())];
+    let mut node = common::Daisi::spawn(&toml, &env);
+    node.wait_running();
+    // Learning (3 s from the first batch) then judged: the same everyday
+    // work throughout.
+    let everyday = "i=0; while [ $i -lt 25 ]; do /bin/cat /etc/hostname >/dev/null; /bin/sleep 0.2; i=$((i+1)); done";
+    let first = run(everyday);
+    wait(&first);
+    let second = run(&format!(
+        "{}; /bin/cat /etc/shadow >/dev/null; /bin/sleep 1",
+        everyday.replace("25", "5")
+    ));
+    wait(&second);
+    let a = common::wait_for_alert(
+        &alerts,
+        Duration::from_secs(15),
+        |a| a.to_string().contains("baseline.sensitive_read"),
+        "no alert for the second container's read of /etc/shadow",
+        || node.log(),
+    );
+    assert!(node.stop(Duration::from_secs(10)).success());
+    let _ = Command::new("podman")
+        .args(["rm", "-f", &first, &second])
+        .output();
+    let _ = Command::new("podman").args(["rmi", "-f", image]).output();
+
+    assert_eq!(a["container"]["id"], second.as_str(), "{a:#}");
+    assert_eq!(a["container"]["image"]["name"], image, "{a:#}");
+    let text = a.to_string();
+    assert!(text.contains(&format!("[{image}] ")), "{a:#}");
+    assert!(text.contains("/etc/shadow"), "{a:#}");
+    let all = common::read_alerts(&alerts);
+    assert!(
+        !all.iter()
+            .any(|x| x.to_string().contains("baseline.new_child")),
+        "the second container's programs were judged by the first's: {all:#?}"
+    );
+    let profile = std::fs::read_to_string(baselines.join("ctr-host.json")).unwrap();
+    assert!(profile.contains(&format!("[{image}] ")), "{profile}");
+}

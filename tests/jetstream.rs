@@ -373,7 +373,10 @@ async fn a_batch_delivered_too_often_goes_to_the_dead_letter_stream() {
     // One delivery only: whatever the killed node took and did not finish
     // is not tried again but kept aside.
     let once = "max_deliveries = 1";
-    let mut first = Daisi::spawn(&compute("dl-a", &url(&nats), once), &[]);
+    // The first node's buffer scores nothing for minutes: every batch it
+    // takes stays unacknowledged until it is killed.
+    let holding = format!("{once}\n[syscall_buffer]\nmax_wait = \"10m\"\nmax_batch = 100000000");
+    let mut first = Daisi::spawn(&compute("dl-a", &url(&nats), &holding), &[]);
     hb.wait_for("dl-a", "up", T, |_| true).await;
     let mut col = Daisi::spawn(&collector("dl-col", &url(&nats), &adfa), &[]);
     hb.wait_for("dl-a", "batches held", T, |h| {

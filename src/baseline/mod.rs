@@ -515,6 +515,18 @@ fn is_shell(exe: &str) -> bool {
     named(exe, &SHELLS) || named(exe, &INTERPRETERS)
 }
 
+/// The name a process's program has in a profile: its executable, and in
+/// a container whose image is known, `[image] executable` (every container
+/// of an image shares its programs' profiles; the host's own `nginx` is
+/// another program).
+pub fn program_of(p: &ProcessInfo) -> Option<String> {
+    let exe = p.executable.as_deref()?;
+    Some(match p.container.as_ref().and_then(|c| c.image.as_ref()) {
+        Some(image) => format!("[{}] {exe}", image.name),
+        None => exe.to_string(),
+    })
+}
+
 /// The behaviours one observation shows: `(program, behaviour, what)` where
 /// `what` is the file or peer itself.
 pub fn behaviours<'a>(
@@ -526,10 +538,10 @@ pub fn behaviours<'a>(
     let Some(me) = lineage.first() else {
         return out;
     };
-    let Some(exe) = me.executable.clone() else {
+    let Some(exe) = program_of(me) else {
         return out;
     };
-    if let Some(parent_exe) = lineage.get(1).and_then(|p| p.executable.clone()) {
+    if let Some(parent_exe) = lineage.get(1).and_then(program_of) {
         // A fork without exec runs its parent's program: no edge.
         if parent_exe != exe {
             out.push((parent_exe, Behaviour::Child(exe.clone()), None, None));
@@ -857,6 +869,48 @@ mod tests {
         accepted.add("web1", exe, Behaviour::UnusualSequences);
         p.merge(&accepted.for_host("web1"));
         assert_eq!(judge_calls(&p, exe, &odd, 0, SyscallAbi::X86_64), None);
+    }
+
+    /// Containers of one image share their programs' profile; the same
+    /// executable on the host, or in another image, is another program.
+    #[test]
+    fn programs_in_containers_are_keyed_by_their_image() {
+        use crate::messages::{ContainerFields, ContainerImage};
+        let in_image = |pid, id: &str, image: &str| ProcessInfo {
+            container: Some(ContainerFields {
+                id: id.into(),
+                image: Some(ContainerImage { name: image.into() }),
+            }),
+            ..proc_(pid, "/usr/sbin/nginx", 33)
+        };
+        let a = in_image(10, "a", "web:1");
+        let b = in_image(20, "b", "web:1");
+        let other = in_image(30, "c", "proxy:2");
+        let host = proc_(40, "/usr/sbin/nginx", 33);
+        let unknown_image = ProcessInfo {
+            container: Some(ContainerFields {
+                id: "d".into(),
+                image: None,
+            }),
+            ..host.clone()
+        };
+        assert_eq!(program_of(&a).as_deref(), Some("[web:1] /usr/sbin/nginx"));
+        assert_eq!(program_of(&a), program_of(&b));
+        assert_ne!(program_of(&a), program_of(&other));
+        assert_eq!(program_of(&host).as_deref(), Some("/usr/sbin/nginx"));
+        assert_eq!(program_of(&unknown_image), program_of(&host));
+
+        let mut p = Profile::new("h", 0, 10);
+        let shadow = [Activity::Open {
+            path: "/etc/shadow".into(),
+            write: false,
+        }];
+        learn(&mut p, &[a], &shadow);
+        assert!(findings(&p, &[b], &shadow).is_empty(), "same image");
+        let f = findings(&p, &[other], &shadow);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].program, "[proxy:2] /usr/sbin/nginx");
+        assert_eq!(findings(&p, &[host], &shadow).len(), 1, "the host's nginx");
     }
 
     #[test]

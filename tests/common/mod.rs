@@ -24,6 +24,8 @@ pub enum Prereq {
     Lab,
     /// A peer tool the tests compare against (NFStream).
     Peers,
+    /// A container engine (podman, `scripts/setup.sh` installs it).
+    Containers,
 }
 
 impl Prereq {
@@ -33,6 +35,7 @@ impl Prereq {
             Prereq::Root => "root",
             Prereq::Lab => "lab",
             Prereq::Peers => "peers",
+            Prereq::Containers => "containers",
         }
     }
 }

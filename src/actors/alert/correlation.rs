@@ -85,6 +85,7 @@ fn incident(pid: u32, sys: &Alert, net: &Alert) -> Alert {
         ),
         process,
         user: sys.user.clone().or(net.user.clone()),
+        container: sys.container.clone().or(net.container.clone()),
         score: sys.score.max(net.score),
         model: format!("{} + {}", sys.model, net.model),
         window: sys.window.clone(),

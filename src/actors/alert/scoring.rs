@@ -221,6 +221,7 @@ fn judge(
         summary,
         process: Some(process),
         user,
+        container: st.lineage.first().and_then(|p| p.container.clone()),
         score,
         threshold: model.threshold,
         model: format!("{} {}", model.name, model.version),

@@ -170,6 +170,7 @@ impl Trees {
             severity: severity(&tree),
             process: ProcessFields::from_lineage(&lineage[root_at..]),
             user: alert.user.clone(),
+            container: alert.container.clone(),
             score: alert.score,
             threshold: alert.threshold,
             model: alert.model.clone(),

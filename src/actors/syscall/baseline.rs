@@ -282,9 +282,9 @@ impl BaselineActor {
                         n += 1;
                     }
                 }
-                if let Some(exe) = &o.lineage[0].executable {
+                if let Some(program) = baseline::program_of(&o.lineage[0]) {
                     let (calls, context) = own_calls(&o.calls, o.context, o.abi);
-                    host.dirty |= host.profile.learn_calls(exe, &calls, context) > 0;
+                    host.dirty |= host.profile.learn_calls(&program, &calls, context) > 0;
                 }
                 host.dirty |= n > 0;
                 self.not_learnt.add(full);
@@ -313,9 +313,9 @@ impl BaselineActor {
                     &sensitive,
                 )
             })
-            .chain(o.lineage[0].executable.as_deref().and_then(|exe| {
+            .chain(baseline::program_of(&o.lineage[0]).and_then(|program| {
                 let (calls, context) = own_calls(&o.calls, o.context, o.abi);
-                baseline::judge_calls(&profile, exe, &calls, context, o.abi)
+                baseline::judge_calls(&profile, &program, &calls, context, o.abi)
             }));
         let mut out = Vec::new();
         for f in found {
@@ -360,6 +360,7 @@ fn alert_of(host: &str, lineage: &[ProcessInfo], f: baseline::Finding) -> Alert 
     a.model = "baseline".into();
     a.process = ProcessFields::from_lineage(lineage);
     a.user = me.uid.map(|u| UserFields { id: u.to_string() });
+    a.container = me.container.clone();
     a.file = f.file.map(|path| FileFields { path });
     if let Some(Peer::Inet { ip, port }) = f.peer {
         a.destination = Some(Endpoint {

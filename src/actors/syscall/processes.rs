@@ -143,6 +143,7 @@ pub struct ProcessTable {
     evicted: Counter,
     args_cut: Counter,
     redacted: Counter,
+    containers: crate::containers::Containers,
 }
 
 impl ProcessTable {
@@ -155,7 +156,15 @@ impl ProcessTable {
             evicted: m.counter("processes.evicted"),
             args_cut: m.counter("processes.args_cut"),
             redacted: m.counter("processes.args_redacted"),
+            containers: crate::containers::Containers::new(&[]),
         }
+    }
+
+    /// Container images are looked up in these stores (podman's or
+    /// docker's roots; `crate::containers`).
+    pub fn with_container_stores(mut self, stores: &[std::path::PathBuf]) -> Self {
+        self.containers = crate::containers::Containers::new(stores);
+        self
     }
 
     fn put(&mut self, info: ProcessInfo) {
@@ -176,7 +185,7 @@ impl ProcessTable {
 
     /// What `/proc` says of a process first seen by its system calls;
     /// `name` when it is gone already (else `pid <pid>`).
-    fn read_proc(&self, pid: u32, name: Option<&str>) -> ProcessInfo {
+    fn read_proc(&mut self, pid: u32, name: Option<&str>) -> ProcessInfo {
         let ids = crate::procfs::status_ids(pid);
         let mut args = crate::procfs::cmdline(pid).unwrap_or_default();
         self.redact(&mut args);
@@ -192,6 +201,7 @@ impl ProcessTable {
             gid: ids.map(|i| i.gid),
             cgroup: None,
             start_ns: crate::procfs::start_boot_ns(pid).map(crate::procfs::unix_ns_of_boot),
+            container: self.containers.of_pid(pid),
         }
     }
 
@@ -218,11 +228,14 @@ impl ProcessTable {
         let mut args = e.args;
         self.redact(&mut args);
         // The process started at its fork, when the table saw it.
-        let start_ns = self
-            .known
-            .peek(&e.pid)
+        let before = self.known.peek(&e.pid);
+        let start_ns = before
             .and_then(|p| p.start_ns)
             .or(Some(crate::procfs::unix_ns_of_boot(e.ts_ns)));
+        // A process gone before `/proc` is read stays in its fork's
+        // container.
+        let inherited = before.and_then(|p| p.container.clone());
+        let container = self.containers.of_pid(e.pid).or(inherited);
         self.put(ProcessInfo {
             pid: e.pid,
             ppid: Some(e.ppid).filter(|&p| p != 0),
@@ -238,6 +251,7 @@ impl ProcessTable {
             gid: Some(e.gid),
             cgroup: Some(e.cgroup),
             start_ns,
+            container,
         });
     }
 

@@ -93,6 +93,11 @@ pub struct SyscallSourceConfig {
     /// ebpf: `unlink` and `rename` are reported under these directories
     /// only (deleting logs, replacing binaries, planting cron jobs).
     pub watched_paths: Vec<PathBuf>,
+    /// ebpf: container engines' stores, where a container's image is
+    /// looked up (podman's containers/storage root, docker's data root;
+    /// alerts carry `container.image.name`, baselines key a container's
+    /// programs by image).
+    pub container_stores: Vec<PathBuf>,
 }
 
 impl Default for SyscallSourceConfig {
@@ -144,6 +149,9 @@ impl Default for SyscallSourceConfig {
             ]
             .map(PathBuf::from)
             .to_vec(),
+            container_stores: ["/var/lib/containers/storage", "/var/lib/docker"]
+                .map(PathBuf::from)
+                .to_vec(),
         }
     }
 }
@@ -519,7 +527,8 @@ impl SyscallSource {
             self.cfg.ancestors,
             Redaction::new(&self.cfg.redact),
             &self.node.metrics,
-        );
+        )
+        .with_container_stores(&self.cfg.container_stores);
         let cfg = self.cfg.clone();
         let cut = self.node.metrics.counter("capture.args_cut");
         let unwatched = self.node.metrics.counter("syscall_source.unwatched_paths");
