@@ -20,6 +20,8 @@
 //! operator (`daisi baseline accept`) live in a file of their own beside
 //! them, which configuration management can also write.
 
+#[cfg(feature = "torch")]
+pub mod lm;
 pub mod sequences;
 
 use crate::messages::{Activity, Behaviour, Peer, ProcessInfo, Severity};
@@ -763,21 +765,46 @@ pub fn judge(
     })
 }
 
-/// The finding for a batch of `program`'s calls whose sequences its
-/// profile does not hold (see [`sequences`]), unless the program is
-/// unsettled or accepted (`Behaviour::UnusualSequences`).
+/// The finding for a batch of `program`'s calls whose order its profile
+/// does not hold (see [`sequences`]), judged by its model when it has one
+/// (`model`), else by its learnt windows; none when the program is
+/// unsettled or its order is accepted (`Behaviour::UnusualSequences`).
 pub fn judge_calls(
     profile: &Profile,
     program: &str,
     calls: &[u32],
     context: usize,
     abi: crate::messages::SyscallAbi,
+    model: Option<&dyn sequences::CallModel>,
 ) -> Option<Finding> {
     if profile.allows(program, &Behaviour::UnusualSequences) {
         return None;
     }
     let s = profile.sequences.get(program)?;
-    let u = s.judge(calls, context)?;
+    let summary = match model {
+        None => {
+            let u = s.judge(calls, context)?;
+            format!(
+                "{program} made calls in an order its baseline does not hold: {} of {} consecutive windows of {} calls unknown, the first `{}` (the profile holds {} distinct windows from {} learnt)",
+                u.misses,
+                u.windows.min(sequences::FRAME),
+                sequences::NGRAM,
+                u.example_names(abi),
+                s.ngrams.len(),
+                s.windows
+            )
+        }
+        Some(m) => {
+            let u = m.judge(calls, context)?;
+            format!(
+                "{program} made calls its sequence model finds unlikely: {} of {} consecutive windows, the first `{}` ({})",
+                u.misses,
+                u.windows.min(sequences::FRAME),
+                u.example_names(abi),
+                m.describe()
+            )
+        }
+    };
     Some(Finding {
         rule: Rule::Sequence,
         severity: Severity::Medium,
@@ -785,15 +812,7 @@ pub fn judge_calls(
         behaviour: Behaviour::UnusualSequences,
         file: None,
         peer: None,
-        summary: format!(
-            "{program} made calls in an order its baseline does not hold: {} of {} consecutive windows of {} calls unknown, the first `{}` (the profile holds {} distinct windows from {} learnt)",
-            u.misses,
-            u.windows.min(sequences::FRAME),
-            sequences::NGRAM,
-            u.example_names(abi),
-            s.ngrams.len(),
-            s.windows
-        ),
+        summary,
     })
 }
 
@@ -849,10 +868,10 @@ mod tests {
         odd.extend([57, 59, 33, 33, 33, 42, 41, 49, 50, 43]);
         odd.extend(&everyday[..200]);
         assert_eq!(
-            judge_calls(&p, exe, &everyday[..500], 0, SyscallAbi::X86_64),
+            judge_calls(&p, exe, &everyday[..500], 0, SyscallAbi::X86_64, None),
             None
         );
-        let f = judge_calls(&p, exe, &odd, 0, SyscallAbi::X86_64).expect("a finding");
+        let f = judge_calls(&p, exe, &odd, 0, SyscallAbi::X86_64, None).expect("a finding");
         assert_eq!(f.rule.name(), "baseline.sequence");
         assert_eq!(f.behaviour, Behaviour::UnusualSequences);
         assert!(
@@ -861,14 +880,17 @@ mod tests {
             f.summary
         );
         assert_eq!(
-            judge_calls(&p, "/usr/bin/other", &odd, 0, SyscallAbi::X86_64),
+            judge_calls(&p, "/usr/bin/other", &odd, 0, SyscallAbi::X86_64, None),
             None,
             "no profile"
         );
         let mut accepted = Accepted::default();
         accepted.add("web1", exe, Behaviour::UnusualSequences);
         p.merge(&accepted.for_host("web1"));
-        assert_eq!(judge_calls(&p, exe, &odd, 0, SyscallAbi::X86_64), None);
+        assert_eq!(
+            judge_calls(&p, exe, &odd, 0, SyscallAbi::X86_64, None),
+            None
+        );
     }
 
     /// Containers of one image share their programs' profile; the same

@@ -23,6 +23,15 @@
 //! the process ran before it (a shell's fork, say, before it became `ls`):
 //! only the calls after the batch's last exec are the new program's.
 //!
+//! With libtorch built in, a program's sequences are judged by a small
+//! next-call model trained on its own calls when learning ends
+//! ([`super::lm`]; `baseline.sequence_model`): the same locality frame, a
+//! window counting as a miss when the model finds its last call unlikely,
+//! so that an order close to learnt ones is not a miss. Each program keeps
+//! a bounded sample of its calls ([`MAX_SAMPLE`]) to train on; until its
+//! model is trained (or when it has too few calls for one), the learnt
+//! windows judge.
+//!
 //! Host-wide sequence scoring with a trained model (`lm`, `stide`) is the
 //! syscall classifier's (`daisi train syscall`); this is the part learnt
 //! per program, live, with the rest of the baseline.
@@ -42,10 +51,12 @@ pub const MIN_WINDOWS: u64 = 2_000;
 pub const FRAME: usize = 32;
 /// Windows of a frame not in the profile that make a finding.
 pub const FRAME_MISSES: usize = 12;
+/// Calls a program's sample holds at most (its first ones while learning).
+pub const MAX_SAMPLE: usize = 32_768;
 
-/// Stands for a signal return in [`own_calls`]' output: windows holding
-/// it are skipped.
-const SIGNAL: u32 = u32::MAX;
+/// Stands for a signal return in [`own_calls`]' output, and for the gap
+/// between two batches in a sample: windows holding it are skipped.
+pub const SIGNAL: u32 = u32::MAX;
 
 /// A program's learnt call sequences.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -58,16 +69,54 @@ pub struct Sequences {
     /// The distinct windows (a stable 64-bit hash of each: FNV-1a over the
     /// call numbers).
     pub ngrams: BTreeSet<u64>,
+    /// Calls to train the program's model on: its batches' own calls,
+    /// [`SIGNAL`] between batches (at most [`MAX_SAMPLE`]; emptied once the
+    /// model is trained).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<u32>,
+    /// The program's trained model, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm: Option<LmState>,
+}
+
+/// A program's trained sequence model, as its profile records it (the
+/// weights are a file of their own, `<dir>/<host>.lm/<file>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmState {
+    /// The weights' file name.
+    pub file: String,
+    /// The calls it knows, as call numbers (token = position + 1; 0 is a
+    /// call it never saw).
+    pub vocab: Vec<u32>,
+    /// A window's score (its last call's loss in nats over 24, at most 1)
+    /// above which it counts as a miss.
+    pub threshold: f32,
+    /// Windows trained on, and held out to calibrate `threshold`.
+    pub trained: u64,
+    pub held_out: u64,
+    /// Mean loss (nats) of the held-out windows.
+    pub held_loss: f64,
+}
+
+/// A program's trained sequence model (`super::lm` with libtorch).
+pub trait CallModel {
+    /// A batch of the program's own calls (`calls[..context]` the
+    /// previous batch's tail): `Some` when a frame of it has
+    /// [`FRAME_MISSES`] windows the model finds unlikely.
+    fn judge(&self, calls: &[u32], context: usize) -> Option<Unusual>;
+    /// What the model is, for a finding's text.
+    fn describe(&self) -> String;
 }
 
 /// What a batch showed that the profile does not hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unusual {
-    /// Windows of the worst frame not in the profile.
+    /// Windows of the worst frame counted as misses.
     pub misses: usize,
     /// Windows judged in the batch.
     pub windows: usize,
-    /// The first window not in the profile.
+    /// The first missed window.
     pub example: Vec<u32>,
 }
 
@@ -104,6 +153,35 @@ pub fn own_calls(calls: &[u32], context: usize, abi: SyscallAbi) -> (Vec<u32>, u
     (marked, context)
 }
 
+/// The worst frame's misses (a batch shorter than a frame is one frame).
+pub fn worst_frame(missed: &[bool]) -> usize {
+    if missed.len() <= FRAME {
+        missed.iter().filter(|&&m| m).count()
+    } else {
+        missed
+            .windows(FRAME)
+            .map(|f| f.iter().filter(|&&m| m).count())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// `Some` when a frame of the batch's windows (`missed`: one per window of
+/// [`windows_of`] `size`) has [`FRAME_MISSES`] misses.
+pub fn unusual(missed: &[bool], calls: &[u32], context: usize, size: usize) -> Option<Unusual> {
+    let worst = worst_frame(missed);
+    if worst < FRAME_MISSES {
+        return None;
+    }
+    let first = missed.iter().position(|&m| m)?;
+    let example = windows_of(calls, context, size).nth(first)?.to_vec();
+    Some(Unusual {
+        misses: worst,
+        windows: missed.len(),
+        example,
+    })
+}
+
 fn hash(window: &[u32]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &nr in window {
@@ -115,13 +193,19 @@ fn hash(window: &[u32]) -> u64 {
     h
 }
 
-/// The windows of `calls` that end in its new part (`calls[context..]`:
-/// the first `context` calls are the previous batch's tail, whose own
-/// windows were looked at with it).
-fn windows(calls: &[u32], context: usize) -> impl Iterator<Item = &[u32]> {
-    let first = context.saturating_sub(NGRAM - 1);
+/// The windows of [`NGRAM`] calls of `calls` that end in its new part
+/// (`calls[context..]`: the first `context` calls are the previous batch's
+/// tail, whose own windows were looked at with it).
+pub fn windows(calls: &[u32], context: usize) -> impl Iterator<Item = &[u32]> {
+    windows_of(calls, context, NGRAM)
+}
+
+/// The windows of `size` calls that end in the new part, skipping those
+/// holding a [`SIGNAL`].
+pub fn windows_of(calls: &[u32], context: usize, size: usize) -> impl Iterator<Item = &[u32]> {
+    let first = context.saturating_sub(size - 1);
     calls[first.min(calls.len())..]
-        .windows(NGRAM)
+        .windows(size)
         .filter(|w| !w.contains(&SIGNAL))
 }
 
@@ -129,6 +213,15 @@ impl Sequences {
     /// Learns the windows of a batch; the number of new ones (none past
     /// [`MAX_NGRAMS`]).
     pub fn learn(&mut self, calls: &[u32], context: usize) -> usize {
+        let fresh = &calls[context.min(calls.len())..];
+        if !fresh.is_empty() && self.lm.is_none() && self.sample.len() < MAX_SAMPLE {
+            if !self.sample.is_empty() {
+                self.sample.push(SIGNAL);
+            }
+            let room = MAX_SAMPLE - self.sample.len();
+            self.sample
+                .extend_from_slice(&fresh[..fresh.len().min(room)]);
+        }
         let mut new = 0;
         for w in windows(calls, context) {
             self.windows += 1;
@@ -157,25 +250,7 @@ impl Sequences {
         let missed: Vec<bool> = windows(calls, context)
             .map(|w| !self.ngrams.contains(&hash(w)))
             .collect();
-        let worst = if missed.len() <= FRAME {
-            missed.iter().filter(|&&m| m).count()
-        } else {
-            missed
-                .windows(FRAME)
-                .map(|f| f.iter().filter(|&&m| m).count())
-                .max()
-                .unwrap_or(0)
-        };
-        if worst < FRAME_MISSES {
-            return None;
-        }
-        let first = missed.iter().position(|&m| m)?;
-        let example = windows(calls, context).nth(first)?.to_vec();
-        Some(Unusual {
-            misses: worst,
-            windows: missed.len(),
-            example,
-        })
+        unusual(&missed, calls, context, NGRAM)
     }
 }
 

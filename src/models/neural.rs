@@ -306,6 +306,8 @@ pub struct Neural {
     vs: nn::VarStore,
     window: usize,
     cache: Mutex<FxHashMap<u128, f32>>,
+    /// Window scores the cache holds at most ([`CACHE`] unless set).
+    cache_limit: usize,
 }
 
 impl Neural {
@@ -332,15 +334,33 @@ impl Neural {
                 reason: format!("neural models take windows of at most {MAX_WINDOW} calls and fewer than 511 names"),
             });
         }
-        let bytes = read(&path)?;
+        Neural::load_file(&path, arch)
+    }
+
+    /// The weights in `path`, for a network of `arch`.
+    pub fn load_file(path: &Path, arch: Arch) -> Result<Neural, ModelError> {
+        let bytes = read(path)?;
         let mut vs = nn::VarStore::new(Device::Cpu);
         let net = Net::new(&vs.root(), arch);
         vs.load_from_stream(std::io::Cursor::new(bytes))
             .map_err(|e| ModelError::Invalid {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
         Ok(Neural::new(net, vs))
+    }
+
+    /// Writes the weights to `path`.
+    pub fn save_file(&self, path: &Path) -> Result<(), tch::TchError> {
+        let mut buf = Vec::new();
+        self.vs.save_to_stream(std::io::Cursor::new(&mut buf))?;
+        std::fs::write(path, buf).map_err(tch::TchError::Io)
+    }
+
+    /// Keeps at most `n` window scores in the cache (many small models).
+    pub fn with_cache_limit(mut self, n: usize) -> Neural {
+        self.cache_limit = n;
+        self
     }
 
     fn new(net: Net, vs: nn::VarStore) -> Neural {
@@ -350,13 +370,12 @@ impl Neural {
             net,
             vs,
             cache: Mutex::new(FxHashMap::default()),
+            cache_limit: CACHE,
         }
     }
 
     pub fn save(&self, dir: &Path) -> Result<(), tch::TchError> {
-        let mut buf = Vec::new();
-        self.vs.save_to_stream(std::io::Cursor::new(&mut buf))?;
-        std::fs::write(dir.join(FILE), buf).map_err(tch::TchError::Io)
+        self.save_file(&dir.join(FILE))
     }
 }
 
@@ -402,7 +421,7 @@ impl WindowScorer for Neural {
         for (i, row) in missing {
             out[i] = scores[row];
         }
-        if cache.len() + rows.len() > CACHE {
+        if cache.len() + rows.len() > self.cache_limit {
             cache.clear();
         }
         for (k, row) in rows {

@@ -315,7 +315,7 @@ impl BaselineActor {
             })
             .chain(baseline::program_of(&o.lineage[0]).and_then(|program| {
                 let (calls, context) = own_calls(&o.calls, o.context, o.abi);
-                baseline::judge_calls(&profile, &program, &calls, context, o.abi)
+                baseline::judge_calls(&profile, &program, &calls, context, o.abi, None)
             }));
         let mut out = Vec::new();
         for f in found {
