@@ -13,7 +13,7 @@
 //! miss.
 
 use super::sequences::{
-    unusual, windows_of, CallModel, LmState, Unusual, FRAME, FRAME_MISSES, NGRAM, SIGNAL,
+    unusual, windows_of, CallModel, LmState, Unusual, FRAME_MISSES, NGRAM, SIGNAL,
 };
 use crate::models::neural::{self, Arch, Neural, NeuralKind, TrainSettings};
 use crate::models::{ModelError, WindowScorer};
@@ -191,7 +191,6 @@ fn calibrate(held: &[f32]) -> f32 {
         }
         t = (t * 1.25).min(1.0);
     }
-    debug_assert!(FRAME > FRAME_MISSES);
     t
 }
 

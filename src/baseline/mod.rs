@@ -253,6 +253,20 @@ pub fn profile_path(dir: &Path, host: &str) -> PathBuf {
     dir.join(format!("{safe}.json"))
 }
 
+/// Where `host`'s program sequence models live in `dir` (`<host>.lm/`).
+pub fn models_dir(dir: &Path, host: &str) -> PathBuf {
+    profile_path(dir, host).with_extension("lm")
+}
+
+/// A program's model file name: a stable hash of the program (its name may
+/// hold any character).
+pub fn model_file(program: &str) -> String {
+    let h = program.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}.safetensors")
+}
+
 /// Behaviours accepted by operators: `{"<host or *>": {"<program>": [...]}}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]

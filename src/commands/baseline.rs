@@ -94,7 +94,15 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
                 "  {}",
                 crate::actors::alert::sinks::console::printable(program)
             );
-            if let Some(s) = p.sequences.get(program) {
+            if let Some(m) = p.sequences.get(program).and_then(|s| s.lm.as_ref()) {
+                println!(
+                    "    call sequences: judged by its model ({} calls, trained on {} windows, held-out loss {:.3} nats, a window is a miss above {:.3})",
+                    m.vocab.len(),
+                    m.trained,
+                    m.held_loss,
+                    m.threshold
+                );
+            } else if let Some(s) = p.sequences.get(program) {
                 println!(
                     "    call sequences: {} distinct windows from {} learnt ({})",
                     s.ngrams.len(),

@@ -6,6 +6,12 @@
 //! `save_every`, when learning ends and at drain, and reloaded at start;
 //! behaviours accepted with `daisi baseline accept` are picked up while
 //! the node runs.
+//!
+//! With libtorch built in, each program's sequence model is trained when
+//! its host's learning ends (and at load, for a profile that has samples
+//! and no models yet), on a thread of its own, one host at a time: the
+//! actor goes on judging by the learnt windows until a program's model
+//! arrives. Weights are saved beside the profile (`<host>.lm/`).
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::supervision::{fail, Restarts};
@@ -51,7 +57,33 @@ pub struct BaselineConfig {
     pub sensitive: Vec<String>,
     /// Hosts with a profile in memory at once.
     pub max_hosts: usize,
+    /// What judges a program's call order: `lm`, a next-call model per
+    /// program trained when learning ends (needs a build with libtorch);
+    /// `windows`, the windows of calls it made while learning; `auto`, `lm`
+    /// when built with libtorch. Programs with too few calls for a model
+    /// are judged by their windows either way.
+    pub sequence_model: SequenceModel,
     pub mailbox: MailboxConfig,
+}
+
+/// `baseline.sequence_model`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SequenceModel {
+    Auto,
+    Lm,
+    Windows,
+}
+
+impl SequenceModel {
+    /// Whether programs get models in this build.
+    pub fn trains(self) -> bool {
+        match self {
+            SequenceModel::Auto => cfg!(feature = "torch"),
+            SequenceModel::Lm => true,
+            SequenceModel::Windows => false,
+        }
+    }
 }
 
 impl Default for BaselineConfig {
@@ -64,6 +96,7 @@ impl Default for BaselineConfig {
             repeat_after: Duration::from_secs(3600),
             sensitive: baseline::default_sensitive(),
             max_hosts: 4096,
+            sequence_model: SequenceModel::Auto,
             mailbox: MailboxConfig::default(),
         }
     }
@@ -81,6 +114,12 @@ impl Validate for BaselineConfig {
             ));
         }
         crate::config::validate::at_least_one(path, &[("max_hosts", self.max_hosts)], errors);
+        if self.sequence_model == SequenceModel::Lm && !cfg!(feature = "torch") {
+            errors.push(ConfigError::new(
+                format!("{path}.sequence_model"),
+                "\"lm\" needs a build with libtorch (the torch feature); use \"auto\" or \"windows\"",
+            ));
+        }
         self.mailbox.validate(&format!("{path}.mailbox"), errors);
     }
 }
@@ -149,6 +188,18 @@ pub struct BaselineActor {
     save_errors: Counter,
     /// Behaviours not learnt because the profile was full.
     not_learnt: Counter,
+    /// Each host's programs' sequence models.
+    #[cfg(feature = "torch")]
+    models: HashMap<String, HashMap<String, crate::baseline::lm::ProgramLm>>,
+    /// Hosts whose models are being trained.
+    #[cfg(feature = "torch")]
+    training: std::collections::HashSet<String>,
+    /// Hosts whose programs may want models (looked at by the handler).
+    to_train: Vec<String>,
+    #[cfg(feature = "torch")]
+    models_trained: Counter,
+    #[cfg(feature = "torch")]
+    model_errors: Counter,
 }
 
 fn modified(path: &std::path::Path) -> Option<SystemTime> {
@@ -170,6 +221,15 @@ impl BaselineActor {
             findings: m.counter("baseline.findings"),
             save_errors: m.counter("baseline.save_errors"),
             not_learnt: m.counter("baseline.not_learnt"),
+            #[cfg(feature = "torch")]
+            models: HashMap::new(),
+            #[cfg(feature = "torch")]
+            training: Default::default(),
+            to_train: Vec::new(),
+            #[cfg(feature = "torch")]
+            models_trained: m.counter("baseline.models_trained"),
+            #[cfg(feature = "torch")]
+            model_errors: m.counter("baseline.model_errors"),
             hosts: HashMap::new(),
             reported: HashMap::new(),
             cfg,
@@ -185,6 +245,8 @@ impl BaselineActor {
             if self.hosts.len() >= self.cfg.max_hosts {
                 self.save(true);
                 self.hosts.clear();
+                #[cfg(feature = "torch")]
+                self.models.clear();
             }
             let path = baseline::profile_path(&self.cfg.dir, name);
             let now = now_ns();
@@ -221,6 +283,11 @@ impl BaselineActor {
                     judged_by: None,
                 },
             );
+            if !learning {
+                #[cfg(feature = "torch")]
+                self.load_models(name);
+                self.to_train.push(name.to_string());
+            }
         }
         self.hosts.get_mut(name).expect("just inserted")
     }
@@ -293,6 +360,7 @@ impl BaselineActor {
             }
             host.learning = false;
             host.dirty = true;
+            self.to_train.push(o.host.clone());
             tracing::info!(host = %o.host, programs = host.profile.programs.len(), observations = host.profile.observations, "baseline learnt; findings start");
         }
         let accepted = &self.store.accepted;
@@ -315,7 +383,15 @@ impl BaselineActor {
             })
             .chain(baseline::program_of(&o.lineage[0]).and_then(|program| {
                 let (calls, context) = own_calls(&o.calls, o.context, o.abi);
-                baseline::judge_calls(&profile, &program, &calls, context, o.abi, None)
+                #[cfg(feature = "torch")]
+                let model = self
+                    .models
+                    .get(&o.host)
+                    .and_then(|m| m.get(&program))
+                    .map(|m| m as &dyn crate::baseline::sequences::CallModel);
+                #[cfg(not(feature = "torch"))]
+                let model = None;
+                baseline::judge_calls(&profile, &program, &calls, context, o.abi, model)
             }));
         let mut out = Vec::new();
         for f in found {
@@ -342,6 +418,153 @@ impl BaselineActor {
             h.judged_by = Some(profile);
         }
         out
+    }
+}
+
+/// A program's model, trained off the actor's thread.
+#[cfg(feature = "torch")]
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Trained {
+    host: String,
+    program: String,
+    result: Result<Option<crate::baseline::lm::ProgramLm>, crate::baseline::lm::LmError>,
+    /// The host's last job.
+    last: bool,
+}
+
+#[cfg(feature = "torch")]
+impl BaselineActor {
+    /// The models a loaded profile records; one whose weights cannot be
+    /// read is dropped from the profile (the program is judged by its
+    /// windows), counted and logged.
+    fn load_models(&mut self, name: &str) {
+        use crate::baseline::lm::ProgramLm;
+        let dir = baseline::models_dir(&self.cfg.dir, name);
+        let Some(h) = self.hosts.get_mut(name) else {
+            return;
+        };
+        let models = self.models.entry(name.to_string()).or_default();
+        for (program, s) in &mut h.profile.sequences {
+            let Some(state) = s.lm.clone() else {
+                continue;
+            };
+            match ProgramLm::load(&dir.join(&state.file), state) {
+                Ok(m) => {
+                    models.insert(program.clone(), m);
+                }
+                Err(e) => {
+                    self.model_errors.inc();
+                    tracing::error!(host = name, program = %program, error = %e, "program sequence model unreadable; judged by its windows");
+                    s.lm = None;
+                    h.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Starts training the models the hosts in `to_train` lack (programs
+    /// with enough sampled calls), one thread per host, one host at most
+    /// once at a time.
+    fn train_pending(&mut self, ctx: &mut Context<Self>) {
+        use crate::baseline::lm::{ProgramLm, MIN_WINDOWS};
+        for name in std::mem::take(&mut self.to_train) {
+            if !self.cfg.sequence_model.trains() || self.training.contains(&name) {
+                continue;
+            }
+            let Some(h) = self.hosts.get(&name) else {
+                continue;
+            };
+            let jobs: Vec<(String, Vec<u32>)> = h
+                .profile
+                .sequences
+                .iter()
+                .filter(|(_, s)| s.lm.is_none() && s.sample.len() > MIN_WINDOWS)
+                .map(|(p, s)| (p.clone(), s.sample.clone()))
+                .collect();
+            if jobs.is_empty() {
+                continue;
+            }
+            tracing::info!(host = %name, programs = jobs.len(), "training program sequence models");
+            let addr = ctx.address();
+            let host = name.clone();
+            let spawned = std::thread::Builder::new()
+                .name("baseline-models".into())
+                .spawn(move || {
+                    let n = jobs.len();
+                    for (i, (program, sample)) in jobs.into_iter().enumerate() {
+                        let file = baseline::model_file(&program);
+                        let result = ProgramLm::train(&program, &sample, file);
+                        let msg = Trained {
+                            host: host.clone(),
+                            program,
+                            result,
+                            last: i + 1 == n,
+                        };
+                        // Waits for room in the mailbox; the actor gone
+                        // (stopping), the rest is trained at the next start.
+                        if futures::executor::block_on(addr.send(msg)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            match spawned {
+                Ok(_) => {
+                    self.training.insert(name);
+                }
+                Err(e) => {
+                    self.model_errors.inc();
+                    tracing::error!(host = %name, error = %e, "cannot start training program models; judged by their windows");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "torch")]
+impl Handler<Trained> for BaselineActor {
+    type Result = ();
+    fn handle(&mut self, t: Trained, _: &mut Context<Self>) {
+        if t.last {
+            self.training.remove(&t.host);
+        }
+        let m = match t.result {
+            Ok(Some(m)) => m,
+            Ok(None) => return, // too few windows: judged by them
+            Err(e) => {
+                self.model_errors.inc();
+                tracing::error!(host = %t.host, program = %t.program, error = %e, "program sequence model not trained; judged by its windows");
+                return;
+            }
+        };
+        let Some(h) = self.hosts.get_mut(&t.host) else {
+            return; // evicted meanwhile: trained again when next loaded
+        };
+        // Recorded in the profile once its weights are on disk (else kept
+        // in memory only, and the sample stays to train again later).
+        if !h.profile.host.ends_with("(unsaved)") {
+            let dir = baseline::models_dir(&self.cfg.dir, &t.host);
+            let saved = std::fs::create_dir_all(&dir)
+                .map_err(|e| e.to_string())
+                .and_then(|()| m.save(&dir.join(&m.state.file)).map_err(|e| e.to_string()));
+            match saved {
+                Ok(()) => {
+                    if let Some(s) = h.profile.sequences.get_mut(&t.program) {
+                        s.lm = Some(m.state.clone());
+                        s.sample = Vec::new();
+                        h.dirty = true;
+                        h.judged_by = None;
+                    }
+                }
+                Err(e) => {
+                    self.save_errors.inc();
+                    tracing::error!(host = %t.host, program = %t.program, error = %e, "program sequence model not saved; kept in memory");
+                }
+            }
+        }
+        self.models_trained.inc();
+        tracing::info!(host = %t.host, program = %t.program, calls = m.state.vocab.len(), trained = m.state.trained, held_loss = m.state.held_loss, threshold = m.state.threshold, "program sequence model trained");
+        self.models.entry(t.host).or_default().insert(t.program, m);
     }
 }
 
@@ -439,6 +662,10 @@ impl Handler<Observe> for BaselineActor {
             return;
         }
         let found = self.observe(o);
+        #[cfg(feature = "torch")]
+        self.train_pending(ctx);
+        #[cfg(not(feature = "torch"))]
+        self.to_train.clear(); // no models in this build
         if found.is_empty() {
             return;
         }
