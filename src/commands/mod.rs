@@ -45,8 +45,38 @@ pub fn report(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes on one line, each cause once: most of daisi's
+/// errors already say their cause (`path: No such file or directory`).
+pub fn message(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = crate::baseline::BaselineError::Io {
+            path: "/x/h.json".into(),
+            source: io,
+        };
+        let said = super::message(&anyhow::Error::new(e).context("baseline show"));
+        assert_eq!(said, "baseline show: /x/h.json: No such file");
+        let plain = anyhow::anyhow!("outer").context("top");
+        assert_eq!(super::message(&plain), "top: outer");
     }
 }
