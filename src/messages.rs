@@ -323,6 +323,157 @@ pub struct FlowRecord {
     pub pid: Option<u32>,
     #[serde(default)]
     pub exe: Option<String>,
+    /// What the flow's first bytes said (HTTP, TLS, SSH, DNS), when the
+    /// collector looked (`flows::app`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppMeta>,
+}
+
+/// Application metadata from the first bytes of a flow (bounded; no
+/// reassembly). Strings come from the network: escape them wherever shown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpMeta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMeta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshMeta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsMeta>,
+    /// The flow went on past the bytes inspected (`flows.app_bytes`).
+    #[serde(default)]
+    pub cut: bool,
+}
+
+impl AppMeta {
+    /// One phrase for people (`HTTP GET /admin -> 404 (3 requests)`, `TLS
+    /// 1.3 to api.example`...), control characters escaped; empty when
+    /// nothing was recognized.
+    pub fn describe(&self) -> String {
+        let clean = |s: &str| {
+            let cut: String = s.chars().take(120).collect();
+            cut.chars()
+                .flat_map(|c| {
+                    if c.is_control() {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect::<String>()
+        };
+        let mut parts = Vec::new();
+        if let Some(h) = &self.http {
+            let mut p = format!(
+                "HTTP {} {}",
+                clean(h.method.as_deref().unwrap_or("?")),
+                clean(h.uri.as_deref().unwrap_or("?"))
+            );
+            if let Some(host) = &h.host {
+                p.push_str(&format!(" (Host {})", clean(host)));
+            }
+            if let Some(code) = h.status {
+                p.push_str(&format!(" -> {code}"));
+            }
+            if h.requests > 1 {
+                p.push_str(&format!(
+                    ", {} requests, {} 4xx",
+                    h.requests, h.client_errors
+                ));
+            }
+            parts.push(p);
+        }
+        if let Some(t) = &self.tls {
+            parts.push(format!(
+                "TLS {}{}",
+                t.version,
+                t.server_name
+                    .as_deref()
+                    .map(|n| format!(" to {}", clean(n)))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(ssh) = &self.ssh {
+            let side = |v: &Option<String>| v.as_deref().map(clean).unwrap_or_else(|| "?".into());
+            parts.push(format!("SSH {} / {}", side(&ssh.client), side(&ssh.server)));
+        }
+        if let Some(d) = &self.dns {
+            parts.push(format!(
+                "DNS {} {}{}",
+                d.qtype.as_deref().unwrap_or("?"),
+                clean(d.name.as_deref().unwrap_or("?")),
+                d.response_code
+                    .as_deref()
+                    .map(|c| format!(" -> {c}"))
+                    .unwrap_or_default()
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// HTTP: the first request and response, and counts over the flow's
+/// inspected segments (keep-alive).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpMeta {
+    /// ECS `http.request.method`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// ECS `url.original` (the request target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// ECS `url.domain` (the Host header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// ECS `user_agent.original`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// ECS `http.response.status_code` (the first response's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub requests: u32,
+    pub responses: u32,
+    /// Responses with a 4xx status.
+    pub client_errors: u32,
+}
+
+/// TLS ClientHello.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsMeta {
+    /// ECS `tls.client.server_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// The highest version offered (`1.3` from supported_versions, else the
+    /// hello's own), ECS `tls.version`.
+    pub version: String,
+    /// ECS `tls.client.ja3`: MD5 of the JA3 string.
+    pub ja3: String,
+}
+
+/// SSH identification lines (`SSH-2.0-OpenSSH_9.2p1`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SshMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+/// DNS over UDP: the first question, the first response code, counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsMeta {
+    /// ECS `dns.question.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ECS `dns.question.type` (`A`, `TXT`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qtype: Option<String>,
+    /// ECS `dns.response_code` (`NOERROR`, `NXDOMAIN`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<String>,
+    pub queries: u32,
+    pub responses: u32,
 }
 
 /// Why a flow ended.
@@ -832,6 +983,9 @@ pub struct FlowFields {
     pub bytes: u64,
     pub duration_ns: u64,
     pub end: FlowEnd,
+    /// What the flow's first bytes said (HTTP, TLS, SSH, DNS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppMeta>,
 }
 
 /// The most anomalous window of a process (syscall alerts).
@@ -1222,6 +1376,18 @@ mod tests {
             end: FlowEnd::default(),
             pid: Some(7),
             exe: Some("/usr/bin/curl".into()),
+            app: Some(AppMeta {
+                http: Some(HttpMeta {
+                    method: Some("GET".into()),
+                    uri: Some("/admin".into()),
+                    status: Some(404),
+                    requests: 1,
+                    responses: 1,
+                    client_errors: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
         };
         let heartbeat = Heartbeat {
             version: "0.1.0".into(),

@@ -12,6 +12,7 @@ fn args(pcap: &Path, csv: Option<&Path>) -> FlowsArgs {
         idle_timeout: Duration::from_secs(120),
         active_timeout: Duration::from_secs(1800),
         max_flows: 1000,
+        app_bytes: 4096,
     }
 }
 

@@ -327,6 +327,7 @@ fn flows_agree_with_nfstream() {
             idle_timeout: Duration::from_secs(30),
             active_timeout: Duration::from_secs(1800),
             max_flows: 1_000_000,
+            app_bytes: 4096,
         })
         .unwrap();
         let mut rdr = csv::Reader::from_path(&ours_csv).unwrap();
@@ -367,6 +368,7 @@ fn a_capture_file_through_the_node() {
         idle_timeout: Duration::from_secs(30),
         active_timeout: Duration::from_secs(1800),
         max_flows: 262_144,
+        app_bytes: 4096,
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -824,4 +826,80 @@ action = "stop"
         let _ = child.wait();
         assert!(node.stop(Duration::from_secs(10)).success());
     }
+}
+
+/// Application metadata from real tools' traffic (a fresh lab run): dirb's
+/// web probing is HTTP requests answered 404, hydra's SSH brute force names
+/// both SSH programs; the CSV carries them in ECS-named columns.
+#[test]
+fn lab_captures_carry_application_metadata() {
+    let Some(lab) = fresh_lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let rows = |pcap: &str| -> Vec<std::collections::HashMap<String, String>> {
+        let csv = dir.path().join(format!("{pcap}.csv"));
+        daisi::commands::flows::flows(&daisi::commands::flows::FlowsArgs {
+            pcap: lab.join(pcap),
+            csv: Some(csv.clone()),
+            idle_timeout: Duration::from_secs(30),
+            active_timeout: Duration::from_secs(1800),
+            max_flows: 1_000_000,
+            app_bytes: 4096,
+        })
+        .unwrap();
+        let mut rdr = csv::Reader::from_path(&csv).unwrap();
+        let h = rdr.headers().unwrap().clone();
+        rdr.records()
+            .map(|r| {
+                let r = r.unwrap();
+                h.iter()
+                    .zip(r.iter())
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .collect()
+    };
+    let web = rows("web_probe.pcap");
+    let http: Vec<_> = web
+        .iter()
+        .filter(|r| r["http.request.method"] == "GET")
+        .collect();
+    assert!(!http.is_empty(), "no HTTP metadata in dirb's flows");
+    let not_found = http
+        .iter()
+        .filter(|r| r["http.response.status_code"] == "404")
+        .count();
+    assert!(
+        not_found * 2 > http.len(),
+        "{not_found} of {} HTTP flows answered 404",
+        http.len()
+    );
+    // dirb presents itself as an old browser.
+    assert!(
+        http.iter()
+            .any(|r| r["user_agent.original"].starts_with("Mozilla/4.0 (compatible; MSIE")),
+        "{:?}",
+        http.first()
+    );
+    assert!(http.iter().all(|r| r["url.original"].starts_with('/')));
+    let requests: u64 = http
+        .iter()
+        .map(|r| r["daisi.http.requests"].parse::<u64>().unwrap())
+        .sum();
+    assert!(requests >= http.len() as u64);
+    let ssh = rows("hydra_ssh.pcap");
+    let banners: Vec<_> = ssh
+        .iter()
+        .filter(|r| !r["daisi.ssh.server"].is_empty())
+        .collect();
+    assert!(!banners.is_empty(), "no SSH banners in hydra's flows");
+    assert!(
+        banners
+            .iter()
+            .all(|r| r["daisi.ssh.server"].starts_with("SSH-2.0-OpenSSH")),
+        "{:?}",
+        banners[0]
+    );
+    assert!(banners
+        .iter()
+        .any(|r| r["daisi.ssh.client"].starts_with("SSH-2.0-")));
 }

@@ -1,8 +1,8 @@
 //! Captured frames: any bytes on the wire, through the packet parser and
-//! the flow table. Every packet parsed goes to exactly one flow or is
+//! the flow table (with application metadata). Every packet parsed goes to exactly one flow or is
 //! absorbed by a closed one; the table never holds more than its limit.
 #![no_main]
-use daisi::capture::packets::{parse, LinkKind};
+use daisi::capture::packets::{parse_with_payload, LinkKind};
 use daisi::flows::{FlowLimits, FlowTable};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,6 +22,10 @@ fuzz_target!(|data: &[u8]| {
         idle_timeout_ns: 1_000_000,
         active_timeout_ns: 5_000_000,
         max_flows: MAX_FLOWS,
+        app: Some(daisi::flows::app::Budget {
+            bytes: 512,
+            max_string: 64,
+        }),
     });
     let (mut parsed, mut done) = (0u64, Vec::new());
     let mut ts = 0u64;
@@ -32,9 +36,9 @@ fuzz_target!(|data: &[u8]| {
         let frame = &rest[..len.min(rest.len())];
         rest = &rest[frame.len()..];
         ts += step * 100_000;
-        if let Ok(p) = parse(link, frame, ts, frame.len() as u32 + 4) {
+        if let Ok((p, payload)) = parse_with_payload(link, frame, ts, frame.len() as u32 + 4) {
             parsed += 1;
-            table.packet(p, &mut done);
+            table.packet_with_payload(p, payload, &mut done);
             assert!(
                 table.len() <= MAX_FLOWS,
                 "the table holds at most its limit"

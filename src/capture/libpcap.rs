@@ -3,7 +3,7 @@
 //! same reader serves the packet-source actor, `daisi flows`, and network
 //! training/evaluation, so every path parses packets the same way.
 
-use super::packets::{parse, LinkKind, Skip};
+use super::packets::{parse_with_payload, LinkKind, Skip};
 use crate::flows::{FinishedFlow, FlowLimits, FlowTable, PacketMeta};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,9 +53,10 @@ enum Handle {
     File(pcap::Capture<pcap::Offline>),
 }
 
-/// What one read produced.
-pub enum Next {
-    Packet(Result<PacketMeta, Skip>),
+/// What one read produced: a packet's headers and its transport payload's
+/// captured bytes (valid until the next read).
+pub enum Next<'a> {
+    Packet(Result<(PacketMeta, &'a [u8]), Skip>),
     /// Live capture: no packet is ready now (see [`PacketReader::wait`]).
     Idle,
     /// The file ended.
@@ -166,7 +167,7 @@ impl PacketReader {
     }
 
     /// Reads one packet (blocking up to the live timeout).
-    pub fn read(&mut self) -> Next {
+    pub fn read(&mut self) -> Next<'_> {
         let r = match &mut self.handle {
             Handle::Live(c) => c.next_packet(),
             Handle::File(c) => c.next_packet(),
@@ -177,7 +178,7 @@ impl PacketReader {
                 let ts = p.header.ts.tv_sec.max(0) as u64 * 1_000_000_000
                     + p.header.ts.tv_usec.max(0) as u64;
                 // Sizes are the frame's length on the wire, as FlowMeter's.
-                Next::Packet(parse(self.link, p.data, ts, p.header.len))
+                Next::Packet(parse_with_payload(self.link, p.data, ts, p.header.len))
             }
             Err(pcap::Error::TimeoutExpired) => Next::Idle,
             Err(pcap::Error::NoMorePackets) => Next::End,
@@ -232,7 +233,7 @@ pub fn file_flows<E>(
                 Next::Packet(p) => {
                     s.packets += 1;
                     match p {
-                        Ok(meta) => table.packet(meta, &mut done),
+                        Ok((meta, payload)) => table.packet_with_payload(meta, payload, &mut done),
                         Err(skip) => *s.skipped.entry(skip.name()).or_default() += 1,
                     }
                     s.peak_open = s.peak_open.max(table.len());

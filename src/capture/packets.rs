@@ -71,6 +71,17 @@ const SLL2_HEADER: usize = 20;
 /// still yields its headers (sizes come from the capture header, not the
 /// bytes kept).
 pub fn parse(link: LinkKind, data: &[u8], ts_ns: u64, size: u32) -> Result<PacketMeta, Skip> {
+    parse_with_payload(link, data, ts_ns, size).map(|(meta, _)| meta)
+}
+
+/// [`parse`], and the transport payload's captured bytes (empty for ICMP,
+/// and past the snap length).
+pub fn parse_with_payload(
+    link: LinkKind,
+    data: &[u8],
+    ts_ns: u64,
+    size: u32,
+) -> Result<(PacketMeta, &[u8]), Skip> {
     let ether_type = |at: usize, header: usize| -> Result<LaxSlicedPacket<'_>, Skip> {
         if data.len() < header {
             return Err(Skip::Malformed);
@@ -111,19 +122,25 @@ pub fn parse(link: LinkKind, data: &[u8], ts_ns: u64, size: u32) -> Result<Packe
     if fragmented {
         return Err(Skip::Fragment);
     }
-    let (sport, dport, syn, fin, rst) = match &sliced.transport {
+    let (sport, dport, syn, fin, rst, payload) = match &sliced.transport {
         Some(TransportSlice::Tcp(t)) => (
             t.source_port(),
             t.destination_port(),
             t.syn(),
             t.fin(),
             t.rst(),
+            t.payload(),
         ),
-        Some(TransportSlice::Udp(u)) => {
-            (u.source_port(), u.destination_port(), false, false, false)
-        }
+        Some(TransportSlice::Udp(u)) => (
+            u.source_port(),
+            u.destination_port(),
+            false,
+            false,
+            false,
+            u.payload(),
+        ),
         Some(TransportSlice::Icmpv4(_)) | Some(TransportSlice::Icmpv6(_)) => {
-            (0, 0, false, false, false)
+            (0, 0, false, false, false, &[][..])
         }
         // TCP/UDP/ICMP whose header was cut short or is invalid.
         None if matches!(
@@ -135,14 +152,17 @@ pub fn parse(link: LinkKind, data: &[u8], ts_ns: u64, size: u32) -> Result<Packe
         }
         _ => return Err(Skip::OtherProtocol),
     };
-    Ok(PacketMeta {
-        ts_ns,
-        src: (src_ip, sport),
-        dst: (dst_ip, dport),
-        proto: proto.0,
-        size,
-        syn,
-        fin,
-        rst,
-    })
+    Ok((
+        PacketMeta {
+            ts_ns,
+            src: (src_ip, sport),
+            dst: (dst_ip, dport),
+            proto: proto.0,
+            size,
+            syn,
+            fin,
+            rst,
+        },
+        payload,
+    ))
 }

@@ -27,6 +27,65 @@ pub struct FlowsArgs {
     /// Flows held at once; the least recently seen is ended early (counted).
     #[arg(long, default_value_t = 1_000_000)]
     pub max_flows: usize,
+    /// Payload bytes each flow's application metadata may look at (HTTP,
+    /// TLS, SSH, DNS); 0: statistics only.
+    #[arg(long, default_value_t = 4096)]
+    pub app_bytes: usize,
+}
+
+/// The application metadata columns, after FlowMeter's and ours: ECS's
+/// names where ECS has the field, `daisi.*` for the rest.
+pub const APP_COLUMNS: [&str; 18] = [
+    "http.request.method",
+    "url.original",
+    "url.domain",
+    "user_agent.original",
+    "http.response.status_code",
+    "daisi.http.requests",
+    "daisi.http.responses",
+    "daisi.http.client_errors",
+    "tls.client.server_name",
+    "tls.version",
+    "tls.client.ja3",
+    "daisi.ssh.client",
+    "daisi.ssh.server",
+    "dns.question.name",
+    "dns.question.type",
+    "dns.response_code",
+    "daisi.dns.queries",
+    "daisi.app.cut",
+];
+
+/// A flow's application metadata as [`APP_COLUMNS`] (empty when absent).
+pub fn app_fields(app: Option<&crate::messages::AppMeta>) -> [String; 18] {
+    let s = |v: Option<&String>| v.cloned().unwrap_or_default();
+    let n = |v: Option<String>| v.unwrap_or_default();
+    let a = app.cloned().unwrap_or_default();
+    let h = a.http.unwrap_or_default();
+    let t = a.tls.unwrap_or_default();
+    let ssh = a.ssh.unwrap_or_default();
+    let d = a.dns.unwrap_or_default();
+    let has_http = h.requests + h.responses > 0;
+    [
+        s(h.method.as_ref()),
+        s(h.uri.as_ref()),
+        s(h.host.as_ref()),
+        s(h.user_agent.as_ref()),
+        n(h.status.map(|c| c.to_string())),
+        n(has_http.then(|| h.requests.to_string())),
+        n(has_http.then(|| h.responses.to_string())),
+        n(has_http.then(|| h.client_errors.to_string())),
+        s(t.server_name.as_ref()),
+        t.version,
+        t.ja3,
+        s(ssh.client.as_ref()),
+        s(ssh.server.as_ref()),
+        s(d.name.as_ref()),
+        s(d.qtype.as_ref()),
+        s(d.response_code.as_ref()),
+        n((d.queries > 0).then(|| d.queries.to_string())),
+        if a.cut { "1".into() } else { String::new() },
+    ]
 }
 
 /// The CSV header: FlowMeter's columns, then ours.
@@ -44,6 +103,7 @@ pub fn csv_header() -> Vec<String> {
     .collect();
     h.extend(FEATURES.iter().map(|s| s.to_string()));
     h.push("endReason".into());
+    h.extend(APP_COLUMNS.iter().map(|s| s.to_string()));
     h
 }
 
@@ -65,6 +125,9 @@ fn write_row<W: std::io::Write>(w: &mut csv::Writer<W>, f: &FinishedFlow) -> csv
         }
     }
     w.write_field(f.end.name())?;
+    for v in app_fields(f.app.as_ref()) {
+        w.write_field(v)?;
+    }
     w.write_record(None::<&[u8]>)
 }
 
@@ -73,6 +136,10 @@ pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
         idle_timeout_ns: args.idle_timeout.as_nanos() as u64,
         active_timeout_ns: args.active_timeout.as_nanos() as u64,
         max_flows: args.max_flows.max(1),
+        app: (args.app_bytes > 0).then(|| crate::flows::app::Budget {
+            bytes: args.app_bytes,
+            ..Default::default()
+        }),
     };
     let mut writer = match &args.csv {
         Some(p) => {

@@ -39,6 +39,8 @@ impl FlowOptions {
             idle_timeout_ns: self.idle_timeout.as_nanos() as u64,
             active_timeout_ns: self.active_timeout.as_nanos() as u64,
             max_flows: 1_000_000,
+            // The flow model reads statistics only.
+            app: None,
         }
     }
 }

@@ -538,6 +538,7 @@ mod tests {
                 end: crate::messages::FlowEnd::Rst,
                 pid: None,
                 exe: None,
+                app: None,
             },
             score: 0.9,
             top: vec![],

@@ -16,6 +16,7 @@ pub fn flow_alert(host: &str, d: &FlowDetection, threshold: f64, model: &str) ->
         bytes: get("packetSizeTotal") as u64,
         duration_ns: get("flowDuration") as u64,
         end: f.end,
+        app: f.app.clone(),
     };
     let features: Vec<FeatureFields> = d
         .top
@@ -33,7 +34,7 @@ pub fn flow_alert(host: &str, d: &FlowDetection, threshold: f64, model: &str) ->
         ..Default::default()
     });
     let summary = format!(
-        "{} flow {}:{} -> {}:{} ({} packets, {} bytes in {:.3} s, ended by {}){}: malicious with p = {:.3} > {:.3}{}",
+        "{} flow {}:{} -> {}:{} ({} packets, {} bytes in {:.3} s, ended by {}){}{}: malicious with p = {:.3} > {:.3}{}",
         crate::flows::proto_name(f.proto),
         f.src,
         f.src_port,
@@ -50,6 +51,12 @@ pub fn flow_alert(host: &str, d: &FlowDetection, threshold: f64, model: &str) ->
                 p.pid,
                 p.executable.as_deref().unwrap_or("executable unknown")
             ))
+            .unwrap_or_default(),
+        f.app
+            .as_ref()
+            .map(|a| a.describe())
+            .filter(|d| !d.is_empty())
+            .map(|d| format!(", {d}"))
             .unwrap_or_default(),
         d.score,
         threshold,

@@ -53,7 +53,21 @@ pub struct FlowMergeConfig {
     /// Most attribution lookups per second (each reads /proc/net tables;
     /// beyond this, flows go unattributed and are counted).
     pub attribute_per_second: u32,
+    /// Payload bytes each flow's application metadata may look at (HTTP,
+    /// TLS, SSH, DNS; `flows::app`); 0: none. A flow going on past it is
+    /// counted (`flow_merge.app_cut`). Needs `packet_source.payload_bytes`.
+    pub app_bytes: usize,
     pub mailbox: MailboxConfig,
+}
+
+impl FlowMergeConfig {
+    /// The flow table's metadata budget (`None` when off).
+    pub fn app_budget(&self) -> Option<crate::flows::app::Budget> {
+        (self.app_bytes > 0).then(|| crate::flows::app::Budget {
+            bytes: self.app_bytes,
+            ..Default::default()
+        })
+    }
 }
 
 impl Default for FlowMergeConfig {
@@ -66,6 +80,7 @@ impl Default for FlowMergeConfig {
             max_batch: 256,
             attribute: true,
             attribute_per_second: 2000,
+            app_bytes: 4096,
             mailbox: MailboxConfig {
                 capacity: 16,
                 ..Default::default()
@@ -111,6 +126,7 @@ pub fn to_record(f: FinishedFlow, owner: Option<Owner>) -> FlowRecord {
         end: f.end.into(),
         pid: owner.as_ref().map(|o| o.pid),
         exe: owner.and_then(|o| o.exe),
+        app: f.app,
     }
 }
 
@@ -132,6 +148,7 @@ pub struct FlowMerge {
     flows: Counter,
     evicted: Counter,
     absorbed: Counter,
+    app_cut: Counter,
     attributed: Counter,
     unattributed: Counter,
     open: Gauge,
@@ -145,11 +162,13 @@ impl FlowMerge {
                 idle_timeout_ns: cfg.idle_timeout.as_nanos() as u64,
                 active_timeout_ns: cfg.active_timeout.as_nanos() as u64,
                 max_flows: cfg.max_flows,
+                app: cfg.app_budget(),
             }),
             restarts: Restarts::new(Self::NAME, m),
             flows: m.counter("flow_merge.flows"),
             evicted: m.counter("flow_merge.evicted"),
             absorbed: m.counter("flow_merge.absorbed"),
+            app_cut: m.counter("flow_merge.app_cut"),
             attributed: m.counter("flow_merge.attributed"),
             unattributed: m.counter("flow_merge.unattributed"),
             owners: (live && cfg.attribute).then(|| {
@@ -206,6 +225,7 @@ impl FlowMerge {
         for (total, counter) in [
             (self.table.evicted, &self.evicted),
             (self.table.absorbed, &self.absorbed),
+            (self.table.app_cut, &self.app_cut),
         ] {
             let counted = counter.get();
             if total > counted {
@@ -289,7 +309,7 @@ impl Actor for FlowMerge {
 impl Handler<Packets> for FlowMerge {
     type Result = ();
     fn handle(&mut self, msg: Packets, ctx: &mut Context<Self>) {
-        for p in msg.packets {
+        for (i, &p) in msg.packets.iter().enumerate() {
             self.latest_ns = self.latest_ns.max(p.ts_ns);
             if self.owners.is_some()
                 && matches!(p.proto, 6 | 17)
@@ -297,7 +317,8 @@ impl Handler<Packets> for FlowMerge {
             {
                 self.attribute(&p);
             }
-            self.table.packet(p, &mut self.done);
+            self.table
+                .packet_with_payload(p, msg.payload_of(i), &mut self.done);
         }
         if msg.end {
             self.table.flush(&mut self.done);

@@ -50,7 +50,10 @@ pub struct PacketSourceConfig {
     pub interface: String,
     /// live: BPF capture filter (tcpdump syntax); empty = everything.
     pub filter: String,
-    /// live: bytes kept of each packet; headers are all flows need.
+    /// live: bytes kept of each packet: the headers, and as much of the
+    /// payload as application metadata reads (a TLS ClientHello is 200 to
+    /// 600 bytes; larger ones, with post-quantum key shares, are cut and
+    /// give no TLS metadata).
     pub snaplen: u32,
     /// live: put the interface in promiscuous mode.
     pub promiscuous: bool,
@@ -64,6 +67,9 @@ pub struct PacketSourceConfig {
     /// A partly filled batch is handed on after this long.
     #[serde(with = "humantime_serde")]
     pub flush_every: Duration,
+    /// Bytes of each packet's payload handed to the flow merge for
+    /// application metadata (`flow_merge.app_bytes`); 0: none.
+    pub payload_bytes: usize,
 }
 
 impl Default for PacketSourceConfig {
@@ -72,12 +78,13 @@ impl Default for PacketSourceConfig {
             kind: PacketSourceKind::None,
             interface: "any".into(),
             filter: String::new(),
-            snaplen: 256,
+            snaplen: 1024,
             promiscuous: false,
             buffer_bytes: 16 << 20,
             path: None,
             batch: 512,
             flush_every: Duration::from_millis(50),
+            payload_bytes: 1024,
         }
     }
 }
@@ -149,7 +156,31 @@ impl PacketSourceConfig {
 #[rtype(result = "()")]
 pub struct Packets {
     pub packets: Vec<PacketMeta>,
+    /// With application metadata on: the first bytes of each packet's
+    /// payload, one after another; packet `i`'s end at `payload_ends[i]`
+    /// (empty when off).
+    pub payload: Vec<u8>,
+    pub payload_ends: Vec<u32>,
     pub end: bool,
+}
+
+impl Packets {
+    fn with_capacity(n: usize) -> Packets {
+        Packets {
+            packets: Vec::with_capacity(n),
+            ..Default::default()
+        }
+    }
+
+    /// Packet `i`'s payload bytes (empty when none were kept).
+    pub fn payload_of(&self, i: usize) -> &[u8] {
+        let end = self.payload_ends.get(i).copied().unwrap_or(0) as usize;
+        let start = match i {
+            0 => 0,
+            _ => self.payload_ends.get(i - 1).copied().unwrap_or(0) as usize,
+        };
+        self.payload.get(start..end).unwrap_or(&[])
+    }
 }
 
 /// The packet-capture actor.
@@ -212,6 +243,7 @@ impl PacketSource {
         let stop = self.stop.clone();
         let m = self.node.metrics.clone();
         let (batch, flush_every) = (self.cfg.batch, self.cfg.flush_every);
+        let keep = self.cfg.payload_bytes;
         let file = self.cfg.kind == PacketSourceKind::File;
         let packets = self.packets.clone();
         std::thread::Builder::new()
@@ -227,7 +259,12 @@ impl PacketSource {
                         if_dropped.set(i);
                     }
                 };
-                let mut buf = Vec::with_capacity(batch);
+                let mut buf = Packets::with_capacity(batch);
+                // Hands over the batch so far.
+                let take = |buf: &mut Packets, end: bool| Packets {
+                    end,
+                    ..std::mem::replace(buf, Packets::with_capacity(batch))
+                };
                 let mut since = Instant::now();
                 let mut stats_at = Instant::now();
                 // One counter per reason, looked up once (not per packet).
@@ -244,17 +281,20 @@ impl PacketSource {
                             }
                             packets.inc();
                             match p {
-                                Ok(meta) => buf.push(meta),
+                                Ok((meta, bytes)) => {
+                                    buf.packets.push(meta);
+                                    if keep > 0 {
+                                        buf.payload.extend_from_slice(&bytes[..bytes.len().min(keep)]);
+                                        buf.payload_ends.push(buf.payload.len() as u32);
+                                    }
+                                }
                                 Err(why) => skipped[why as usize].inc(),
                             }
                         }
                         Next::Idle => {
                             // Nothing ready: hand on what we hold, then wait.
-                            if !buf.is_empty() {
-                                let msg = Packets {
-                                    packets: std::mem::replace(&mut buf, Vec::with_capacity(batch)),
-                                    end: false,
-                                };
+                            if !buf.packets.is_empty() {
+                                let msg = take(&mut buf, false);
                                 if tx.blocking_send(msg).is_err() {
                                     return;
                                 }
@@ -273,19 +313,13 @@ impl PacketSource {
                             // supervisor opens the capture again.
                             m.counter("packet_source.capture_errors").inc();
                             tracing::error!(error = %e, "live capture failed");
-                            let _ = tx.blocking_send(Packets {
-                                packets: buf,
-                                end: false,
-                            });
+                            let _ = tx.blocking_send(take(&mut buf, false));
                             return;
                         }
                     }
-                    if end || buf.len() >= batch || since.elapsed() >= flush_every {
-                        if !buf.is_empty() || end {
-                            let msg = Packets {
-                                packets: std::mem::replace(&mut buf, Vec::with_capacity(batch)),
-                                end,
-                            };
+                    if end || buf.packets.len() >= batch || since.elapsed() >= flush_every {
+                        if !buf.packets.is_empty() || end {
+                            let msg = take(&mut buf, end);
                             if tx.blocking_send(msg).is_err() {
                                 return;
                             }
@@ -303,10 +337,7 @@ impl PacketSource {
                 }
                 // Stopping: hand on what is buffered, and the final counts.
                 kernel_counts(&mut reader);
-                let _ = tx.blocking_send(Packets {
-                    packets: buf,
-                    end: file,
-                });
+                let _ = tx.blocking_send(take(&mut buf, file));
             })
             .expect("spawning a thread");
         let out = self.out.clone();

@@ -12,6 +12,8 @@
 //!
 //! Memory per flow is constant: running statistics, no packet arrays.
 
+pub mod app;
+
 use std::collections::BTreeMap;
 
 /// FlowMeter's feature columns, in its order. The last six are rates: the
@@ -512,6 +514,9 @@ pub struct FinishedFlow {
     pub proto: u8,
     pub stats: FlowStats,
     pub end: EndReason,
+    /// Application metadata, when the table looks at payloads and the flow
+    /// carried any.
+    pub app: Option<crate::messages::AppMeta>,
 }
 
 /// Flow table limits.
@@ -520,6 +525,9 @@ pub struct FlowLimits {
     pub idle_timeout_ns: u64,
     pub active_timeout_ns: u64,
     pub max_flows: usize,
+    /// Look at payloads for application metadata, within this budget
+    /// (`None`: statistics only).
+    pub app: Option<app::Budget>,
 }
 
 struct Open {
@@ -529,6 +537,7 @@ struct Open {
     stats: FlowStats,
     fin_fwd: bool,
     fin_bwd: bool,
+    app: Option<Box<app::AppState>>,
 }
 
 /// Bidirectional flow key (unordered endpoints, protocol).
@@ -551,6 +560,8 @@ pub struct FlowTable {
     /// Packets absorbed by a recently closed flow, and their bytes.
     pub absorbed: u64,
     pub absorbed_bytes: u64,
+    /// Flows whose payload went on past the metadata budget.
+    pub app_cut: u64,
 }
 
 /// A flow's key: its 5-tuple, the same whichever way a packet goes.
@@ -573,6 +584,7 @@ impl FlowTable {
             evicted: 0,
             absorbed: 0,
             absorbed_bytes: 0,
+            app_cut: 0,
         }
     }
 
@@ -596,27 +608,56 @@ impl FlowTable {
         self.open.is_empty()
     }
 
-    fn finish(o: Open, end: EndReason) -> FinishedFlow {
+    fn finish(&mut self, o: Open, end: EndReason) -> FinishedFlow {
+        let app = o.app.map(|a| a.meta);
+        if app.as_ref().is_some_and(|a| a.cut) {
+            self.app_cut += 1;
+        }
         FinishedFlow {
             src: o.src,
             dst: o.dst,
             proto: o.proto,
             stats: o.stats,
             end,
+            app,
         }
     }
 
-    /// Adds a packet; returns the flows that ended because of it (its own
-    /// flow on FIN/RST, a timed-out flow it would have joined, or the least
-    /// recently seen flow evicted to make room).
+    /// Adds a packet without its payload (statistics only).
     pub fn packet(&mut self, p: PacketMeta, out: &mut Vec<FinishedFlow>) {
+        self.packet_with_payload(p, &[], out)
+    }
+
+    /// Adds a packet and its transport payload (looked at for metadata
+    /// when the table's limits say so); returns the flows that ended
+    /// because of it (its own flow on FIN/RST, a timed-out flow it would
+    /// have joined, or the least recently seen flow evicted to make room).
+    pub fn packet_with_payload(
+        &mut self,
+        p: PacketMeta,
+        payload: &[u8],
+        out: &mut Vec<FinishedFlow>,
+    ) {
+        let look = |o: &mut Open, forward: bool, budget: Option<app::Budget>| {
+            if let (Some(b), false) = (budget, payload.is_empty()) {
+                let dns = o.proto == 17 && (o.src.1 == 53 || o.dst.1 == 53);
+                o.app.get_or_insert_with(Default::default).segment(
+                    payload,
+                    forward,
+                    o.proto == 17,
+                    dns,
+                    b,
+                );
+            }
+        };
+        let budget = self.limits.app;
         let k = flow_key(p.src, p.dst, p.proto);
         if let Some(o) = self.open.peek(&k) {
             let idle = p.ts_ns.saturating_sub(o.stats.last_ns) > self.limits.idle_timeout_ns;
             let active = p.ts_ns.saturating_sub(o.stats.first_ns) > self.limits.active_timeout_ns;
             if idle || active {
                 let o = self.open.pop(&k).expect("peeked");
-                out.push(Self::finish(
+                out.push(self.finish(
                     o,
                     if idle {
                         EndReason::Idle
@@ -630,6 +671,7 @@ impl FlowTable {
             Some(o) => {
                 let forward = p.src == o.src;
                 o.stats.add(p.ts_ns, p.size, forward);
+                look(o, forward, budget);
                 if p.fin {
                     if forward {
                         o.fin_fwd = true
@@ -644,7 +686,7 @@ impl FlowTable {
                         EndReason::Fin
                     };
                     let o = self.open.pop(&k).expect("present");
-                    out.push(Self::finish(o, end));
+                    out.push(self.finish(o, end));
                     self.closed.put(k, p.ts_ns);
                 }
             }
@@ -661,21 +703,23 @@ impl FlowTable {
                 if self.open.len() >= self.limits.max_flows {
                     if let Some((_, o)) = self.open.pop_lru() {
                         self.evicted += 1;
-                        out.push(Self::finish(o, EndReason::Evicted));
+                        out.push(self.finish(o, EndReason::Evicted));
                     }
                 }
                 // A new flow on this key: its predecessor's linger is over.
                 self.closed.pop(&k);
-                let o = Open {
+                let mut o = Open {
                     src: p.src,
                     dst: p.dst,
                     proto: p.proto,
                     stats: FlowStats::new(p.ts_ns, p.size),
                     fin_fwd: p.fin,
                     fin_bwd: false,
+                    app: None,
                 };
+                look(&mut o, true, budget);
                 if p.rst {
-                    out.push(Self::finish(o, EndReason::Rst));
+                    out.push(self.finish(o, EndReason::Rst));
                     self.closed.put(k, p.ts_ns);
                 } else {
                     self.open.put(k, o);
@@ -700,7 +744,7 @@ impl FlowTable {
         for k in keys {
             if let Some(o) = self.open.pop(&k) {
                 let idle = now_ns.saturating_sub(o.stats.last_ns) > self.limits.idle_timeout_ns;
-                out.push(Self::finish(
+                out.push(self.finish(
                     o,
                     if idle {
                         EndReason::Idle
@@ -715,7 +759,7 @@ impl FlowTable {
     /// Ends every open flow (end of input, shutdown).
     pub fn flush(&mut self, out: &mut Vec<FinishedFlow>) {
         while let Some((_, o)) = self.open.pop_lru() {
-            out.push(Self::finish(o, EndReason::Flushed));
+            out.push(self.finish(o, EndReason::Flushed));
         }
     }
 }
@@ -729,6 +773,7 @@ mod table_tests {
         idle_timeout_ns: 1_000_000_000,
         active_timeout_ns: 10_000_000_000,
         max_flows: 2,
+        app: None,
     };
 
     fn ep(last: u8, port: u16) -> Endpoint {
