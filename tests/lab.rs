@@ -903,3 +903,41 @@ fn lab_captures_carry_application_metadata() {
         .iter()
         .any(|r| r["daisi.ssh.client"].starts_with("SSH-2.0-")));
 }
+
+/// Per-source rules on a fresh lab run (real tools): the scans, the SYN
+/// flood and dirb's web probing, which single flows miss, are raised for
+/// the attacker; the benign traffic raises nothing.
+#[test]
+fn per_source_rules_catch_what_single_flows_miss() {
+    let Some(lab) = fresh_lab() else { return };
+    let rows = daisi::commands::network::per_source(
+        &lab.join("labels.csv"),
+        &[],
+        &daisi::commands::network::FlowOptions {
+            idle_timeout: Duration::from_secs(30),
+            active_timeout: Duration::from_secs(1800),
+        },
+    )
+    .unwrap();
+    daisi::commands::network::print_per_source(&rows);
+    let patterns = |kind: &str| {
+        rows.iter()
+            .find(|r| r.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind} capture"))
+            .attacker_patterns
+            .clone()
+    };
+    for (kind, pattern) in [
+        ("nmap_syn", "port_scan"),
+        ("nmap_connect", "port_scan"),
+        ("nmap_udp", "port_scan"),
+        ("hping_syn", "connection_flood"),
+        ("web_probe", "web_probing"),
+    ] {
+        assert!(
+            patterns(kind).iter().any(|p| p == pattern),
+            "{kind}: {rows:#?}"
+        );
+    }
+    assert!(rows.iter().all(|r| r.false_alarms == 0), "{rows:#?}");
+}

@@ -197,6 +197,128 @@ pub fn load_labelled(
     Ok(out)
 }
 
+/// What the per-source rules raised on one labelled capture.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceFigures {
+    pub pcap: String,
+    pub kind: String,
+    pub attacker: Option<IpAddr>,
+    /// Flows of the capture, and its length in seconds.
+    pub flows: usize,
+    pub seconds: f64,
+    /// Patterns raised for the attacker, and for anyone else (false
+    /// alarms).
+    pub attacker_patterns: Vec<String>,
+    pub false_alarms: usize,
+    /// Seconds from the attacker's first flow's start to the first finding
+    /// about it.
+    pub first_finding_s: Option<f64>,
+}
+
+/// Runs each capture's flows (application metadata on) through the
+/// per-source rules, in the order they end.
+pub fn per_source(
+    labels: &Path,
+    only: &[String],
+    opts: &FlowOptions,
+) -> anyhow::Result<Vec<SourceFigures>> {
+    use crate::flows::behaviour::{Rules, Sources};
+    let dir = labels.parent().unwrap_or(Path::new("."));
+    let mut rdr = csv::Reader::from_path(labels)
+        .with_context(|| format!("reading labels {}", labels.display()))?;
+    let mut out = Vec::new();
+    for (i, r) in rdr.deserialize::<LabelRow>().enumerate() {
+        let r = r.with_context(|| format!("{} row {}", labels.display(), i + 2))?;
+        if !(only.is_empty() || only.contains(&r.pcap)) {
+            continue;
+        }
+        let attacker: Option<IpAddr> = r
+            .attacker
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse())
+            .transpose()
+            .with_context(|| format!("{}: attacker is not an IP address", labels.display()))?;
+        let mut limits = opts.limits();
+        limits.app = Some(crate::flows::app::Budget::default());
+        let mut sources = Sources::new(Rules::default());
+        let (mut flows, mut first_ns, mut last_ns) = (0usize, u64::MAX, 0u64);
+        let mut attacker_first: Option<u64> = None;
+        let mut fig = SourceFigures {
+            pcap: r.pcap.clone(),
+            kind: r.kind.clone(),
+            attacker,
+            flows: 0,
+            seconds: 0.0,
+            attacker_patterns: Vec::new(),
+            false_alarms: 0,
+            first_finding_s: None,
+        };
+        let path = dir.join(&r.pcap);
+        file_flows(&path, limits, |f| -> anyhow::Result<()> {
+            let rec = crate::actors::network::flow_merge::to_record(f, None);
+            flows += 1;
+            first_ns = first_ns.min(rec.first_ns);
+            last_ns = last_ns.max(rec.last_ns);
+            if attacker.is_some_and(|a| rec.src.parse() == Ok(a)) {
+                attacker_first = Some(attacker_first.map_or(rec.first_ns, |t| t.min(rec.first_ns)));
+            }
+            for finding in sources.observe(&rec) {
+                if Some(finding.source) == attacker {
+                    fig.first_finding_s.get_or_insert_with(|| {
+                        finding
+                            .at_ns
+                            .saturating_sub(attacker_first.unwrap_or(finding.at_ns))
+                            as f64
+                            / 1e9
+                    });
+                    let name = finding.pattern.name().to_string();
+                    if !fig.attacker_patterns.contains(&name) {
+                        fig.attacker_patterns.push(name);
+                    }
+                } else {
+                    fig.false_alarms += 1;
+                    tracing::info!(pcap = %r.pcap, finding = %finding.summary, "per-source finding about a benign source");
+                }
+            }
+            Ok(())
+        })??;
+        fig.flows = flows;
+        fig.seconds = last_ns.saturating_sub(first_ns.min(last_ns)) as f64 / 1e9;
+        out.push(fig);
+    }
+    Ok(out)
+}
+
+/// Prints the per-source figures as a table.
+pub fn print_per_source(rows: &[SourceFigures]) {
+    println!();
+    println!("per source (rules, 60 s window)");
+    println!(
+        "{:<22} {:>7} {:>9} {:>9} {:>12}  patterns",
+        "capture", "flows", "detected", "first (s)", "false alarms"
+    );
+    for r in rows {
+        let detected = match r.attacker {
+            None => "-".to_string(),
+            Some(_) if r.attacker_patterns.is_empty() => "no".into(),
+            Some(_) => "yes".into(),
+        };
+        println!(
+            "{:<22} {:>7} {:>9} {:>9} {:>12}  {}",
+            r.kind,
+            r.flows,
+            detected,
+            r.first_finding_s
+                .map(|s| format!("{s:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            r.false_alarms,
+            r.attacker_patterns.join(", ")
+        );
+    }
+}
+
 /// Deterministic split: FNV-1a of the capture name and flow index.
 fn in_test(f: &LabelledFlow, share: f64) -> bool {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -272,6 +394,8 @@ pub fn figures(scored: &[(bool, f64)], threshold: f64) -> Figures {
 /// benign flows), with which kinds the model saw in training.
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkReport {
+    /// Per-source behaviour rules, per capture (`flows::behaviour`).
+    pub per_source: Vec<SourceFigures>,
     pub model: String,
     pub threshold: f64,
     pub overall: Figures,
@@ -316,6 +440,7 @@ pub fn evaluate(model: &FlowModel, flows: &[LabelledFlow], held_out: &[String]) 
             .map(|k| (k.to_string(), figures(&subset(&|x| x == *k), t)))
             .collect(),
         held_out_kinds: held_out.to_vec(),
+        per_source: Vec::new(),
     }
 }
 
@@ -452,8 +577,10 @@ pub fn eval(args: &EvalNetworkArgs) -> anyhow::Result<NetworkReport> {
         .filter(|f| f.malicious() && !seen.is_empty() && !seen.contains(&f.kind))
         .map(|f| f.kind.clone())
         .collect();
-    let report = evaluate(&model, &flows, &held.into_iter().collect::<Vec<_>>());
+    let mut report = evaluate(&model, &flows, &held.into_iter().collect::<Vec<_>>());
     print_report(&report);
+    report.per_source = per_source(&args.labels, &args.pcap, &args.flows)?;
+    print_per_source(&report.per_source);
     if let Some(p) = &args.report {
         write_report(p, &report)?;
     }

@@ -13,6 +13,7 @@
 //! Memory per flow is constant: running statistics, no packet arrays.
 
 pub mod app;
+pub mod behaviour;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,568 @@
+//! Per-source behaviour: what one address does across its flows, within a
+//! sliding window, judged by explicit rules. Attacks whose single flows
+//! look ordinary (many requests that all get 404, a scan of one port on
+//! many hosts) show here.
+//!
+//! Each source keeps its flows of the last [`Rules::window_ns`] (at most
+//! [`Rules::flows_per_source`], oldest dropped first); sources are an LRU
+//! of [`Rules::max_sources`] (evictions counted). A pattern is raised once
+//! per source and window. The rules and why each threshold:
+//!
+//! | pattern | raised when, within the window | why |
+//! | --- | --- | --- |
+//! | `port_scan` | ≥ `ports` distinct ports of one host, at least half of those flows failed (reset, or never answered) | a client talks to a few services of a host; a scan tries many and most are closed |
+//! | `host_sweep` | ≥ `hosts` distinct hosts on one port, at least half failed | the same service looked for across a network |
+//! | `web_probing` | ≥ `http_requests` HTTP requests, at least `http_errors` of the responses 4xx, ≥ `uris` distinct targets | browsing gets some 404s; guessing paths gets mostly 404s over many paths |
+//! | `connection_flood` | ≥ `flood` flows to one host and port, at least half failed | a SYN flood or a hammering client; a busy client's connections are answered |
+//! | `ssh_guessing` | ≥ `ssh_connections` SSH connections (banners seen) to one host | password guessing opens a connection per few tries; people and tools reuse one |
+//! | `dns_tunnelling` | ≥ `dns_queries` queries whose names average ≥ `dns_length` characters and ≥ `dns_entropy` bits per character | data encoded into names is long and random; everyday names are short and wordy |
+
+use crate::messages::{FlowEnd, FlowRecord};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+
+/// The rules' thresholds (module documentation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub window_ns: u64,
+    pub max_sources: usize,
+    pub flows_per_source: usize,
+    pub ports: usize,
+    pub hosts: usize,
+    pub http_requests: u32,
+    pub http_errors: f64,
+    pub uris: usize,
+    pub dns_queries: usize,
+    pub dns_length: f64,
+    pub dns_entropy: f64,
+    pub flood: usize,
+    pub ssh_connections: usize,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            window_ns: 60_000_000_000,
+            max_sources: 65_536,
+            flows_per_source: 2048,
+            ports: 20,
+            hosts: 20,
+            http_requests: 20,
+            http_errors: 0.5,
+            uris: 10,
+            dns_queries: 30,
+            dns_length: 30.0,
+            dns_entropy: 3.5,
+            flood: 100,
+            ssh_connections: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    PortScan,
+    HostSweep,
+    WebProbing,
+    DnsTunnelling,
+    ConnectionFlood,
+    SshGuessing,
+}
+
+impl Pattern {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::PortScan => "port_scan",
+            Pattern::HostSweep => "host_sweep",
+            Pattern::WebProbing => "web_probing",
+            Pattern::DnsTunnelling => "dns_tunnelling",
+            Pattern::ConnectionFlood => "connection_flood",
+            Pattern::SshGuessing => "ssh_guessing",
+        }
+    }
+}
+
+/// A pattern one source showed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub source: IpAddr,
+    pub pattern: Pattern,
+    /// The aggregate that crossed its threshold, and the threshold.
+    pub value: f64,
+    pub threshold: f64,
+    /// Flows of the source in the window.
+    pub flows: usize,
+    /// When (the last flow's end, ns).
+    pub at_ns: u64,
+    pub summary: String,
+}
+
+/// What a source's window keeps of one flow.
+#[derive(Debug, Clone)]
+struct Seen {
+    end_ns: u64,
+    dst: IpAddr,
+    port: u16,
+    failed: bool,
+    http_requests: u32,
+    http_responses: u32,
+    http_errors: u32,
+    uri: Option<u64>,
+    /// DNS: name length and bits per character.
+    dns: Option<(f64, f64)>,
+    ssh: bool,
+}
+
+fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Shannon entropy of the name's characters, dots left out (bits per
+/// character).
+pub fn entropy(name: &str) -> f64 {
+    let mut counts: HashMap<char, usize> = HashMap::new();
+    let mut n = 0usize;
+    for c in name.chars().filter(|&c| c != '.') {
+        *counts.entry(c.to_ascii_lowercase()).or_default() += 1;
+        n += 1;
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n as f64;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+impl Seen {
+    fn of(f: &FlowRecord) -> Seen {
+        let backward = f.features.get("bwdFlowLength").copied().unwrap_or(0.0);
+        let app = f.app.as_ref();
+        let http = app.and_then(|a| a.http.as_ref());
+        Seen {
+            end_ns: f.last_ns,
+            dst: f.dst.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            port: f.dst_port,
+            failed: f.end == FlowEnd::Rst || backward == 0.0,
+            http_requests: http.map_or(0, |h| h.requests),
+            http_responses: http.map_or(0, |h| h.responses),
+            http_errors: http.map_or(0, |h| h.client_errors),
+            uri: http.and_then(|h| h.uri.as_deref()).map(hash),
+            dns: app
+                .and_then(|a| a.dns.as_ref())
+                .and_then(|d| d.name.as_deref())
+                .map(|n| (n.len() as f64, entropy(n))),
+            ssh: app.is_some_and(|a| a.ssh.is_some()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Source {
+    flows: VecDeque<Seen>,
+    /// When each pattern was last raised.
+    raised: HashMap<Pattern, u64>,
+}
+
+/// Every source's window.
+pub struct Sources {
+    rules: Rules,
+    sources: lru::LruCache<IpAddr, Source>,
+    /// Sources forgotten because the table was full.
+    pub evicted: u64,
+}
+
+impl Sources {
+    pub fn new(rules: Rules) -> Sources {
+        Sources {
+            sources: lru::LruCache::new(
+                std::num::NonZeroUsize::new(rules.max_sources.max(1)).expect("≥ 1"),
+            ),
+            rules,
+            evicted: 0,
+        }
+    }
+
+    /// A finished flow of its source (the initiator); the patterns it
+    /// completes.
+    pub fn observe(&mut self, f: &FlowRecord) -> Vec<Finding> {
+        let Ok(src) = f.src.parse::<IpAddr>() else {
+            return Vec::new();
+        };
+        let seen = Seen::of(f);
+        let now = seen.end_ns;
+        if !self.sources.contains(&src) && self.sources.len() >= self.rules.max_sources {
+            self.evicted += 1;
+        }
+        let r = &self.rules;
+        let s = self.sources.get_or_insert_mut(src, Source::default);
+        s.flows.push_back(seen);
+        while s
+            .flows
+            .front()
+            .is_some_and(|x| x.end_ns.saturating_add(r.window_ns) < now)
+            || s.flows.len() > r.flows_per_source
+        {
+            s.flows.pop_front();
+        }
+        let mut out = Vec::new();
+        for (pattern, value, threshold, what) in judge(&s.flows, r) {
+            if s.raised
+                .get(&pattern)
+                .is_some_and(|&at| at.saturating_add(r.window_ns) >= now)
+            {
+                continue;
+            }
+            s.raised.insert(pattern, now);
+            out.push(Finding {
+                source: src,
+                pattern,
+                value,
+                threshold,
+                flows: s.flows.len(),
+                at_ns: now,
+                summary: format!(
+                    "{src}: {} ({what}; {} flows in {} s)",
+                    pattern.name(),
+                    s.flows.len(),
+                    r.window_ns / 1_000_000_000
+                ),
+            });
+        }
+        out
+    }
+}
+
+/// The patterns a window shows: (pattern, value, threshold, what).
+fn judge(flows: &VecDeque<Seen>, r: &Rules) -> Vec<(Pattern, f64, f64, String)> {
+    let mut out = Vec::new();
+    // Ports per host, hosts per port, and how many of those flows failed.
+    let mut ports: HashMap<IpAddr, (HashSet<u16>, usize, usize)> = HashMap::new();
+    let mut hosts: HashMap<u16, (HashSet<IpAddr>, usize, usize)> = HashMap::new();
+    let (mut requests, mut responses, mut errors) = (0u32, 0u32, 0u32);
+    let mut uris = HashSet::new();
+    let (mut dns, mut dns_len, mut dns_bits) = (0usize, 0.0, 0.0);
+    // Flows (and failed ones) per service; SSH connections per host.
+    let mut services: HashMap<(IpAddr, u16), (usize, usize)> = HashMap::new();
+    let mut ssh: HashMap<IpAddr, usize> = HashMap::new();
+    for f in flows {
+        let sv = services.entry((f.dst, f.port)).or_default();
+        sv.0 += 1;
+        sv.1 += usize::from(f.failed);
+        if f.ssh {
+            *ssh.entry(f.dst).or_default() += 1;
+        }
+        let p = ports.entry(f.dst).or_default();
+        p.0.insert(f.port);
+        p.1 += 1;
+        p.2 += usize::from(f.failed);
+        let h = hosts.entry(f.port).or_default();
+        h.0.insert(f.dst);
+        h.1 += 1;
+        h.2 += usize::from(f.failed);
+        requests += f.http_requests;
+        responses += f.http_responses;
+        errors += f.http_errors;
+        uris.extend(f.uri);
+        if let Some((len, bits)) = f.dns {
+            dns += 1;
+            dns_len += len;
+            dns_bits += bits;
+        }
+    }
+    let mostly_failed = |n: usize, failed: usize| failed * 2 >= n;
+    if let Some((host, (set, n, failed))) = ports
+        .iter()
+        .filter(|(_, (_, n, f))| mostly_failed(*n, *f))
+        .max_by_key(|(_, (set, _, _))| set.len())
+    {
+        if set.len() >= r.ports {
+            out.push((
+                Pattern::PortScan,
+                set.len() as f64,
+                r.ports as f64,
+                format!(
+                    "{} ports of {host}, {failed} of {n} flows failed",
+                    set.len()
+                ),
+            ));
+        }
+    }
+    if let Some((port, (set, n, failed))) = hosts
+        .iter()
+        .filter(|(_, (_, n, f))| mostly_failed(*n, *f))
+        .max_by_key(|(_, (set, _, _))| set.len())
+    {
+        if set.len() >= r.hosts {
+            out.push((
+                Pattern::HostSweep,
+                set.len() as f64,
+                r.hosts as f64,
+                format!(
+                    "{} hosts on port {port}, {failed} of {n} flows failed",
+                    set.len()
+                ),
+            ));
+        }
+    }
+    if let Some(((host, port), (n, failed))) = services
+        .iter()
+        .filter(|(_, (n, f))| mostly_failed(*n, *f))
+        .max_by_key(|(_, (n, _))| *n)
+    {
+        if *n >= r.flood {
+            out.push((
+                Pattern::ConnectionFlood,
+                *n as f64,
+                r.flood as f64,
+                format!("{n} flows to {host}:{port}, {failed} failed"),
+            ));
+        }
+    }
+    if let Some((host, n)) = ssh.iter().max_by_key(|(_, n)| **n) {
+        if *n >= r.ssh_connections {
+            out.push((
+                Pattern::SshGuessing,
+                *n as f64,
+                r.ssh_connections as f64,
+                format!("{n} SSH connections to {host}"),
+            ));
+        }
+    }
+    if requests >= r.http_requests && responses > 0 {
+        let share = f64::from(errors) / f64::from(responses);
+        if share >= r.http_errors && uris.len() >= r.uris {
+            out.push((
+                Pattern::WebProbing,
+                share,
+                r.http_errors,
+                format!(
+                    "{requests} HTTP requests for {} distinct targets, {errors} of {responses} answers 4xx",
+                    uris.len()
+                ),
+            ));
+        }
+    }
+    if dns >= r.dns_queries {
+        let (len, bits) = (dns_len / dns as f64, dns_bits / dns as f64);
+        if len >= r.dns_length && bits >= r.dns_entropy {
+            out.push((
+                Pattern::DnsTunnelling,
+                bits,
+                r.dns_entropy,
+                format!("{dns} DNS names of {len:.0} characters and {bits:.2} bits per character on average"),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{AppMeta, DnsMeta, HttpMeta};
+
+    fn flow(src: &str, dst: &str, port: u16, end_s: u64, answered: bool) -> FlowRecord {
+        FlowRecord {
+            src: src.into(),
+            dst: dst.into(),
+            src_port: 40000,
+            dst_port: port,
+            proto: 6,
+            first_ns: end_s * 1_000_000_000,
+            last_ns: end_s * 1_000_000_000,
+            features: [(
+                "bwdFlowLength".to_string(),
+                if answered { 3.0 } else { 0.0 },
+            )]
+            .into(),
+            end: if answered { FlowEnd::Fin } else { FlowEnd::Rst },
+            pid: None,
+            exe: None,
+            app: None,
+        }
+    }
+
+    #[test]
+    fn a_scan_is_raised_once_and_a_busy_client_is_not() {
+        let mut s = Sources::new(Rules::default());
+        let mut found = Vec::new();
+        for port in 1..=40 {
+            found.extend(s.observe(&flow("10.0.0.66", "10.0.0.10", port, 1, port == 22)));
+        }
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].pattern, Pattern::PortScan);
+        assert_eq!(found[0].value, 20.0, "raised as the threshold is crossed");
+        // A client making many answered connections to a few services.
+        for i in 0..200 {
+            let port = [80, 443, 53][i % 3];
+            assert!(s
+                .observe(&flow(
+                    "10.0.0.5",
+                    "10.0.0.10",
+                    port,
+                    1 + i as u64 / 10,
+                    true
+                ))
+                .is_empty());
+        }
+        // Many hosts on one port, unanswered: a sweep.
+        let mut sweep = Vec::new();
+        for h in 1..=30 {
+            sweep.extend(s.observe(&flow("10.0.0.67", &format!("10.0.1.{h}"), 445, 2, false)));
+        }
+        assert_eq!(
+            sweep.iter().map(|f| f.pattern).collect::<Vec<_>>(),
+            [Pattern::HostSweep]
+        );
+    }
+
+    #[test]
+    fn the_window_forgets_and_sources_are_bounded() {
+        let rules = Rules {
+            max_sources: 2,
+            ..Default::default()
+        };
+        let mut s = Sources::new(rules);
+        // 15 ports now and 15 two minutes later: never 20 in one window.
+        for port in 1..=15 {
+            assert!(s
+                .observe(&flow("10.0.0.66", "10.0.0.10", port, 0, false))
+                .is_empty());
+        }
+        for port in 16..=30 {
+            assert!(s
+                .observe(&flow("10.0.0.66", "10.0.0.10", port, 120, false))
+                .is_empty());
+        }
+        s.observe(&flow("10.0.0.1", "10.0.0.10", 1, 121, true));
+        s.observe(&flow("10.0.0.2", "10.0.0.10", 1, 121, true));
+        assert_eq!(s.evicted, 1);
+    }
+
+    #[test]
+    fn a_flood_and_ssh_guessing_are_raised_and_a_busy_service_is_not() {
+        let mut s = Sources::new(Rules::default());
+        let mut found = Vec::new();
+        for i in 0..150 {
+            found.extend(s.observe(&flow("10.0.0.66", "10.0.0.10", 80, i / 10, false)));
+        }
+        assert_eq!(
+            found.iter().map(|f| f.pattern).collect::<Vec<_>>(),
+            [Pattern::ConnectionFlood]
+        );
+        for i in 0..300 {
+            assert!(s
+                .observe(&flow("10.0.0.5", "10.0.0.10", 443, i / 10, true))
+                .is_empty());
+        }
+        let ssh = |t| FlowRecord {
+            app: Some(AppMeta {
+                ssh: Some(crate::messages::SshMeta {
+                    client: Some("SSH-2.0-libssh".into()),
+                    server: Some("SSH-2.0-OpenSSH_9.2".into()),
+                }),
+                ..Default::default()
+            }),
+            ..flow("10.0.0.67", "10.0.0.10", 22, t, true)
+        };
+        let found: Vec<_> = (0..12).flat_map(|i| s.observe(&ssh(i))).collect();
+        assert_eq!(
+            found.iter().map(|f| f.pattern).collect::<Vec<_>>(),
+            [Pattern::SshGuessing]
+        );
+        assert_eq!(found[0].value, 10.0);
+    }
+
+    fn web(src: &str, uri: &str, status: u16, t: u64) -> FlowRecord {
+        FlowRecord {
+            app: Some(AppMeta {
+                http: Some(HttpMeta {
+                    method: Some("GET".into()),
+                    uri: Some(uri.into()),
+                    status: Some(status),
+                    requests: 1,
+                    responses: 1,
+                    client_errors: u32::from((400..500).contains(&status)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..flow(src, "10.0.0.10", 80, t, true)
+        }
+    }
+
+    #[test]
+    fn guessing_paths_is_web_probing_and_browsing_is_not() {
+        let mut s = Sources::new(Rules::default());
+        let mut found = Vec::new();
+        for i in 0..30 {
+            found.extend(s.observe(&web("10.0.0.66", &format!("/admin{i}.php"), 404, 1)));
+        }
+        assert_eq!(
+            found.iter().map(|f| f.pattern).collect::<Vec<_>>(),
+            [Pattern::WebProbing]
+        );
+        // A reader: many pages, a few missing.
+        for i in 0..60 {
+            let status = if i % 10 == 0 { 404 } else { 200 };
+            assert!(s
+                .observe(&web("10.0.0.5", &format!("/page/{i}"), status, 1))
+                .is_empty());
+        }
+    }
+
+    #[test]
+    fn long_random_names_are_tunnelling_and_everyday_names_are_not() {
+        let dns = |src: &str, name: &str| FlowRecord {
+            app: Some(AppMeta {
+                dns: Some(DnsMeta {
+                    name: Some(name.into()),
+                    queries: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            proto: 17,
+            ..flow(src, "10.0.0.53", 53, 1, true)
+        };
+        let mut s = Sources::new(Rules::default());
+        let mut found = Vec::new();
+        let mut x = 7u64;
+        for _ in 0..40 {
+            let label: String = (0..40)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    let c = (x >> 33) % 36;
+                    char::from_digit(c as u32, 36).unwrap()
+                })
+                .collect();
+            found.extend(s.observe(&dns("10.0.0.66", &format!("{label}.t.example"))));
+        }
+        assert_eq!(
+            found.iter().map(|f| f.pattern).collect::<Vec<_>>(),
+            [Pattern::DnsTunnelling]
+        );
+        for name in [
+            "www.debian.org",
+            "deb.debian.org",
+            "api.github.com",
+            "mail.example.com",
+        ]
+        .iter()
+        .cycle()
+        .take(100)
+        {
+            assert!(s.observe(&dns("10.0.0.5", name)).is_empty());
+        }
+        assert!(entropy("aaaa") < 0.01 && entropy("abcd") == 2.0);
+    }
+}
