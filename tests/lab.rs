@@ -173,7 +173,13 @@ fn live_capture_alerts_on_a_scan_and_not_on_benign_traffic() {
             .filter(|x| x["entity"].as_str().is_some_and(|e| e.contains(&attacker)))
             .cloned()
             .collect();
-        if !hits.is_empty() || Instant::now() > until {
+        let flows = hits
+            .iter()
+            .any(|x| x["entity"].as_str().is_some_and(|e| e.starts_with("flow:")));
+        let scan = hits
+            .iter()
+            .any(|x| x["rule"]["name"] == "network.port_scan");
+        if (flows && scan) || Instant::now() > until {
             break hits;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -183,7 +189,26 @@ fn live_capture_alerts_on_a_scan_and_not_on_benign_traffic() {
         "no alert for the attacker {attacker} within 15 s of the scan; log:\n{}",
         node.log()
     );
-    for a in &found {
+    // The scan as a whole: one alert for the source, naming the pattern.
+    let scan: Vec<_> = found
+        .iter()
+        .filter(|x| x["rule"]["name"] == "network.port_scan")
+        .collect();
+    assert_eq!(
+        scan.len(),
+        1,
+        "one port_scan alert for the attacker: {found:#?}"
+    );
+    assert_eq!(scan[0]["source"]["ip"], attacker.as_str());
+    assert!(
+        scan[0]["summary"].as_str().unwrap().contains("ports of"),
+        "{}",
+        scan[0]
+    );
+    for a in found
+        .iter()
+        .filter(|x| x["rule"]["name"] != "network.port_scan")
+    {
         assert_eq!(a["module"], "network");
         assert_eq!(a["flow"]["transport"], "tcp", "{a}");
         assert!(a["features"][0]["z"].is_number(), "{a}");
@@ -412,7 +437,14 @@ cooldown = "0s"
         .to_string();
     let a = alerts(&alerts_file);
     assert!(!a.is_empty(), "no alerts:\n{log}");
-    assert_eq!(a.len() as u64, counter("flow_classifier.malicious"));
+    assert_eq!(
+        a.len() as u64,
+        counter("flow_classifier.malicious") + counter("flow_classifier.patterns")
+    );
+    assert!(
+        a.iter().any(|x| x["rule"]["name"] == "network.port_scan"),
+        "the scan as a whole"
+    );
     for x in &a {
         assert!(x["entity"].as_str().unwrap().contains(&attacker), "{x}");
     }

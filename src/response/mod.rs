@@ -151,10 +151,14 @@ fn is_local(ip: IpAddr) -> bool {
     ip.is_loopback() || ip.is_unspecified() || std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
-/// The remote end of a network alert's flow (`flow:<src>-><dst>`).
-fn remote_of(a: &Alert) -> Option<IpAddr> {
-    let (src, dst) = (a.source.as_ref()?, a.destination.as_ref()?);
-    let (src, dst): (IpAddr, IpAddr) = (src.ip.parse().ok()?, dst.ip.parse().ok()?);
+/// The remote end of a network alert: of its flow (`flow:<src>-><dst>`),
+/// or the source a per-source alert is about.
+pub fn remote_of(a: &Alert) -> Option<IpAddr> {
+    let src: IpAddr = a.source.as_ref()?.ip.parse().ok()?;
+    let Some(dst) = a.destination.as_ref() else {
+        return (!is_local(src)).then_some(src);
+    };
+    let dst: IpAddr = dst.ip.parse().ok()?;
     match (is_local(src), is_local(dst)) {
         (false, _) => Some(src),
         (true, false) => Some(dst),

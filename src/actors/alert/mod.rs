@@ -133,6 +133,8 @@ pub struct AlertActor {
     trees: Trees,
     sinks: Vec<Box<dyn Sink>>,
     responder: Option<response::Responder>,
+    /// Remotes this node blocked, and when (bounded).
+    blocked: std::collections::HashMap<std::net::IpAddr, u64>,
     /// Compute role: where response commands to collectors go.
     commands: Option<Edge<Publish>>,
     seq: u64,
@@ -182,6 +184,7 @@ impl AlertActor {
             outcomes: m.counter("alert.response_outcomes"),
             sink_errors: m.counter("alert.sink_errors"),
             sinks,
+            blocked: Default::default(),
             responder: cfg
                 .response
                 .enabled
@@ -256,6 +259,29 @@ impl AlertActor {
     fn respond(&mut self, alert: &Alert) -> bool {
         if self.responder.is_none() {
             return false;
+        }
+        // One block per remote at a time: a flow alert and the per-source
+        // alert about the same scanner, or two of its flows, block it once.
+        let block = self.responder.as_ref().and_then(|r| {
+            (r.rule_for(alert) == Some(response::Action::Block))
+                .then(|| response::remote_of(alert))
+                .flatten()
+                .map(|addr| (addr, r.config().block_for.as_nanos() as u64))
+        });
+        if let Some((addr, block_for)) = block {
+            let now = now_ns();
+            if self
+                .blocked
+                .get(&addr)
+                .is_some_and(|&at| now < at.saturating_add(block_for))
+            {
+                return false;
+            }
+            if self.blocked.len() >= 65_536 {
+                self.blocked
+                    .retain(|_, at| now < at.saturating_add(block_for));
+            }
+            self.blocked.insert(addr, now);
         }
         let (id, ts) = self.next_id();
         let Some(r) = self.responder.as_mut() else {
@@ -457,6 +483,12 @@ impl Handler<FlowDetections> for AlertActor {
             self.emit(a, &[]);
             self.claims.clear();
         }
+        for p in &msg.patterns {
+            let a = network::pattern_alert(&msg.host, p);
+            self.claims.extend(msg.receipt.clone());
+            self.emit(a, &[]);
+            self.claims.clear();
+        }
         crate::actors::runtime::receipt::all_done([&msg.receipt]);
     }
 }
@@ -617,6 +649,7 @@ mod tests {
                 let msg = FlowDetections {
                     host: "h".into(),
                     detections: (0..100).map(|i| detection(chunk * 100 + i)).collect(),
+                    patterns: vec![],
                     threshold: 0.5,
                     model: "m".into(),
                     receipt: None,
@@ -671,6 +704,7 @@ mod tests {
                 FlowDetections {
                     host: "h".into(),
                     detections: vec![flow_at(port, now - ms * 1_000_000, now)],
+                    patterns: vec![],
                     threshold: 0.5,
                     model: "m".into(),
                     receipt: None,

@@ -95,3 +95,33 @@ pub fn flow_alert(host: &str, d: &FlowDetection, threshold: f64, model: &str) ->
         )
     }
 }
+
+/// The alert for a pattern one source showed across its flows
+/// (`flows::behaviour`): one per source and pattern, folding while it goes
+/// on.
+pub fn pattern_alert(host: &str, p: &crate::flows::behaviour::Finding) -> Alert {
+    use crate::flows::behaviour::Pattern;
+    let severity = match p.pattern {
+        Pattern::ConnectionFlood | Pattern::SshGuessing | Pattern::DnsTunnelling => Severity::High,
+        Pattern::PortScan | Pattern::HostSweep | Pattern::WebProbing => Severity::Medium,
+    };
+    let mut a = Alert::new(
+        AlertModule::Network,
+        host,
+        format!("source:{}:{}", p.source, p.pattern.name()),
+        severity,
+    );
+    a.summary = format!("{} (threshold {})", p.summary, p.threshold);
+    a.score = p.value;
+    a.threshold = p.threshold;
+    a.model = "per-source rules".into();
+    a.source = Some(Endpoint {
+        ip: p.source.to_string(),
+        port: 0,
+    });
+    a.rule = Some(crate::messages::RuleFields {
+        name: format!("network.{}", p.pattern.name()),
+    });
+    a.observed_ns = Some(p.at_ns);
+    a
+}

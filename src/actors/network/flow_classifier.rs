@@ -5,6 +5,10 @@
 //!
 //! Scoring a flow is a 39-term dot product, so this actor shares the main
 //! arbiter; its bounded mailbox pushes back on the inbound side.
+//!
+//! Each flow also goes to its collector's per-source windows
+//! (`flows::behaviour`): a pattern a source completes (a scan, a flood,
+//! web probing...) goes to the alert actor with the flow detections.
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::receipt::Receipt;
@@ -31,6 +35,12 @@ pub struct FlowClassifierConfig {
     pub threshold: Option<f64>,
     /// Features named in each alert's evidence.
     pub top_features: usize,
+    /// Judge each source's flows together (scans, floods, web probing,
+    /// SSH guessing, DNS tunnelling; the rules in docs/flows.md).
+    pub per_source: bool,
+    /// The window a source's flows are judged over.
+    #[serde(with = "humantime_serde")]
+    pub per_source_window: std::time::Duration,
     pub mailbox: MailboxConfig,
 }
 
@@ -40,6 +50,8 @@ impl Default for FlowClassifierConfig {
             model: PathBuf::from("models/network"),
             threshold: None,
             top_features: 3,
+            per_source: true,
+            per_source_window: std::time::Duration::from_secs(60),
             mailbox: MailboxConfig::default(),
         }
     }
@@ -55,6 +67,12 @@ impl Validate for FlowClassifierConfig {
                     "{} has no model.json (train one with `daisi train network`)",
                     self.model.display()
                 ),
+            ));
+        }
+        if self.per_source && self.per_source_window.is_zero() {
+            errors.push(ConfigError::new(
+                format!("{path}.per_source_window"),
+                "must be above 0",
             ));
         }
         if self.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
@@ -88,6 +106,8 @@ pub struct FlowDetection {
 pub struct FlowDetections {
     pub host: String,
     pub detections: Vec<FlowDetection>,
+    /// Patterns sources completed with these flows.
+    pub patterns: Vec<crate::flows::behaviour::Finding>,
     pub threshold: f64,
     /// Model name and version.
     pub model: Arc<str>,
@@ -105,6 +125,10 @@ pub struct FlowClassifier {
     scored: Counter,
     malicious: Counter,
     unscorable: Counter,
+    /// Each collector host's sources.
+    sources: std::collections::HashMap<String, crate::flows::behaviour::Sources>,
+    patterns: Counter,
+    sources_evicted: Counter,
 }
 
 impl FlowClassifier {
@@ -124,6 +148,9 @@ impl FlowClassifier {
             scored: m.counter("flow_classifier.flows"),
             malicious: m.counter("flow_classifier.malicious"),
             unscorable: m.counter("flow_classifier.unscorable"),
+            sources: Default::default(),
+            patterns: m.counter("flow_classifier.patterns"),
+            sources_evicted: m.counter("flow_classifier.sources_evicted"),
             cfg,
             model,
             out,
@@ -173,6 +200,22 @@ impl Handler<ScoreFlows> for FlowClassifier {
     type Result = ();
     fn handle(&mut self, ScoreFlows(batch, receipt): ScoreFlows, ctx: &mut Context<Self>) {
         let mut detections = Vec::new();
+        let mut patterns = Vec::new();
+        if self.cfg.per_source {
+            let window_ns = self.cfg.per_source_window.as_nanos() as u64;
+            let sources = self.sources.entry(batch.host.clone()).or_insert_with(|| {
+                crate::flows::behaviour::Sources::new(crate::flows::behaviour::Rules {
+                    window_ns,
+                    ..Default::default()
+                })
+            });
+            let before = sources.evicted;
+            for flow in &batch.flows {
+                patterns.extend(sources.observe(flow));
+            }
+            self.sources_evicted.add(sources.evicted - before);
+            self.patterns.add(patterns.len() as u64);
+        }
         for flow in batch.flows {
             let x = match self.model.vector(&flow.features) {
                 Ok(x) => x,
@@ -191,13 +234,14 @@ impl Handler<ScoreFlows> for FlowClassifier {
                 detections.push(FlowDetection { flow, score, top });
             }
         }
-        if detections.is_empty() {
+        if detections.is_empty() && patterns.is_empty() {
             crate::actors::runtime::receipt::all_done([&receipt]);
             return;
         }
         let msg = FlowDetections {
             host: batch.host,
             detections,
+            patterns,
             threshold: self.model.threshold,
             model: self.name.clone(),
             receipt,
