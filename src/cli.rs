@@ -144,7 +144,11 @@ pub fn main() -> ExitCode {
         }
         Command::Train(Train::Network(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
-            crate::commands::report(crate::commands::network::train(&args).map(|_| ()))
+            if args.leave_one_out {
+                crate::commands::report(crate::commands::network::leave_one_out(&args).map(|_| ()))
+            } else {
+                crate::commands::report(crate::commands::network::train(&args).map(|_| ()))
+            }
         }
         Command::Eval(Eval::Host(args)) => {
             crate::commands::report(crate::commands::eval_host::eval_host(&args).map(|_| ()))

@@ -973,3 +973,49 @@ fn per_source_rules_catch_what_single_flows_miss() {
     }
     assert!(rows.iter().all(|r| r.false_alarms == 0), "{rows:#?}");
 }
+
+/// Leave-one-kind-out on a fresh lab run: every attack kind is scored by a
+/// model that never saw it; the scans still look like scans to the flow
+/// model, and the per-source rules raise the web probing it misses.
+#[test]
+fn leave_one_kind_out_scores_every_kind_unseen() {
+    let Some(lab) = fresh_lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let args = daisi::commands::network::TrainNetworkArgs {
+        labels: lab.join("labels.csv"),
+        pcap: vec![],
+        holdout: vec![],
+        out: dir.path().join("unused"),
+        test_share: 0.3,
+        target_fpr: 0.005,
+        transform: daisi::models::network::Transform::Log1p,
+        alpha: 1.0,
+        report: Some(dir.path().join("loo.json")),
+        leave_one_out: true,
+        flows: daisi::commands::network::FlowOptions {
+            idle_timeout: Duration::from_secs(30),
+            active_timeout: Duration::from_secs(1800),
+        },
+    };
+    let out = daisi::commands::network::leave_one_out(&args).unwrap();
+    let kinds: Vec<&str> = out.iter().map(|l| l.kind.as_str()).collect();
+    for k in [
+        "hping_syn",
+        "nmap_connect",
+        "nmap_syn",
+        "nmap_udp",
+        "web_probe",
+    ] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    for l in &out {
+        if l.kind.starts_with("nmap") {
+            assert!(l.per_flow.recall >= 0.9, "{l:?}");
+        }
+        assert!(l.per_flow.fpr <= 0.01, "{l:?}");
+    }
+    let web = out.iter().find(|l| l.kind == "web_probe").unwrap();
+    assert!(web.per_source, "{web:?}");
+    assert!(!dir.path().join("unused").exists(), "no model written");
+    assert!(dir.path().join("loo.json").is_file());
+}

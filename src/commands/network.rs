@@ -75,6 +75,10 @@ pub struct TrainNetworkArgs {
     /// Write the figures as JSON here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Train once per attack kind without it and report each as unseen
+    /// (per flow and per source); writes no model.
+    #[arg(long)]
+    pub leave_one_out: bool,
     #[command(flatten)]
     pub flows: FlowOptions,
 }
@@ -491,6 +495,106 @@ fn write_report(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
 }
 
 /// `daisi train network`.
+/// Fits the logistic regression on `train`; threshold 0.5, raised until
+/// at most `target_fpr` of the training benign flows score above it.
+fn fit(train: &[LabelledFlow], args: &TrainNetworkArgs) -> anyhow::Result<FlowModel> {
+    let x: Vec<Vec<f64>> = train.iter().map(|f| f.x.clone()).collect();
+    let y: Vec<bool> = train.iter().map(|f| f.malicious()).collect();
+    let features = FEATURES.iter().map(|s| s.to_string()).collect();
+    let mut model = FlowModel::fit(features, args.transform, &x, &y, args.alpha, 500)
+        .map_err(|e| anyhow::anyhow!("fitting the logistic regression: {e}"))?;
+    let benign: Vec<f64> = train
+        .iter()
+        .filter(|f| !f.malicious())
+        .map(|f| model.probability_of(&f.x))
+        .collect();
+    model.threshold = crate::models::threshold_at_fpr(&benign, args.target_fpr).max(0.5);
+    Ok(model)
+}
+
+/// One attack kind left out of training.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeftOut {
+    pub kind: String,
+    /// The kind's flows against the test share of the benign flows, by a
+    /// model that never saw the kind.
+    pub per_flow: Figures,
+    /// Whether the per-source rules raised its attacker, and how.
+    pub per_source: bool,
+    pub patterns: Vec<String>,
+}
+
+/// Leave-one-kind-out: for every attack kind, a model trained without it
+/// scores it; with what the per-source rules (which learn nothing) say of
+/// the same capture. Writes no model.
+pub fn leave_one_out(args: &TrainNetworkArgs) -> anyhow::Result<Vec<LeftOut>> {
+    let flows = load_labelled(&args.labels, &args.pcap, &args.flows)?;
+    let sources = per_source(&args.labels, &args.pcap, &args.flows)?;
+    let kinds: BTreeSet<String> = flows
+        .iter()
+        .filter(|f| f.malicious())
+        .map(|f| f.kind.clone())
+        .collect();
+    let mut out = Vec::new();
+    for kind in &kinds {
+        let (mut train, mut test) = (Vec::new(), Vec::new());
+        for f in &flows {
+            if &f.kind == kind || (!f.malicious() && in_test(f, args.test_share)) {
+                test.push(f.clone());
+            } else if f.malicious() || !in_test(f, args.test_share) {
+                train.push(f.clone());
+            }
+        }
+        eprintln!("without {kind}: training on {} flows", train.len());
+        let model = fit(&train, args)?;
+        let scored: Vec<(bool, f64)> = test
+            .iter()
+            .map(|f| (f.malicious(), model.probability_of(&f.x)))
+            .collect();
+        let rows: Vec<&SourceFigures> = sources.iter().filter(|r| &r.kind == kind).collect();
+        let mut patterns: Vec<String> = rows
+            .iter()
+            .flat_map(|r| r.attacker_patterns.iter().cloned())
+            .collect();
+        patterns.dedup();
+        out.push(LeftOut {
+            kind: kind.clone(),
+            per_flow: figures(&scored, model.threshold),
+            per_source: !patterns.is_empty(),
+            patterns,
+        });
+    }
+    println!("leave one kind out: each kind scored by a model trained without it");
+    println!(
+        "{:<22} {:>7} {:>7} {:>7} {:>7} {:>7}  {:<10} patterns",
+        "kind", "flows", "recall", "F1", "FPR", "AUC", "per source"
+    );
+    for l in &out {
+        let f = &l.per_flow;
+        println!(
+            "{:<22} {:>7} {:>7.3} {:>7.3} {:>7.4} {:>7.3}  {:<10} {}",
+            l.kind,
+            f.malicious,
+            f.recall,
+            f.f1,
+            f.fpr,
+            f.roc_auc,
+            if l.per_source { "yes" } else { "no" },
+            l.patterns.join(", ")
+        );
+    }
+    let caught = out.iter().filter(|l| l.per_source).count();
+    println!(
+        "per-source recall over the kinds, each unseen: {caught} of {} ({:.2})",
+        out.len(),
+        caught as f64 / out.len().max(1) as f64
+    );
+    if let Some(p) = &args.report {
+        write_report(p, &out)?;
+    }
+    Ok(out)
+}
+
 pub fn train(args: &TrainNetworkArgs) -> anyhow::Result<NetworkReport> {
     if !(0.0..1.0).contains(&args.test_share) {
         bail!("--test-share must be in [0, 1)");
@@ -510,25 +614,13 @@ pub fn train(args: &TrainNetworkArgs) -> anyhow::Result<NetworkReport> {
             bail!("--holdout {h}: no flows of that kind in the captures");
         }
     }
-    let x: Vec<Vec<f64>> = train.iter().map(|f| f.x.clone()).collect();
-    let y: Vec<bool> = train.iter().map(|f| f.malicious()).collect();
     eprintln!(
         "training on {} flows ({} malicious), testing on {}",
         train.len(),
-        y.iter().filter(|&&m| m).count(),
+        train.iter().filter(|f| f.malicious()).count(),
         test.len()
     );
-    let features = FEATURES.iter().map(|s| s.to_string()).collect();
-    let mut model = FlowModel::fit(features, args.transform, &x, &y, args.alpha, 500)
-        .map_err(|e| anyhow::anyhow!("fitting the logistic regression: {e}"))?;
-    // Threshold: 0.5, raised until at most target_fpr of the training
-    // benign flows score above it.
-    let benign: Vec<f64> = train
-        .iter()
-        .filter(|f| !f.malicious())
-        .map(|f| model.probability_of(&f.x))
-        .collect();
-    model.threshold = crate::models::threshold_at_fpr(&benign, args.target_fpr).max(0.5);
+    let mut model = fit(&train, args)?;
     let kinds: BTreeSet<String> = train
         .iter()
         .filter(|f| f.malicious())
