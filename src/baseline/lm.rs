@@ -13,7 +13,7 @@
 //! miss.
 
 use super::sequences::{
-    unusual, windows_of, CallModel, LmState, Unusual, FRAME_MISSES, NGRAM, SIGNAL,
+    unusual, windows_of, CallModel, LmState, Sequences, Unusual, FRAME_MISSES, NGRAM, SIGNAL,
 };
 use crate::models::neural::{self, Arch, Neural, NeuralKind, TrainSettings};
 use crate::models::{ModelError, WindowScorer};
@@ -147,9 +147,10 @@ impl ProgramLm {
 }
 
 impl CallModel for ProgramLm {
-    /// Windows whose last call the model finds unlikely, or that hold a
-    /// call the program never made while learning, are misses.
-    fn judge(&self, calls: &[u32], context: usize) -> Option<Unusual> {
+    /// Misses: windows the program never made while learning (`learnt`)
+    /// whose last call the model finds unlikely, or that hold a call it
+    /// never made.
+    fn judge(&self, calls: &[u32], context: usize, learnt: &Sequences) -> Option<Unusual> {
         let t = tokens(&self.state.vocab, calls);
         let flat = flat_windows(&t, context);
         if flat.is_empty() {
@@ -157,10 +158,14 @@ impl CallModel for ProgramLm {
         }
         let mut scores = Vec::with_capacity(flat.len() / WINDOW);
         self.net.score(&flat, WINDOW, &mut scores);
+        // The raw windows, in the same order as the token windows.
         let missed: Vec<bool> = scores
             .iter()
             .zip(flat.chunks_exact(WINDOW))
-            .map(|(&s, w)| w.contains(&0) || s > self.state.threshold)
+            .zip(windows_of(calls, context, WINDOW))
+            .map(|((&s, w), raw)| {
+                !learnt.knows(&raw[1..]) && (w.contains(&0) || s > self.state.threshold)
+            })
             .collect();
         unusual(&missed, calls, context, WINDOW)
     }
@@ -229,25 +234,32 @@ mod tests {
         let m = ProgramLm::train("p", &sample, "p.safetensors".into())
             .unwrap()
             .expect("enough windows");
+        let mut learnt = Sequences::default();
+        learnt.learn(&sample, 0);
         assert!(m.state.threshold >= MIN_THRESHOLD && m.state.threshold <= 1.0);
         assert_eq!(m.state.vocab, vec![0, 1, 3, 5, 9, 232, 257]);
         assert!(m.state.held_loss < 1.0, "{:?}", m.state);
         // Its everyday work in an order never sampled: nothing.
-        assert_eq!(m.judge(&everyday(800, 99), 0), None);
+        assert_eq!(m.judge(&everyday(800, 99), 0, &learnt), None);
         // A run of calls it never made (and one it did, out of place).
         let mut attack = everyday(100, 5);
         attack.extend([33, 33, 33, 42, 41, 49, 50, 43, 2, 257, 257, 57, 61, 62, 59]);
         attack.extend(everyday(100, 6));
-        let u = m.judge(&attack, 0).expect("a frame of misses");
+        let u = m.judge(&attack, 0, &learnt).expect("a frame of misses");
         assert!(u.misses >= FRAME_MISSES, "{u:?}");
         assert_eq!(u.example.len(), WINDOW);
+        // Every window unknown (nothing learnt): the model alone decides,
+        // and everyday orders are likely to it.
+        let nothing = Sequences::default();
+        assert_eq!(m.judge(&everyday(800, 99), 0, &nothing), None);
+        assert!(m.judge(&attack, 0, &nothing).is_some());
         // Saved and loaded: the same judgement.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.safetensors");
         m.save(&path).unwrap();
         let again = ProgramLm::load(&path, m.state.clone()).unwrap();
-        assert_eq!(again.judge(&attack, 0), Some(u));
-        assert_eq!(again.judge(&everyday(800, 99), 0), None);
+        assert_eq!(again.judge(&attack, 0, &learnt), Some(u));
+        assert_eq!(again.judge(&everyday(800, 99), 0, &learnt), None);
     }
 
     #[test]

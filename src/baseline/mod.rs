@@ -780,9 +780,10 @@ pub fn judge(
 }
 
 /// The finding for a batch of `program`'s calls whose order its profile
-/// does not hold (see [`sequences`]), judged by its model when it has one
-/// (`model`), else by its learnt windows; none when the program is
-/// unsettled or its order is accepted (`Behaviour::UnusualSequences`).
+/// does not hold (see [`sequences`]): by its learnt windows, and with its
+/// model (`model`) only the unknown windows the model finds unlikely count;
+/// none when the program is unsettled or its order is accepted
+/// (`Behaviour::UnusualSequences`).
 pub fn judge_calls(
     profile: &Profile,
     program: &str,
@@ -809,7 +810,12 @@ pub fn judge_calls(
             )
         }
         Some(m) => {
-            let u = m.judge(calls, context)?;
+            // Judged where the learnt windows would judge (settled), and
+            // only on windows they do not hold: the model removes misses.
+            if !s.settled() {
+                return None;
+            }
+            let u = m.judge(calls, context, s)?;
             format!(
                 "{program} made calls its sequence model finds unlikely: {} of {} consecutive windows, the first `{}` ({})",
                 u.misses,

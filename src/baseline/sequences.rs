@@ -23,11 +23,13 @@
 //! the process ran before it (a shell's fork, say, before it became `ls`):
 //! only the calls after the batch's last exec are the new program's.
 //!
-//! With libtorch built in, a program's sequences are judged by a small
-//! next-call model trained on its own calls when learning ends
+//! With libtorch built in, a settled program's sequences are also judged
+//! by a small next-call model trained on its own calls when learning ends
 //! ([`super::lm`]; `baseline.sequence_model`): the same locality frame, a
-//! window counting as a miss when the model finds its last call unlikely,
-//! so that an order close to learnt ones is not a miss. Each program keeps
+//! window counting as a miss only when the program never made it while
+//! learning *and* the model finds its last call unlikely, so that an order
+//! close to learnt ones is not a miss. The model can only remove misses:
+//! it never judges what the learnt windows would not. Each program keeps
 //! a bounded sample of its calls ([`MAX_SAMPLE`]) to train on; until its
 //! model is trained (or when it has too few calls for one), the learnt
 //! windows judge.
@@ -103,8 +105,9 @@ pub struct LmState {
 pub trait CallModel {
     /// A batch of the program's own calls (`calls[..context]` the
     /// previous batch's tail): `Some` when a frame of it has
-    /// [`FRAME_MISSES`] windows the model finds unlikely.
-    fn judge(&self, calls: &[u32], context: usize) -> Option<Unusual>;
+    /// [`FRAME_MISSES`] misses: windows whose last [`NGRAM`] calls `learnt`
+    /// does not hold and whose last call the model finds unlikely.
+    fn judge(&self, calls: &[u32], context: usize, learnt: &Sequences) -> Option<Unusual>;
     /// What the model is, for a finding's text.
     fn describe(&self) -> String;
 }
@@ -231,6 +234,12 @@ impl Sequences {
             }
         }
         new
+    }
+
+    /// Whether the program made this window of [`NGRAM`] calls while
+    /// learning.
+    pub fn knows(&self, window: &[u32]) -> bool {
+        self.ngrams.contains(&hash(window))
     }
 
     /// Whether the program is judged: learnt from enough windows, not
