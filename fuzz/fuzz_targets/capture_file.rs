@@ -1,6 +1,6 @@
 //! Capture files (`daisi flows`, `daisi eval network`, replay): any bytes
 //! as a pcap or pcapng file, read through libpcap, the packet parser and
-//! the flow table. A corrupt file ends with a read error, never a panic;
+//! the flow table (application metadata on). A corrupt file ends with a read error, never a panic;
 //! the counts add up.
 #![no_main]
 use daisi::capture::libpcap::file_flows;
@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         idle_timeout_ns: 1_000_000_000,
         active_timeout_ns: 10_000_000_000,
         max_flows: 16,
+        app: Some(daisi::flows::app::Budget::default()),
     };
     let mut packets_in_flows = 0u64;
     let Ok(r) = file_flows(f.path(), limits, |flow| {
