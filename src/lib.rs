@@ -33,6 +33,15 @@ pub mod response;
 pub mod syscalls;
 pub mod traces;
 
+/// FNV-1a (64 bits) of a stream of bytes: stable across builds and
+/// machines, for hashes that are saved (profiles, model fingerprints) or
+/// compared between nodes (message ids, partition join delays).
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Seed inputs for the fuzz targets (`fuzz/`), made by tests from the
 /// project's own encoders: each seed is compared with its committed file
 /// under `fuzz/corpus/<target>/`, and written there instead when

@@ -1127,9 +1127,7 @@ impl Alert {
             self.score.to_bits(),
             self.count,
         );
-        let h = what.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        });
+        let h = crate::fnv1a(what.bytes());
         format!("{h:016x}")
     }
 

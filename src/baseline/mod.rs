@@ -261,10 +261,7 @@ pub fn models_dir(dir: &Path, host: &str) -> PathBuf {
 /// A program's model file name: a stable hash of the program (its name may
 /// hold any character).
 pub fn model_file(program: &str) -> String {
-    let h = program.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{h:016x}.safetensors")
+    format!("{:016x}.safetensors", crate::fnv1a(program.bytes()))
 }
 
 /// Behaviours accepted by operators: `{"<host or *>": {"<program>": [...]}}`.

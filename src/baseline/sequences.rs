@@ -186,14 +186,7 @@ pub fn unusual(missed: &[bool], calls: &[u32], context: usize, size: usize) -> O
 }
 
 fn hash(window: &[u32]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &nr in window {
-        for b in nr.to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
+    crate::fnv1a(window.iter().flat_map(|nr| nr.to_le_bytes()))
 }
 
 /// The windows of [`NGRAM`] calls of `calls` that end in its new part

@@ -325,11 +325,7 @@ pub fn print_per_source(rows: &[SourceFigures]) {
 
 /// Deterministic split: FNV-1a of the capture name and flow index.
 fn in_test(f: &LabelledFlow, share: f64) -> bool {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in f.pcap.bytes().chain(f.index.to_le_bytes()) {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::fnv1a(f.pcap.bytes().chain(f.index.to_le_bytes()));
     ((h >> 11) as f64 / (1u64 << 53) as f64) < share
 }
 

@@ -115,12 +115,6 @@ struct Seen {
     ssh: bool,
 }
 
-fn hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// Shannon entropy of the name's characters, dots left out (bits per
 /// character).
 pub fn entropy(name: &str) -> f64 {
@@ -155,7 +149,9 @@ impl Seen {
             http_requests: http.map_or(0, |h| h.requests),
             http_responses: http.map_or(0, |h| h.responses),
             http_errors: http.map_or(0, |h| h.client_errors),
-            uri: http.and_then(|h| h.uri.as_deref()).map(hash),
+            uri: http
+                .and_then(|h| h.uri.as_deref())
+                .map(|u| crate::fnv1a(u.bytes())),
             dns: app
                 .and_then(|a| a.dns.as_ref())
                 .and_then(|d| d.name.as_deref())

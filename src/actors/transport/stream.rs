@@ -172,12 +172,7 @@ pub fn pull_expiry(cfg: &DataStreamConfig) -> Duration {
 /// start together each take a share instead of the quickest taking all.
 pub fn join_after(node: &str, partition: u32, cfg: &DataStreamConfig) -> Duration {
     // FNV-1a: stable across builds and machines.
-    let h = node
-        .bytes()
-        .chain(partition.to_le_bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        });
+    let h = crate::fnv1a(node.bytes().chain(partition.to_le_bytes()));
     (cfg.failover_after / 2).mul_f64((h % 1000) as f64 / 1000.0)
 }
 
