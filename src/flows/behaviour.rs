@@ -237,12 +237,47 @@ impl Sources {
     }
 }
 
+/// Distinct values (ports of a host, hosts on a port) and how many of
+/// their flows failed.
+struct Spread<T> {
+    distinct: HashSet<T>,
+    flows: usize,
+    failed: usize,
+}
+
+impl<T> Default for Spread<T> {
+    fn default() -> Self {
+        Spread {
+            distinct: HashSet::new(),
+            flows: 0,
+            failed: 0,
+        }
+    }
+}
+
+impl<T: std::hash::Hash + Eq> Spread<T> {
+    fn add(&mut self, value: T, failed: bool) {
+        self.distinct.insert(value);
+        self.flows += 1;
+        self.failed += usize::from(failed);
+    }
+}
+
+/// The entry with the most distinct values among those whose flows mostly
+/// failed.
+fn widest<K, T>(spreads: &HashMap<K, Spread<T>>) -> Option<(&K, &Spread<T>)> {
+    spreads
+        .iter()
+        .filter(|(_, s)| s.failed * 2 >= s.flows)
+        .max_by_key(|(_, s)| s.distinct.len())
+}
+
 /// The patterns a window shows: (pattern, value, threshold, what).
 fn judge(flows: &VecDeque<Seen>, r: &Rules) -> Vec<(Pattern, f64, f64, String)> {
     let mut out = Vec::new();
     // Ports per host, hosts per port, and how many of those flows failed.
-    let mut ports: HashMap<IpAddr, (HashSet<u16>, usize, usize)> = HashMap::new();
-    let mut hosts: HashMap<u16, (HashSet<IpAddr>, usize, usize)> = HashMap::new();
+    let mut ports: HashMap<IpAddr, Spread<u16>> = HashMap::new();
+    let mut hosts: HashMap<u16, Spread<IpAddr>> = HashMap::new();
     let (mut requests, mut responses, mut errors) = (0u32, 0u32, 0u32);
     let mut uris = HashSet::new();
     let (mut dns, mut dns_len, mut dns_bits) = (0usize, 0.0, 0.0);
@@ -256,14 +291,8 @@ fn judge(flows: &VecDeque<Seen>, r: &Rules) -> Vec<(Pattern, f64, f64, String)> 
         if f.ssh {
             *ssh.entry(f.dst).or_default() += 1;
         }
-        let p = ports.entry(f.dst).or_default();
-        p.0.insert(f.port);
-        p.1 += 1;
-        p.2 += usize::from(f.failed);
-        let h = hosts.entry(f.port).or_default();
-        h.0.insert(f.dst);
-        h.1 += 1;
-        h.2 += usize::from(f.failed);
+        ports.entry(f.dst).or_default().add(f.port, f.failed);
+        hosts.entry(f.port).or_default().add(f.dst, f.failed);
         requests += f.http_requests;
         responses += f.http_responses;
         errors += f.http_errors;
@@ -275,39 +304,31 @@ fn judge(flows: &VecDeque<Seen>, r: &Rules) -> Vec<(Pattern, f64, f64, String)> 
         }
     }
     let mostly_failed = |n: usize, failed: usize| failed * 2 >= n;
-    if let Some((host, (set, n, failed))) = ports
-        .iter()
-        .filter(|(_, (_, n, f))| mostly_failed(*n, *f))
-        .max_by_key(|(_, (set, _, _))| set.len())
-    {
-        if set.len() >= r.ports {
-            out.push((
-                Pattern::PortScan,
-                set.len() as f64,
-                r.ports as f64,
-                format!(
-                    "{} ports of {host}, {failed} of {n} flows failed",
-                    set.len()
-                ),
-            ));
-        }
+    if let Some((host, s)) = widest(&ports).filter(|(_, s)| s.distinct.len() >= r.ports) {
+        out.push((
+            Pattern::PortScan,
+            s.distinct.len() as f64,
+            r.ports as f64,
+            format!(
+                "{} ports of {host}, {} of {} flows failed",
+                s.distinct.len(),
+                s.failed,
+                s.flows
+            ),
+        ));
     }
-    if let Some((port, (set, n, failed))) = hosts
-        .iter()
-        .filter(|(_, (_, n, f))| mostly_failed(*n, *f))
-        .max_by_key(|(_, (set, _, _))| set.len())
-    {
-        if set.len() >= r.hosts {
-            out.push((
-                Pattern::HostSweep,
-                set.len() as f64,
-                r.hosts as f64,
-                format!(
-                    "{} hosts on port {port}, {failed} of {n} flows failed",
-                    set.len()
-                ),
-            ));
-        }
+    if let Some((port, s)) = widest(&hosts).filter(|(_, s)| s.distinct.len() >= r.hosts) {
+        out.push((
+            Pattern::HostSweep,
+            s.distinct.len() as f64,
+            r.hosts as f64,
+            format!(
+                "{} hosts on port {port}, {} of {} flows failed",
+                s.distinct.len(),
+                s.failed,
+                s.flows
+            ),
+        ));
     }
     if let Some(((host, port), (n, failed))) = services
         .iter()
