@@ -138,6 +138,31 @@ struct LabelRow {
     attacker: Option<String>,
 }
 
+/// The rows of `labels` (all, or those naming a capture in `only`), each
+/// with its attacker's address.
+fn label_rows(labels: &Path, only: &[String]) -> anyhow::Result<Vec<(LabelRow, Option<IpAddr>)>> {
+    let mut rdr = csv::Reader::from_path(labels)
+        .with_context(|| format!("reading labels {}", labels.display()))?;
+    let mut rows = Vec::new();
+    for (i, r) in rdr.deserialize::<LabelRow>().enumerate() {
+        let r = r.with_context(|| format!("{} row {}", labels.display(), i + 2))?;
+        if !(only.is_empty() || only.contains(&r.pcap)) {
+            continue;
+        }
+        let attacker: Option<IpAddr> = match r.attacker.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(a) => Some(a.parse().with_context(|| {
+                format!("{}: attacker {a:?} is not an IP address", labels.display())
+            })?),
+        };
+        rows.push((r, attacker));
+    }
+    if rows.is_empty() {
+        bail!("{}: no captures selected", labels.display());
+    }
+    Ok(rows)
+}
+
 /// Reads the labelled flows of the captures listed in `labels` (all, or
 /// those named in `only`), with a progress bar on standard error.
 pub fn load_labelled(
@@ -146,18 +171,7 @@ pub fn load_labelled(
     opts: &FlowOptions,
 ) -> anyhow::Result<Vec<LabelledFlow>> {
     let dir = labels.parent().unwrap_or(Path::new("."));
-    let mut rdr = csv::Reader::from_path(labels)
-        .with_context(|| format!("reading labels {}", labels.display()))?;
-    let mut rows = Vec::new();
-    for (i, r) in rdr.deserialize::<LabelRow>().enumerate() {
-        let r = r.with_context(|| format!("{} row {}", labels.display(), i + 2))?;
-        if only.is_empty() || only.contains(&r.pcap) {
-            rows.push(r);
-        }
-    }
-    if rows.is_empty() {
-        bail!("{}: no captures selected", labels.display());
-    }
+    let rows = label_rows(labels, only)?;
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -167,14 +181,8 @@ pub fn load_labelled(
         .progress_chars("=> "),
     );
     let mut out = Vec::new();
-    for r in rows {
+    for (r, attacker) in rows {
         bar.set_message(r.pcap.clone());
-        let attacker: Option<IpAddr> = match r.attacker.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(a) => Some(a.parse().with_context(|| {
-                format!("{}: attacker {a:?} is not an IP address", labels.display())
-            })?),
-        };
         let path = dir.join(&r.pcap);
         let mut index = 0;
         let summary = file_flows(&path, opts.limits(), |f| -> anyhow::Result<()> {
@@ -228,22 +236,8 @@ pub fn per_source(
 ) -> anyhow::Result<Vec<SourceFigures>> {
     use crate::flows::behaviour::{Rules, Sources};
     let dir = labels.parent().unwrap_or(Path::new("."));
-    let mut rdr = csv::Reader::from_path(labels)
-        .with_context(|| format!("reading labels {}", labels.display()))?;
     let mut out = Vec::new();
-    for (i, r) in rdr.deserialize::<LabelRow>().enumerate() {
-        let r = r.with_context(|| format!("{} row {}", labels.display(), i + 2))?;
-        if !(only.is_empty() || only.contains(&r.pcap)) {
-            continue;
-        }
-        let attacker: Option<IpAddr> = r
-            .attacker
-            .as_deref()
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| a.parse())
-            .transpose()
-            .with_context(|| format!("{}: attacker is not an IP address", labels.display()))?;
+    for (r, attacker) in label_rows(labels, only)? {
         let mut limits = opts.limits();
         limits.app = Some(crate::flows::app::Budget::default());
         let mut sources = Sources::new(Rules::default());
