@@ -48,6 +48,7 @@ fi
 PKGS=(build-essential pkg-config libpcap-dev clang libelf-dev zlib1g-dev
       nats-server openssl iproute2 ethtool python3 python3-venv curl ca-certificates
       fonts-dejavu-core nmap hping3 hydra dirb openssh-server socat tcpdump nftables
+      slowhttptest dnsmasq bind9-dnsutils
       postgresql openssh-client chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -937,8 +937,9 @@ fn lab_captures_carry_application_metadata() {
 }
 
 /// Per-source rules on a fresh lab run (real tools): the scans, the SYN
-/// flood and dirb's web probing, which single flows miss, are raised for
-/// the attacker; the benign traffic raises nothing.
+/// flood, dirb's web probing, slowhttptest's slow POSTs, hydra's login form
+/// and SSH guessing (failed and successful) and DNS tunnelling-like lookups
+/// are raised for the attacker; the varied benign traffic raises nothing.
 #[test]
 fn per_source_rules_catch_what_single_flows_miss() {
     let Some(lab) = fresh_lab() else { return };
@@ -965,6 +966,11 @@ fn per_source_rules_catch_what_single_flows_miss() {
         ("nmap_udp", "port_scan"),
         ("hping_syn", "connection_flood"),
         ("web_probe", "web_probing"),
+        ("slow_http", "slow_connections"),
+        ("hydra_http", "login_guessing"),
+        ("hydra_ssh", "ssh_guessing"),
+        ("ssh_success", "ssh_guessing"),
+        ("dns_tunnel", "dns_tunnelling"),
     ] {
         assert!(
             patterns(kind).iter().any(|p| p == pattern),
@@ -976,7 +982,8 @@ fn per_source_rules_catch_what_single_flows_miss() {
 
 /// Leave-one-kind-out on a fresh lab run: every attack kind is scored by a
 /// model that never saw it; the scans still look like scans to the flow
-/// model, and the per-source rules raise the web probing it misses.
+/// model, and the per-source rules raise what it misses (issue #12's
+/// target: per-source recall ≥ 0.80 over the kinds, each unseen).
 #[test]
 fn leave_one_kind_out_scores_every_kind_unseen() {
     let Some(lab) = fresh_lab() else { return };
@@ -1004,10 +1011,21 @@ fn leave_one_kind_out_scores_every_kind_unseen() {
         "nmap_connect",
         "nmap_syn",
         "nmap_udp",
+        "hydra_ssh",
         "web_probe",
+        "slow_http",
+        "hydra_http",
+        "ssh_success",
+        "dns_tunnel",
     ] {
         assert!(kinds.contains(&k), "{kinds:?}");
     }
+    let caught = out.iter().filter(|l| l.per_source).count();
+    assert!(
+        caught as f64 >= 0.8 * out.len() as f64,
+        "per-source recall {caught} of {}: {out:#?}",
+        out.len()
+    );
     for l in &out {
         if l.kind.starts_with("nmap") {
             assert!(l.per_flow.recall >= 0.9, "{l:?}");

@@ -315,6 +315,19 @@ pub fn print_per_source(rows: &[SourceFigures]) {
             r.attacker_patterns.join(", ")
         );
     }
+    let attacks: Vec<_> = rows.iter().filter(|r| r.attacker.is_some()).collect();
+    let detected = attacks
+        .iter()
+        .filter(|r| !r.attacker_patterns.is_empty())
+        .count();
+    // The client's benign traffic runs through every capture.
+    let hours = rows.iter().map(|r| r.seconds).sum::<f64>() / 3600.0;
+    let false_alarms: usize = rows.iter().map(|r| r.false_alarms).sum();
+    println!(
+        "attack kinds detected: {detected} of {}; false alarms {false_alarms} over {hours:.3} hours of benign traffic ({:.2} per hour)",
+        attacks.len(),
+        if hours > 0.0 { false_alarms as f64 / hours } else { 0.0 }
+    );
 }
 
 /// Deterministic split: FNV-1a of the capture name and flow index.

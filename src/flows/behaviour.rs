@@ -15,6 +15,8 @@
 //! | `web_probing` | ≥ `http_requests` HTTP requests, at least `http_errors` of the responses 4xx, ≥ `uris` distinct targets | browsing gets some 404s; guessing paths gets mostly 404s over many paths |
 //! | `connection_flood` | ≥ `flood` flows to one host and port, at least half failed | a SYN flood or a hammering client; a busy client's connections are answered |
 //! | `ssh_guessing` | ≥ `ssh_connections` SSH connections (banners seen) to one host | password guessing opens a connection per few tries; people and tools reuse one |
+//! | `slow_connections` | ≥ `slow` connections to one host and port, each open ≥ `slow_seconds` at ≤ `slow_rate` bytes/s | a slow HTTP attack holds many connections open, sending or reading a trickle to tie up the server; a client's long connection moves data, and it keeps one or two |
+//! | `login_guessing` | ≥ `logins` HTTP POST requests to one target | a form is posted once per login; guessing posts it once per password |
 //! | `dns_tunnelling` | ≥ `dns_queries` queries whose names average ≥ `dns_length` characters and ≥ `dns_entropy` bits per character | data encoded into names is long and random; everyday names are short and wordy |
 
 use crate::messages::{FlowEnd, FlowRecord};
@@ -38,6 +40,10 @@ pub struct Rules {
     pub dns_entropy: f64,
     pub flood: usize,
     pub ssh_connections: usize,
+    pub slow: usize,
+    pub slow_seconds: f64,
+    pub slow_rate: f64,
+    pub logins: u32,
 }
 
 impl Default for Rules {
@@ -56,6 +62,10 @@ impl Default for Rules {
             dns_entropy: 3.5,
             flood: 100,
             ssh_connections: 10,
+            slow: 10,
+            slow_seconds: 10.0,
+            slow_rate: 200.0,
+            logins: 20,
         }
     }
 }
@@ -69,6 +79,8 @@ pub enum Pattern {
     DnsTunnelling,
     ConnectionFlood,
     SshGuessing,
+    SlowConnections,
+    LoginGuessing,
 }
 
 impl Pattern {
@@ -80,6 +92,8 @@ impl Pattern {
             Pattern::DnsTunnelling => "dns_tunnelling",
             Pattern::ConnectionFlood => "connection_flood",
             Pattern::SshGuessing => "ssh_guessing",
+            Pattern::SlowConnections => "slow_connections",
+            Pattern::LoginGuessing => "login_guessing",
         }
     }
 }
@@ -110,6 +124,11 @@ struct Seen {
     http_responses: u32,
     http_errors: u32,
     uri: Option<u64>,
+    /// The target of a flow whose first request is a POST.
+    post: Option<u64>,
+    /// Open for (s), and bytes per second both ways.
+    seconds: f64,
+    rate: f64,
     /// DNS: name length and bits per character.
     dns: Option<(f64, f64)>,
     ssh: bool,
@@ -141,6 +160,11 @@ impl Seen {
         let backward = f.features.get("bwdFlowLength").copied().unwrap_or(0.0);
         let app = f.app.as_ref();
         let http = app.and_then(|a| a.http.as_ref());
+        let uri = http
+            .and_then(|h| h.uri.as_deref())
+            .map(|u| crate::fnv1a(u.bytes()));
+        let seconds = f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9;
+        let bytes = f.features.get("packetSizeTotal").copied().unwrap_or(0.0);
         Seen {
             end_ns: f.last_ns,
             dst: f.dst.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -149,9 +173,14 @@ impl Seen {
             http_requests: http.map_or(0, |h| h.requests),
             http_responses: http.map_or(0, |h| h.responses),
             http_errors: http.map_or(0, |h| h.client_errors),
-            uri: http
-                .and_then(|h| h.uri.as_deref())
-                .map(|u| crate::fnv1a(u.bytes())),
+            uri,
+            post: uri.filter(|_| http.is_some_and(|h| h.method.as_deref() == Some("POST"))),
+            seconds,
+            rate: if seconds > 0.0 {
+                bytes / seconds
+            } else {
+                bytes
+            },
             dns: app
                 .and_then(|a| a.dns.as_ref())
                 .and_then(|d| d.name.as_deref())
@@ -284,7 +313,16 @@ fn judge(flows: &VecDeque<Seen>, r: &Rules) -> Vec<(Pattern, f64, f64, String)> 
     // Flows (and failed ones) per service; SSH connections per host.
     let mut services: HashMap<(IpAddr, u16), (usize, usize)> = HashMap::new();
     let mut ssh: HashMap<IpAddr, usize> = HashMap::new();
+    // Slow connections per service; POST requests per target.
+    let mut slow: HashMap<(IpAddr, u16), usize> = HashMap::new();
+    let mut posts: HashMap<u64, u32> = HashMap::new();
     for f in flows {
+        if f.seconds >= r.slow_seconds && f.rate <= r.slow_rate {
+            *slow.entry((f.dst, f.port)).or_default() += 1;
+        }
+        if let Some(target) = f.post {
+            *posts.entry(target).or_default() += f.http_requests.max(1);
+        }
         let sv = services.entry((f.dst, f.port)).or_default();
         sv.0 += 1;
         sv.1 += usize::from(f.failed);
@@ -351,6 +389,29 @@ fn judge(flows: &VecDeque<Seen>, r: &Rules) -> Vec<(Pattern, f64, f64, String)> 
                 *n as f64,
                 r.ssh_connections as f64,
                 format!("{n} SSH connections to {host}"),
+            ));
+        }
+    }
+    if let Some(((host, port), n)) = slow.iter().max_by_key(|(_, n)| **n) {
+        if *n >= r.slow {
+            out.push((
+                Pattern::SlowConnections,
+                *n as f64,
+                r.slow as f64,
+                format!(
+                    "{n} connections to {host}:{port} open ≥ {} s at ≤ {} bytes/s",
+                    r.slow_seconds, r.slow_rate
+                ),
+            ));
+        }
+    }
+    if let Some(n) = posts.values().max() {
+        if *n >= r.logins {
+            out.push((
+                Pattern::LoginGuessing,
+                f64::from(*n),
+                f64::from(r.logins),
+                format!("{n} HTTP POST requests to one target"),
             ));
         }
     }
@@ -535,6 +596,67 @@ mod tests {
                 .observe(&web("10.0.0.5", &format!("/page/{i}"), status, 1))
                 .is_empty());
         }
+    }
+
+    #[test]
+    fn held_open_trickles_are_slow_connections_and_a_download_is_not() {
+        // A flow open from `start` to `end` (s) moving `bytes`.
+        let open = |src: &str, start: u64, end: u64, bytes: f64| FlowRecord {
+            first_ns: start * 1_000_000_000,
+            features: [
+                ("bwdFlowLength".to_string(), 3.0),
+                ("packetSizeTotal".to_string(), bytes),
+            ]
+            .into(),
+            ..flow(src, "10.0.0.10", 80, end, true)
+        };
+        let mut s = Sources::new(Rules::default());
+        // Long downloads and a kept-alive idle connection: not slow enough,
+        // or too few.
+        for i in 0..20 {
+            assert!(s.observe(&open("10.0.0.5", i, i + 12, 5e6)).is_empty());
+        }
+        for i in 0..9 {
+            assert!(s.observe(&open("10.0.0.6", i, i + 30, 600.0)).is_empty());
+        }
+        let found: Vec<_> = (0..12)
+            .flat_map(|i| s.observe(&open("10.0.0.66", 1, 25 + i, 1500.0)))
+            .collect();
+        assert_eq!(
+            found.iter().map(|f| f.pattern).collect::<Vec<_>>(),
+            [Pattern::SlowConnections]
+        );
+        assert_eq!(found[0].value, 10.0);
+    }
+
+    #[test]
+    fn posting_a_form_per_password_is_login_guessing() {
+        let post = |src: &str, t: u64| FlowRecord {
+            app: Some(AppMeta {
+                http: Some(HttpMeta {
+                    method: Some("POST".into()),
+                    uri: Some("/login".into()),
+                    status: Some(200),
+                    requests: 1,
+                    responses: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..flow(src, "10.0.0.10", 80, t, true)
+        };
+        let mut s = Sources::new(Rules::default());
+        // A person logging in now and then.
+        for t in 0..5 {
+            assert!(s.observe(&post("10.0.0.5", t * 20)).is_empty());
+        }
+        let found: Vec<_> = (0..30)
+            .flat_map(|_| s.observe(&post("10.0.0.66", 1)))
+            .collect();
+        assert_eq!(
+            found.iter().map(|f| f.pattern).collect::<Vec<_>>(),
+            [Pattern::LoginGuessing]
+        );
     }
 
     #[test]

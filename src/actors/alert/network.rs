@@ -102,7 +102,11 @@ pub fn flow_alert(host: &str, d: &FlowDetection, threshold: f64, model: &str) ->
 pub fn pattern_alert(host: &str, p: &crate::flows::behaviour::Finding) -> Alert {
     use crate::flows::behaviour::Pattern;
     let severity = match p.pattern {
-        Pattern::ConnectionFlood | Pattern::SshGuessing | Pattern::DnsTunnelling => Severity::High,
+        Pattern::ConnectionFlood
+        | Pattern::SshGuessing
+        | Pattern::DnsTunnelling
+        | Pattern::SlowConnections
+        | Pattern::LoginGuessing => Severity::High,
         Pattern::PortScan | Pattern::HostSweep | Pattern::WebProbing => Severity::Medium,
     };
     let mut a = Alert::new(
