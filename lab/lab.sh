@@ -10,6 +10,9 @@
 #       one capture of about a million packets for scripts/bench-flows.sh
 #   lab/lab.sh up | down        build / remove the namespaces and services
 #   lab/lab.sh exec ROLE CMD…   run CMD in ROLE's namespace (victim, client, attacker)
+#   lab/lab.sh attack KIND [--scale small|full]
+#                               one attack kind against the lab that is up
+#   lab/lab.sh benign [N]       N rounds of the client's benign traffic
 #   lab/lab.sh addr ROLE        print ROLE's address
 #
 # Topology: a bridge in namespace <prefix>-sw joins <prefix>-victim,
@@ -17,8 +20,11 @@
 # `eth0`). Addresses 10.<net>.0.0/24 exist only inside these namespaces and
 # there is no default route anywhere, so no packet can leave the lab. IPv6
 # is off (router solicitations are noise) and so are offloads (else captures
-# hold 64 KB pseudo-packets). The victim runs an HTTP server (python3), sshd
-# and a socat echo service.
+# hold 64 KB pseudo-packets). The victim runs an HTTP server with a login
+# form (lab/victim_http.py), sshd (with a lab user, `<prefix>-u`, whose
+# password is in the guessing list and whose shell is /bin/true), a DNS
+# server (dnsmasq, answering every name under lab.test) and a socat echo
+# service.
 #
 # Labels: a flow is malicious when one of its ends is the attacker's
 # address; its kind is the phase's. The client's benign traffic runs during
@@ -33,6 +39,10 @@ P="${DAISI_LAB_PREFIX:-dlab}"
 NET="${DAISI_LAB_NET:-213}"
 STATE="/run/daisi-lab-$P"
 declare -A ADDR=([victim]="10.$NET.0.10" [client]="10.$NET.0.20" [attacker]="10.$NET.0.66")
+LAB_USER="$P-u"
+# The lab user's password: the 43rd guess of the list (generate).
+LAB_PASSWORD="secret2"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -41,7 +51,8 @@ in_ns() { local ns="$1"; shift; ip netns exec "$P-$ns" "$@"; }
 require() {
   [ "$(id -u)" -eq 0 ] || die "the lab needs root (network namespaces)"
   local missing=()
-  for t in ip ethtool python3 /usr/sbin/sshd socat tcpdump nmap hping3 hydra dirb curl ssh-keygen; do
+  for t in ip ethtool python3 /usr/sbin/sshd socat tcpdump nmap hping3 hydra dirb curl ssh-keygen \
+    slowhttptest dnsmasq dig useradd chpasswd; do
     command -v "$t" >/dev/null || missing+=("$t")
   done
   [ ${#missing[@]} -eq 0 ] || die "missing tools: ${missing[*]} (run scripts/setup.sh)"
@@ -60,6 +71,7 @@ down() {
       ip netns del "$P-$ns"
     fi
   done
+  if id "$LAB_USER" >/dev/null 2>&1; then userdel "$LAB_USER" 2>/dev/null || true; fi
   rm -rf "$STATE"
 }
 
@@ -88,7 +100,8 @@ up() {
   for _ in $(seq 100); do
     if in_ns client curl -s -o /dev/null --max-time 1 "http://${ADDR[victim]}:8000/" &&
       in_ns client bash -c "exec 3<>/dev/tcp/${ADDR[victim]}/22" 2>/dev/null &&
-      in_ns client bash -c "exec 3<>/dev/tcp/${ADDR[victim]}/7" 2>/dev/null; then
+      in_ns client bash -c "exec 3<>/dev/tcp/${ADDR[victim]}/7" 2>/dev/null &&
+      in_ns client dig +short +tries=1 +time=1 "@${ADDR[victim]}" www.lab.test | grep -q .; then
       log "up: victim ${ADDR[victim]}, client ${ADDR[client]}, attacker ${ADDR[attacker]} (namespaces $P-*)"
       return 0
     fi
@@ -105,21 +118,32 @@ services() {
     head -c $((500 * i)) /dev/zero | tr '\0' 'a' >"$www/docs/page$i.html"
   done
   head -c 1048576 /dev/zero >"$www/download.bin"
-  in_ns victim python3 -m http.server 8000 --bind "${ADDR[victim]}" --directory "$www" \
-    >"$STATE/http.log" 2>&1 &
+  in_ns victim env LAB_LOGIN="admin:$LAB_PASSWORD" \
+    python3 "$HERE/victim_http.py" "${ADDR[victim]}" 8000 "$www" >"$STATE/http.log" 2>&1 &
   echo $! >"$STATE/http.pid"
+
+  in_ns victim dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+    --listen-address="${ADDR[victim]}" --address="/lab.test/${ADDR[victim]}" \
+    --pid-file="$STATE/dnsmasq.pid" --log-facility="$STATE/dnsmasq.log" >/dev/null 2>&1 &
+  echo $! >"$STATE/dns.pid"
 
   mkdir -p /run/sshd
   ssh-keygen -q -t ed25519 -N '' -f "$STATE/ssh_host_key" <<<y >/dev/null 2>&1
+  # The lab user: a password to guess, the client's key, no shell.
+  useradd -M -d / -s /bin/true "$LAB_USER"
+  echo "$LAB_USER:$LAB_PASSWORD" | chpasswd
+  ssh-keygen -q -t ed25519 -N '' -f "$STATE/client_key" <<<y >/dev/null 2>&1
+  cp "$STATE/client_key.pub" "$STATE/authorized_keys"
   cat >"$STATE/sshd_config" <<EOF
 ListenAddress ${ADDR[victim]}
 HostKey $STATE/ssh_host_key
+AuthorizedKeysFile $STATE/authorized_keys
 PidFile $STATE/sshd.pid
 PasswordAuthentication yes
 KbdInteractiveAuthentication no
 UsePAM no
 MaxStartups 100
-MaxAuthTries 6
+MaxAuthTries 3
 LogLevel QUIET
 EOF
   in_ns victim /usr/sbin/sshd -f "$STATE/sshd_config"
@@ -129,24 +153,48 @@ EOF
   echo $! >"$STATE/echo.pid"
 }
 
-# Benign client traffic: page views, downloads and echo exchanges, N rounds.
+# Benign client traffic, N rounds: page views, 1 MB downloads (some at a
+# limited rate, a few seconds each), a browser-like client keeping one
+# connection for several pages, the front page, a missing icon (404), a
+# login, everyday DNS names, SSH logins with a key, echo exchanges.
 benign() {
-  local n="$1" v="${ADDR[victim]}"
+  local n="$1" v="${ADDR[victim]}" key="$STATE/client_key"
   in_ns client timeout 120 bash -c '
+    v='"$v"' key='"$key"' user='"$LAB_USER"' pw='"$LAB_PASSWORD"'
+    ua="Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    names=(www mail intranet wiki git docs calendar files chat status)
     for i in $(seq 1 '"$n"'); do
-      curl -s -o /dev/null --max-time 5 "http://'"$v"':8000/docs/page$(( (i % 20) + 1 )).html"
+      curl -s -o /dev/null --max-time 5 "http://$v:8000/docs/page$(( (i % 20) + 1 )).html"
       if [ $((i % 10)) -eq 0 ]; then
-        curl -s -o /dev/null --max-time 10 "http://'"$v"':8000/download.bin"
+        curl -s -o /dev/null --max-time 10 "http://$v:8000/download.bin"
+      fi
+      if [ $((i % 25)) -eq 5 ]; then
+        curl -s -o /dev/null --max-time 10 --limit-rate 400k "http://$v:8000/download.bin"
+      fi
+      if [ $((i % 5)) -eq 2 ]; then
+        curl -s -A "$ua" -H "Accept: text/html" --max-time 10 -o /dev/null -o /dev/null \
+          -o /dev/null -o /dev/null "http://$v:8000/" "http://$v:8000/docs/" \
+          "http://$v:8000/docs/page$(( (i % 20) + 1 )).html" "http://$v:8000/favicon.ico"
       fi
       if [ $((i % 4)) -eq 0 ]; then
-        printf "hello %s\n" "$i" | socat -t 1 - TCP:'"$v"':7 >/dev/null
+        printf "hello %s\n" "$i" | socat -t 1 - TCP:$v:7 >/dev/null
       fi
-      # Small responses are benign too: the front page, a missing icon (404).
       if [ $((i % 3)) -eq 0 ]; then
-        curl -s -o /dev/null --max-time 5 "http://'"$v"':8000/"
+        curl -s -o /dev/null --max-time 5 "http://$v:8000/"
       fi
       if [ $((i % 7)) -eq 0 ]; then
-        curl -s -o /dev/null --max-time 5 "http://'"$v"':8000/favicon.ico"
+        curl -s -o /dev/null --max-time 5 "http://$v:8000/favicon.ico"
+      fi
+      if [ $((i % 6)) -eq 1 ]; then
+        dig +short +tries=1 +time=1 "@$v" "${names[$(( i % 10 ))]}.lab.test" \
+          "${names[$(( (i + 3) % 10 ))]}.lab.test" >/dev/null
+      fi
+      if [ $((i % 40)) -eq 29 ]; then
+        curl -s -o /dev/null --max-time 5 -d "user=admin&pass=$pw" "http://$v:8000/login"
+      fi
+      if [ $((i % 100)) -eq 9 ]; then
+        ssh -q -i "$key" -o BatchMode=yes -o StrictHostKeyChecking=no \
+          -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 "$user@$v" true 2>/dev/null || true
       fi
       sleep 0.05
     done' || true
@@ -156,7 +204,6 @@ benign() {
 # attack (if any) from the attacker, a pause for late replies, stop.
 phase() {
   local out="$1" kind="$2" benign_n="$3"
-  shift 3
   local pcap="$out/$kind.pcap" err="$STATE/tcpdump.err"
   : >"$err"
   # Started directly (not through a shell function) so that $! is tcpdump
@@ -168,8 +215,8 @@ phase() {
   local t0=$SECONDS
   benign "$benign_n" &
   local bg=$!
-  if [ $# -gt 0 ]; then
-    (cd "$STATE" && in_ns attacker timeout 60 "$@" >"$STATE/$kind.log" 2>&1) || true
+  if [ "$kind" != benign ]; then
+    (cd "$STATE" && attack "$kind" >"$STATE/$kind.log" 2>&1) || true
   fi
   wait "$bg"
   sleep 2
@@ -181,26 +228,26 @@ phase() {
   log "phase $kind: $(stat -c %s "$pcap") bytes in $((SECONDS - t0)) s"
 }
 
-generate() {
-  local out="$1" scale="${2:-full}"
-  local syns benign_n udp_ports tcp_ports words
-  case "$scale" in
-    small) syns=1000 benign_n=30 udp_ports=1-20 tcp_ports=1-200 words=60 ;;
-    full) syns=10000 benign_n=800 udp_ports=1-100 tcp_ports=1-1024 words=400 ;;
+# The attack kinds, in the order `generate` runs them.
+KINDS=(nmap_syn nmap_connect nmap_udp hping_syn hydra_ssh web_probe slow_http hydra_http
+  ssh_success dns_tunnel)
+
+# The attacks' sizes (set_scale) and their inputs (attack_inputs).
+set_scale() {
+  case "$1" in
+    small) SYNS=1000 BENIGN_N=30 UDP_PORTS=1-20 TCP_PORTS=1-200 WORDS=60 SLOW=50 NAMES=100 ;;
+    full) SYNS=10000 BENIGN_N=800 UDP_PORTS=1-100 TCP_PORTS=1-1024 WORDS=400 SLOW=200 NAMES=300 ;;
     *) die "--scale is small or full" ;;
   esac
-  up
-  mkdir -p "$out"
-  out="$(cd "$out" && pwd)"
-  echo "pcap,kind,attacker" >"$out/labels.csv"
-  local v="${ADDR[victim]}"
+}
+
+attack_inputs() {
+  # 64 guesses (common passwords, then each with 1, 2 and 3 appended): a
+  # connection per few tries. The lab user's password is the 43rd.
   local pw=(123456 password admin root toor letmein qwerty 12345678 dragon monkey
     secret changeme welcome passw0rd master hunter2)
-  if [ "$scale" = full ]; then
-    # 64 distinct guesses: more login attempts, more connections.
-    local base=("${pw[@]}")
-    for n in 1 2 3; do pw+=("${base[@]/%/$n}"); done
-  fi
+  local base=("${pw[@]}")
+  for n in 1 2 3; do pw+=("${base[@]/%/$n}"); done
   printf '%s\n' "${pw[@]}" >"$STATE/passwords"
   # A web-probe word list: common names, none of which exist on the victim
   # but index.html and docs.
@@ -209,15 +256,49 @@ import itertools
 base = ['admin','login','wp','backup','config','test','old','api','cgi','dev','db','upload','images','private','secret','tmp','php','data','user','shell']
 ext = ['','.php','.bak','.old','.txt','.zip','.sql','.cgi','.asp','.jsp','.html','.conf','.log','.inc','1','2','_old','-dev','.tar','.gz']
 words = ['index.html','docs'] + [b+e for b,e in itertools.product(base, ext)]
-print('\n'.join(words[:$words]))" >"$STATE/words"
+print('\n'.join(words[:$WORDS]))" >"$STATE/words"
+  # DNS tunnelling-like lookups: data (random bytes, base32) in the names.
+  python3 -c "
+import base64, random
+r = random.Random(213)
+for i in range($NAMES):
+    data = base64.b32encode(r.randbytes(30)).decode().rstrip('=').lower()
+    print(f'{data[:24]}.{data[24:]}.{i:04x}.t.lab.test')" >"$STATE/tunnel"
+}
 
-  phase "$out" benign "$benign_n"
-  phase "$out" nmap_syn 20 nmap -n -Pn -sS -T4 -p "$tcp_ports" "$v"
-  phase "$out" nmap_connect 20 nmap -n -Pn -sT -T4 -p "$tcp_ports" "$v"
-  phase "$out" nmap_udp 20 nmap -n -Pn -sU -T4 --max-retries 1 -p "$udp_ports" "$v"
-  phase "$out" hping_syn 20 hping3 -q -S -p 80 -i u200 -c "$syns" "$v"
-  phase "$out" hydra_ssh 20 hydra -l root -P "$STATE/passwords" -t 4 -I -q "ssh://$v"
-  phase "$out" web_probe 20 dirb "http://$v:8000/" "$STATE/words" -S -r -z 5
+# One attack from the attacker's namespace, bounded in time (60 s) and
+# count. hydra waits 2 s (-w) after sshd closes a connection
+# (MaxAuthTries), not its default 32.
+attack() {
+  local v="${ADDR[victim]}"
+  local -a cmd
+  case "$1" in
+    nmap_syn) cmd=(nmap -n -Pn -sS -T4 -p "$TCP_PORTS" "$v") ;;
+    nmap_connect) cmd=(nmap -n -Pn -sT -T4 -p "$TCP_PORTS" "$v") ;;
+    nmap_udp) cmd=(nmap -n -Pn -sU -T4 --max-retries 1 -p "$UDP_PORTS" "$v") ;;
+    hping_syn) cmd=(hping3 -q -S -p 80 -i u200 -c "$SYNS" "$v") ;;
+    hydra_ssh) cmd=(hydra -l root -P "$STATE/passwords" -t 4 -w 2 -I -q "ssh://$v") ;;
+    web_probe) cmd=(dirb "http://$v:8000/" "$STATE/words" -S -r -z 5) ;;
+    slow_http) cmd=(slowhttptest -B -c "$SLOW" -r 25 -i 5 -s 8192 -l 20 -u "http://$v:8000/login") ;;
+    hydra_http) cmd=(hydra -l admin -P "$STATE/passwords" -t 4 -f -I -q -s 8000 "$v"
+      http-post-form "/login:user=^USER^&pass=^PASS^:F=invalid login") ;;
+    ssh_success) cmd=(hydra -l "$LAB_USER" -P "$STATE/passwords" -t 4 -w 2 -f -I -q "ssh://$v") ;;
+    dns_tunnel) cmd=(dig +short +tries=1 +time=1 "@$v" -f "$STATE/tunnel") ;;
+    *) die "no attack kind $1 (kinds: ${KINDS[*]})" ;;
+  esac
+  (cd "$STATE" && in_ns attacker timeout 60 "${cmd[@]}")
+}
+
+generate() {
+  local out="$1"
+  set_scale "${2:-full}"
+  up
+  mkdir -p "$out"
+  out="$(cd "$out" && pwd)"
+  echo "pcap,kind,attacker" >"$out/labels.csv"
+  attack_inputs
+  phase "$out" benign "$BENIGN_N"
+  for kind in "${KINDS[@]}"; do phase "$out" "$kind" 20; done
   down
   log "wrote $out ($(($(wc -l <"$out/labels.csv") - 1)) captures)"
 }
@@ -272,6 +353,15 @@ case "$cmd" in
     in_ns "$role" "$@"
     ;;
   addr) echo "${ADDR[${1:?role}]}" ;;
+  attack)
+    [ $# -ge 1 ] || die "usage: lab/lab.sh attack KIND [--scale small|full]"
+    [ -d "$STATE" ] || die "the lab is not up (lab/lab.sh up)"
+    kind="$1"
+    set_scale "$([ "${2:-}" = --scale ] && echo "${3:-}" || echo small)"
+    attack_inputs
+    attack "$kind"
+    ;;
+  benign) benign "${1:-30}" ;;
   bench-pcap)
     [ $# -ge 1 ] || die "usage: lab/lab.sh bench-pcap OUT.pcap"
     require
@@ -279,7 +369,7 @@ case "$cmd" in
     bench_pcap "$(realpath -m "$1")"
     ;;
   *)
-    sed -n '2,15p' "$0" >&2
+    sed -n '2,18p' "$0" >&2
     exit 2
     ;;
 esac
