@@ -118,11 +118,13 @@ services() {
     head -c $((500 * i)) /dev/zero | tr '\0' 'a' >"$www/docs/page$i.html"
   done
   head -c 1048576 /dev/zero >"$www/download.bin"
-  in_ns victim env LAB_LOGIN="admin:$LAB_PASSWORD" \
+  # Started by `ip netns exec` itself (not the in_ns function, which would
+  # fork a shell) so that $! is the service and `down` stops it.
+  ip netns exec "$P-victim" env LAB_LOGIN="admin:$LAB_PASSWORD" \
     python3 "$HERE/victim_http.py" "${ADDR[victim]}" 8000 "$www" >"$STATE/http.log" 2>&1 &
   echo $! >"$STATE/http.pid"
 
-  in_ns victim dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+  ip netns exec "$P-victim" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
     --listen-address="${ADDR[victim]}" --address="/lab.test/${ADDR[victim]}" \
     --pid-file="$STATE/dnsmasq.pid" --log-facility="$STATE/dnsmasq.log" >/dev/null 2>&1 &
   echo $! >"$STATE/dns.pid"
@@ -148,7 +150,7 @@ LogLevel QUIET
 EOF
   in_ns victim /usr/sbin/sshd -f "$STATE/sshd_config"
 
-  in_ns victim socat TCP-LISTEN:7,bind="${ADDR[victim]}",fork,reuseaddr EXEC:cat \
+  ip netns exec "$P-victim" socat TCP-LISTEN:7,bind="${ADDR[victim]}",fork,reuseaddr EXEC:cat \
     >/dev/null 2>&1 &
   echo $! >"$STATE/echo.pid"
 }
