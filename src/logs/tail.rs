@@ -1,0 +1,542 @@
+//! Following log files as they grow, across rotation and restarts.
+//!
+//! A file is known by its device and inode, not its name, as Filebeat's
+//! registry knows it: a file renamed by rotation (`auth.log` to
+//! `auth.log.1`) is read to its end through the handle already open, and
+//! the new file at the old name is read from its start. A file that
+//! shrinks below the position read (copytruncate) is read again from its
+//! start, counted. The position of every file is kept in a registry file,
+//! written (atomically: a new file renamed over the old) only when the
+//! caller says the lines before it were delivered ([`Tailer::commit`]), so
+//! a restart neither loses nor repeats a delivered line.
+//!
+//! Lines are bounded ([`TailConfig::max_line`] bytes): a longer one is cut
+//! there, counted, and the rest of it skipped up to its newline. A last
+//! line without its newline waits until the newline comes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A tailer's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    #[error("pattern {pattern:?}: {source}")]
+    Pattern {
+        pattern: String,
+        source: glob::PatternError,
+    },
+    #[error("registry {path}: {source}")]
+    Registry {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("registry {path}: not a registry ({source})")]
+    RegistryFormat {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// What a tailer follows and how.
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    /// Glob patterns of the files to follow.
+    pub paths: Vec<String>,
+    /// Where the read positions are kept.
+    pub registry: PathBuf,
+    /// The longest line kept (bytes).
+    pub max_line: usize,
+    /// At most this many bytes read per file per poll.
+    pub read_chunk: usize,
+    /// A file never seen before is read from its start (else from its end).
+    pub from_start: bool,
+}
+
+/// A file's identity: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// One line read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub file: FileId,
+    /// The name the file had when the line was read.
+    pub path: PathBuf,
+    pub text: String,
+    /// The file position after this line (and its newline).
+    pub end: u64,
+    /// The line was longer than `max_line` and was cut.
+    pub cut: bool,
+}
+
+/// What the tailer has counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TailCounters {
+    pub lines: u64,
+    pub bytes: u64,
+    pub cut: u64,
+    pub truncations: u64,
+    pub rotations: u64,
+    pub read_errors: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    path: PathBuf,
+    offset: u64,
+}
+
+/// The registry on disk: a position per file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Registry {
+    files: BTreeMap<String, Entry>,
+}
+
+fn key(id: FileId) -> String {
+    format!("{}:{}", id.dev, id.ino)
+}
+
+struct Open {
+    file: File,
+    path: PathBuf,
+    /// Position read up to (the start of `pending`).
+    read: u64,
+    /// Bytes of a line whose newline has not come yet.
+    pending: Vec<u8>,
+    /// Skipping the rest of a line already cut.
+    skipping: bool,
+    /// Its name no longer leads to it (rotated or removed).
+    gone: bool,
+}
+
+/// Follows the files of one [`TailConfig`].
+pub struct Tailer {
+    cfg: TailConfig,
+    patterns: Vec<glob::Pattern>,
+    open: HashMap<FileId, Open>,
+    /// Delivered positions (what the registry holds, or will at the next save).
+    committed: BTreeMap<FileId, (PathBuf, u64)>,
+    dirty: bool,
+    pub counters: TailCounters,
+}
+
+impl Tailer {
+    /// Checks the patterns and loads the registry (an absent one is empty).
+    pub fn new(cfg: TailConfig) -> Result<Tailer, TailError> {
+        let patterns = cfg
+            .paths
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|source| TailError::Pattern {
+                    pattern: p.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let registry = match std::fs::read(&cfg.registry) {
+            Ok(bytes) => serde_json::from_slice::<Registry>(&bytes).map_err(|source| {
+                TailError::RegistryFormat {
+                    path: cfg.registry.clone(),
+                    source,
+                }
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Registry::default(),
+            Err(source) => {
+                return Err(TailError::Registry {
+                    path: cfg.registry.clone(),
+                    source,
+                })
+            }
+        };
+        let committed = registry
+            .files
+            .into_iter()
+            .filter_map(|(k, e)| {
+                let (dev, ino) = k.split_once(':')?;
+                Some((
+                    FileId {
+                        dev: dev.parse().ok()?,
+                        ino: ino.parse().ok()?,
+                    },
+                    (e.path, e.offset),
+                ))
+            })
+            .collect();
+        Ok(Tailer {
+            cfg,
+            patterns,
+            open: HashMap::new(),
+            committed,
+            dirty: false,
+            counters: TailCounters::default(),
+        })
+    }
+
+    /// The files the patterns name now, with their identities.
+    fn scan(&self) -> Vec<(FileId, PathBuf, u64)> {
+        let mut out = Vec::new();
+        for p in &self.patterns {
+            let Ok(paths) = glob::glob(p.as_str()) else {
+                continue;
+            };
+            for path in paths.flatten() {
+                if let Ok(m) = std::fs::metadata(&path) {
+                    if m.is_file() {
+                        out.push((
+                            FileId {
+                                dev: m.dev(),
+                                ino: m.ino(),
+                            },
+                            path,
+                            m.len(),
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads what every file gained since the last poll: complete lines,
+    /// in file order per file.
+    pub fn poll(&mut self) -> Vec<Line> {
+        let found = self.scan();
+        let named: HashMap<FileId, &PathBuf> = found.iter().map(|(id, p, _)| (*id, p)).collect();
+        // Files whose names now lead elsewhere: read to their end, then close.
+        for (id, o) in self.open.iter_mut() {
+            if !named.contains_key(id) && !o.gone {
+                o.gone = true;
+                self.counters.rotations += 1;
+            }
+        }
+        for (id, path, _) in &found {
+            if self.open.contains_key(id) {
+                let o = self.open.get_mut(id).expect("present");
+                o.path = path.clone();
+                continue;
+            }
+            let Ok(mut file) = File::open(path) else {
+                self.counters.read_errors += 1;
+                continue;
+            };
+            let start = match self.committed.get(id) {
+                Some((_, offset)) => *offset,
+                None if self.cfg.from_start => 0,
+                None => file.seek(SeekFrom::End(0)).unwrap_or(0),
+            };
+            self.open.insert(
+                *id,
+                Open {
+                    file,
+                    path: path.clone(),
+                    read: start,
+                    pending: Vec::new(),
+                    skipping: false,
+                    gone: false,
+                },
+            );
+            if !self.committed.contains_key(id) {
+                self.committed.insert(*id, (path.clone(), start));
+                self.dirty = true;
+            }
+        }
+        let mut lines = Vec::new();
+        let mut closed = Vec::new();
+        let ids: Vec<FileId> = self.open.keys().copied().collect();
+        for id in ids {
+            let o = self.open.get_mut(&id).expect("present");
+            let at_end = read_lines(id, o, &self.cfg, &mut self.counters, &mut lines);
+            if o.gone && at_end {
+                closed.push(id);
+            }
+        }
+        for id in closed {
+            self.open.remove(&id);
+        }
+        lines
+    }
+
+    /// Lines up to `end` of `file` were delivered: their position may be saved.
+    pub fn commit(&mut self, line: &Line) {
+        let e = self
+            .committed
+            .entry(line.file)
+            .or_insert_with(|| (line.path.clone(), 0));
+        if line.end > e.1 || e.0 != line.path {
+            *e = (line.path.clone(), line.end.max(e.1));
+            self.dirty = true;
+        }
+    }
+
+    /// Writes the registry when a position moved since the last save.
+    /// Files neither open nor named any more are forgotten.
+    pub fn save(&mut self) -> Result<(), TailError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let live: Vec<FileId> = self.scan().into_iter().map(|(id, _, _)| id).collect();
+        self.committed
+            .retain(|id, _| self.open.contains_key(id) || live.contains(id));
+        let reg = Registry {
+            files: self
+                .committed
+                .iter()
+                .map(|(id, (path, offset))| {
+                    (
+                        key(*id),
+                        Entry {
+                            path: path.clone(),
+                            offset: *offset,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let err = |source| TailError::Registry {
+            path: self.cfg.registry.clone(),
+            source,
+        };
+        let tmp = self.cfg.registry.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(&reg).expect("a registry serializes");
+        std::fs::write(&tmp, bytes).map_err(err)?;
+        std::fs::rename(&tmp, &self.cfg.registry).map_err(err)?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Files open now.
+    pub fn files(&self) -> usize {
+        self.open.len()
+    }
+
+    /// The registry's path.
+    pub fn registry(&self) -> &Path {
+        &self.cfg.registry
+    }
+}
+
+/// Reads one file's new bytes into lines; true when it read to its end.
+fn read_lines(
+    id: FileId,
+    o: &mut Open,
+    cfg: &TailConfig,
+    counters: &mut TailCounters,
+    out: &mut Vec<Line>,
+) -> bool {
+    let len = match o.file.metadata() {
+        Ok(m) => m.len(),
+        Err(_) => {
+            counters.read_errors += 1;
+            return true;
+        }
+    };
+    let position = o.read + o.pending.len() as u64;
+    if len < position {
+        // Truncated in place (copytruncate): read it again from its start.
+        counters.truncations += 1;
+        o.read = 0;
+        o.pending.clear();
+        o.skipping = false;
+    }
+    let from = o.read + o.pending.len() as u64;
+    if o.file.seek(SeekFrom::Start(from)).is_err() {
+        counters.read_errors += 1;
+        return true;
+    }
+    let mut buf = vec![0u8; cfg.read_chunk.min((len - from.min(len)) as usize)];
+    let n = match o.file.read(&mut buf) {
+        Ok(n) => n,
+        Err(_) => {
+            counters.read_errors += 1;
+            return true;
+        }
+    };
+    buf.truncate(n);
+    counters.bytes += n as u64;
+    let mut rest = &buf[..];
+    while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        let (part, tail) = (&rest[..nl], &rest[nl + 1..]);
+        let consumed = o.pending.len() as u64 + part.len() as u64 + 1;
+        if o.skipping {
+            o.skipping = false;
+        } else {
+            o.pending.extend_from_slice(part);
+            let cut = o.pending.len() > cfg.max_line;
+            o.pending.truncate(cfg.max_line);
+            emit(id, o, consumed, cut, counters, out);
+        }
+        o.read += consumed;
+        o.pending.clear();
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        if o.skipping {
+            o.read += rest.len() as u64;
+        } else {
+            o.pending.extend_from_slice(rest);
+            if o.pending.len() > cfg.max_line {
+                // Too long to wait for: cut now, skip the rest of it.
+                let consumed = o.pending.len() as u64;
+                o.pending.truncate(cfg.max_line);
+                emit(id, o, consumed, true, counters, out);
+                o.read += consumed;
+                o.pending.clear();
+                o.skipping = true;
+            }
+        }
+    }
+    o.read + o.pending.len() as u64 >= len
+}
+
+fn emit(
+    id: FileId,
+    o: &Open,
+    consumed: u64,
+    cut: bool,
+    counters: &mut TailCounters,
+    out: &mut Vec<Line>,
+) {
+    counters.lines += 1;
+    counters.cut += u64::from(cut);
+    out.push(Line {
+        file: id,
+        path: o.path.clone(),
+        text: String::from_utf8_lossy(&o.pending).into_owned(),
+        end: o.read + consumed,
+        cut,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn cfg(dir: &Path, pattern: &str) -> TailConfig {
+        TailConfig {
+            paths: vec![dir.join(pattern).to_string_lossy().into_owned()],
+            registry: dir.join("registry.json"),
+            max_line: 64,
+            read_chunk: 1 << 20,
+            from_start: true,
+        }
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Polls, delivers (commits) every line, saves; the lines' texts.
+    fn drain(t: &mut Tailer) -> Vec<String> {
+        let lines = t.poll();
+        for l in &lines {
+            t.commit(l);
+        }
+        t.save().unwrap();
+        lines.into_iter().map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn partial_lines_wait_and_long_lines_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, "one\ntw");
+        let mut t = Tailer::new(cfg(dir.path(), "*.log")).unwrap();
+        assert_eq!(drain(&mut t), ["one"]);
+        append(&log, "o\n");
+        assert_eq!(drain(&mut t), ["two"]);
+        append(&log, &format!("{}\nthree\n", "x".repeat(100)));
+        assert_eq!(drain(&mut t), ["x".repeat(64), "three".into()]);
+        // A long line whose end has not come: cut now, its rest skipped.
+        append(&log, &"y".repeat(80));
+        assert_eq!(drain(&mut t), ["y".repeat(64)]);
+        append(&log, "yyy\nfour\n");
+        assert_eq!(drain(&mut t), ["four"]);
+        assert_eq!(t.counters.cut, 2);
+    }
+
+    #[test]
+    fn rotation_by_rename_and_copytruncate_lose_and_repeat_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        append(&log, "a1\na2\n");
+        let mut t = Tailer::new(cfg(dir.path(), "auth.log")).unwrap();
+        assert_eq!(drain(&mut t), ["a1", "a2"]);
+        // Written just before the rename, then renamed; a new file begins.
+        append(&log, "a3\n");
+        std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+        append(&dir.path().join("auth.log.1"), "a4\n");
+        append(&log, "b1\n");
+        let mut got = drain(&mut t);
+        got.sort();
+        assert_eq!(got, ["a3", "a4", "b1"]);
+        assert_eq!(t.counters.rotations, 1);
+        // copytruncate: copied away, emptied in place, written again.
+        append(&log, "b2\n");
+        assert_eq!(drain(&mut t), ["b2"]);
+        std::fs::copy(&log, dir.path().join("auth.log.2")).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&log)
+            .unwrap();
+        append(&log, "c1\n");
+        assert_eq!(drain(&mut t), ["c1"]);
+        assert_eq!(t.counters.truncations, 1);
+    }
+
+    #[test]
+    fn a_restart_resumes_at_the_delivered_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, "1\n2\n3\n");
+        let mut t = Tailer::new(cfg(dir.path(), "*.log")).unwrap();
+        let lines = t.poll();
+        // Only the first two were delivered before the stop.
+        t.commit(&lines[1]);
+        t.save().unwrap();
+        drop(t);
+        append(&log, "4\n");
+        let mut t = Tailer::new(cfg(dir.path(), "*.log")).unwrap();
+        assert_eq!(drain(&mut t), ["3", "4"]);
+        drop(t);
+        let mut t = Tailer::new(cfg(dir.path(), "*.log")).unwrap();
+        assert!(drain(&mut t).is_empty());
+        // A file first seen when not reading from the start: from its end.
+        let mut c = cfg(dir.path(), "*.txt");
+        c.from_start = false;
+        append(&dir.path().join("old.txt"), "history\n");
+        let mut t = Tailer::new(c).unwrap();
+        assert!(drain(&mut t).is_empty());
+        append(&dir.path().join("old.txt"), "new\n");
+        assert_eq!(drain(&mut t), ["new"]);
+    }
+
+    #[test]
+    fn a_broken_registry_or_pattern_is_a_named_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), "*.log");
+        std::fs::write(&c.registry, "not json").unwrap();
+        let e = Tailer::new(c).err().unwrap();
+        assert!(e.to_string().contains("not a registry"), "{e}");
+        let mut c = cfg(dir.path(), "[.log");
+        c.registry = dir.path().join("r2.json");
+        assert!(Tailer::new(c)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("pattern"));
+    }
+}
