@@ -549,6 +549,12 @@ pub type Key = (Endpoint, Endpoint, u8);
 /// and counted instead of starting one-packet flows. A SYN always starts a
 /// new flow.
 pub const CLOSE_LINGER_NS: u64 = 2_000_000_000;
+// A TCP flow ended by the idle timeout is remembered too (bounded, no time
+// limit): a FIN or RST on its key without a SYN first is its late close (a
+// client that read a download from its buffer after the last byte crossed
+// the wire), absorbed with the ACKs after it rather than made a flow of
+// two control packets. A data packet without FIN or RST still starts a new
+// flow (the connection went on after a pause).
 
 /// Bidirectional flows keyed by the unordered 5-tuple.
 pub struct FlowTable {
@@ -556,6 +562,8 @@ pub struct FlowTable {
     open: lru::LruCache<Key, Open>,
     /// Recently closed TCP flows and when they closed (bounded).
     closed: lru::LruCache<Key, u64>,
+    /// TCP flows ended by the idle timeout (bounded).
+    timed_out: lru::LruCache<Key, ()>,
     /// Flows evicted because the table was full.
     pub evicted: u64,
     /// Packets absorbed by a recently closed flow, and their bytes.
@@ -580,6 +588,9 @@ impl FlowTable {
             limits,
             open: lru::LruCache::unbounded(),
             closed: lru::LruCache::new(
+                std::num::NonZeroUsize::new(limits.max_flows.clamp(1, 65_536)).expect("≥ 1"),
+            ),
+            timed_out: lru::LruCache::new(
                 std::num::NonZeroUsize::new(limits.max_flows.clamp(1, 65_536)).expect("≥ 1"),
             ),
             evicted: 0,
@@ -658,6 +669,9 @@ impl FlowTable {
             let active = p.ts_ns.saturating_sub(o.stats.first_ns) > self.limits.active_timeout_ns;
             if idle || active {
                 let o = self.open.pop(&k).expect("peeked");
+                if idle && o.proto == 6 {
+                    self.timed_out.put(k, ());
+                }
                 out.push(self.finish(
                     o,
                     if idle {
@@ -692,6 +706,13 @@ impl FlowTable {
                 }
             }
             None => {
+                if p.proto == 6 && !p.syn && (p.fin || p.rst) && self.timed_out.pop(&k).is_some() {
+                    // The late close of a flow the idle timeout ended.
+                    self.absorbed += 1;
+                    self.absorbed_bytes += p.size as u64;
+                    self.closed.put(k, p.ts_ns);
+                    return;
+                }
                 if p.proto == 6 && !p.syn {
                     if let Some(&at) = self.closed.peek(&k) {
                         if p.ts_ns.saturating_sub(at) <= CLOSE_LINGER_NS {
@@ -709,6 +730,7 @@ impl FlowTable {
                 }
                 // A new flow on this key: its predecessor's linger is over.
                 self.closed.pop(&k);
+                self.timed_out.pop(&k);
                 let mut o = Open {
                     src: p.src,
                     dst: p.dst,
@@ -745,6 +767,9 @@ impl FlowTable {
         for k in keys {
             if let Some(o) = self.open.pop(&k) {
                 let idle = now_ns.saturating_sub(o.stats.last_ns) > self.limits.idle_timeout_ns;
+                if idle && o.proto == 6 {
+                    self.timed_out.put(k, ());
+                }
                 out.push(self.finish(
                     o,
                     if idle {
@@ -821,6 +846,35 @@ mod table_tests {
         t.packet(pkt(0, c, s, false, true), &mut out);
         t.packet(pkt(CLOSE_LINGER_NS + 1, c, s, false, false), &mut out);
         assert_eq!((t.len(), t.absorbed), (1, 0));
+    }
+
+    #[test]
+    fn the_late_close_of_a_timed_out_flow_is_absorbed_and_new_data_is_a_flow() {
+        let (c, s) = (ep(1, 40000), ep(2, 80));
+        let idle = LIMITS.idle_timeout_ns;
+        for by_tick in [false, true] {
+            let mut t = FlowTable::new(LIMITS);
+            let mut out = vec![];
+            t.packet(syn(0, c, s), &mut out);
+            t.packet(pkt(10, s, c, false, false), &mut out);
+            if by_tick {
+                t.expire(10 + idle + 1, &mut out);
+            }
+            // The close after the pause: FIN, FIN, last ACK, all absorbed.
+            t.packet(pkt(20 + 2 * idle, c, s, true, false), &mut out);
+            t.packet(pkt(21 + 2 * idle, s, c, true, false), &mut out);
+            t.packet(pkt(22 + 2 * idle, c, s, false, false), &mut out);
+            assert_eq!(out.len(), 1, "by_tick {by_tick}: {out:?}");
+            assert_eq!(out[0].end, EndReason::Idle);
+            assert!(t.is_empty());
+            assert_eq!(t.absorbed, 3);
+        }
+        // Data after a pause (no FIN): the connection went on, a new flow.
+        let mut t = FlowTable::new(LIMITS);
+        let mut out = vec![];
+        t.packet(syn(0, c, s), &mut out);
+        t.packet(pkt(2 * idle, c, s, false, false), &mut out);
+        assert_eq!((out.len(), t.len(), t.absorbed), (1, 1, 0));
     }
 
     #[test]
