@@ -527,7 +527,7 @@ fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
          [syscall_batcher]\nmax_wait = \"200ms\"\n\
          [syscall_classifier]\nthreshold = 2.0\n\
          [baseline]\nlearn_for = \"3s\"\nsave_every = \"1s\"\n\
-         [alert]\nconsole = false\njsonl = \"{}\"\n",
+         [alert]\nconsole = false\ncooldown = \"2s\"\njsonl = \"{}\"\n",
         svc_pid,
         alerts.display()
     );
@@ -543,15 +543,39 @@ fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
     ask("ls");
     ask("attack");
     // The incident goes out at the first finding; the rest of the tree
-    // joins it and goes out as its update (here: at the stop).
+    // joins it and goes out as its update once the tree is quiet for the
+    // cooldown (2 s here).
+    let rules_of = |a: &serde_json::Value| -> Vec<String> {
+        a["tree"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| m["findings"].as_array().cloned().unwrap_or_default())
+            .filter_map(|f| f["rule"]["name"].as_str().map(String::from))
+            .collect()
+    };
     common::wait_for_alert(
         &alerts,
-        Duration::from_secs(15),
-        |a| a["module"] == "incident",
-        "no incident for the shell",
-        || node.log(),
+        Duration::from_secs(20),
+        |a| {
+            a["module"] == "incident"
+                && [
+                    "baseline.new_child",
+                    "baseline.sensitive_read",
+                    "baseline.new_peer",
+                ]
+                .iter()
+                .all(|r| rules_of(a).iter().any(|x| x == r))
+        },
+        "no incident update with the shell's child, read and connection",
+        || {
+            format!(
+                "{}\nalerts: {}",
+                node.log(),
+                std::fs::read_to_string(&alerts).unwrap_or_default()
+            )
+        },
     );
-    std::thread::sleep(Duration::from_secs(2));
     // Accepted from the console, with its token.
     let api = format!("http://127.0.0.1:{console}/api");
     let bearer = format!("Bearer {token}");
@@ -580,13 +604,7 @@ fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
         .rfind(|a| a["module"] == "incident")
         .unwrap()
         .clone();
-    let rules: Vec<String> = a["tree"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|m| m["findings"].as_array().cloned().unwrap_or_default())
-        .filter_map(|f| f["rule"]["name"].as_str().map(String::from))
-        .collect();
+    let rules = rules_of(&a);
     for r in [
         "baseline.new_child",
         "baseline.sensitive_read",
