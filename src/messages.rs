@@ -80,6 +80,8 @@ pub struct Envelope {
 pub enum Payload {
     SyscallBatch(SyscallBatch),
     FlowBatch(FlowBatch),
+    /// Log lines a collector read (`[[log_source]]`).
+    LogBatch(LogBatch),
     Alert(Alert),
     Heartbeat(Heartbeat),
     /// A response a compute node asks one host's collector to carry out.
@@ -94,6 +96,7 @@ pub enum Payload {
 pub enum PayloadKind {
     Syscall,
     Flow,
+    Log,
     Alert,
     Heartbeat,
     Command,
@@ -101,9 +104,10 @@ pub enum PayloadKind {
 }
 
 impl PayloadKind {
-    pub const ALL: [PayloadKind; 6] = [
+    pub const ALL: [PayloadKind; 7] = [
         PayloadKind::Syscall,
         PayloadKind::Flow,
+        PayloadKind::Log,
         PayloadKind::Alert,
         PayloadKind::Heartbeat,
         PayloadKind::Command,
@@ -112,7 +116,10 @@ impl PayloadKind {
 
     /// Data kinds: batches the durable stream carries and partitions.
     pub fn is_data(self) -> bool {
-        matches!(self, PayloadKind::Syscall | PayloadKind::Flow)
+        matches!(
+            self,
+            PayloadKind::Syscall | PayloadKind::Flow | PayloadKind::Log
+        )
     }
 
     /// The subject token.
@@ -120,6 +127,7 @@ impl PayloadKind {
         match self {
             PayloadKind::Syscall => "syscall",
             PayloadKind::Flow => "flow",
+            PayloadKind::Log => "log",
             PayloadKind::Alert => "alert",
             PayloadKind::Heartbeat => "heartbeat",
             PayloadKind::Command => "command",
@@ -140,6 +148,7 @@ impl Payload {
         match self {
             Payload::SyscallBatch(_) => PayloadKind::Syscall,
             Payload::FlowBatch(_) => PayloadKind::Flow,
+            Payload::LogBatch(_) => PayloadKind::Log,
             Payload::Alert(_) => PayloadKind::Alert,
             Payload::Heartbeat(_) => PayloadKind::Heartbeat,
             Payload::Command(_) => PayloadKind::Command,
@@ -158,11 +167,12 @@ impl Payload {
 
     /// The partition key of a data payload, the last token of its subject
     /// `daisi.v1.<kind>.<host>.<key>`: a syscall batch's pid (a process's
-    /// batches stay together), `0` for flows; `None` for other kinds.
+    /// batches stay together), `0` for flows and logs (a host's lines stay
+    /// in order); `None` for other kinds.
     pub fn subject_key(&self) -> Option<u32> {
         match self {
             Payload::SyscallBatch(b) => Some(b.pid),
-            Payload::FlowBatch(_) => Some(0),
+            Payload::FlowBatch(_) | Payload::LogBatch(_) => Some(0),
             _ => None,
         }
     }
@@ -183,6 +193,14 @@ impl Payload {
                     ..b.clone()
                 };
                 Ok((Payload::FlowBatch(b), Payload::FlowBatch(second)))
+            }
+            Payload::LogBatch(mut b) if b.lines.len() >= 2 => {
+                let rest = b.lines.split_off(b.lines.len() / 2);
+                let second = LogBatch {
+                    lines: rest,
+                    ..b.clone()
+                };
+                Ok((Payload::LogBatch(b), Payload::LogBatch(second)))
             }
             other => Err(Box::new(other)),
         }
@@ -294,6 +312,34 @@ impl SyscallBatch {
 /// than any scoring window needs (`syscall_batcher.context` is the model's
 /// window − 1: 31 by default).
 pub const SPLIT_CONTEXT: usize = 64;
+
+/// Log lines of one collector, in the order they were read (per file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub host: String,
+    pub lines: Vec<LogLine>,
+}
+
+/// One line of a log, as written (the compute side parses it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// The `[[log_source]]` it came from (its `name`).
+    pub source: String,
+    /// The file it was read from; `journal` for the systemd journal.
+    pub path: String,
+    /// When the collector read it, ns since the Unix epoch.
+    pub read_ns: u64,
+    /// The line without its newline (a journal entry: its JSON object),
+    /// at most the source's `max_line` bytes.
+    pub text: String,
+    /// It was longer and was cut at `max_line`.
+    #[serde(default)]
+    pub cut: bool,
+    /// The program that writes this source's lines when they carry no
+    /// syslog header (the source's `program`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+}
 
 /// Flow records of one collector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -791,6 +837,8 @@ pub enum AlertModule {
     Incident,
     /// A program did what its host profile does not hold.
     Baseline,
+    /// System or application log lines (`[log_detector]`).
+    Log,
     /// What a response did about another alert.
     Response,
 }
@@ -803,6 +851,7 @@ impl AlertModule {
             AlertModule::Incident => "incident",
             AlertModule::Response => "response",
             AlertModule::Baseline => "baseline",
+            AlertModule::Log => "log",
         }
     }
 }
@@ -964,7 +1013,23 @@ pub struct FileFields {
 /// The user a process ran as (ECS `user.*`, `group.*`: ids as text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserFields {
+    /// `user.id` (text; empty when only the name is known).
+    #[serde(default)]
     pub id: String,
+    /// `user.name`, when a log line named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The log lines an alert is about (ECS `log.*`; the lines themselves as
+/// `event.original` would hold them, the last few).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogFields {
+    /// `log.file.path`: where the lines were read (`journal`).
+    pub file: String,
+    /// The lines that raised the alert, oldest first, bounded in number
+    /// and length; shown escaped (a monitored program wrote them).
+    pub lines: Vec<String>,
 }
 
 /// One end of a flow (ECS `source.*`, `destination.*`).
@@ -1081,6 +1146,9 @@ pub struct Alert {
     /// Baseline findings: the program and what it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineFields>,
+    /// Log alerts: the lines that raised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogFields>,
     /// Network alerts: the features that raised the score most.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<FeatureFields>,
@@ -1164,6 +1232,7 @@ impl Alert {
             file: None,
             rule: None,
             baseline: None,
+            log: None,
             features: vec![],
             related: vec![],
             tree: vec![],
@@ -1412,6 +1481,20 @@ mod tests {
                 Payload::FlowBatch(FlowBatch {
                     host: "h".into(),
                     flows: vec![flow],
+                }),
+            ),
+            (
+                "log_batch",
+                Payload::LogBatch(LogBatch {
+                    host: "h".into(),
+                    lines: vec![LogLine {
+                        source: "auth".into(),
+                        path: "/var/log/auth.log".into(),
+                        read_ns: 1,
+                        text: "Dec  1 10:00:00 web1 sshd[42]: Failed password for root from 10.0.0.9 port 5555 ssh2".into(),
+                        cut: false,
+                        program: None,
+                    }],
                 }),
             ),
             ("alert", Payload::Alert(sample_alert())),

@@ -19,6 +19,8 @@ use crate::actors::alert::AlertActor;
 use crate::actors::command::{CommandExecutor, CommandInput};
 use crate::actors::console::store::ConsoleState;
 use crate::actors::console::ConsoleServer;
+use crate::actors::logs::detector::LogDetector;
+use crate::actors::logs::source::{LogSource, OpenSources};
 use crate::actors::network::flow_classifier::FlowClassifier;
 use crate::actors::network::flow_merge::FlowMerge;
 use crate::actors::network::packet_source::PacketSource;
@@ -78,6 +80,7 @@ struct CollectorParts {
     packets: Option<PacketReader>,
     syscalls: Option<SourceInput>,
     live_packets: bool,
+    logs: Option<OpenSources>,
 }
 
 /// Everything a role needs, checked and opened before any actor starts.
@@ -124,6 +127,10 @@ impl Prepared {
                 },
                 live_packets: prepare::<FlowMerge>(cfg, node).await?,
                 packets: prepare::<PacketSource>(cfg, node).await?,
+                logs: match cfg.log_source.is_empty() {
+                    true => None,
+                    false => Some(prepare::<LogSource>(cfg, node).await?),
+                },
                 syscalls: match cfg.syscall_source.kind {
                     SourceKind::None => None,
                     _ => Some(prepare::<SyscallSource>(cfg, node).await?),
@@ -147,6 +154,7 @@ struct ComputeSide {
     classifier: Addr<SyscallClassifier>,
     arbiter: Arbiter,
     flow_classifier: Addr<FlowClassifier>,
+    log_detector: Addr<LogDetector>,
     buffer: Addr<SyscallBuffer>,
     monitor: Addr<HeartbeatMonitor>,
     inbound: Addr<Inbound>,
@@ -158,6 +166,7 @@ struct CollectorSide {
     command: Option<Addr<CommandExecutor>>,
     flow_merge: Option<Addr<FlowMerge>>,
     packet_source: Option<Addr<PacketSource>>,
+    log_source: Option<Addr<LogSource>>,
     batcher: Addr<SyscallBatcher>,
     source: Option<Addr<SyscallSource>>,
 }
@@ -169,6 +178,7 @@ pub struct Node {
     pub batcher: Option<Addr<SyscallBatcher>>,
     pub packet_source: Option<Addr<PacketSource>>,
     pub flow_merge: Option<Addr<FlowMerge>>,
+    pub log_source: Option<Addr<LogSource>>,
     pub command: Option<Addr<CommandExecutor>>,
     pub outbound: Addr<Outbound>,
     pub heartbeat: Addr<HeartbeatActor>,
@@ -178,6 +188,7 @@ pub struct Node {
     pub buffer: Option<Addr<SyscallBuffer>>,
     pub classifier: Option<Addr<SyscallClassifier>>,
     pub flow_classifier: Option<Addr<FlowClassifier>>,
+    pub log_detector: Option<Addr<LogDetector>>,
     pub monitor: Option<Addr<HeartbeatMonitor>>,
     pub alert: Option<Addr<AlertActor>>,
     pub baseline: Option<Addr<BaselineActor>>,
@@ -251,6 +262,8 @@ impl Wiring<'_> {
                 ),
             },
         );
+        let log_detector =
+            launch::<LogDetector>(cfg, node, (), self.edge("alert_logs", &alert, to_alert));
         let monitor = launch::<HeartbeatMonitor>(cfg, node, (), ());
         let baseline = parts.baseline.map(|store| {
             launch::<BaselineActor>(
@@ -274,6 +287,11 @@ impl Wiring<'_> {
                 &flow_classifier,
                 cfg.flow_classifier.mailbox.overflow,
             )),
+            logs: Some(self.edge(
+                "log_detector",
+                &log_detector,
+                cfg.log_detector.mailbox.overflow,
+            )),
             heartbeats: Some(self.edge("heartbeat_monitor", &monitor, Overflow::DropNewest)),
             outcomes: Some(self.edge("alert_outcomes", &alert, to_alert)),
         };
@@ -283,6 +301,7 @@ impl Wiring<'_> {
             classifier,
             arbiter,
             flow_classifier,
+            log_detector,
             buffer,
             monitor,
             inbound,
@@ -319,6 +338,14 @@ impl Wiring<'_> {
             ));
             flow_merge = Some(fm);
         }
+        let log_source = parts.logs.map(|open| {
+            launch::<LogSource>(
+                cfg,
+                node,
+                open,
+                self.edge("outbound_logs", outbound, to_outbound),
+            )
+        });
         let batcher =
             launch::<SyscallBatcher>(cfg, node, (), self.edge("outbound", outbound, to_outbound));
         let source = parts.syscalls.map(|input| {
@@ -337,6 +364,7 @@ impl Wiring<'_> {
             command,
             flow_merge,
             packet_source,
+            log_source,
             batcher,
             source,
         }
@@ -414,6 +442,7 @@ impl Node {
             batcher: None,
             packet_source: None,
             flow_merge: None,
+            log_source: None,
             command: None,
             outbound,
             heartbeat,
@@ -423,6 +452,7 @@ impl Node {
             buffer: None,
             classifier: None,
             flow_classifier: None,
+            log_detector: None,
             monitor: None,
             alert: None,
             baseline: None,
@@ -439,12 +469,14 @@ impl Node {
             node.packet_source = c.packet_source;
             node.batcher = Some(c.batcher);
             node.flow_merge = c.flow_merge;
+            node.log_source = c.log_source;
         }
         if let Some(c) = compute {
             node.inbound = Some(c.inbound);
             node.buffer = Some(c.buffer);
             node.classifier = Some(c.classifier);
             node.flow_classifier = Some(c.flow_classifier);
+            node.log_detector = Some(c.log_detector);
             node.monitor = Some(c.monitor);
             node.alert = Some(c.alert);
             node.baseline = c.baseline;
@@ -468,6 +500,7 @@ impl Node {
             entry(&self.command),
             entry(&self.source),
             entry(&self.packet_source),
+            entry(&self.log_source),
             entry(&self.batcher),
             entry(&self.flow_merge),
             entry(&Some(self.heartbeat.clone())),
@@ -476,6 +509,7 @@ impl Node {
             entry(&self.buffer),
             entry(&self.classifier),
             entry(&self.flow_classifier),
+            entry(&self.log_detector),
             entry(&self.baseline),
             entry(&self.monitor),
             entry(&self.alert),

@@ -5,6 +5,8 @@
 //!   the collector; windows (`buffer`) -> scores (`classifier`), on compute.
 //! - [`network`], libpcap (`packet_source`) -> flow table (`flow_merge`), on
 //!   the collector; flow scoring (`flow_classifier`), on compute.
+//! - [`logs`], log files and the journal (`source`), on the collector;
+//!   parsing and rules (`detector`), on compute.
 //! - [`transport`], `outbound` (in-process or NATS, behind a bounded queue)
 //!   and `inbound` (decode, dedup, dispatch).
 //! - [`alert`], decisions, incidents, folding, response routing, sinks.
@@ -18,6 +20,7 @@
 pub mod alert;
 pub mod command;
 pub mod console;
+pub mod logs;
 pub mod network;
 pub mod runtime;
 pub mod syscall;

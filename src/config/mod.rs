@@ -13,6 +13,8 @@
 use crate::actors::alert::AlertConfig;
 use crate::actors::command::CommandConfig;
 use crate::actors::console::ConsoleConfig;
+use crate::actors::logs::detector::LogDetectorConfig;
+use crate::actors::logs::source::LogSourcesConfig;
 use crate::actors::network::flow_classifier::FlowClassifierConfig;
 use crate::actors::network::flow_merge::FlowMergeConfig;
 use crate::actors::network::packet_source::PacketSourceConfig;
@@ -108,6 +110,9 @@ pub struct Config {
     pub packet_source: PacketSourceConfig,
     pub flow_merge: FlowMergeConfig,
     pub flow_classifier: FlowClassifierConfig,
+    /// `[[log_source]]`: any number (none by default).
+    pub log_source: LogSourcesConfig,
+    pub log_detector: LogDetectorConfig,
     pub alert: AlertConfig,
     pub baseline: BaselineConfig,
     pub command: CommandConfig,
@@ -276,6 +281,7 @@ impl Validate for Config {
             self.syscall_batcher.validate("syscall_batcher", errors);
             self.packet_source.validate("packet_source", errors);
             self.flow_merge.validate("flow_merge", errors);
+            self.log_source.validate("log_source", errors);
         }
         if role.computes() {
             self.inbound.validate("inbound", errors);
@@ -283,6 +289,7 @@ impl Validate for Config {
             self.syscall_classifier
                 .validate("syscall_classifier", errors);
             self.flow_classifier.validate("flow_classifier", errors);
+            self.log_detector.validate("log_detector", errors);
             self.alert.validate("alert", errors);
             self.baseline.validate("baseline", errors);
         }
@@ -459,7 +466,12 @@ mod tests {
                     leaves(&p, v, out);
                 }
             }
-            other => out.push((prefix.to_string(), other.is_null())),
+            // Unset options and lists of tables empty by default
+            // (`[[log_source]]`) are shown commented.
+            other => out.push((
+                prefix.to_string(),
+                other.is_null() || other.as_array().is_some_and(|a| a.is_empty()),
+            )),
         }
     }
 
@@ -484,9 +496,10 @@ mod tests {
         );
         for (key, optional) in defaults {
             let last = key.rsplit('.').next().unwrap();
-            if optional {
+            if optional && !in_file.contains(&key) {
                 assert!(
-                    text.contains(&format!("# {last} = ")),
+                    text.contains(&format!("# {last} = "))
+                        || text.contains(&format!("# [[{last}]]")),
                     "optional key {key} is not shown (commented) in default.toml"
                 );
             } else {

@@ -1,8 +1,11 @@
 //! System and application logs: one line into named fields ([`parse`]),
-//! files followed across rotation and restarts ([`tail`]).
+//! files followed across rotation and restarts ([`tail`]), explicit
+//! detections on parsed lines ([`rules`]).
 //!
-//! These are the log sensor's boundary parts; the collector's log sources
-//! and the compute side's detections build on them.
+//! The collector's log sources (`crate::actors::logs::source`) ship lines
+//! as written; the compute side (`crate::actors::logs::detector`) parses
+//! and judges them.
 
 pub mod parse;
+pub mod rules;
 pub mod tail;

@@ -142,6 +142,12 @@ fn bounded(s: &str) -> String {
 /// Parses one line (without its newline). `year` completes RFC 3164
 /// timestamps, which have none.
 pub fn parse(line: &str, year: i32) -> LogEvent {
+    parse_from(line, year, None)
+}
+
+/// [`parse`] for a source whose lines, when they carry no header naming
+/// their program, are written by `program` (sshd's own log file, `-E`).
+pub fn parse_from(line: &str, year: i32, program: Option<&str>) -> LogEvent {
     let line = line.trim_end_matches(['\r', '\n']);
     let mut ev = if line.starts_with('{') {
         json(line).unwrap_or_else(|| LogEvent::raw(LogFormat::Raw, line))
@@ -152,6 +158,9 @@ pub fn parse(line: &str, year: i32) -> LogEvent {
     } else {
         LogEvent::raw(LogFormat::Raw, line)
     };
+    if ev.program.is_none() {
+        ev.program = program.map(bounded);
+    }
     if ev.http.is_none() {
         program_message(&mut ev);
     }

@@ -1,5 +1,7 @@
 //! Incidents: a process with both a syscall and a network alert within the
-//! cooldown becomes one combined alert, one step more severe.
+//! cooldown becomes one combined alert, one step more severe; so does a
+//! remote address with both a network alert and a log alert (the SSH
+//! guessing the flows showed, and the login the auth log then recorded).
 
 use crate::messages::{Alert, AlertModule, Severity};
 use lru::LruCache;
@@ -13,10 +15,19 @@ struct ProcessAlerts {
     network: Option<(Instant, Alert)>,
 }
 
-/// Per (host, pid): the latest alert of each module (bounded).
+/// The latest network and log alert about one remote address.
+#[derive(Default)]
+struct SourceAlerts {
+    network: Option<(Instant, Alert)>,
+    log: Option<(Instant, Alert)>,
+}
+
+/// Per (host, pid): the latest alert of each module; per (host, source
+/// address): the latest network and log alert (both bounded).
 pub struct Correlator {
     cooldown: Duration,
     by_process: LruCache<(String, u32), ProcessAlerts>,
+    by_source: LruCache<(String, String), SourceAlerts>,
 }
 
 impl Correlator {
@@ -26,12 +37,45 @@ impl Correlator {
             by_process: LruCache::new(
                 NonZeroUsize::new(max_processes).unwrap_or(NonZeroUsize::MIN),
             ),
+            by_source: LruCache::new(NonZeroUsize::new(max_processes).unwrap_or(NonZeroUsize::MIN)),
         }
     }
 
     /// Records `a`; the incident (without id, time and node) when its
-    /// process now has both kinds of alert within the cooldown.
+    /// process, or its remote address, now has both kinds of alert within
+    /// the cooldown.
     pub fn correlate(&mut self, a: &Alert) -> Option<Alert> {
+        let by_address = self.by_source(a);
+        let by_process = self.by_process(a);
+        by_address.or(by_process)
+    }
+
+    /// A network or log alert about a remote address.
+    fn by_source(&mut self, a: &Alert) -> Option<Alert> {
+        let ip = a.source.as_ref()?.ip.clone();
+        let now = Instant::now();
+        let entry = self
+            .by_source
+            .get_or_insert_mut((a.host.clone(), ip.clone()), SourceAlerts::default);
+        let slot = match a.module {
+            AlertModule::Network => &mut entry.network,
+            AlertModule::Log => &mut entry.log,
+            _ => return None,
+        };
+        *slot = Some((now, a.clone()));
+        let cooldown = self.cooldown;
+        let fresh = |s: &Option<(Instant, Alert)>| {
+            s.as_ref()
+                .filter(|(at, _)| now - *at < cooldown)
+                .map(|(_, a)| a.clone())
+        };
+        let (Some(net), Some(log)) = (fresh(&entry.network), fresh(&entry.log)) else {
+            return None;
+        };
+        Some(address_incident(&ip, &net, &log))
+    }
+
+    fn by_process(&mut self, a: &Alert) -> Option<Alert> {
         let pid = a.pid()?;
         let now = Instant::now();
         let entry = self
@@ -40,7 +84,10 @@ impl Correlator {
         let slot = match a.module {
             AlertModule::Syscall => &mut entry.syscall,
             AlertModule::Network => &mut entry.network,
-            AlertModule::Incident | AlertModule::Response | AlertModule::Baseline => return None,
+            AlertModule::Incident
+            | AlertModule::Response
+            | AlertModule::Baseline
+            | AlertModule::Log => return None,
         };
         *slot = Some((now, a.clone()));
         let cooldown = self.cooldown;
@@ -68,12 +115,43 @@ impl Correlator {
     }
 }
 
-fn incident(pid: u32, sys: &Alert, net: &Alert) -> Alert {
-    let severity = match sys.severity.max(net.severity) {
+/// One step more severe than the worse of two alerts.
+fn raised(a: &Alert, b: &Alert) -> Severity {
+    match a.severity.max(b.severity) {
         Severity::Low => Severity::Medium,
         Severity::Medium => Severity::High,
         Severity::High | Severity::Critical => Severity::Critical,
-    };
+    }
+}
+
+/// A remote address both the network and the logs raised.
+fn address_incident(ip: &str, net: &Alert, log: &Alert) -> Alert {
+    Alert {
+        summary: format!(
+            "{ip} was seen on the network ({}) and in the logs ({})",
+            net.summary, log.summary
+        ),
+        process: log.process.clone().or(net.process.clone()),
+        user: log.user.clone(),
+        score: net.score.max(log.score),
+        model: format!("{} + {}", net.model, log.model),
+        source: net.source.clone(),
+        destination: net.destination.clone(),
+        flow: net.flow.clone(),
+        log: log.log.clone(),
+        related: vec![net.id.clone(), log.id.clone()],
+        observed_ns: log.observed_ns.or(net.observed_ns),
+        ..Alert::new(
+            AlertModule::Incident,
+            &log.host,
+            format!("source:{ip}"),
+            raised(net, log),
+        )
+    }
+}
+
+fn incident(pid: u32, sys: &Alert, net: &Alert) -> Alert {
+    let severity = raised(sys, net);
     let process = sys.process.clone().or(net.process.clone());
     let who = process
         .as_ref()

@@ -237,7 +237,9 @@ impl AlertActor {
         }
         // A flow is remembered (for a tree that opens later) either way.
         let incident = self.incidents.correlate(&alert);
-        if alert.module == AlertModule::Network && self.trees.join_flow(&alert) {
+        if matches!(alert.module, AlertModule::Network | AlertModule::Log)
+            && self.trees.join_flow(&alert)
+        {
             self.joined.inc();
             return;
         }
@@ -485,6 +487,20 @@ impl Handler<FlowDetections> for AlertActor {
         }
         for p in &msg.patterns {
             let a = network::pattern_alert(&msg.host, p);
+            self.claims.extend(msg.receipt.clone());
+            self.emit(a, &[]);
+            self.claims.clear();
+        }
+        crate::actors::runtime::receipt::all_done([&msg.receipt]);
+    }
+}
+
+/// Log detections: alerts as they are (folded per subject and rule),
+/// joined to incidents by address and process.
+impl Handler<crate::actors::logs::detector::LogAlerts> for AlertActor {
+    type Result = ();
+    fn handle(&mut self, msg: crate::actors::logs::detector::LogAlerts, _: &mut Context<Self>) {
+        for a in msg.alerts {
             self.claims.extend(msg.receipt.clone());
             self.emit(a, &[]);
             self.claims.clear();

@@ -206,6 +206,7 @@ fn judge(
         .and_then(|p| p.uid)
         .map(|uid| UserFields {
             id: uid.to_string(),
+            name: None,
         });
     let summary = format!(
         "process {}: unusual system calls, mean score {score:.3} > {:.3} over {} windows{}",

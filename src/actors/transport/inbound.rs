@@ -89,6 +89,7 @@ pub struct Dispatch {
     /// Live batches' processes and activity, for host baselines.
     pub baseline: Option<Edge<crate::actors::syscall::baseline::Observe>>,
     pub flows: Option<Edge<crate::actors::network::flow_classifier::ScoreFlows>>,
+    pub logs: Option<Edge<crate::actors::logs::detector::ScoreLogs>>,
     pub heartbeats: Option<Edge<HeartbeatSeen>>,
     /// What collectors did about this node's response commands.
     pub outcomes: Option<Edge<crate::actors::alert::RemoteOutcome>>,
@@ -274,6 +275,19 @@ impl Handler<Deliver> for Inbound {
                     ctx.wait(
                         async move {
                             let _ = edge.push(seen).await;
+                        }
+                        .into_actor(self),
+                    );
+                    return;
+                }
+            }
+            Payload::LogBatch(b) => {
+                if let Some(edge) = self.to.logs.clone() {
+                    ctx.wait(
+                        async move {
+                            let _ = edge
+                                .push(crate::actors::logs::detector::ScoreLogs(b, receipt))
+                                .await;
                         }
                         .into_actor(self),
                     );

@@ -2,7 +2,7 @@
 //! and its partitions, the consumers that read them, and the
 //! acknowledgement of each batch once its work is done.
 //!
-//! - **Stream** `DAISI_DATA` stores `daisi.v1.{syscall,flow}.<host>.<key>`.
+//! - **Stream** `DAISI_DATA` stores `daisi.v1.{syscall,flow,log}.<host>.<key>`.
 //!   A subject transform of the server appends a partition token,
 //!   `{{partition(N,2,3)}}`: a deterministic hash of host and key (a
 //!   process's pid), so every batch of a process lands in one partition.
@@ -59,6 +59,7 @@ pub fn stream_config(cfg: &DataStreamConfig) -> stream::Config {
         subjects: vec![
             subject_all(PayloadKind::Syscall),
             subject_all(PayloadKind::Flow),
+            subject_all(PayloadKind::Log),
         ],
         subject_transform: Some(partition_transform(cfg.partitions)),
         max_bytes: cfg.max_bytes,
@@ -110,6 +111,19 @@ pub async fn ensure_streams(
                 info.config.subject_transform.as_ref().map(|t| &t.destination)
             ),
         ));
+    }
+    // A stream made by an older build lacks later data kinds: added.
+    if want
+        .subjects
+        .iter()
+        .any(|s| !info.config.subjects.contains(s))
+    {
+        let mut config = info.config.clone();
+        config.subjects = want.subjects.clone();
+        js.update_stream(config)
+            .await
+            .map_err(|e| js_error(format!("stream {} (adding subjects)", cfg.stream), e))?;
+        tracing::info!(stream = %cfg.stream, subjects = ?want.subjects, "data stream subjects updated");
     }
     js.get_or_create_stream(dead_stream_config(cfg))
         .await

@@ -352,7 +352,7 @@ pub async fn data(
             counters,
         });
     } else {
-        core_kinds.extend([PayloadKind::Syscall, PayloadKind::Flow]);
+        core_kinds.extend([PayloadKind::Syscall, PayloadKind::Flow, PayloadKind::Log]);
     }
     let mut subs = Vec::new();
     for kind in core_kinds {
