@@ -4,8 +4,9 @@
 //! registry knows it: a file renamed by rotation (`auth.log` to
 //! `auth.log.1`) is read to its end through the handle already open, and
 //! the new file at the old name is read from its start. A file that
-//! shrinks below the position read (copytruncate) is read again from its
-//! start, counted. The position of every file is kept in a registry file,
+//! shrinks below the position read, or whose first bytes changed
+//! (copytruncate, then written past the old position before the next
+//! poll), is read again from its start, counted. The position of every file is kept in a registry file,
 //! written (atomically: a new file renamed over the old) only when the
 //! caller says the lines before it were delivered ([`Tailer::commit`]), so
 //! a restart neither loses nor repeats a delivered line.
@@ -91,6 +92,31 @@ pub struct TailCounters {
 struct Entry {
     path: PathBuf,
     offset: u64,
+    /// The file's first bytes (up to [`HEAD`]), hex: a file truncated and
+    /// written again while the node was away is known by them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    head: String,
+}
+
+/// How many of a file's first bytes identify its content.
+const HEAD: usize = 64;
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A delivered position.
+#[derive(Debug, Clone)]
+struct Pos {
+    path: PathBuf,
+    offset: u64,
+    head: Vec<u8>,
 }
 
 /// The registry on disk: a position per file.
@@ -114,6 +140,10 @@ struct Open {
     skipping: bool,
     /// Its name no longer leads to it (rotated or removed).
     gone: bool,
+    /// Its first bytes as read (up to [`HEAD`]).
+    head: Vec<u8>,
+    /// Its length at the last poll.
+    seen_len: u64,
 }
 
 /// Follows the files of one [`TailConfig`].
@@ -122,7 +152,7 @@ pub struct Tailer {
     patterns: Vec<glob::Pattern>,
     open: HashMap<FileId, Open>,
     /// Delivered positions (what the registry holds, or will at the next save).
-    committed: BTreeMap<FileId, (PathBuf, u64)>,
+    committed: BTreeMap<FileId, Pos>,
     dirty: bool,
     pub counters: TailCounters,
 }
@@ -165,7 +195,11 @@ impl Tailer {
                         dev: dev.parse().ok()?,
                         ino: ino.parse().ok()?,
                     },
-                    (e.path, e.offset),
+                    Pos {
+                        head: from_hex(&e.head),
+                        path: e.path,
+                        offset: e.offset,
+                    },
                 ))
             })
             .collect();
@@ -226,11 +260,29 @@ impl Tailer {
                 self.counters.read_errors += 1;
                 continue;
             };
-            let start = match self.committed.get(id) {
-                Some((_, offset)) => *offset,
-                None if self.cfg.from_start => 0,
-                None => file.seek(SeekFrom::End(0)).unwrap_or(0),
+            let (start, mut head) = match self.committed.get(id) {
+                Some(p) => (p.offset, p.head.clone()),
+                None if self.cfg.from_start => (0, Vec::new()),
+                None => (file.seek(SeekFrom::End(0)).unwrap_or(0), Vec::new()),
             };
+            if head.is_empty() && start > 0 {
+                // Known from here on by what it holds now.
+                head = vec![0; HEAD.min(start as usize)];
+                if std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).is_err() {
+                    head.clear();
+                }
+            }
+            if !self.committed.contains_key(id) {
+                self.committed.insert(
+                    *id,
+                    Pos {
+                        path: path.clone(),
+                        offset: start,
+                        head: head.clone(),
+                    },
+                );
+                self.dirty = true;
+            }
             self.open.insert(
                 *id,
                 Open {
@@ -240,12 +292,10 @@ impl Tailer {
                     pending: Vec::new(),
                     skipping: false,
                     gone: false,
+                    head,
+                    seen_len: 0,
                 },
             );
-            if !self.committed.contains_key(id) {
-                self.committed.insert(*id, (path.clone(), start));
-                self.dirty = true;
-            }
         }
         let mut lines = Vec::new();
         let mut closed = Vec::new();
@@ -265,13 +315,23 @@ impl Tailer {
 
     /// Lines up to `end` of `file` were delivered: their position may be saved.
     pub fn commit(&mut self, line: &Line) {
-        let e = self
-            .committed
-            .entry(line.file)
-            .or_insert_with(|| (line.path.clone(), 0));
-        if line.end > e.1 || e.0 != line.path {
-            *e = (line.path.clone(), line.end.max(e.1));
+        let e = self.committed.entry(line.file).or_insert_with(|| Pos {
+            path: line.path.clone(),
+            offset: 0,
+            head: Vec::new(),
+        });
+        // Lines are committed in file order; after a truncation the
+        // position starts again from the file's start.
+        if line.end != e.offset || e.path != line.path {
+            e.path = line.path.clone();
+            e.offset = line.end;
             self.dirty = true;
+        }
+        if let Some(o) = self.open.get(&line.file) {
+            if o.head != e.head {
+                e.head = o.head.clone();
+                self.dirty = true;
+            }
         }
     }
 
@@ -288,12 +348,13 @@ impl Tailer {
             files: self
                 .committed
                 .iter()
-                .map(|(id, (path, offset))| {
+                .map(|(id, p)| {
                     (
                         key(*id),
                         Entry {
-                            path: path.clone(),
-                            offset: *offset,
+                            path: p.path.clone(),
+                            offset: p.offset,
+                            head: to_hex(&p.head),
                         },
                     )
                 })
@@ -338,12 +399,15 @@ fn read_lines(
         }
     };
     let position = o.read + o.pending.len() as u64;
-    if len < position {
+    let changed = len != o.seen_len && !o.head.is_empty() && !head_matches(o);
+    o.seen_len = len;
+    if len < position || changed {
         // Truncated in place (copytruncate): read it again from its start.
         counters.truncations += 1;
         o.read = 0;
         o.pending.clear();
         o.skipping = false;
+        o.head.clear();
     }
     let from = o.read + o.pending.len() as u64;
     if o.file.seek(SeekFrom::Start(from)).is_err() {
@@ -360,6 +424,13 @@ fn read_lines(
     };
     buf.truncate(n);
     counters.bytes += n as u64;
+    if o.head.len() < HEAD && from <= o.head.len() as u64 {
+        let skip = o.head.len() - from as usize;
+        if let Some(more) = buf.get(skip..) {
+            let take = more.len().min(HEAD - o.head.len());
+            o.head.extend_from_slice(&more[..take]);
+        }
+    }
     let mut rest = &buf[..];
     while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
         let (part, tail) = (&rest[..nl], &rest[nl + 1..]);
@@ -393,6 +464,15 @@ fn read_lines(
         }
     }
     o.read + o.pending.len() as u64 >= len
+}
+
+/// True when the file still starts with the bytes first read from it.
+fn head_matches(o: &Open) -> bool {
+    let mut now = vec![0; o.head.len()];
+    match std::os::unix::fs::FileExt::read_exact_at(&o.file, &mut now, 0) {
+        Ok(()) => now == o.head,
+        Err(_) => false,
+    }
 }
 
 fn emit(
@@ -495,6 +575,31 @@ mod tests {
         append(&log, "c1\n");
         assert_eq!(drain(&mut t), ["c1"]);
         assert_eq!(t.counters.truncations, 1);
+    }
+
+    #[test]
+    fn a_file_emptied_and_written_past_its_old_position_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, "old 1\nold 2\n");
+        let mut t = Tailer::new(cfg(dir.path(), "app.log")).unwrap();
+        assert_eq!(drain(&mut t), ["old 1", "old 2"]);
+        // Emptied and written longer than before between two polls: its
+        // length alone does not tell, its first bytes do.
+        std::fs::write(&log, "new 1\nnew 2\nnew 3\n").unwrap();
+        assert_eq!(drain(&mut t), ["new 1", "new 2", "new 3"]);
+        assert_eq!(t.counters.truncations, 1);
+        // The same while the tailer is away: the registry knows the head.
+        drop(t);
+        std::fs::write(&log, "again 1\nagain 2\nagain 3\nagain 4\n").unwrap();
+        let mut t = Tailer::new(cfg(dir.path(), "app.log")).unwrap();
+        assert_eq!(drain(&mut t), ["again 1", "again 2", "again 3", "again 4"]);
+        // And a restart after a truncation resumes where the new content
+        // was delivered up to, not at the old position.
+        drop(t);
+        append(&log, "again 5\n");
+        let mut t = Tailer::new(cfg(dir.path(), "app.log")).unwrap();
+        assert_eq!(drain(&mut t), ["again 5"]);
     }
 
     #[test]
