@@ -1013,8 +1013,8 @@ pub struct FileFields {
 /// The user a process ran as (ECS `user.*`, `group.*`: ids as text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserFields {
-    /// `user.id` (text; empty when only the name is known).
-    #[serde(default)]
+    /// `user.id` (text; empty, and left out, when only the name is known).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     /// `user.name`, when a log line named it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -153,12 +153,353 @@ max_line = 64
     assert!(node.stop(Duration::from_secs(15)).success());
 
     let got = stream_lines(&nats);
-    let mut want = numbered(0..300);
-    want.push(format!("app[7]: long {}", "x".repeat(64 - 13)));
-    want.extend(numbered(300..450));
     let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
-    let want: Vec<&str> = want.iter().map(String::as_str).collect();
-    assert_eq!(texts.len(), want.len(), "lost or repeated lines");
-    assert_eq!(texts, want);
+    // The renamed file and the new one are read side by side: each file's
+    // lines in its order, every line once.
+    let long = format!("app[7]: long {}", "x".repeat(64 - 13));
+    let old_file = numbered(0..150);
+    let mut new_file = numbered(150..300);
+    new_file.push(long);
+    new_file.extend(numbered(300..450));
+    for (name, file) in [("app.log.1", &old_file), ("app.log", &new_file)] {
+        let seen: Vec<&str> = texts
+            .iter()
+            .copied()
+            .filter(|t| file.iter().any(|l| l == t))
+            .collect();
+        let want: Vec<&str> = file.iter().map(String::as_str).collect();
+        assert!(
+            seen == want,
+            "{name}: {} lines arrived for {} written; first difference at {:?}",
+            seen.len(),
+            want.len(),
+            seen.iter().zip(&want).position(|(a, b)| a != b)
+        );
+    }
+    assert_eq!(
+        texts.len(),
+        old_file.len() + new_file.len(),
+        "lines repeated or foreign"
+    );
     assert!(got.iter().all(|(s, _)| s == "app"));
+}
+
+/// A both-role node that reads only logs, writing alerts to `jsonl`.
+fn log_node(sources: &str, jsonl: &Path) -> String {
+    format!(
+        r#"
+[node]
+role = "both"
+host = "loghost"
+shutdown_deadline = "10s"
+[alert]
+console = false
+jsonl = "{}"
+{sources}
+"#,
+        jsonl.display()
+    )
+}
+
+fn rule_of(a: &serde_json::Value) -> &str {
+    a["rule"]["name"].as_str().unwrap_or("")
+}
+
+#[test]
+fn auth_and_access_logs_raise_named_alerts_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, access) = (dir.path().join("auth.log"), dir.path().join("access.log"));
+    let jsonl = dir.path().join("alerts.jsonl");
+    let toml = log_node(
+        &format!(
+            r#"
+[[log_source]]
+name = "auth"
+kind = "file"
+paths = ["{}"]
+registry_dir = "{reg}"
+poll = "50ms"
+[[log_source]]
+name = "web"
+kind = "file"
+paths = ["{}"]
+registry_dir = "{reg}"
+poll = "50ms"
+"#,
+            auth.display(),
+            access.display(),
+            reg = dir.path().join("registry").display()
+        ),
+        &jsonl,
+    );
+    // History before the node starts is not read (from_start = false).
+    append(
+        &auth,
+        (0..12).map(|i| format!("Jan  1 00:00:{i:02} old sshd[9]: Failed password for root from 10.66.0.99 port 1 ssh2")),
+    );
+    std::fs::write(&access, "").unwrap();
+    let node = Daisi::spawn(&toml, &[]);
+    node.wait_running();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let now = chrono::Local::now();
+    let stamp = now.format("%b %e %H:%M:%S");
+    // An SSH password guesser that gets in, and an ordinary admin.
+    append(&auth, (0..12).map(|i| format!(
+        "{stamp} victim sshd[{}]: Failed password for invalid user admin{i} from 10.66.0.7 port {} ssh2",
+        100 + i, 40000 + i
+    )));
+    append(&auth, [
+        format!("{stamp} victim sshd[200]: Accepted password for alice from 10.66.0.7 port 41000 ssh2"),
+        format!("{stamp} victim sshd[201]: Accepted publickey for bob from 10.66.0.9 port 41001 ssh2"),
+        format!("{stamp} victim sudo:      bob : TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/apt update"),
+    ]);
+    // A web scanner, and a reader of ordinary pages.
+    let web = now.format("%d/%b/%Y:%H:%M:%S %z");
+    append(
+        &access,
+        (0..30).map(|i| {
+            format!(
+                r#"10.66.0.8 - - [{web}] "GET /admin{i}.php HTTP/1.1" 404 153 "-" "gobuster/3.6""#
+            )
+        }),
+    );
+    append(
+        &access,
+        (0..10).map(|i| {
+            format!(
+                r#"10.66.0.9 - - [{web}] "GET /page{i}.html HTTP/1.1" 200 5120 "-" "Mozilla/5.0""#
+            )
+        }),
+    );
+    let context = || {
+        format!(
+            "{}\nalerts:\n{}",
+            node.log(),
+            std::fs::read_to_string(&jsonl).unwrap_or_default()
+        )
+    };
+    let brute = common::wait_for_alert(
+        &jsonl,
+        Duration::from_secs(10),
+        |a| rule_of(a) == "log.ssh_brute_force",
+        "no log.ssh_brute_force alert",
+        context,
+    );
+    let inside = common::wait_for_alert(
+        &jsonl,
+        Duration::from_secs(10),
+        |a| rule_of(a) == "log.login_after_failures",
+        "no log.login_after_failures alert",
+        context,
+    );
+    let scan = common::wait_for_alert(
+        &jsonl,
+        Duration::from_secs(10),
+        |a| rule_of(a) == "log.web_scanning",
+        "no log.web_scanning alert",
+        context,
+    );
+
+    assert_eq!(brute["source"]["ip"], "10.66.0.7", "{brute}");
+    assert_eq!(brute["module"], "log");
+    assert_eq!(brute["host"], "loghost");
+    assert_eq!(brute["log"]["file"].as_str(), Some(auth.to_str().unwrap()));
+    let lines = brute["log"]["lines"].as_array().unwrap();
+    assert!(!lines.is_empty() && lines.len() <= 8, "{brute}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.as_str().unwrap().contains("Failed password")),
+        "{brute}"
+    );
+    assert!(
+        brute["summary"].as_str().unwrap().contains("10.66.0.7"),
+        "{brute}"
+    );
+
+    assert_eq!(inside["severity"], "critical", "{inside}");
+    assert_eq!(inside["user"]["name"], "alice", "{inside}");
+    assert_eq!(inside["source"]["ip"], "10.66.0.7");
+    assert!(
+        brute.get("user").is_none(),
+        "many users tried, none named: {brute}"
+    );
+    assert!(
+        inside["log"]["lines"]
+            .to_string()
+            .contains("Accepted password for alice"),
+        "{inside}"
+    );
+
+    assert_eq!(scan["source"]["ip"], "10.66.0.8", "{scan}");
+    assert!(
+        scan["log"]["lines"].to_string().contains("/admin"),
+        "{scan}"
+    );
+
+    // Nothing about the admin, the page reader or the old history.
+    std::thread::sleep(Duration::from_secs(1));
+    let all = common::read_alerts(&jsonl);
+    for a in &all {
+        let s = a.to_string();
+        assert!(
+            !s.contains("10.66.0.9") && !s.contains("10.66.0.99") && !s.contains("\"bob\""),
+            "cried wolf: {a}"
+        );
+    }
+}
+
+/// The journal tools `scripts/setup.sh` installs.
+const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+
+/// Writes `entries` (program, pid, message) as a journal file at `path`,
+/// through systemd-journal-remote's export-format import.
+fn write_journal(path: &Path, entries: &[(&str, u32, String)]) {
+    let boot = "0123456789abcdef0123456789abcdef";
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let mut export = String::new();
+    for (i, (prog, pid, msg)) in entries.iter().enumerate() {
+        let t = now_us + i as u128;
+        export.push_str(&format!(
+            "__REALTIME_TIMESTAMP={t}\n__MONOTONIC_TIMESTAMP={t}\n_BOOT_ID={boot}\n\
+             _HOSTNAME=victim\nSYSLOG_IDENTIFIER={prog}\n_PID={pid}\nPRIORITY=6\nMESSAGE={msg}\n\n"
+        ));
+    }
+    let src = path.with_extension("export");
+    std::fs::write(&src, export).unwrap();
+    let out = Command::new(JOURNAL_REMOTE)
+        .arg("-o")
+        .arg(path)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn journal_entries_are_judged_and_a_restart_reads_only_new_ones() {
+    let present = Path::new(JOURNAL_REMOTE).exists()
+        && Command::new("journalctl").arg("--version").output().is_ok();
+    if !common::require(
+        Prereq::Lab,
+        present,
+        "systemd-journal-remote and journalctl (scripts/setup.sh)",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join("journal");
+    std::fs::create_dir(&journals).unwrap();
+    let jsonl = dir.path().join("alerts.jsonl");
+    let mut first: Vec<(&str, u32, String)> = (0..12)
+        .map(|i| {
+            (
+                "sshd",
+                300 + i,
+                format!(
+                    "Failed password for root from 10.67.0.5 port {} ssh2",
+                    50000 + i
+                ),
+            )
+        })
+        .collect();
+    first.push((
+        "sshd",
+        400,
+        "Accepted password for root from 10.67.0.5 port 50100 ssh2".into(),
+    ));
+    first.push((
+        "cron",
+        401,
+        "(root) CMD (run-parts /etc/cron.hourly)".into(),
+    ));
+    write_journal(&journals.join("a.journal"), &first);
+    let toml = log_node(
+        &format!(
+            r#"
+[[log_source]]
+name = "journal"
+kind = "journal"
+journal = "{}"
+from_start = true
+registry_dir = "{}"
+"#,
+            journals.display(),
+            dir.path().join("registry").display()
+        ),
+        &jsonl,
+    );
+    let mut node = Daisi::spawn(&toml, &[]);
+    node.wait_running();
+    let context = || {
+        format!(
+            "{}\nalerts:\n{}",
+            node.log(),
+            std::fs::read_to_string(&jsonl).unwrap_or_default()
+        )
+    };
+    let brute = common::wait_for_alert(
+        &jsonl,
+        Duration::from_secs(15),
+        |a| rule_of(a) == "log.ssh_brute_force",
+        "no alert from the journal",
+        context,
+    );
+    common::wait_for_alert(
+        &jsonl,
+        Duration::from_secs(15),
+        |a| rule_of(a) == "log.login_after_failures",
+        "no log.login_after_failures from the journal",
+        context,
+    );
+    assert_eq!(brute["source"]["ip"], "10.67.0.5", "{brute}");
+    assert_eq!(brute["process"]["name"], "sshd", "{brute}");
+    assert!(brute["process"]["pid"].as_u64().unwrap() >= 300, "{brute}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(node.stop(Duration::from_secs(15)).success());
+    let log = node.log();
+    assert_eq!(
+        common::drained_counter(&log, "log_source.lines"),
+        14,
+        "{log}"
+    );
+    assert!(dir.path().join("registry/journal.cursor").exists());
+
+    // More entries while the node is away; the restart reads only those.
+    let second: Vec<(&str, u32, String)> = (0..3)
+        .map(|i| {
+            (
+                "sshd",
+                500 + i,
+                format!(
+                    "Failed password for carol from 10.67.0.6 port {} ssh2",
+                    51000 + i
+                ),
+            )
+        })
+        .collect();
+    write_journal(&journals.join("b.journal"), &second);
+    let mut node = Daisi::spawn(&toml, &[]);
+    node.wait_running();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(node.stop(Duration::from_secs(15)).success());
+    let log = node.log();
+    assert_eq!(
+        common::drained_counter(&log, "log_source.lines"),
+        3,
+        "{log}"
+    );
+    assert_eq!(
+        common::drained_counter(&log, "log_detector.lines"),
+        3,
+        "{log}"
+    );
 }

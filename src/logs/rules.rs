@@ -159,6 +159,8 @@ struct Window {
     /// When a rule last raised on this key (ns): once per quiet window.
     raised: Vec<(Rule, u64)>,
     urls: HashSet<String>,
+    /// Distinct addresses seen (a user's failed logins).
+    peers: HashSet<IpAddr>,
 }
 
 impl Window {
@@ -272,17 +274,28 @@ impl Rules {
                 for s in subjects() {
                     let st = &mut self.state(&s).ssh_failures;
                     st.push(now, l.text, w, need.max(t.failures_before_success) * 4);
+                    if let Some(ip) = ev.source_ip.filter(|_| st.peers.len() < MAX_URLS) {
+                        st.peers.insert(ip);
+                    }
                     let n = st.count(now, w);
-                    if n >= need && st.may_raise(Rule::SshBruteForce, now, w) {
+                    // Guessing one user's password from one address is
+                    // that address's alert; the user's own is for
+                    // guesses from many.
+                    let distributed = matches!(s, Subject::Address(_)) || st.peers.len() > 1;
+                    if n >= need && distributed && st.may_raise(Rule::SshBruteForce, now, w) {
                         let summary = format!(
                             "{n} failed SSH logins {} within {}",
                             match &s {
                                 Subject::Address(ip) => format!("from {ip}"),
-                                Subject::User(u) => format!("for user {}", shown(u)),
+                                Subject::User(u) => format!(
+                                    "for user {} from {} addresses",
+                                    shown(u),
+                                    st.peers.len()
+                                ),
                             },
                             humantime::format_duration(t.window)
                         );
-                        out.push(finding(
+                        let mut f = finding(
                             Rule::SshBruteForce,
                             Severity::High,
                             &s,
@@ -290,12 +303,19 @@ impl Rules {
                             n as f64,
                             need as f64,
                             st,
-                        ));
+                        );
+                        // Name what is common to the guesses, not the last one.
+                        match s {
+                            Subject::Address(_) => f.user = None,
+                            Subject::User(_) => f.source_ip = None,
+                        }
+                        out.push(f);
                     }
                 }
             }
             (Some(Action::SshLogin), Some(Outcome::Success)) => {
                 let need = t.failures_before_success;
+                let mut raised = false;
                 for s in subjects() {
                     let st = &mut self.state(&s).ssh_failures;
                     let n = st.count(now, w);
@@ -312,15 +332,19 @@ impl Rules {
                             },
                             humantime::format_duration(t.window)
                         );
-                        out.push(finding(
-                            Rule::LoginAfterFailures,
-                            Severity::Critical,
-                            &s,
-                            summary,
-                            n as f64,
-                            need as f64,
-                            st,
-                        ));
+                        // One login is one alert, by address when known.
+                        if !raised {
+                            out.push(finding(
+                                Rule::LoginAfterFailures,
+                                Severity::Critical,
+                                &s,
+                                summary,
+                                n as f64,
+                                need as f64,
+                                st,
+                            ));
+                            raised = true;
+                        }
                         st.times.clear(); // the next success needs new failures
                     }
                 }
@@ -566,6 +590,38 @@ mod tests {
             ok[0].summary
         );
         assert!(ok[0].lines.last().unwrap().contains("Accepted password"));
+    }
+
+    #[test]
+    fn one_guesser_is_one_alert_and_guesses_from_many_are_the_users() {
+        // root guessed from one address: that address's alert only.
+        let mut r = Rules::new(Thresholds::default());
+        let mut lines: Vec<String> = (0..12).map(|i| failed("10.0.0.9", "root", i)).collect();
+        lines.push("Dec  1 10:01:00 victim sshd[999]: Accepted password for root from 10.0.0.9 port 41000 ssh2".into());
+        let f = feed(&mut r, &lines, 1_000_000_000_000);
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert_eq!(f[0].subject, Subject::Address("10.0.0.9".parse().unwrap()));
+        assert_eq!(
+            f[0].user, None,
+            "the address tried one user, but names no single victim"
+        );
+        // Its login is one alert, though address and user both failed.
+        assert_eq!(f[1].rule, Rule::LoginAfterFailures);
+        assert_eq!(f[1].subject, Subject::Address("10.0.0.9".parse().unwrap()));
+        // root guessed from twelve addresses, once each: root's alert.
+        let mut r = Rules::new(Thresholds::default());
+        let lines: Vec<String> = (0..12)
+            .map(|i| failed(&format!("10.0.1.{i}"), "root", i))
+            .collect();
+        let f = feed(&mut r, &lines, 1_000_000_000_000);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].subject, Subject::User("root".into()));
+        assert_eq!(f[0].source_ip, None);
+        assert!(
+            f[0].summary.contains("from 10 addresses"),
+            "{}",
+            f[0].summary
+        );
     }
 
     #[test]
