@@ -38,8 +38,11 @@ pub enum LogFormat {
 pub enum Action {
     /// An SSH login attempt (`event.outcome` says how it went).
     SshLogin,
-    /// A login attempt for a user that does not exist.
+    /// A login attempt for a user that does not exist (sshd logs the
+    /// attempt's own `Failed ...` line too).
     SshInvalidUser,
+    /// PAM's account of a failed SSH password (beside sshd's own line).
+    SshPamFailure,
     /// `sudo`: a command run as another user, or refused.
     Sudo,
     /// `su`: a switch of user, or a refused one.
@@ -303,7 +306,7 @@ static SHAPES: LazyLock<Vec<Shape>> = LazyLock::new(|| {
         shape(
             SSHD,
             r"authentication failure;.*\brhost=(?P<ip>\S+)(?:\s+user=(?P<user>\S+))?",
-            SshLogin,
+            SshPamFailure,
             Some(Failure),
         ),
         shape(
@@ -320,9 +323,10 @@ static SHAPES: LazyLock<Vec<Shape>> = LazyLock::new(|| {
         ),
         shape(
             &["sudo"],
+            // A mistyped password, not (yet) a refusal: no outcome.
             r"pam_unix\(sudo:auth\): authentication failure;.*\bruser=(?P<user>\S*)",
             Sudo,
-            Some(Failure),
+            None,
         ),
         shape(
             &["su"],
@@ -332,9 +336,10 @@ static SHAPES: LazyLock<Vec<Shape>> = LazyLock::new(|| {
         ),
         shape(
             &["su"],
+            // su's own `FAILED SU` line follows: that one is the refusal.
             r"pam_unix\(su(?:-l)?:auth\): authentication failure;.*\bruser=(?P<user>\S*).*\buser=(?P<target>\S+)",
             Su,
-            Some(Failure),
+            None,
         ),
         shape(
             &["su"],

@@ -2,9 +2,9 @@
 //!
 //! | rule | raised when (defaults) |
 //! | --- | --- |
-//! | `log.ssh_brute_force` | ≥ 10 failed SSH logins from one address, or for one user, within `window` |
+//! | `log.ssh_brute_force` | ≥ 10 failed SSH logins from one address, or for one user from several, within `window` |
 //! | `log.login_after_failures` | an SSH login succeeds from an address (or for a user) with ≥ 5 failures in `window` |
-//! | `log.privilege_escalation` | `sudo` or `su` refused (wrong password, not in sudoers) |
+//! | `log.privilege_escalation` | `sudo` or `su` refused (`N incorrect password attempts`, not in sudoers, `FAILED SU`) |
 //! | `log.account_change` | a user added or deleted, added to a group, a password changed |
 //! | `log.web_scanning` | ≥ 20 error responses (4xx) for ≥ 10 distinct URLs from one address within `window` |
 //! | `log.web_traversal` | a request whose URL climbs out of the web root (`../`, encoded or not) or names `/etc/passwd` |
@@ -269,7 +269,9 @@ impl Rules {
             v
         };
         match (ev.action, ev.outcome) {
-            (Some(Action::SshLogin | Action::SshInvalidUser), Some(Outcome::Failure)) => {
+            // Each attempt is one `Failed ...` line; sshd's `Invalid user`
+            // and PAM's lines about the same attempt are not counted again.
+            (Some(Action::SshLogin), Some(Outcome::Failure)) => {
                 let need = t.ssh_failures;
                 for s in subjects() {
                     let st = &mut self.state(&s).ssh_failures;
@@ -387,10 +389,11 @@ impl Rules {
                 let s = Subject::User(target.clone());
                 let st = &mut self.state(&s).other;
                 st.push(now, l.text, w, EVIDENCE);
-                let privileged = a == Action::GroupChanged
+                let privileged = (a == Action::GroupChanged
                     && ["sudo", "wheel", "root", "adm", "admin", "docker"]
                         .iter()
-                        .any(|g| l.event.message.contains(&format!("group '{g}'")));
+                        .any(|g| l.event.message.contains(&format!("group '{g}'"))))
+                    || (a == Action::UserAdded && l.event.message.contains("UID=0,"));
                 let what = match a {
                     Action::UserAdded => "added",
                     Action::UserDeleted => "deleted",
@@ -625,6 +628,22 @@ mod tests {
     }
 
     #[test]
+    fn an_attempt_is_counted_once_though_sshd_and_pam_both_log_it() {
+        // Six guesses, each logged three times over: below ten.
+        let mut r = Rules::new(Thresholds::default());
+        let lines: Vec<String> = (0..6)
+            .flat_map(|i| {
+                [
+                    format!("Dec  1 10:00:{i:02} victim sshd[{p}]: Invalid user oracle from 10.0.0.7 port {q}", p = 100 + i, q = 40000 + i),
+                    format!("Dec  1 10:00:{i:02} victim sshd[{p}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.7", p = 100 + i),
+                    failed("10.0.0.7", "invalid user oracle", i),
+                ]
+            })
+            .collect();
+        assert!(feed(&mut r, &lines, 1_000_000_000_000).is_empty());
+    }
+
+    #[test]
     fn a_few_typos_and_a_login_raise_nothing() {
         let mut r = Rules::new(Thresholds::default());
         let mut lines: Vec<String> = (0..3).map(|i| failed("10.0.0.5", "alice", i)).collect();
@@ -687,7 +706,12 @@ mod tests {
             "Dec  1 10:00:00 victim sudo[5]:   mallory : 3 incorrect password attempts ; TTY=pts/1 ; PWD=/tmp ; USER=root ; COMMAND=/bin/cat /etc/shadow".to_string(),
             "Dec  1 10:00:01 victim useradd[6]: new user: name=backdoor, UID=0, GID=0, home=/root, shell=/bin/bash".to_string(),
             "Dec  1 10:00:02 victim usermod[7]: add 'backdoor' to group 'sudo'".to_string(),
+            // A typo, then the command: no refusal.
+            "Dec  1 10:00:03 victim sudo[8]: pam_unix(sudo:auth): authentication failure; logname=alice uid=1000 euid=0 tty=/dev/pts/0 ruser=alice rhost=  user=alice".to_string(),
             "Dec  1 10:00:03 victim sudo[8]:   alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/apt update".to_string(),
+            // su: PAM's line and su's own, one refusal.
+            "Dec  1 10:00:04 victim su[9]: pam_unix(su:auth): authentication failure; logname=bob uid=1001 euid=0 tty=pts/1 ruser=bob rhost=  user=root".to_string(),
+            "Dec  1 10:00:05 victim su[9]: FAILED SU (to root) bob on pts/1".to_string(),
         ];
         let f = feed(&mut r, &lines, 1_000_000_000_000);
         let got: Vec<(Rule, Severity)> = f.iter().map(|f| (f.rule, f.severity)).collect();
@@ -695,8 +719,9 @@ mod tests {
             got,
             [
                 (Rule::PrivilegeEscalation, Severity::Medium),
-                (Rule::AccountChange, Severity::Medium),
                 (Rule::AccountChange, Severity::High),
+                (Rule::AccountChange, Severity::High),
+                (Rule::PrivilegeEscalation, Severity::Medium),
             ]
         );
         assert!(f[0].summary.contains("mallory") && f[0].summary.contains("/bin/cat /etc/shadow"));

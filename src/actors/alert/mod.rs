@@ -646,6 +646,39 @@ mod tests {
         assert_eq!(i.exe(), Some("/usr/bin/victim"));
     }
 
+    /// A network and a log alert about one remote address make one
+    /// incident by that address; another address's log alert does not.
+    #[test]
+    fn an_address_on_the_network_and_in_the_logs_is_one_incident() {
+        let from = |module, ip: &str, sev| {
+            let mut a = crate::messages::sample_alert();
+            a.id = format!("{module}-{ip}");
+            a.module = module;
+            a.severity = sev;
+            a.process = None;
+            a.source = Some(crate::messages::Endpoint {
+                ip: ip.into(),
+                port: 0,
+            });
+            a
+        };
+        let mut c = Correlator::new(Duration::from_secs(60), 16);
+        assert!(c
+            .correlate(&from(AlertModule::Network, "10.0.0.66", Severity::Medium))
+            .is_none());
+        assert!(c
+            .correlate(&from(AlertModule::Log, "10.0.0.67", Severity::High))
+            .is_none());
+        let i = c
+            .correlate(&from(AlertModule::Log, "10.0.0.66", Severity::High))
+            .expect("incident");
+        assert_eq!(i.module, AlertModule::Incident);
+        assert_eq!(i.entity, "source:10.0.0.66");
+        assert_eq!(i.severity, Severity::Critical);
+        assert_eq!(i.related, ["network-10.0.0.66", "log-10.0.0.66"]);
+        assert!(i.summary.starts_with("10.0.0.66 was seen on the network"));
+    }
+
     /// A flood of identical detections: one alert at once, then one update
     /// with the same id and the full count; nothing dropped.
     #[test]
