@@ -146,9 +146,11 @@ KbdInteractiveAuthentication no
 UsePAM no
 MaxStartups 100
 MaxAuthTries 3
-LogLevel QUIET
+LogLevel INFO
 EOF
-  in_ns victim /usr/sbin/sshd -f "$STATE/sshd_config"
+  # Its log (bare messages, no syslog header) in sshd.log, the web
+  # server's access log in http.log: what daisi's log sources read.
+  in_ns victim /usr/sbin/sshd -f "$STATE/sshd_config" -E "$STATE/sshd.log"
 
   ip netns exec "$P-victim" socat TCP-LISTEN:7,bind="${ADDR[victim]}",fork,reuseaddr EXEC:cat \
     >/dev/null 2>&1 &

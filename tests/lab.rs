@@ -1041,3 +1041,125 @@ fn leave_one_kind_out_scores_every_kind_unseen() {
     assert!(!dir.path().join("unused").exists(), "no model written");
     assert!(dir.path().join("loo.json").is_file());
 }
+
+/// Logs and flows together, with real tools against real services: the
+/// victim's sshd log and web access log are log sources of the node that
+/// captures its traffic. Benign traffic raises no log alert; hydra's
+/// guessing that gets in raises the guessing and the login after failures,
+/// naming the attacker and the lab user, and with the flows' own guessing
+/// alert makes one incident by the attacker's address; dirb's probing
+/// raises web scanning from the access log.
+#[test]
+fn an_attacker_in_the_logs_and_on_the_wire_is_one_incident() {
+    if !lab_ready() {
+        return;
+    }
+    let lab = Lab::new("dtlogs", 219);
+    lab.run(&["up"]);
+    let attacker = lab.addr("attacker");
+    let state = format!("/run/daisi-lab-{}", lab.prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        r#"{}
+[[log_source]]
+name = "sshd"
+kind = "file"
+paths = ["{state}/sshd.log"]
+program = "sshd"
+registry_dir = "{reg}"
+poll = "100ms"
+[[log_source]]
+name = "web"
+kind = "file"
+paths = ["{state}/http.log"]
+registry_dir = "{reg}"
+poll = "100ms"
+"#,
+        node_toml(&alerts_file),
+        reg = dir.path().join("registry").display()
+    );
+    let ns = lab.ns("victim");
+    let mut node = Daisi::spawn_with(&["ip", "netns", "exec", &ns], &toml, &[]);
+    node.wait_running();
+
+    // Benign: page views, a login, SSH logins with a key.
+    lab.run(&["benign", "3"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let logs = |a: &serde_json::Value| a["module"] == "log";
+    let benign: Vec<_> = alerts(&alerts_file).into_iter().filter(logs).collect();
+    assert!(
+        benign.is_empty(),
+        "benign traffic raised log alerts: {benign:#?}"
+    );
+
+    lab.run(&["attack", "ssh_success", "--scale", "small"]);
+    let context = || {
+        format!(
+            "{}\nsshd.log:\n{}\nalerts:\n{}",
+            node.log(),
+            std::fs::read_to_string(format!("{state}/sshd.log")).unwrap_or_default(),
+            std::fs::read_to_string(&alerts_file).unwrap_or_default()
+        )
+    };
+    let from_attacker = |a: &serde_json::Value| a["source"]["ip"] == attacker.as_str();
+    let wait = |rule: &str| {
+        common::wait_for_alert(
+            &alerts_file,
+            Duration::from_secs(20),
+            |a| a["rule"]["name"] == rule && from_attacker(a),
+            &format!("no {rule} alert for the attacker {attacker}"),
+            context,
+        )
+    };
+    let brute = wait("log.ssh_brute_force");
+    let inside = wait("log.login_after_failures");
+    assert_eq!(inside["severity"], "critical", "{inside}");
+    assert_eq!(
+        inside["user"]["name"],
+        format!("{}-u", lab.prefix),
+        "{inside}"
+    );
+    assert_eq!(inside["log"]["file"], format!("{state}/sshd.log"));
+    // hydra guesses the lab user's password; sshd's own lines, CRLF gone.
+    let first = format!("Failed password for {}-u from {attacker} port ", lab.prefix);
+    let lines = brute["log"]["lines"].as_array().unwrap();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.as_str().unwrap().starts_with(&first)
+                && l.as_str().unwrap().ends_with(" ssh2")),
+        "{brute}"
+    );
+    let incident = common::wait_for_alert(
+        &alerts_file,
+        Duration::from_secs(20),
+        |a| a["entity"] == format!("source:{attacker}"),
+        "no incident joining the attacker's flows and log lines",
+        context,
+    );
+    assert_eq!(incident["module"], "incident");
+    assert_eq!(
+        incident["related"].as_array().unwrap().len(),
+        2,
+        "{incident}"
+    );
+
+    lab.run(&["attack", "web_probe", "--scale", "small"]);
+    let scan = wait("log.web_scanning");
+    assert_eq!(scan["log"]["file"], format!("{state}/http.log"));
+    eprintln!("{}\n{}\n{}", incident["summary"], inside["summary"], scan["summary"]);
+
+    // Every log alert is about the attacker.
+    let stray: Vec<_> = alerts(&alerts_file)
+        .into_iter()
+        .filter(|a| logs(a) && !from_attacker(a))
+        .collect();
+    assert!(stray.is_empty(), "log alerts about others: {stray:#?}");
+    assert!(node.stop(Duration::from_secs(10)).success());
+    let log = node.log();
+    assert!(
+        common::drained_counter(&log, "log_detector.lines") > 50,
+        "{log}"
+    );
+}

@@ -41,8 +41,9 @@ pub enum Action {
     /// A login attempt for a user that does not exist (sshd logs the
     /// attempt's own `Failed ...` line too).
     SshInvalidUser,
-    /// PAM's account of a failed SSH password (beside sshd's own line).
-    SshPamFailure,
+    /// Another line about an SSH attempt sshd's own `Failed password`
+    /// line counts: PAM's, and the `none` method a client tries first.
+    SshAttemptNoise,
     /// `sudo`: a command run as another user, or refused.
     Sudo,
     /// `su`: a switch of user, or a refused one.
@@ -287,8 +288,14 @@ static SHAPES: LazyLock<Vec<Shape>> = LazyLock::new(|| {
     vec![
         shape(
             SSHD,
-            r"^Failed (?:password|publickey|keyboard-interactive/pam|none) for (?:invalid user )?(?P<user>\S*) from (?P<ip>\S+) port (?P<port>\d+)",
+            r"^Failed (?:password|publickey|keyboard-interactive/pam) for (?:invalid user )?(?P<user>\S*) from (?P<ip>\S+) port (?P<port>\d+)",
             SshLogin,
+            Some(Failure),
+        ),
+        shape(
+            SSHD,
+            r"^Failed none for (?:invalid user )?(?P<user>\S*) from (?P<ip>\S+) port (?P<port>\d+)",
+            SshAttemptNoise,
             Some(Failure),
         ),
         shape(
@@ -306,7 +313,7 @@ static SHAPES: LazyLock<Vec<Shape>> = LazyLock::new(|| {
         shape(
             SSHD,
             r"authentication failure;.*\brhost=(?P<ip>\S+)(?:\s+user=(?P<user>\S+))?",
-            SshPamFailure,
+            SshAttemptNoise,
             Some(Failure),
         ),
         shape(

@@ -629,13 +629,14 @@ mod tests {
 
     #[test]
     fn an_attempt_is_counted_once_though_sshd_and_pam_both_log_it() {
-        // Six guesses, each logged three times over: below ten.
+        // Six guesses, each logged four times over: below ten.
         let mut r = Rules::new(Thresholds::default());
         let lines: Vec<String> = (0..6)
             .flat_map(|i| {
                 [
                     format!("Dec  1 10:00:{i:02} victim sshd[{p}]: Invalid user oracle from 10.0.0.7 port {q}", p = 100 + i, q = 40000 + i),
                     format!("Dec  1 10:00:{i:02} victim sshd[{p}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.7", p = 100 + i),
+                    format!("Dec  1 10:00:{i:02} victim sshd[{p}]: Failed none for invalid user oracle from 10.0.0.7 port {q} ssh2", p = 100 + i, q = 40000 + i),
                     failed("10.0.0.7", "invalid user oracle", i),
                 ]
             })

@@ -439,6 +439,10 @@ fn read_lines(
             o.skipping = false;
         } else {
             o.pending.extend_from_slice(part);
+            // CRLF line ends (sshd's -E file, Windows tools) end at the LF.
+            if o.pending.last() == Some(&b'\r') {
+                o.pending.pop();
+            }
             let cut = o.pending.len() > cfg.max_line;
             o.pending.truncate(cfg.max_line);
             emit(id, o, consumed, cut, counters, out);
@@ -551,9 +555,9 @@ mod tests {
     fn rotation_by_rename_and_copytruncate_lose_and_repeat_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("auth.log");
-        append(&log, "a1\na2\n");
+        append(&log, "a1\na2\r\n");
         let mut t = Tailer::new(cfg(dir.path(), "auth.log")).unwrap();
-        assert_eq!(drain(&mut t), ["a1", "a2"]);
+        assert_eq!(drain(&mut t), ["a1", "a2"], "a CRLF line ends at its LF");
         // Written just before the rename, then renamed; a new file begins.
         append(&log, "a3\n");
         std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
