@@ -1148,7 +1148,10 @@ poll = "100ms"
     lab.run(&["attack", "web_probe", "--scale", "small"]);
     let scan = wait("log.web_scanning");
     assert_eq!(scan["log"]["file"], format!("{state}/http.log"));
-    eprintln!("{}\n{}\n{}", incident["summary"], inside["summary"], scan["summary"]);
+    eprintln!(
+        "{}\n{}\n{}",
+        incident["summary"], inside["summary"], scan["summary"]
+    );
 
     // Every log alert is about the attacker.
     let stray: Vec<_> = alerts(&alerts_file)

@@ -154,6 +154,8 @@ pub struct Tailer {
     /// Delivered positions (what the registry holds, or will at the next save).
     committed: BTreeMap<FileId, Pos>,
     dirty: bool,
+    /// The last poll left bytes unread (it read a chunk's worth).
+    behind: bool,
     pub counters: TailCounters,
 }
 
@@ -209,6 +211,7 @@ impl Tailer {
             open: HashMap::new(),
             committed,
             dirty: false,
+            behind: false,
             counters: TailCounters::default(),
         })
     }
@@ -299,10 +302,12 @@ impl Tailer {
         }
         let mut lines = Vec::new();
         let mut closed = Vec::new();
+        self.behind = false;
         let ids: Vec<FileId> = self.open.keys().copied().collect();
         for id in ids {
             let o = self.open.get_mut(&id).expect("present");
             let at_end = read_lines(id, o, &self.cfg, &mut self.counters, &mut lines);
+            self.behind |= !at_end;
             if o.gone && at_end {
                 closed.push(id);
             }
@@ -370,6 +375,12 @@ impl Tailer {
         std::fs::rename(&tmp, &self.cfg.registry).map_err(err)?;
         self.dirty = false;
         Ok(())
+    }
+
+    /// True when the last poll left bytes unread in a file (it read at
+    /// most `read_chunk` of each): poll again at once.
+    pub fn behind(&self) -> bool {
+        self.behind
     }
 
     /// Files open now.
@@ -604,6 +615,32 @@ mod tests {
         append(&log, "again 5\n");
         let mut t = Tailer::new(cfg(dir.path(), "app.log")).unwrap();
         assert_eq!(drain(&mut t), ["again 5"]);
+    }
+
+    #[test]
+    fn a_backlog_is_read_a_chunk_at_a_time_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("big.log");
+        let text: String = (0..100).map(|i| format!("line {i:03}\n")).collect();
+        append(&log, &text);
+        let mut c = cfg(dir.path(), "big.log");
+        c.read_chunk = 300; // 900 bytes: three reads
+        let mut t = Tailer::new(c).unwrap();
+        let mut got = Vec::new();
+        let mut polls = 0;
+        loop {
+            got.extend(drain(&mut t));
+            polls += 1;
+            if !t.behind() {
+                break;
+            }
+        }
+        assert_eq!(polls, 3);
+        assert_eq!(got.len(), 100);
+        assert_eq!(got[99], "line 099");
+        append(&log, "more\n");
+        assert_eq!(drain(&mut t), ["more"]);
+        assert!(!t.behind());
     }
 
     #[test]

@@ -615,9 +615,24 @@ impl Actor for LogSource {
             .map(|s| s.cfg.poll)
             .min()
             .unwrap_or(Duration::from_millis(250));
-        ctx.run_interval(poll, |a, ctx| {
+        self.next(ctx, poll, poll);
+    }
+}
+
+impl LogSource {
+    /// Hands on what the sources gained after `after`, then again: at once
+    /// while a file has more than one read took (a backlog is read as
+    /// fast as the outbound actor takes it), else after `poll`.
+    fn next(&mut self, ctx: &mut Context<Self>, after: Duration, poll: Duration) {
+        ctx.run_later(after, move |a, ctx| {
             a.start_journals();
-            let handoff = a.handoff();
+            let handoff = a.handoff().map(move |_, a: &mut Self, ctx| {
+                let behind = a
+                    .sources
+                    .iter()
+                    .any(|s| s.tailer.as_ref().is_some_and(Tailer::behind));
+                a.next(ctx, if behind { Duration::ZERO } else { poll }, poll);
+            });
             ctx.wait(handoff);
         });
     }
