@@ -205,6 +205,24 @@ fn rule_of(a: &serde_json::Value) -> &str {
     a["rule"]["name"].as_str().unwrap_or("")
 }
 
+/// The first alert of `rule` in `jsonl`, within `secs` (else the node's
+/// log and the alerts so far).
+fn wait_rule(jsonl: &Path, node: &Daisi, rule: &str, secs: u64) -> serde_json::Value {
+    common::wait_for_alert(
+        jsonl,
+        Duration::from_secs(secs),
+        |a| rule_of(a) == rule,
+        &format!("no {rule} alert"),
+        || {
+            format!(
+                "{}\nalerts:\n{}",
+                node.log(),
+                std::fs::read_to_string(jsonl).unwrap_or_default()
+            )
+        },
+    )
+}
+
 #[test]
 fn auth_and_access_logs_raise_named_alerts_with_their_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -272,34 +290,9 @@ poll = "50ms"
             )
         }),
     );
-    let context = || {
-        format!(
-            "{}\nalerts:\n{}",
-            node.log(),
-            std::fs::read_to_string(&jsonl).unwrap_or_default()
-        )
-    };
-    let brute = common::wait_for_alert(
-        &jsonl,
-        Duration::from_secs(10),
-        |a| rule_of(a) == "log.ssh_brute_force",
-        "no log.ssh_brute_force alert",
-        context,
-    );
-    let inside = common::wait_for_alert(
-        &jsonl,
-        Duration::from_secs(10),
-        |a| rule_of(a) == "log.login_after_failures",
-        "no log.login_after_failures alert",
-        context,
-    );
-    let scan = common::wait_for_alert(
-        &jsonl,
-        Duration::from_secs(10),
-        |a| rule_of(a) == "log.web_scanning",
-        "no log.web_scanning alert",
-        context,
-    );
+    let brute = wait_rule(&jsonl, &node, "log.ssh_brute_force", 10);
+    let inside = wait_rule(&jsonl, &node, "log.login_after_failures", 10);
+    let scan = wait_rule(&jsonl, &node, "log.web_scanning", 10);
 
     assert_eq!(brute["source"]["ip"], "10.66.0.7", "{brute}");
     assert_eq!(brute["module"], "log");
@@ -439,27 +432,8 @@ registry_dir = "{}"
     );
     let mut node = Daisi::spawn(&toml, &[]);
     node.wait_running();
-    let context = || {
-        format!(
-            "{}\nalerts:\n{}",
-            node.log(),
-            std::fs::read_to_string(&jsonl).unwrap_or_default()
-        )
-    };
-    let brute = common::wait_for_alert(
-        &jsonl,
-        Duration::from_secs(15),
-        |a| rule_of(a) == "log.ssh_brute_force",
-        "no alert from the journal",
-        context,
-    );
-    common::wait_for_alert(
-        &jsonl,
-        Duration::from_secs(15),
-        |a| rule_of(a) == "log.login_after_failures",
-        "no log.login_after_failures from the journal",
-        context,
-    );
+    let brute = wait_rule(&jsonl, &node, "log.ssh_brute_force", 15);
+    wait_rule(&jsonl, &node, "log.login_after_failures", 15);
     assert_eq!(brute["source"]["ip"], "10.67.0.5", "{brute}");
     assert_eq!(brute["process"]["name"], "sshd", "{brute}");
     assert!(brute["process"]["pid"].as_u64().unwrap() >= 300, "{brute}");
