@@ -99,6 +99,9 @@ pub enum Eval {
     /// phases): detection, time to the first alert, alerts per attack,
     /// false alarms per host-hour.
     Host(crate::commands::eval_host::EvalHostArgs),
+    /// The log detector on recorded log files: per attack kind whether it
+    /// was detected and by which rules; false alarms per host-hour.
+    Logs(crate::commands::logs::EvalLogsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,6 +110,9 @@ pub enum Train {
     Syscall(crate::commands::train::TrainSyscallArgs),
     /// Train the flow classifier on labelled captures (`lab/lab.sh generate`).
     Network(crate::commands::network::TrainNetworkArgs),
+    /// Mine the templates of recorded logs and their rates per minute (the
+    /// log detector's host baseline).
+    Logs(crate::commands::logs::TrainLogsArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -152,6 +158,13 @@ pub fn main() -> ExitCode {
         }
         Command::Eval(Eval::Host(args)) => {
             crate::commands::report(crate::commands::eval_host::eval_host(&args).map(|_| ()))
+        }
+        Command::Train(Train::Logs(args)) => {
+            crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
+            crate::commands::report(crate::commands::logs::train(&args).map(|_| ()))
+        }
+        Command::Eval(Eval::Logs(args)) => {
+            crate::commands::report(crate::commands::logs::eval(&args).map(|_| ()))
         }
         Command::Eval(Eval::Network(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());

@@ -72,6 +72,8 @@ struct ComputeParts {
     subscription: Option<Subscription>,
     /// Host baselines, when on and fed by live capture.
     baseline: Option<Store>,
+    /// The trained log templates, when a model is named.
+    log_templates: Option<crate::logs::templates::TemplateModel>,
 }
 
 /// What the collector side's prepare steps opened.
@@ -107,6 +109,7 @@ impl Prepared {
                 syscall_model: prepare::<SyscallClassifier>(cfg, node).await?,
                 flow_model: prepare::<FlowClassifier>(cfg, node).await?,
                 sinks: prepare::<AlertActor>(cfg, node).await?,
+                log_templates: prepare::<LogDetector>(cfg, node).await?,
                 subscription: prepare::<Inbound>(cfg, node).await?,
                 // In-process, only live capture names processes.
                 baseline: match cfg.baseline.enabled
@@ -262,8 +265,12 @@ impl Wiring<'_> {
                 ),
             },
         );
-        let log_detector =
-            launch::<LogDetector>(cfg, node, (), self.edge("alert_logs", &alert, to_alert));
+        let log_detector = launch::<LogDetector>(
+            cfg,
+            node,
+            parts.log_templates,
+            self.edge("alert_logs", &alert, to_alert),
+        );
         let monitor = launch::<HeartbeatMonitor>(cfg, node, (), ());
         let baseline = parts.baseline.map(|store| {
             launch::<BaselineActor>(

@@ -477,3 +477,205 @@ registry_dir = "{}"
         "{log}"
     );
 }
+
+/// A host's auth log of ordinary work, `minutes` long from `start` (a
+/// Unix time, s): cron every minute, a deploy key's logins, an admin's
+/// sudo runs (package updates, service restarts), logind sessions, a
+/// daily logrotate. Deterministic: `seed` picks the varying values.
+fn benign_auth_log(start: i64, minutes: i64, seed: u64) -> Vec<String> {
+    let mut x = seed;
+    let mut rnd = move |n: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % n
+    };
+    let stamp = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%b %e %H:%M:%S")
+            .to_string()
+    };
+    let mut out = Vec::new();
+    for m in 0..minutes {
+        let t = start + m * 60;
+        let pid = 20000 + m * 7;
+        out.push(format!("{} web1 CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)", stamp(t + 1)));
+        out.push(format!(
+            "{} web1 CRON[{}]: (root) CMD (/usr/local/bin/healthcheck --quiet)",
+            stamp(t + 1),
+            pid + 1
+        ));
+        out.push(format!(
+            "{} web1 CRON[{pid}]: pam_unix(cron:session): session closed for user root",
+            stamp(t + 2)
+        ));
+        if rnd(4) == 0 {
+            let port = 40000 + rnd(20000);
+            let ip = format!("10.0.{}.{}", rnd(4), 2 + rnd(200));
+            out.push(format!("{} web1 sshd[{}]: Accepted publickey for deploy from {ip} port {port} ssh2: ED25519 SHA256:Zm9vYmFy{}", stamp(t + 10), pid + 2, rnd(1000)));
+            out.push(format!("{} web1 sshd[{}]: pam_unix(sshd:session): session opened for user deploy(uid=1001) by (uid=0)", stamp(t + 10), pid + 2));
+            out.push(format!(
+                "{} web1 systemd-logind[412]: New session {} of user deploy.",
+                stamp(t + 10),
+                m + 3
+            ));
+            out.push(format!("{} web1 sshd[{}]: Received disconnect from {ip} port {port}:11: disconnected by user", stamp(t + 40), pid + 2));
+            out.push(format!(
+                "{} web1 sshd[{}]: pam_unix(sshd:session): session closed for user deploy",
+                stamp(t + 40),
+                pid + 2
+            ));
+            out.push(format!("{} web1 systemd-logind[412]: Session {} logged out. Waiting for processes to exit.", stamp(t + 41), m + 3));
+        }
+        if rnd(10) == 0 {
+            let cmd = [
+                "/usr/bin/apt-get update",
+                "/usr/bin/systemctl restart nginx",
+                "/usr/bin/journalctl -u nginx",
+                "/usr/bin/apt-get -y upgrade",
+            ][rnd(4) as usize];
+            out.push(format!("{} web1 sudo[{}]:    admin : TTY=pts/{} ; PWD=/home/admin ; USER=root ; COMMAND={cmd}", stamp(t + 20), pid + 3, rnd(3)));
+            out.push(format!("{} web1 sudo[{}]: pam_unix(sudo:session): session opened for user root(uid=0) by admin(uid=1000)", stamp(t + 20), pid + 3));
+            out.push(format!(
+                "{} web1 sudo[{}]: pam_unix(sudo:session): session closed for user root",
+                stamp(t + 25),
+                pid + 3
+            ));
+        }
+        if m % 60 == 30 {
+            out.push(
+                format!(
+                    "{} web1 logrotate[{}]: ALERT exited abnormally with [0]",
+                    stamp(t + 50),
+                    pid + 4
+                )
+                .replace(
+                    "ALERT exited abnormally with [0]",
+                    "rotating pattern: /var/log/nginx/*.log  after 1 days (14 rotations)",
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// An attack on the same host at `t`: a password guesser's failures, its
+/// login, a refused sudo, a uid-0 account, and a shell line no baseline
+/// holds.
+fn attack_auth_log(t: i64) -> Vec<String> {
+    let stamp = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%b %e %H:%M:%S")
+            .to_string()
+    };
+    let mut out = benign_auth_log(t - 600, 10, 99);
+    for i in 0..30 {
+        out.push(format!(
+            "{} web1 sshd[{}]: Failed password for admin from 203.0.113.9 port {} ssh2",
+            stamp(t + i / 3),
+            31000 + i,
+            50000 + i
+        ));
+    }
+    out.push(format!(
+        "{} web1 sshd[31100]: Accepted password for admin from 203.0.113.9 port 50100 ssh2",
+        stamp(t + 12)
+    ));
+    out.push(format!("{} web1 sudo[31200]:    admin : user NOT in sudoers ; TTY=pts/4 ; PWD=/tmp ; USER=root ; COMMAND=/bin/bash", stamp(t + 20)));
+    out.push(format!("{} web1 useradd[31300]: new user: name=sysupd, UID=0, GID=0, home=/root, shell=/bin/bash, from=/dev/pts/4", stamp(t + 30)));
+    out
+}
+
+/// A template model from one hour of a host's ordinary work, then the
+/// next hour and an attack judged by `daisi eval logs`: the attack is
+/// found (rules and a new template), the ordinary hour raises nothing.
+#[test]
+fn a_trained_template_model_finds_an_attack_and_stays_quiet_on_ordinary_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_764_547_200; // 2025-12-01 00:00 UTC
+    let train = dir.path().join("train-auth.log");
+    let benign = dir.path().join("benign-auth.log");
+    let attack = dir.path().join("attack-auth.log");
+    append(&train, benign_auth_log(start, 60, 1));
+    append(&benign, benign_auth_log(start + 3600, 60, 2));
+    append(&attack, attack_auth_log(start + 7200));
+    let model = dir.path().join("models/templates.bin");
+    let out = Command::new(common::daisi_bin())
+        .args(["train", "logs", "--out"])
+        .arg(&model)
+        .arg(&train)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("over 60 minutes"), "{text}");
+    assert!(
+        text.contains("CRON: pam_unix(cron:session): session opened"),
+        "{text}"
+    );
+
+    let out = Command::new(common::daisi_bin())
+        .args(["eval", "logs", "--model"])
+        .arg(&model)
+        .arg("--benign")
+        .arg(&benign)
+        .arg("--attack")
+        .arg(format!("brute_force_and_backdoor={}", attack.display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    let row = |kind: &str| {
+        text.lines()
+            .find(|l| l.starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} row:\n{text}"))
+            .to_string()
+    };
+    let a = row("brute_force_and_backdoor");
+    for rule in [
+        "log.ssh_brute_force",
+        "log.login_after_failures",
+        "log.privilege_escalation",
+        "log.account_change",
+        "log.new_template",
+    ] {
+        assert!(a.contains(rule), "{rule} missing: {a}");
+    }
+    assert!(text.contains("attack kinds detected: 1/1"), "{text}");
+    assert!(text.contains("benign: 0 false alarms over 0.98"), "{text}");
+
+    // Without the model a host learns first: the attack an hour into
+    // nothing is found by the rules alone.
+    let out = Command::new(common::daisi_bin())
+        .args(["eval", "logs", "--attack"])
+        .arg(format!("early={}", attack.display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("log.account_change"), "{text}");
+    assert!(!text.contains("log.new_template"), "{text}");
+
+    // A damaged model is a clear error.
+    std::fs::write(&model, b"not a model").unwrap();
+    let out = Command::new(common::daisi_bin())
+        .args(["eval", "logs", "--model"])
+        .arg(&model)
+        .arg("--benign")
+        .arg(&benign)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a log template model"), "{err}");
+}

@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod eval;
 pub mod eval_host;
 pub mod flows;
+pub mod logs;
 pub mod network;
 pub mod record;
 pub mod run;

@@ -505,7 +505,7 @@ impl Rules {
 
 /// A field a monitored program wrote, for a summary: at most 120
 /// characters, control characters escaped.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars().take(120) {
         if c.is_control() {

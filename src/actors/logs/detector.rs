@@ -11,9 +11,14 @@ use crate::actors::runtime::supervision::{fail, Restarts};
 use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::config::validate::{ConfigError, Validate};
 use crate::logs::parse::{parse_from, LogFormat};
-use crate::logs::rules::{Finding, Line, Rules, Subject, Thresholds};
+use crate::logs::rules::{shown, Finding, Line, Rules, Subject, Thresholds};
+use crate::logs::templates::{
+    shape_of, TemplateConfig, TemplateError, TemplateFinding, TemplateKind, TemplateModel,
+    Templates,
+};
 use crate::messages::{
-    Alert, AlertModule, Endpoint, LogBatch, LogFields, ProcessFields, RuleFields, UserFields,
+    Alert, AlertModule, Endpoint, LogBatch, LogFields, ProcessFields, RuleFields, Severity,
+    UserFields,
 };
 use crate::metrics::Counter;
 use actix::prelude::*;
@@ -29,6 +34,8 @@ pub struct LogDetectorConfig {
     pub enabled: bool,
     /// The rules' thresholds (`[log_detector.rules]`).
     pub rules: Thresholds,
+    /// Line shapes and their rates per host (`[log_detector.templates]`).
+    pub templates: TemplateConfig,
     pub mailbox: MailboxConfig,
 }
 
@@ -37,6 +44,7 @@ impl Default for LogDetectorConfig {
         Self {
             enabled: true,
             rules: Thresholds::default(),
+            templates: TemplateConfig::default(),
             mailbox: MailboxConfig {
                 capacity: 64,
                 ..Default::default()
@@ -69,6 +77,25 @@ impl Validate for LogDetectorConfig {
                 ));
             }
         }
+        let t = &self.templates;
+        if !(0.0..=1.0).contains(&t.similarity) {
+            errors.push(ConfigError::new(
+                format!("{path}.templates.similarity"),
+                "must be between 0 and 1",
+            ));
+        }
+        if t.rate_factor.is_nan() || t.rate_factor < 1.0 {
+            errors.push(ConfigError::new(
+                format!("{path}.templates.rate_factor"),
+                "must be at least 1",
+            ));
+        }
+        if t.max_templates == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.templates.max_templates"),
+                "must be at least 1",
+            ));
+        }
         self.mailbox.validate(&format!("{path}.mailbox"), errors);
     }
 }
@@ -93,21 +120,28 @@ pub struct LogDetector {
     cfg: LogDetectorConfig,
     out: Edge<LogAlerts>,
     restarts: Restarts,
-    /// Each collector host's rule state.
-    hosts: HashMap<String, Rules>,
+    judge: Judge,
     lines: Counter,
     raw: Counter,
     cut: Counter,
     findings: Counter,
     evicted: Counter,
+    templates_full: Counter,
 }
 
 impl LogDetector {
-    pub fn new(cfg: LogDetectorConfig, node: &NodeInfo, out: Edge<LogAlerts>) -> Self {
+    /// `model`: the trained templates (`templates.model`, loaded by `prepare`).
+    pub fn new(
+        cfg: LogDetectorConfig,
+        node: &NodeInfo,
+        model: Option<TemplateModel>,
+        out: Edge<LogAlerts>,
+    ) -> Self {
         let m = &node.metrics;
         Self {
             restarts: Restarts::new(Self::NAME, m),
-            hosts: HashMap::new(),
+            judge: Judge::new(&cfg, model),
+            templates_full: m.counter("log_detector.templates_full"),
             lines: m.counter("log_detector.lines"),
             raw: m.counter("log_detector.unparsed"),
             cut: m.counter("log_detector.cut_lines"),
@@ -120,21 +154,69 @@ impl LogDetector {
 
     /// Judges a batch: the alerts it raised.
     pub fn judge(&mut self, batch: &LogBatch) -> Vec<Alert> {
+        let before = self.judge.stats;
+        let out = self.judge.batch(batch);
+        let after = self.judge.stats;
+        self.lines.add(after.lines - before.lines);
+        self.raw.add(after.unparsed - before.unparsed);
+        self.cut.add(after.cut - before.cut);
+        self.evicted.add(after.evicted - before.evicted);
+        self.templates_full
+            .add(after.templates_full - before.templates_full);
+        self.findings.add(out.len() as u64);
+        out
+    }
+}
+
+/// Rules and templates over lines, per collector host (the detector's
+/// work, without the actor: `daisi eval logs` runs it on files).
+pub struct Judge {
+    rules: Thresholds,
+    hosts: HashMap<String, Rules>,
+    templates: Option<Templates>,
+    pub stats: JudgeStats,
+}
+
+/// What a [`Judge`] saw, totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JudgeStats {
+    pub lines: u64,
+    pub unparsed: u64,
+    pub cut: u64,
+    pub evicted: u64,
+    pub templates_full: u64,
+}
+
+impl Judge {
+    pub fn new(cfg: &LogDetectorConfig, model: Option<TemplateModel>) -> Self {
+        Self {
+            rules: cfg.rules.clone(),
+            hosts: HashMap::new(),
+            templates: cfg
+                .templates
+                .enabled
+                .then(|| Templates::new(cfg.templates.clone(), model)),
+            stats: JudgeStats::default(),
+        }
+    }
+
+    /// Judges a batch: the alerts it raised.
+    pub fn batch(&mut self, batch: &LogBatch) -> Vec<Alert> {
         let year = chrono::Utc::now().year();
         let rules = self
             .hosts
             .entry(batch.host.clone())
-            .or_insert_with(|| Rules::new(self.cfg.rules.clone()));
+            .or_insert_with(|| Rules::new(self.rules.clone()));
         let before = rules.evicted;
         let mut out = Vec::new();
         for l in &batch.lines {
-            self.lines.inc();
+            self.stats.lines += 1;
             if l.cut {
-                self.cut.inc();
+                self.stats.cut += 1;
             }
             let ev = parse_from(&l.text, year, l.program.as_deref());
             if ev.format == LogFormat::Raw && ev.action.is_none() {
-                self.raw.inc();
+                self.stats.unparsed += 1;
             }
             let ts_ns = ev
                 .timestamp_ns
@@ -147,9 +229,24 @@ impl LogDetector {
             }) {
                 out.push(alert_of(&batch.host, &l.path, l.read_ns, f));
             }
+            if let Some(t) = self.templates.as_mut() {
+                let text = shape_of(&ev);
+                if let Some(f) = t.line(&batch.host, &text, ts_ns) {
+                    out.push(template_alert(
+                        &batch.host,
+                        &l.path,
+                        l.read_ns,
+                        &ev,
+                        &l.text,
+                        f,
+                    ));
+                }
+            }
         }
-        self.evicted.add(rules.evicted - before);
-        self.findings.add(out.len() as u64);
+        if let Some(t) = self.templates.as_mut() {
+            self.stats.templates_full += std::mem::take(&mut t.full);
+        }
+        self.stats.evicted += rules.evicted - before;
         out
     }
 }
@@ -192,21 +289,97 @@ pub fn alert_of(host: &str, path: &str, read_ns: u64, f: Finding) -> Alert {
     a
 }
 
+/// The alert for a template finding: the line as evidence.
+pub fn template_alert(
+    host: &str,
+    path: &str,
+    read_ns: u64,
+    ev: &crate::logs::parse::LogEvent,
+    line: &str,
+    f: TemplateFinding,
+) -> Alert {
+    let program = ev.program.as_deref().unwrap_or("?");
+    let (severity, summary) = match f.kind {
+        TemplateKind::NewTemplate => (
+            Severity::Low,
+            format!(
+                "new kind of log line on {} from {}: {}",
+                shown(host),
+                shown(program),
+                shown(&f.template)
+            ),
+        ),
+        TemplateKind::TemplateRate => (
+            Severity::Medium,
+            format!(
+                "{} lines in a minute on {} (at most {} before): {}",
+                f.value,
+                shown(host),
+                f.normal,
+                shown(&f.template)
+            ),
+        ),
+    };
+    let entity = format!("template:{}:log.{}", f.template_id, f.kind.name());
+    let mut a = Alert::new(AlertModule::Log, host, entity, severity);
+    a.summary = summary;
+    a.score = f.value;
+    a.threshold = f.threshold;
+    a.model = "log templates".into();
+    a.rule = Some(RuleFields {
+        name: format!("log.{}", f.kind.name()),
+    });
+    a.source = ev.source_ip.map(|ip| Endpoint {
+        ip: ip.to_string(),
+        port: 0,
+    });
+    a.user = ev.user.clone().map(|name| UserFields {
+        id: String::new(),
+        name: Some(name),
+    });
+    a.process = ev.pid.map(|pid| ProcessFields {
+        pid,
+        name: ev.program.clone(),
+        executable: None,
+        args: vec![],
+        parent: None,
+    });
+    a.log = Some(LogFields {
+        file: path.to_string(),
+        lines: vec![line.to_string()],
+    });
+    a.observed_ns = Some(read_ns);
+    a
+}
+
 impl NodeActor for LogDetector {
     const NAME: &'static str = "log_detector";
     type Config = LogDetectorConfig;
-    type Prepared = ();
+    type Prepared = Option<TemplateModel>;
     type Links = Edge<LogAlerts>;
-    type Error = std::convert::Infallible;
+    type Error = TemplateError;
 
     fn section(cfg: &crate::config::Config) -> &LogDetectorConfig {
         &cfg.log_detector
     }
-    async fn prepare(_: &crate::config::Config, _: &NodeInfo) -> Result<(), Self::Error> {
-        Ok(())
+    /// Loads the trained templates, when a model is named.
+    async fn prepare(
+        cfg: &crate::config::Config,
+        _: &NodeInfo,
+    ) -> Result<Option<TemplateModel>, Self::Error> {
+        let t = &cfg.log_detector.templates;
+        match (&t.model, t.enabled && cfg.log_detector.enabled) {
+            (Some(path), true) => TemplateModel::load(path).map(Some),
+            _ => Ok(None),
+        }
     }
-    fn create(cfg: LogDetectorConfig, node: &NodeInfo, _: (), out: Edge<LogAlerts>) -> Self {
-        Self::new(cfg, node, out)
+    fn create(
+        cfg: LogDetectorConfig,
+        node: &NodeInfo,
+        model: Option<TemplateModel>,
+        out: Edge<LogAlerts>,
+    ) -> Self {
+        Self::new(cfg, node, model, out)
     }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity

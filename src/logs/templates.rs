@@ -1,0 +1,544 @@
+//! Log templates: each line's shape, mined online with the Drain algorithm
+//! (the `logdrain` crate), and per-host baselines of those shapes.
+//!
+//! A line's program and message (the syslog header dropped, addresses,
+//! UUIDs and long hex masked) go to one [`logdrain::Miner`]; the cluster it
+//! lands in is its template. Each host keeps the templates it has shown
+//! and, per template, the most lines it wrote in one minute. After the
+//! host's learning period two things are findings:
+//!
+//! - **a new template**: a shape this host never wrote (nor the trained
+//!   model knows), once per template and host;
+//! - **a rate far outside its range**: more lines of one template in one
+//!   minute than `rate_factor` × its largest minute so far (and at least
+//!   `min_rate`), once per template, host and minute.
+//!
+//! `daisi train logs` mines recorded logs into a [`TemplateModel`] so a
+//! node starts knowing them; without one each host learns for
+//! `learn_for` first.
+
+use crate::logs::parse::{LogEvent, Outcome};
+use logdrain::{builtin_masks, ClusterId, Miner, MinerBuilder, UpdateType};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `[log_detector.templates]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplateConfig {
+    /// Mine templates and judge them (else only the rules run).
+    pub enabled: bool,
+    /// A model from `daisi train logs` (templates and their rates); none:
+    /// every host learns its own first.
+    pub model: Option<PathBuf>,
+    /// How long each host's lines are learnt before they are judged.
+    #[serde(with = "humantime_serde")]
+    pub learn_for: Duration,
+    /// A minute with more than this × the template's largest minute...
+    pub rate_factor: f64,
+    /// ...and at least this many of its lines is out of range.
+    pub min_rate: u32,
+    /// Templates kept (past it lines are matched, not learnt; counted:
+    /// `log_detector.templates_full`).
+    pub max_templates: usize,
+    /// Drain's similarity threshold for joining a template.
+    pub similarity: f64,
+}
+
+impl Default for TemplateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: None,
+            learn_for: Duration::from_secs(3600),
+            rate_factor: 10.0,
+            min_rate: 30,
+            max_templates: 10_000,
+            similarity: 0.4,
+        }
+    }
+}
+
+/// Template errors (loading and writing models).
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a log template model: {reason}")]
+    Format { path: PathBuf, reason: String },
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateKind {
+    NewTemplate,
+    TemplateRate,
+}
+
+impl TemplateKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TemplateKind::NewTemplate => "new_template",
+            TemplateKind::TemplateRate => "template_rate",
+        }
+    }
+}
+
+/// A template finding for one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateFinding {
+    pub kind: TemplateKind,
+    pub template_id: ClusterId,
+    /// The template as mined (`<*>` for variables).
+    pub template: String,
+    /// Lines this minute (rate) or 1 (new).
+    pub value: f64,
+    /// The largest minute before (rate) or 0 (new).
+    pub normal: f64,
+    pub threshold: f64,
+}
+
+/// One template of a model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateStat {
+    pub id: ClusterId,
+    pub template: String,
+    pub lines: u64,
+    /// The most lines in one minute of the recorded logs.
+    pub max_per_minute: u32,
+}
+
+/// What `daisi train logs` writes: the miner's state and each template's
+/// rate (MessagePack; data only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateModel {
+    pub version: u32,
+    pub similarity: f64,
+    /// `logdrain::Miner::snapshot`.
+    pub miner: Vec<u8>,
+    pub templates: Vec<TemplateStat>,
+    /// Lines and minutes the model was trained on.
+    pub lines: u64,
+    pub minutes: u64,
+}
+
+const MODEL_VERSION: u32 = 1;
+
+impl TemplateModel {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let bytes = std::fs::read(path).map_err(|source| TemplateError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let m: TemplateModel =
+            rmp_serde::from_slice(&bytes).map_err(|e| TemplateError::Format {
+                path: path.into(),
+                reason: e.to_string(),
+            })?;
+        if m.version != MODEL_VERSION {
+            return Err(TemplateError::Format {
+                path: path.into(),
+                reason: format!("version {} (this build reads {MODEL_VERSION})", m.version),
+            });
+        }
+        // Checked here so a node never starts on a miner it cannot restore.
+        let miner = new_miner(m.similarity);
+        miner.restore(&m.miner).map_err(|e| TemplateError::Format {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(m)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), TemplateError> {
+        let bytes = rmp_serde::to_vec_named(self).expect("a template model serializes");
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|source| TemplateError::Io {
+                path: path.into(),
+                source,
+            })
+    }
+}
+
+fn new_miner(similarity: f64) -> Miner {
+    MinerBuilder::new()
+        .sim_threshold(similarity)
+        .masks([
+            builtin_masks::ipv4(),
+            builtin_masks::uuid(),
+            builtin_masks::hex32(),
+        ])
+        .build()
+        .expect("the miner's options are valid (similarity checked by the config)")
+}
+
+/// The text a line is mined as. A line the parser understood (an SSH
+/// login, a sudo run, an account change, a web request) is its program,
+/// action and outcome (or method and status): its variable parts (the
+/// user, the command, the URL) are the parser's fields, and the rules
+/// judge them. Any other line is its program and message.
+pub fn shape_of(ev: &LogEvent) -> String {
+    let program = ev.program.as_deref();
+    if let Some(a) = ev.action {
+        let outcome = match ev.outcome {
+            Some(Outcome::Success) => "success",
+            Some(Outcome::Failure) => "failure",
+            None => "-",
+        };
+        return mined_text(program, &format!("{a:?} {outcome}"));
+    }
+    if let Some(h) = &ev.http {
+        return mined_text(
+            Some(program.unwrap_or("http")),
+            &format!("{} {}", h.method, h.status),
+        );
+    }
+    mined_text(program, &ev.message)
+}
+
+/// A program and message as mined text.
+pub fn mined_text(program: Option<&str>, message: &str) -> String {
+    match program {
+        Some(p) => format!("{p}: {message}"),
+        None => message.to_string(),
+    }
+}
+
+/// Minute of a timestamp.
+fn minute_of(ts_ns: u64) -> u64 {
+    ts_ns / 60_000_000_000
+}
+
+/// One host's templates.
+#[derive(Default)]
+struct HostState {
+    first_ns: Option<u64>,
+    seen: HashSet<ClusterId>,
+    minute: u64,
+    this_minute: HashMap<ClusterId, u32>,
+    max_per_minute: HashMap<ClusterId, u32>,
+    /// Templates whose rate alert was raised this minute.
+    raised: HashSet<ClusterId>,
+}
+
+impl HostState {
+    /// Closes the minute: its counts become the largest seen.
+    fn roll(&mut self, minute: u64, learning: bool, max_templates: usize) {
+        if minute == self.minute {
+            return;
+        }
+        for (id, n) in self.this_minute.drain() {
+            // Minutes that raised an alert are not normal.
+            if learning || !self.raised.contains(&id) {
+                let m = self.max_per_minute.entry(id).or_default();
+                *m = (*m).max(n);
+            }
+        }
+        if self.max_per_minute.len() > max_templates {
+            self.max_per_minute.clear();
+        }
+        self.raised.clear();
+        self.minute = minute;
+    }
+}
+
+/// Mines lines and judges them against each host's baseline.
+pub struct Templates {
+    cfg: TemplateConfig,
+    miner: Miner,
+    /// The model's templates and rates (every host starts with them).
+    known: HashMap<ClusterId, u32>,
+    hosts: HashMap<String, HostState>,
+    /// Lines matched, not learnt, because `max_templates` was reached.
+    pub full: u64,
+}
+
+impl Templates {
+    pub fn new(cfg: TemplateConfig, model: Option<TemplateModel>) -> Self {
+        let similarity = model.as_ref().map_or(cfg.similarity, |m| m.similarity);
+        let miner = new_miner(similarity);
+        let mut known = HashMap::new();
+        if let Some(m) = model {
+            miner
+                .restore(&m.miner)
+                .expect("the model was checked when it was loaded");
+            known = m
+                .templates
+                .iter()
+                .map(|t| (t.id, t.max_per_minute))
+                .collect();
+        }
+        Self {
+            cfg,
+            miner,
+            known,
+            hosts: HashMap::new(),
+            full: 0,
+        }
+    }
+
+    /// The template a line belongs to, learning it when there is room.
+    fn template_of(&mut self, text: &str) -> Option<(ClusterId, bool)> {
+        if self.miner.len() >= self.cfg.max_templates {
+            return match self.miner.match_only(text) {
+                Some(id) => Some((id, false)),
+                None => {
+                    self.full += 1;
+                    None
+                }
+            };
+        }
+        let r = self.miner.add(text);
+        Some((r.cluster_id, r.update == UpdateType::Created))
+    }
+
+    /// Judges one line of `host` written at `ts_ns`.
+    pub fn line(&mut self, host: &str, text: &str, ts_ns: u64) -> Option<TemplateFinding> {
+        let (id, _) = self.template_of(text)?;
+        if !self.hosts.contains_key(host) && self.hosts.len() >= 65_536 {
+            self.hosts.clear();
+        }
+        let h = self.hosts.entry(host.to_string()).or_default();
+        let first = *h.first_ns.get_or_insert(ts_ns);
+        let learning = ts_ns.saturating_sub(first) < self.cfg.learn_for.as_nanos() as u64;
+        h.roll(minute_of(ts_ns), learning, self.cfg.max_templates);
+        let n = {
+            let c = h.this_minute.entry(id).or_default();
+            *c += 1;
+            *c
+        };
+        let new = h.seen.len() < self.cfg.max_templates && h.seen.insert(id);
+        if learning {
+            return None;
+        }
+        let known = self.known.get(&id).copied();
+        if new && known.is_none() {
+            return Some(TemplateFinding {
+                kind: TemplateKind::NewTemplate,
+                template_id: id,
+                template: self.template_text(id),
+                value: 1.0,
+                normal: 0.0,
+                threshold: 0.0,
+            });
+        }
+        let normal = h
+            .max_per_minute
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
+            .max(known.unwrap_or(0));
+        let threshold = (normal as f64 * self.cfg.rate_factor).max(self.cfg.min_rate as f64);
+        if n as f64 > threshold && h.raised.insert(id) {
+            return Some(TemplateFinding {
+                kind: TemplateKind::TemplateRate,
+                template_id: id,
+                template: self.template_text(id),
+                value: n as f64,
+                normal: normal as f64,
+                threshold,
+            });
+        }
+        None
+    }
+
+    fn template_text(&self, id: ClusterId) -> String {
+        self.miner
+            .cluster(id)
+            .map(|c| c.template().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Builds a model from lines `(mined text, timestamp ns)`, in any order
+/// (several files may interleave in time).
+pub struct Trainer {
+    miner: Miner,
+    similarity: f64,
+    lines: u64,
+    /// Lines per (minute, template).
+    counts: HashMap<(u64, ClusterId), u32>,
+    minutes: HashSet<u64>,
+}
+
+impl Trainer {
+    pub fn new(similarity: f64) -> Self {
+        Self {
+            miner: new_miner(similarity),
+            similarity,
+            lines: 0,
+            counts: HashMap::new(),
+            minutes: HashSet::new(),
+        }
+    }
+
+    pub fn line(&mut self, text: &str, ts_ns: u64) {
+        let minute = minute_of(ts_ns);
+        self.minutes.insert(minute);
+        let id = self.miner.add(text).cluster_id;
+        *self.counts.entry((minute, id)).or_default() += 1;
+        self.lines += 1;
+    }
+
+    /// Lines and templates so far.
+    pub fn progress(&self) -> (u64, usize) {
+        (self.lines, self.miner.len())
+    }
+
+    pub fn finish(self) -> TemplateModel {
+        let mut max_per_minute: HashMap<ClusterId, u32> = HashMap::new();
+        for ((_, id), n) in &self.counts {
+            let m = max_per_minute.entry(*id).or_default();
+            *m = (*m).max(*n);
+        }
+        let mut templates: Vec<TemplateStat> = self
+            .miner
+            .clusters()
+            .into_iter()
+            .map(|c| TemplateStat {
+                id: c.id(),
+                template: c.template().to_string(),
+                lines: c.size(),
+                max_per_minute: max_per_minute.get(&c.id()).copied().unwrap_or(0),
+            })
+            .collect();
+        templates.sort_by(|a, b| b.lines.cmp(&a.lines).then(a.id.cmp(&b.id)));
+        TemplateModel {
+            version: MODEL_VERSION,
+            similarity: self.similarity,
+            miner: self.miner.snapshot(),
+            templates,
+            lines: self.lines,
+            minutes: self.minutes.len() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000_000_000;
+
+    fn cfg(learn_for: Duration) -> TemplateConfig {
+        TemplateConfig {
+            learn_for,
+            min_rate: 5,
+            ..Default::default()
+        }
+    }
+
+    fn sshd(user: &str, ip: &str, port: u16) -> String {
+        mined_text(
+            Some("sshd"),
+            &format!("Accepted publickey for {user} from {ip} port {port} ssh2"),
+        )
+    }
+
+    #[test]
+    fn a_host_learns_then_a_new_shape_is_one_finding() {
+        let mut t = Templates::new(cfg(Duration::from_secs(60)), None);
+        for i in 0..20u64 {
+            let l = sshd("alice", "10.0.0.1", 40000 + i as u16);
+            assert_eq!(t.line("h1", &l, i * 1_000_000_000), None);
+        }
+        // After learning: the same shape with other values is nothing...
+        let l = sshd("bob", "10.9.9.9", 5555);
+        assert_eq!(t.line("h1", &l, 2 * MIN), None);
+        // ...a new one is found once.
+        let odd = mined_text(
+            Some("kernel"),
+            "segfault at 0 ip 00007f sp 00007ffd error 4 in libc.so.6",
+        );
+        let f = t.line("h1", &odd, 2 * MIN + 1).expect("a new template");
+        assert_eq!(f.kind, TemplateKind::NewTemplate);
+        assert!(f.template.starts_with("kernel: segfault"), "{}", f.template);
+        assert_eq!(t.line("h1", &odd, 2 * MIN + 2), None);
+        // Another host is learning still.
+        assert_eq!(t.line("h2", &odd, 2 * MIN + 3), None);
+    }
+
+    #[test]
+    fn a_minute_far_above_the_largest_is_one_finding() {
+        let mut t = Templates::new(cfg(Duration::from_secs(120)), None);
+        // Two learning minutes with 3 lines each.
+        for m in 0..2 {
+            for i in 0..3 {
+                t.line(
+                    "h",
+                    &sshd("alice", "10.0.0.1", 1000 + i),
+                    m * MIN + i as u64,
+                );
+            }
+        }
+        // 30 = 10 × 3 is in range; the 31st is not, and raises once.
+        let mut found = vec![];
+        for i in 0..40u64 {
+            if let Some(f) = t.line("h", &sshd("eve", "10.0.0.7", 2000), 3 * MIN + i) {
+                found.push((i, f));
+            }
+        }
+        assert_eq!(found.len(), 1, "{found:?}");
+        let (i, f) = &found[0];
+        assert_eq!(*i, 30);
+        assert_eq!(f.kind, TemplateKind::TemplateRate);
+        assert_eq!((f.value, f.normal, f.threshold), (31.0, 3.0, 30.0));
+    }
+
+    #[test]
+    fn a_trained_model_is_known_from_the_start_and_round_trips() {
+        let mut tr = Trainer::new(0.4);
+        for i in 0..100u64 {
+            tr.line(&sshd("alice", "10.0.0.1", i as u16), i * 10_000_000_000);
+        }
+        let model = tr.finish();
+        assert_eq!(model.lines, 100);
+        assert_eq!(model.minutes, 17);
+        assert_eq!(model.templates.len(), 1);
+        assert_eq!(model.templates[0].max_per_minute, 6);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.bin");
+        model.save(&p).unwrap();
+        let back = TemplateModel::load(&p).unwrap();
+        let mut t = Templates::new(cfg(Duration::ZERO), Some(back));
+        assert_eq!(t.line("h", &sshd("carol", "10.1.1.1", 9), 0), None);
+        let odd = mined_text(Some("useradd"), "new user: name=backdoor, UID=0, GID=0");
+        assert_eq!(
+            t.line("h", &odd, 1).map(|f| f.kind),
+            Some(TemplateKind::NewTemplate)
+        );
+        std::fs::write(&p, b"\x93garbage").unwrap();
+        assert!(matches!(
+            TemplateModel::load(&p),
+            Err(TemplateError::Format { .. })
+        ));
+    }
+
+    #[test]
+    fn the_miner_is_bounded() {
+        let mut t = Templates::new(
+            TemplateConfig {
+                max_templates: 3,
+                learn_for: Duration::ZERO,
+                ..Default::default()
+            },
+            None,
+        );
+        for i in 0..10 {
+            let words: String = (0..=i).map(|k| format!("w{k}x ")).collect();
+            t.line("h", &words, i);
+        }
+        assert!(t.miner.len() <= 3);
+        assert_eq!(t.full, 7);
+    }
+}
