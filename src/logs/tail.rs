@@ -136,8 +136,10 @@ struct Open {
     read: u64,
     /// Bytes of a line whose newline has not come yet.
     pending: Vec<u8>,
-    /// Skipping the rest of a line already cut.
+    /// Skipping the rest of a line already cut...
     skipping: bool,
+    /// ...whose kept part goes out with its end, when its newline comes.
+    cut_line: Option<Vec<u8>>,
     /// Its name no longer leads to it (rotated or removed).
     gone: bool,
     /// Its first bytes as read (up to [`HEAD`]).
@@ -205,7 +207,7 @@ impl Tailer {
                 ))
             })
             .collect();
-        Ok(Tailer {
+        let mut t = Tailer {
             cfg,
             patterns,
             open: HashMap::new(),
@@ -213,7 +215,21 @@ impl Tailer {
             dirty: false,
             behind: false,
             counters: TailCounters::default(),
-        })
+        };
+        // Where reading starts in files never seen, fixed now (the node is
+        // not running yet): a line written after the node started is read
+        // even if it comes before the first poll.
+        for (id, path, len) in t.scan() {
+            if let std::collections::btree_map::Entry::Vacant(e) = t.committed.entry(id) {
+                e.insert(Pos {
+                    path,
+                    offset: if t.cfg.from_start { 0 } else { len },
+                    head: Vec::new(),
+                });
+                t.dirty = true;
+            }
+        }
+        Ok(t)
     }
 
     /// The files the patterns name now, with their identities.
@@ -294,6 +310,7 @@ impl Tailer {
                     read: start,
                     pending: Vec::new(),
                     skipping: false,
+                    cut_line: None,
                     gone: false,
                     head,
                     seen_len: 0,
@@ -418,6 +435,7 @@ fn read_lines(
         o.read = 0;
         o.pending.clear();
         o.skipping = false;
+        o.cut_line = None;
         o.head.clear();
     }
     let from = o.read + o.pending.len() as u64;
@@ -448,6 +466,10 @@ fn read_lines(
         let consumed = o.pending.len() as u64 + part.len() as u64 + 1;
         if o.skipping {
             o.skipping = false;
+            if let Some(kept) = o.cut_line.take() {
+                o.pending = kept;
+                emit(id, o, consumed, true, counters, out);
+            }
         } else {
             o.pending.extend_from_slice(part);
             // CRLF line ends (sshd's -E file, Windows tools) end at the LF.
@@ -468,12 +490,12 @@ fn read_lines(
         } else {
             o.pending.extend_from_slice(rest);
             if o.pending.len() > cfg.max_line {
-                // Too long to wait for: cut now, skip the rest of it.
-                let consumed = o.pending.len() as u64;
+                // Too long to keep: cut now, skip the rest of it, and send
+                // the kept part when its newline comes, with the position
+                // after it (a restart before then reads the line again).
+                o.read += o.pending.len() as u64;
                 o.pending.truncate(cfg.max_line);
-                emit(id, o, consumed, true, counters, out);
-                o.read += consumed;
-                o.pending.clear();
+                o.cut_line = Some(std::mem::take(&mut o.pending));
                 o.skipping = true;
             }
         }
@@ -554,11 +576,12 @@ mod tests {
         assert_eq!(drain(&mut t), ["two"]);
         append(&log, &format!("{}\nthree\n", "x".repeat(100)));
         assert_eq!(drain(&mut t), ["x".repeat(64), "three".into()]);
-        // A long line whose end has not come: cut now, its rest skipped.
+        // A long line whose end has not come: cut now, its rest skipped,
+        // sent when its newline comes (with the position after it).
         append(&log, &"y".repeat(80));
-        assert_eq!(drain(&mut t), ["y".repeat(64)]);
+        assert!(drain(&mut t).is_empty());
         append(&log, "yyy\nfour\n");
-        assert_eq!(drain(&mut t), ["four"]);
+        assert_eq!(drain(&mut t), ["y".repeat(64), "four".into()]);
         assert_eq!(t.counters.cut, 2);
     }
 
