@@ -666,8 +666,67 @@ fn a_trained_template_model_finds_an_attack_and_stays_quiet_on_ordinary_work() {
     assert!(text.contains("log.account_change"), "{text}");
     assert!(!text.contains("log.new_template"), "{text}");
 
-    // A damaged model is a clear error.
+    // A live node with the model: a shape it never saw is an alert with
+    // its line.
+    let live = dir.path().join("live-auth.log");
+    std::fs::write(&live, "").unwrap();
+    let jsonl = dir.path().join("alerts.jsonl");
+    let sources = format!(
+        r#"
+[[log_source]]
+name = "auth"
+kind = "file"
+paths = ["{}"]
+registry_dir = "{}"
+poll = "50ms"
+[log_detector.templates]
+model = "{}"
+learn_for = "0s"
+"#,
+        live.display(),
+        dir.path().join("registry").display(),
+        model.display()
+    );
+    let mut node = Daisi::spawn(&log_node(&sources, &jsonl), &[]);
+    node.wait_running();
+    let now = chrono::Utc::now().timestamp();
+    append(&live, benign_auth_log(now - 120, 3, 3));
+    let stamp = chrono::Utc::now().format("%b %e %H:%M:%S");
+    append(
+        &live,
+        [format!(
+            "{stamp} web1 kernel: traps: kworkerd[4242] general protection fault ip:7f00 sp:7ffd error:0 in libc.so.6"
+        )],
+    );
+    let a = wait_rule(&jsonl, &node, "log.new_template", 20);
+    assert_eq!(a["severity"], "low", "{a}");
+    assert!(
+        a["log"]["lines"][0]
+            .as_str()
+            .unwrap()
+            .contains("general protection fault"),
+        "{a}"
+    );
+    let all = common::read_alerts(&jsonl);
+    assert_eq!(
+        all.iter()
+            .filter(|a| rule_of(a) == "log.new_template")
+            .count(),
+        1,
+        "{all:?}"
+    );
+    node.stop(Duration::from_secs(10));
+
+    // A damaged model is a clear error, at the node's start too.
     std::fs::write(&model, b"not a model").unwrap();
+    let mut node = Daisi::spawn(&log_node(&sources, &jsonl), &[]);
+    let status = node.wait_exit(Duration::from_secs(20));
+    assert!(!status.success());
+    assert!(
+        node.log().contains("not a log template model"),
+        "{}",
+        node.log()
+    );
     let out = Command::new(common::daisi_bin())
         .args(["eval", "logs", "--model"])
         .arg(&model)
