@@ -143,7 +143,9 @@ $SOURCE" daisi_log_detector_lines_total)
 
   # The floor: read the file and match the guesses.
   t0=$(date +%s.%N)
-  c=$( { /usr/bin/time -f '%U %S %M' taskset -c 0 sh -c "tail -n +1 '$WORK/lines.log' | grep -c 'Failed password' >/dev/null"; } 2>&1 | awk '{printf "%.2f %.0f", $1 + $2, $3 / 1024}')
+  # time's own file: nothing the pipeline writes can mix into its figures.
+  /usr/bin/time -o "$WORK/time" -f '%U %S %M' taskset -c 0 sh -c "tail -n +1 '$WORK/lines.log' | grep -c 'Failed password' >/dev/null"
+  c=$(tail -n 1 "$WORK/time" | awk '{printf "%.2f %.0f", $1 + $2, $3 / 1024}')
   t1=$(date +%s.%N)
   T[tailgrep]+="$(python3 -c "print(round($t1 - $t0, 3))") "; CPU[tailgrep]+="${c% *} "; RSS[tailgrep]+="${c#* } "
 done
@@ -158,8 +160,10 @@ for k in collector both tailgrep; do
   name=$k
   [ "$k" = collector ] && name="collector: file → NATS JetStream"
   [ "$k" = both ] && name="both: file → rules → alerts"
-  [ "$k" = tailgrep ] && name="tail -n +1 | grep -c (floor)"
-  python3 -c "
+  [ "$k" = tailgrep ] && name="tail -n +1 \\| grep -c (floor)"
+  NAME="$name" python3 -c "
+import os
+name = os.environ['NAME']
 t, c, n, f = $t, $c, $N, $floor
-print(f'| $name | {t:.2f} | {n / t:,.0f} | {c:.2f} | {n / max(c, 0.01):,.0f} | $r | {t / f:.1f}x |')"
+print(f'| {name} | {t:.2f} | {n / t:,.0f} | {c:.2f} | {n / max(c, 0.01):,.0f} | $r | {t / f:.1f}x |')"
 done

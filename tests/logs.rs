@@ -588,6 +588,19 @@ fn attack_auth_log(t: i64) -> Vec<String> {
     out
 }
 
+/// Runs `daisi ARGS`: (it succeeded, stdout, stderr).
+fn daisi(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = Command::new(common::daisi_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A template model from one hour of a host's ordinary work, then the
 /// next hour and an attack judged by `daisi eval logs`: the attack is
 /// found (rules and a new template), the ordinary hour raises nothing.
@@ -602,39 +615,32 @@ fn a_trained_template_model_finds_an_attack_and_stays_quiet_on_ordinary_work() {
     append(&benign, benign_auth_log(start + 3600, 60, 2));
     append(&attack, attack_auth_log(start + 7200));
     let model = dir.path().join("models/templates.bin");
-    let out = Command::new(common::daisi_bin())
-        .args(["train", "logs", "--out"])
-        .arg(&model)
-        .arg(&train)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text, err) = daisi(&[
+        "train".as_ref(),
+        "logs".as_ref(),
+        "--out".as_ref(),
+        model.as_ref(),
+        train.as_ref(),
+    ]);
+    assert!(ok, "{text}{err}");
     assert!(text.contains("over 60 minutes"), "{text}");
     assert!(
         text.contains("CRON: pam_unix(cron:session): session opened"),
         "{text}"
     );
 
-    let out = Command::new(common::daisi_bin())
-        .args(["eval", "logs", "--model"])
-        .arg(&model)
-        .arg("--benign")
-        .arg(&benign)
-        .arg("--attack")
-        .arg(format!("brute_force_and_backdoor={}", attack.display()))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let attack_arg = format!("brute_force_and_backdoor={}", attack.display());
+    let (ok, text, err) = daisi(&[
+        "eval".as_ref(),
+        "logs".as_ref(),
+        "--model".as_ref(),
+        model.as_ref(),
+        "--benign".as_ref(),
+        benign.as_ref(),
+        "--attack".as_ref(),
+        attack_arg.as_ref(),
+    ]);
+    assert!(ok, "{text}{err}");
     println!("{text}");
     let row = |kind: &str| {
         text.lines()
@@ -657,12 +663,13 @@ fn a_trained_template_model_finds_an_attack_and_stays_quiet_on_ordinary_work() {
 
     // Without the model a host learns first: the attack an hour into
     // nothing is found by the rules alone.
-    let out = Command::new(common::daisi_bin())
-        .args(["eval", "logs", "--attack"])
-        .arg(format!("early={}", attack.display()))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let early = format!("early={}", attack.display());
+    let (_, text, _) = daisi(&[
+        "eval".as_ref(),
+        "logs".as_ref(),
+        "--attack".as_ref(),
+        early.as_ref(),
+    ]);
     assert!(text.contains("log.account_change"), "{text}");
     assert!(!text.contains("log.new_template"), "{text}");
 
@@ -727,14 +734,14 @@ learn_for = "0s"
         "{}",
         node.log()
     );
-    let out = Command::new(common::daisi_bin())
-        .args(["eval", "logs", "--model"])
-        .arg(&model)
-        .arg("--benign")
-        .arg(&benign)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, _, err) = daisi(&[
+        "eval".as_ref(),
+        "logs".as_ref(),
+        "--model".as_ref(),
+        model.as_ref(),
+        "--benign".as_ref(),
+        benign.as_ref(),
+    ]);
+    assert!(!ok);
     assert!(err.contains("not a log template model"), "{err}");
 }

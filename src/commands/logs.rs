@@ -5,7 +5,7 @@
 
 use crate::actors::logs::detector::{Judge, LogDetectorConfig};
 use crate::config::Config;
-use crate::logs::parse::parse_from;
+use crate::logs::parse::{parse_from, LogEvent};
 use crate::logs::templates::{shape_of, TemplateModel, Trainer};
 use crate::messages::{Alert, LogBatch, LogLine};
 use anyhow::Context;
@@ -54,9 +54,9 @@ fn parse_attack(s: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
-/// Reads a file's lines with their time (the line's own, else the last
-/// one seen, else 0), calling `each` per line.
-fn read_lines(path: &Path, mut each: impl FnMut(&str, u64)) -> anyhow::Result<u64> {
+/// Reads a file's lines, parsed, with their time (the line's own, else the
+/// last one seen, else 0), calling `each` per line.
+fn read_lines(path: &Path, mut each: impl FnMut(&str, &LogEvent, u64)) -> anyhow::Result<u64> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let year = chrono::Utc::now().year();
     let mut last = 0u64;
@@ -80,7 +80,7 @@ fn read_lines(path: &Path, mut each: impl FnMut(&str, u64)) -> anyhow::Result<u6
         if let Some(t) = ev.timestamp_ns.and_then(|t| u64::try_from(t).ok()) {
             last = t;
         }
-        each(text, last);
+        each(text, &ev, last);
         n += 1;
     }
     Ok(n)
@@ -93,12 +93,8 @@ pub fn train(args: &TrainLogsArgs) -> anyhow::Result<TemplateModel> {
         "--similarity must be between 0 and 1"
     );
     let mut t = Trainer::new(args.similarity);
-    let year = chrono::Utc::now().year();
     for path in &args.files {
-        let n = read_lines(path, |text, ts| {
-            let ev = parse_from(text, year, None);
-            t.line(&shape_of(&ev), ts);
-        })?;
+        let n = read_lines(path, |_, ev, ts| t.line(&shape_of(ev), ts))?;
         let (lines, templates) = t.progress();
         tracing::info!(file = %path.display(), lines = n, total = lines, templates, "read");
     }
@@ -173,7 +169,7 @@ fn judge_file(
         };
         alerts.extend(judge.batch(&batch));
     };
-    let lines = read_lines(path, |text, ts| {
+    let lines = read_lines(path, |text, _, ts| {
         if ts > 0 {
             first.get_or_insert(ts);
             last = ts;

@@ -18,7 +18,7 @@
 //! `learn_for` first.
 
 use crate::logs::parse::{LogEvent, Outcome};
-use logdrain::{builtin_masks, ClusterId, Miner, MinerBuilder, UpdateType};
+use logdrain::{builtin_masks, ClusterId, Miner, MinerBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -288,23 +288,18 @@ impl Templates {
     }
 
     /// The template a line belongs to, learning it when there is room.
-    fn template_of(&mut self, text: &str) -> Option<(ClusterId, bool)> {
-        if self.miner.len() >= self.cfg.max_templates {
-            return match self.miner.match_only(text) {
-                Some(id) => Some((id, false)),
-                None => {
-                    self.full += 1;
-                    None
-                }
-            };
+    fn template_of(&mut self, text: &str) -> Option<ClusterId> {
+        if self.miner.len() < self.cfg.max_templates {
+            return Some(self.miner.add(text).cluster_id);
         }
-        let r = self.miner.add(text);
-        Some((r.cluster_id, r.update == UpdateType::Created))
+        let id = self.miner.match_only(text);
+        self.full += u64::from(id.is_none());
+        id
     }
 
     /// Judges one line of `host` written at `ts_ns`.
     pub fn line(&mut self, host: &str, text: &str, ts_ns: u64) -> Option<TemplateFinding> {
-        let (id, _) = self.template_of(text)?;
+        let id = self.template_of(text)?;
         if !self.hosts.contains_key(host) && self.hosts.len() >= 65_536 {
             self.hosts.clear();
         }
@@ -368,7 +363,6 @@ pub struct Trainer {
     lines: u64,
     /// Lines per (minute, template).
     counts: HashMap<(u64, ClusterId), u32>,
-    minutes: HashSet<u64>,
 }
 
 impl Trainer {
@@ -378,15 +372,12 @@ impl Trainer {
             similarity,
             lines: 0,
             counts: HashMap::new(),
-            minutes: HashSet::new(),
         }
     }
 
     pub fn line(&mut self, text: &str, ts_ns: u64) {
-        let minute = minute_of(ts_ns);
-        self.minutes.insert(minute);
         let id = self.miner.add(text).cluster_id;
-        *self.counts.entry((minute, id)).or_default() += 1;
+        *self.counts.entry((minute_of(ts_ns), id)).or_default() += 1;
         self.lines += 1;
     }
 
@@ -396,6 +387,7 @@ impl Trainer {
     }
 
     pub fn finish(self) -> TemplateModel {
+        let minutes: HashSet<u64> = self.counts.keys().map(|(m, _)| *m).collect();
         let mut max_per_minute: HashMap<ClusterId, u32> = HashMap::new();
         for ((_, id), n) in &self.counts {
             let m = max_per_minute.entry(*id).or_default();
@@ -419,7 +411,7 @@ impl Trainer {
             miner: self.miner.snapshot(),
             templates,
             lines: self.lines,
-            minutes: self.minutes.len() as u64,
+            minutes: minutes.len() as u64,
         }
     }
 }

@@ -251,42 +251,76 @@ impl Judge {
     }
 }
 
+/// What every log alert carries besides its summary and figures.
+struct LogAlert<'a> {
+    host: &'a str,
+    path: &'a str,
+    read_ns: u64,
+    entity: String,
+    severity: Severity,
+    rule: String,
+    model: &'static str,
+    source_ip: Option<std::net::IpAddr>,
+    user: Option<String>,
+    program: Option<String>,
+    pid: Option<u32>,
+    lines: Vec<String>,
+}
+
+impl LogAlert<'_> {
+    fn alert(self, summary: String, value: f64, threshold: f64) -> Alert {
+        let mut a = Alert::new(AlertModule::Log, self.host, self.entity, self.severity);
+        a.summary = summary;
+        a.score = value;
+        a.threshold = threshold;
+        a.model = self.model.into();
+        a.rule = Some(RuleFields { name: self.rule });
+        a.source = self.source_ip.map(|ip| Endpoint {
+            ip: ip.to_string(),
+            port: 0,
+        });
+        a.user = self.user.map(|name| UserFields {
+            id: String::new(),
+            name: Some(name),
+        });
+        a.process = self.pid.map(|pid| ProcessFields {
+            pid,
+            name: self.program,
+            executable: None,
+            args: vec![],
+            parent: None,
+        });
+        a.log = Some(LogFields {
+            file: self.path.to_string(),
+            lines: self.lines,
+        });
+        // Detection latency: from when the collector read the line.
+        a.observed_ns = Some(self.read_ns);
+        a
+    }
+}
+
 /// The alert for a finding.
 pub fn alert_of(host: &str, path: &str, read_ns: u64, f: Finding) -> Alert {
     let entity = match &f.subject {
         Subject::Address(ip) => format!("source:{ip}:log.{}", f.rule.name()),
         Subject::User(u) => format!("user:{u}:log.{}", f.rule.name()),
     };
-    let mut a = Alert::new(AlertModule::Log, host, entity, f.severity);
-    a.summary = f.summary;
-    a.score = f.value;
-    a.threshold = f.threshold;
-    a.model = "log rules".into();
-    a.rule = Some(RuleFields {
-        name: format!("log.{}", f.rule.name()),
-    });
-    a.source = f.source_ip.map(|ip| Endpoint {
-        ip: ip.to_string(),
-        port: 0,
-    });
-    a.user = f.user.map(|name| UserFields {
-        id: String::new(),
-        name: Some(name),
-    });
-    a.process = f.pid.map(|pid| ProcessFields {
-        pid,
-        name: f.program.clone(),
-        executable: None,
-        args: vec![],
-        parent: None,
-    });
-    a.log = Some(LogFields {
-        file: path.to_string(),
+    LogAlert {
+        host,
+        path,
+        read_ns,
+        entity,
+        severity: f.severity,
+        rule: format!("log.{}", f.rule.name()),
+        model: "log rules",
+        source_ip: f.source_ip,
+        user: f.user,
+        program: f.program,
+        pid: f.pid,
         lines: f.lines,
-    });
-    // Detection latency: from when the collector read the line.
-    a.observed_ns = Some(read_ns);
-    a
+    }
+    .alert(f.summary, f.value, f.threshold)
 }
 
 /// The alert for a template finding: the line as evidence.
@@ -320,36 +354,21 @@ pub fn template_alert(
             ),
         ),
     };
-    let entity = format!("template:{}:log.{}", f.template_id, f.kind.name());
-    let mut a = Alert::new(AlertModule::Log, host, entity, severity);
-    a.summary = summary;
-    a.score = f.value;
-    a.threshold = f.threshold;
-    a.model = "log templates".into();
-    a.rule = Some(RuleFields {
-        name: format!("log.{}", f.kind.name()),
-    });
-    a.source = ev.source_ip.map(|ip| Endpoint {
-        ip: ip.to_string(),
-        port: 0,
-    });
-    a.user = ev.user.clone().map(|name| UserFields {
-        id: String::new(),
-        name: Some(name),
-    });
-    a.process = ev.pid.map(|pid| ProcessFields {
-        pid,
-        name: ev.program.clone(),
-        executable: None,
-        args: vec![],
-        parent: None,
-    });
-    a.log = Some(LogFields {
-        file: path.to_string(),
+    LogAlert {
+        host,
+        path,
+        read_ns,
+        entity: format!("template:{}:log.{}", f.template_id, f.kind.name()),
+        severity,
+        rule: format!("log.{}", f.kind.name()),
+        model: "log templates",
+        source_ip: ev.source_ip,
+        user: ev.user.clone(),
+        program: ev.program.clone(),
+        pid: ev.pid,
         lines: vec![line.to_string()],
-    });
-    a.observed_ns = Some(read_ns);
-    a
+    }
+    .alert(summary, f.value, f.threshold)
 }
 
 impl NodeActor for LogDetector {
