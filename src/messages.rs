@@ -635,6 +635,10 @@ pub struct ProcessInfo {
     pub args: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    /// The user name of `uid` on its host (ECS `user.name`); none for a
+    /// process in a container, whose names are the image's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
     /// cgroup v2 id (a container, a service).
@@ -1016,9 +1020,20 @@ pub struct UserFields {
     /// `user.id` (text; empty, and left out, when only the name is known).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
-    /// `user.name`, when a log line named it.
+    /// `user.name`: the user a log line named, or the host's name of the
+    /// process's uid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl UserFields {
+    /// The user of a process, when its uid is known.
+    pub fn of_process(p: &ProcessInfo) -> Option<Self> {
+        p.uid.map(|uid| UserFields {
+            id: uid.to_string(),
+            name: p.user_name.clone(),
+        })
+    }
 }
 
 /// The log lines an alert is about (ECS `log.*`; the lines themselves as
@@ -1403,6 +1418,7 @@ mod tests {
                 executable: Some("/usr/bin/dash".into()),
                 args: vec!["sh".into(), "-c".into(), "id".into()],
                 uid: Some(33),
+                user_name: Some("www-data".into()),
                 ..Default::default()
             },
             ProcessInfo {

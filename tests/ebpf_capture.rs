@@ -730,6 +730,113 @@ fn alerts_name_the_process_its_arguments_parent_and_user() {
     assert!(!text.contains("secret-value"), "{text}");
 }
 
+/// A process tree of user `nobody` is found; then the auth log says
+/// `nobody` tried sudo: the log alert joins the tree's incident (by the
+/// user name the collector resolved for the tree's processes), which
+/// carries the log line and quotes it in its summary.
+#[test]
+fn a_log_alert_about_a_user_joins_that_users_process_tree() {
+    if !root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // nobody runs the probe from here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = probe(dir.path(), "userprobe");
+    let alerts = dir.path().join("alerts.jsonl");
+    let auth = dir.path().join("auth.log");
+    std::fs::write(&auth, "").unwrap();
+    let mut node = common::Daisi::spawn(
+        &format!(
+            "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\ncomms = [\"userprobe\"]\n\
+             [syscall_classifier]\nthreshold = 0.0\n[alert]\nconsole = false\njsonl = \"{}\"\n\
+             [[log_source]]\nname = \"auth\"\nkind = \"file\"\npaths = [\"{}\"]\n\
+             registry_dir = \"{}\"\npoll = \"50ms\"\n",
+            alerts.display(),
+            auth.display(),
+            dir.path().join("registry").display()
+        ),
+        &[],
+    );
+    node.wait_running();
+    let script = format!("read line; {} x; true", bin.display());
+    let mut sh = spawn_blocked(Command::new("setpriv").args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let shp = sh.id();
+    sh.stdin.as_mut().unwrap().write_all(b"go\nx\n").unwrap();
+    wait(&mut sh);
+    let in_tree = |a: &serde_json::Value| {
+        a["tree"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|m| m["name"] == "userprobe"))
+    };
+    common::wait_for_alert(
+        &alerts,
+        Duration::from_secs(15),
+        in_tree,
+        "no incident for the probe",
+        || node.log(),
+    );
+    let stamp = chrono::Local::now().format("%b %e %H:%M:%S");
+    let line = format!(
+        "{stamp} victim sudo:   nobody : user NOT in sudoers ; TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/sh"
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&auth)
+        .unwrap()
+        .write_all(format!("{line}\n").as_bytes())
+        .unwrap();
+    // The joined log alert goes out with the tree's update, when the tree
+    // has been quiet for the cooldown or the node stops (here).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(node.stop(Duration::from_secs(10)).success());
+    assert_eq!(
+        common::drained_counter(&node.log(), "alert.joined"),
+        1,
+        "{}",
+        node.log()
+    );
+    let all = common::read_alerts(&alerts);
+    let a = all.iter().rfind(|a| in_tree(a)).unwrap();
+    assert_eq!(a["entity"], format!("tree:{shp}"), "{a}");
+    let tree = a["tree"].as_array().unwrap();
+    for m in tree {
+        assert_eq!(
+            (&m["uid"], &m["user_name"]),
+            (&65534.into(), &"nobody".into()),
+            "{a}"
+        );
+    }
+    assert_eq!(a["user"]["name"], "nobody", "{a}");
+    assert_eq!(a["log"]["lines"][0], line.as_str(), "{a}");
+    let summary = a["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("; its user nobody in the logs: sudo refused to nobody"),
+        "{summary}"
+    );
+    let related: Vec<&str> = a["related"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    let logs: Vec<&serde_json::Value> = all.iter().filter(|x| x["module"] == "log").collect();
+    assert!(logs.is_empty(), "joined, not raised alone: {logs:?}");
+    assert_eq!(
+        related.len(),
+        2,
+        "the probe's finding and the log alert: {a}"
+    );
+}
+
 #[test]
 fn processes_are_found_by_name_at_exec() {
     if !root() {

@@ -2,6 +2,8 @@
 //! cooldown becomes one combined alert, one step more severe; so does a
 //! remote address with both a network alert and a log alert (the SSH
 //! guessing the flows showed, and the login the auth log then recorded).
+//! It also remembers each user's latest log alert, for a process tree of
+//! that user that opens after it (`trees`).
 
 use crate::messages::{Alert, AlertModule, Severity};
 use lru::LruCache;
@@ -28,6 +30,7 @@ pub struct Correlator {
     cooldown: Duration,
     by_process: LruCache<(String, u32), ProcessAlerts>,
     by_source: LruCache<(String, String), SourceAlerts>,
+    by_user: LruCache<(String, String), (Instant, Alert)>,
 }
 
 impl Correlator {
@@ -38,6 +41,7 @@ impl Correlator {
                 NonZeroUsize::new(max_processes).unwrap_or(NonZeroUsize::MIN),
             ),
             by_source: LruCache::new(NonZeroUsize::new(max_processes).unwrap_or(NonZeroUsize::MIN)),
+            by_user: LruCache::new(NonZeroUsize::new(max_processes).unwrap_or(NonZeroUsize::MIN)),
         }
     }
 
@@ -45,6 +49,12 @@ impl Correlator {
     /// process, or its remote address, now has both kinds of alert within
     /// the cooldown.
     pub fn correlate(&mut self, a: &Alert) -> Option<Alert> {
+        if a.module == AlertModule::Log {
+            if let Some(user) = a.user.as_ref().and_then(|u| u.name.clone()) {
+                self.by_user
+                    .put((a.host.clone(), user), (Instant::now(), a.clone()));
+            }
+        }
         let by_address = self.by_source(a);
         let by_process = self.by_process(a);
         by_address.or(by_process)
@@ -110,6 +120,17 @@ impl Correlator {
             .get(&(host.to_string(), pid))?
             .network
             .as_ref()
+            .filter(|(at, _)| at.elapsed() < cooldown)
+            .map(|(_, a)| a.clone())
+    }
+}
+
+impl Correlator {
+    /// The latest log alert of the last cooldown naming `user`, if any.
+    pub fn recent_log_of_user(&mut self, host: &str, user: &str) -> Option<Alert> {
+        let cooldown = self.cooldown;
+        self.by_user
+            .get(&(host.to_string(), user.to_string()))
             .filter(|(at, _)| at.elapsed() < cooldown)
             .map(|(_, a)| a.clone())
     }

@@ -229,17 +229,33 @@ impl AlertActor {
                     }
                 }
             }
-            // Its flow may have been raised before the tree opened.
+            // Its flow, or a log alert about its user, may have been
+            // raised before the tree opened.
             if let Some(net) = self.incidents.recent_network(&host, pid) {
                 self.trees.join_flow(&net);
             }
+            let mut users: Vec<&str> = lineage
+                .iter()
+                .filter(|p| p.uid != Some(0))
+                .filter_map(|p| p.user_name.as_deref())
+                .collect();
+            users.dedup();
+            for user in users {
+                if let Some(log) = self.incidents.recent_log_of_user(&host, user) {
+                    self.trees.join_log(&log);
+                }
+            }
             return;
         }
-        // A flow is remembered (for a tree that opens later) either way.
+        // A flow or a log alert is remembered (for a tree that opens later)
+        // either way.
         let incident = self.incidents.correlate(&alert);
-        if matches!(alert.module, AlertModule::Network | AlertModule::Log)
-            && self.trees.join_flow(&alert)
-        {
+        let joined = match alert.module {
+            AlertModule::Network => self.trees.join_flow(&alert),
+            AlertModule::Log => self.trees.join_flow(&alert) || self.trees.join_log(&alert),
+            _ => false,
+        };
+        if joined {
             self.joined.inc();
             return;
         }
@@ -677,6 +693,84 @@ mod tests {
         assert_eq!(i.severity, Severity::Critical);
         assert_eq!(i.related, ["network-10.0.0.66", "log-10.0.0.66"]);
         assert!(i.summary.starts_with("10.0.0.66 was seen on the network"));
+    }
+
+    /// A log alert about a user, then a process tree of that user's
+    /// processes: the log alert goes out alone at once and then joins the
+    /// tree's incident; a later log alert about the user joins the open
+    /// tree and does not go out alone.
+    #[test]
+    fn a_users_log_alert_joins_that_users_process_tree_in_either_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        let metrics = Metrics::new();
+        let cfg = AlertConfig {
+            console: false,
+            jsonl: Some(path.clone()),
+            cooldown: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let log = |rule: &str| {
+            let mut a = crate::messages::sample_alert();
+            a.module = AlertModule::Log;
+            a.entity = format!("user:nobody:{rule}");
+            a.severity = Severity::Medium;
+            a.process = None;
+            a.source = None;
+            a.summary = format!("{rule} for nobody");
+            a.user = Some(crate::messages::UserFields {
+                id: String::new(),
+                name: Some("nobody".into()),
+            });
+            a
+        };
+        let nobody = |pid, ppid, name: &str| ProcessInfo {
+            pid,
+            ppid: Some(ppid),
+            name: name.into(),
+            uid: Some(65534),
+            user_name: Some("nobody".into()),
+            ..Default::default()
+        };
+        let lineage = [nobody(4200, 4100, "sh"), nobody(4100, 1, "python3")];
+        actix::System::new().block_on(async {
+            let mut a = actor(&metrics, cfg);
+            a.emit(log("sudo_refused"), &[]);
+            a.emit(
+                process_alert(AlertModule::Syscall, 4200, Severity::Medium),
+                &lineage,
+            );
+            a.emit(log("su_failed"), &[]);
+            a.sweep(true);
+        });
+        let lines: Vec<Alert> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let modules: Vec<AlertModule> = lines.iter().map(|a| a.module).collect();
+        assert_eq!(
+            modules,
+            [
+                AlertModule::Log,
+                AlertModule::Incident,
+                AlertModule::Incident
+            ],
+            "the first log alert, the tree, its update: {lines:#?}"
+        );
+        let (first_log, update) = (&lines[0], &lines[2]);
+        assert_eq!(update.id, lines[1].id);
+        assert_eq!(update.related.len(), 3, "{:?}", update.related);
+        assert!(update.related.contains(&first_log.id));
+        assert_eq!(update.severity, Severity::High);
+        assert!(
+            update
+                .summary
+                .ends_with("; its user nobody in the logs: su_failed for nobody"),
+            "{}",
+            update.summary
+        );
+        assert_eq!(metrics.get("alert.joined"), 1, "the second log alert");
     }
 
     /// A flood of identical detections: one alert at once, then one update

@@ -200,14 +200,7 @@ fn judge(
         executable: st.exe.clone(),
         ..Default::default()
     });
-    let user = st
-        .lineage
-        .first()
-        .and_then(|p| p.uid)
-        .map(|uid| UserFields {
-            id: uid.to_string(),
-            name: None,
-        });
+    let user = st.lineage.first().and_then(UserFields::of_process);
     let summary = format!(
         "process {}: unusual system calls, mean score {score:.3} > {:.3} over {} windows{}",
         process.describe(),

@@ -57,6 +57,26 @@ struct Tree {
     last: Instant,
     /// Joined since it was last written.
     dirty: bool,
+    /// The latest log alert joined by its user's name: the user, and the
+    /// alert.
+    by_user: Option<(String, Alert)>,
+}
+
+impl Tree {
+    /// The summary and severity again, after the tree or its log grew.
+    fn refresh(&mut self) {
+        let tree = &self.alert.tree;
+        self.alert.summary = summary(tree);
+        let mut sev = severity(tree);
+        if let Some((user, log)) = &self.by_user {
+            self.alert
+                .summary
+                .push_str(&format!("; its user {user} in the logs: {}", log.summary));
+            sev = one_step_up(sev.max(log.severity));
+        }
+        // Never less severe than it was written.
+        self.alert.severity = self.alert.severity.max(sev);
+    }
 }
 
 /// The open trees (bounded: the quietest is closed first).
@@ -135,11 +155,10 @@ impl Trees {
             t.alert.count += 1;
             t.alert.last_seen_ns = alert.ts_ns;
             t.alert.score = t.alert.score.max(alert.score);
-            t.alert.severity = t.alert.severity.max(severity(&t.alert.tree));
             if t.alert.related.len() < MAX_MEMBERS {
                 t.alert.related.push(alert.id);
             }
-            t.alert.summary = summary(&t.alert.tree);
+            t.refresh();
             t.last = Instant::now();
             t.dirty = true;
             return Outcome::Joined { first };
@@ -199,6 +218,7 @@ impl Trees {
             alert: incident.clone(),
             last: Instant::now(),
             dirty: false,
+            by_user: None,
         });
         Outcome::Opened(Box::new(incident))
     }
@@ -231,8 +251,56 @@ impl Trees {
             t.alert.destination = alert.destination.clone();
             t.alert.flow = alert.flow.clone();
         }
-        t.alert.severity = t.alert.severity.max(severity(&t.alert.tree));
-        t.alert.summary = summary(&t.alert.tree);
+        t.refresh();
+        t.last = Instant::now();
+        t.dirty = true;
+        true
+    }
+
+    /// A log alert naming a user (`user.name`) joins the open tree on its
+    /// host, most recently grown, with a process of that user (root
+    /// excepted); the incident's severity goes one step above the worse
+    /// of the two and its summary quotes the log alert's.
+    pub fn join_log(&mut self, alert: &Alert) -> bool {
+        let Some(user) = alert.user.as_ref().and_then(|u| u.name.as_deref()) else {
+            return false;
+        };
+        if alert.module != AlertModule::Log || user == "root" {
+            return false;
+        }
+        let runs_as = |m: &TreeMember| {
+            m.process.user_name.as_deref() == Some(user) && m.process.uid != Some(0)
+        };
+        let Some(t) = self
+            .open
+            .iter_mut()
+            .filter(|t| t.host == alert.host && t.alert.tree.iter().any(runs_as))
+            .max_by_key(|t| t.last)
+        else {
+            return false;
+        };
+        if t.alert.related.contains(&alert.id) {
+            return true;
+        }
+        if t.alert.related.len() < MAX_MEMBERS {
+            t.alert.related.push(alert.id.clone());
+        }
+        t.alert.count += 1;
+        t.alert.last_seen_ns = t.alert.last_seen_ns.max(alert.ts_ns);
+        t.alert.log = alert.log.clone();
+        if t.alert.source.is_none() {
+            t.alert.source = alert.source.clone();
+        }
+        if t.alert
+            .user
+            .as_ref()
+            .and_then(|u| u.name.as_deref())
+            .is_none()
+        {
+            t.alert.user = alert.user.clone();
+        }
+        t.by_user = Some((user.to_string(), alert.clone()));
+        t.refresh();
         t.last = Instant::now();
         t.dirty = true;
         true
@@ -294,13 +362,17 @@ fn severity(tree: &[TreeMember]) -> Severity {
         return Severity::Critical;
     }
     if found.len() >= 2 {
-        return match worst {
-            Severity::Low => Severity::Medium,
-            Severity::Medium => Severity::High,
-            Severity::High | Severity::Critical => Severity::Critical,
-        };
+        return one_step_up(worst);
     }
     worst
+}
+
+fn one_step_up(s: Severity) -> Severity {
+    match s {
+        Severity::Low => Severity::Medium,
+        Severity::Medium => Severity::High,
+        Severity::High | Severity::Critical => Severity::Critical,
+    }
 }
 
 /// One line: the root, how many processes below it were found, and the
@@ -490,6 +562,84 @@ mod tests {
             pids[..3],
             [120, 121, 122],
             "grown up to the session and its parent: {pids:?}"
+        );
+    }
+
+    fn log_about(id: &str, user: &str) -> Alert {
+        Alert {
+            id: id.into(),
+            ts_ns: 2,
+            summary: format!("sudo refused: {user} is not in sudoers"),
+            user: Some(crate::messages::UserFields {
+                id: String::new(),
+                name: Some(user.into()),
+            }),
+            log: Some(crate::messages::LogFields {
+                file: "/var/log/auth.log".into(),
+                lines: vec![format!("sudo: {user} : user NOT in sudoers")],
+            }),
+            ..Alert::new(
+                AlertModule::Log,
+                "web1",
+                format!("user:{user}"),
+                Severity::Medium,
+            )
+        }
+    }
+
+    /// A log alert naming the user a tree's process runs as joins that
+    /// tree: one step more severe, its lines and its summary in the
+    /// incident. Root and other users' trees are not joined, nor another
+    /// host's.
+    #[test]
+    fn a_log_alert_joins_the_tree_whose_process_runs_as_its_user() {
+        let mut t = Trees::new(Duration::from_secs(60), 8);
+        let as_user = |p: ProcessInfo, uid: u32, name: &str| ProcessInfo {
+            uid: Some(uid),
+            user_name: Some(name.into()),
+            ..p
+        };
+        let server = as_user(proc(100, 1, "python3"), 33, "www-data");
+        let shell = as_user(proc(200, 100, "sh"), 33, "www-data");
+        let daemon = as_user(proc(500, 1, "cron"), 0, "root");
+        let job = as_user(proc(501, 500, "backup"), 0, "root");
+        let l = [shell.clone(), server.clone()];
+        assert!(matches!(t.add(found("a1", &l), &l), Outcome::Opened(_)));
+        let l = [job.clone(), daemon.clone()];
+        assert!(matches!(t.add(found("r1", &l), &l), Outcome::Opened(_)));
+
+        assert!(!t.join_log(&log_about("l0", "root")), "root names no tree");
+        assert!(!t.join_log(&log_about("l1", "alice")), "no tree of alice");
+        let mut elsewhere = log_about("l2", "www-data");
+        elsewhere.host = "db1".into();
+        assert!(!t.join_log(&elsewhere), "another host");
+        let mut flow = log_about("l3", "www-data");
+        flow.module = AlertModule::Network;
+        assert!(!t.join_log(&flow), "only log alerts join by user");
+
+        assert!(t.join_log(&log_about("l4", "www-data")));
+        assert!(t.join_log(&log_about("l4", "www-data")), "once");
+        let updates = t.ended(true);
+        assert_eq!(updates.len(), 1, "only the www-data tree grew");
+        let u = &updates[0];
+        assert_eq!(u.entity, "tree:100");
+        assert_eq!(u.related, ["a1", "l4"]);
+        assert_eq!(u.count, 2);
+        assert_eq!(u.severity, Severity::High, "medium and medium: one step up");
+        assert!(
+            u.summary.ends_with(
+                "; its user www-data in the logs: sudo refused: www-data is not in sudoers"
+            ),
+            "{}",
+            u.summary
+        );
+        assert_eq!(
+            u.log.as_ref().map(|l| l.lines.clone()),
+            Some(vec!["sudo: www-data : user NOT in sudoers".to_string()])
+        );
+        assert_eq!(
+            u.user.as_ref().and_then(|u| u.name.as_deref()),
+            Some("www-data")
         );
     }
 }

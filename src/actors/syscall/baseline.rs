@@ -582,10 +582,7 @@ fn alert_of(host: &str, lineage: &[ProcessInfo], f: baseline::Finding) -> Alert 
     a.threshold = 0.0;
     a.model = "baseline".into();
     a.process = ProcessFields::from_lineage(lineage);
-    a.user = me.uid.map(|u| UserFields {
-        id: u.to_string(),
-        name: None,
-    });
+    a.user = UserFields::of_process(me);
     a.container = me.container.clone();
     a.file = f.file.map(|path| FileFields { path });
     if let Some(Peer::Inet { ip, port }) = f.peer {

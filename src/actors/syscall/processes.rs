@@ -8,14 +8,21 @@
 //! first (`processes.evicted`). Exited processes stay until evicted, so a
 //! child still names a parent that has already gone.
 //!
+//! User names come from the C library's user database (`/etc/passwd`,
+//! LDAP, sssd: whatever NSS is configured with), looked up once per uid and
+//! again after [`UserNames::FRESH`]; a process in a container has none (its
+//! uids name the image's users, not the host's).
+//!
 //! Arguments may hold secrets: [`Redaction`] rewrites them here, on the
 //! collector, before anything leaves the host.
 
 use crate::capture::ebpf::Exec;
-use crate::messages::ProcessInfo;
+use crate::messages::{ContainerFields, ProcessInfo};
 use crate::metrics::{Counter, Metrics};
 use lru::LruCache;
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
 
 /// Rewrites the arguments that hold secrets. Patterns (configuration):
 ///
@@ -135,6 +142,50 @@ fn url_password(a: &str) -> Option<String> {
     ))
 }
 
+/// The host's user names by uid, cached (see the module documentation).
+#[derive(Default)]
+pub struct UserNames {
+    known: HashMap<u32, (Option<String>, Instant)>,
+}
+
+impl UserNames {
+    /// How long a name (or its absence) is trusted before it is looked up
+    /// again: users are added and renamed while the collector runs.
+    pub const FRESH: Duration = Duration::from_secs(60);
+    /// At most this many uids are remembered; past it the cache starts over.
+    const CAPACITY: usize = 4096;
+
+    pub fn of(&mut self, uid: u32) -> Option<String> {
+        let now = Instant::now();
+        if let Some((name, at)) = self.known.get(&uid) {
+            if now.duration_since(*at) < Self::FRESH {
+                return name.clone();
+            }
+        }
+        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        if self.known.len() >= Self::CAPACITY {
+            self.known.clear();
+        }
+        self.known.insert(uid, (name.clone(), now));
+        name
+    }
+
+    /// The name of a process's user on this host: none in a container.
+    fn of_process(
+        &mut self,
+        uid: Option<u32>,
+        container: &Option<ContainerFields>,
+    ) -> Option<String> {
+        match (uid, container) {
+            (Some(uid), None) => self.of(uid),
+            _ => None,
+        }
+    }
+}
+
 /// The table (see the module documentation).
 pub struct ProcessTable {
     known: LruCache<u32, ProcessInfo>,
@@ -144,6 +195,7 @@ pub struct ProcessTable {
     args_cut: Counter,
     redacted: Counter,
     containers: crate::containers::Containers,
+    users: UserNames,
 }
 
 impl ProcessTable {
@@ -157,6 +209,7 @@ impl ProcessTable {
             args_cut: m.counter("processes.args_cut"),
             redacted: m.counter("processes.args_redacted"),
             containers: crate::containers::Containers::new(&[]),
+            users: UserNames::default(),
         }
     }
 
@@ -189,6 +242,8 @@ impl ProcessTable {
         let ids = crate::procfs::status_ids(pid);
         let mut args = crate::procfs::cmdline(pid).unwrap_or_default();
         self.redact(&mut args);
+        let container = self.containers.of_pid(pid);
+        let uid = ids.map(|i| i.uid);
         ProcessInfo {
             pid,
             ppid: ids.map(|i| i.ppid),
@@ -197,11 +252,12 @@ impl ProcessTable {
                 .unwrap_or_else(|| format!("pid {pid}")),
             executable: crate::procfs::exe(pid),
             args,
-            uid: ids.map(|i| i.uid),
+            uid,
+            user_name: self.users.of_process(uid, &container),
             gid: ids.map(|i| i.gid),
             cgroup: None,
             start_ns: crate::procfs::start_boot_ns(pid).map(crate::procfs::unix_ns_of_boot),
-            container: self.containers.of_pid(pid),
+            container,
         }
     }
 
@@ -236,6 +292,7 @@ impl ProcessTable {
         // container.
         let inherited = before.and_then(|p| p.container.clone());
         let container = self.containers.of_pid(e.pid).or(inherited);
+        let user_name = self.users.of_process(Some(e.uid), &container);
         self.put(ProcessInfo {
             pid: e.pid,
             ppid: Some(e.ppid).filter(|&p| p != 0),
@@ -248,6 +305,7 @@ impl ProcessTable {
                 .or_else(|| crate::procfs::exe(e.pid)),
             args,
             uid: Some(e.uid),
+            user_name,
             gid: Some(e.gid),
             cgroup: Some(e.cgroup),
             start_ns,
@@ -359,6 +417,8 @@ mod tests {
         assert_eq!(child.name, "sh");
         assert_eq!(child.executable.as_deref(), Some("/opt/daisi-test/sh"));
         assert_eq!(child.uid, Some(33));
+        // Debian's base-passwd fixes uid 33.
+        assert_eq!(child.user_name.as_deref(), Some("www-data"));
         let l = t.lineage(4_000_012);
         let pids: Vec<u32> = l.iter().map(|p| p.pid).collect();
         assert_eq!(
@@ -367,6 +427,21 @@ mod tests {
             "itself and 2 ancestors"
         );
         assert_eq!(l[2].name, "python3");
+    }
+
+    #[test]
+    fn user_names_come_from_the_user_database_and_none_in_containers() {
+        let mut u = UserNames::default();
+        assert_eq!(u.of(0).as_deref(), Some("root"));
+        assert_eq!(u.of(65534).as_deref(), Some("nobody"));
+        assert_eq!(u.of(3_999_999_999), None, "no such user");
+        let c = Some(ContainerFields {
+            id: "c".into(),
+            image: None,
+        });
+        assert_eq!(u.of_process(Some(0), &c), None);
+        assert_eq!(u.of_process(None, &None), None);
+        assert_eq!(u.of_process(Some(0), &None).as_deref(), Some("root"));
     }
 
     #[test]
