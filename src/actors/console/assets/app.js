@@ -118,7 +118,7 @@ function processBox(p) {
   const found = (p.findings || []).length > 0;
   const box = el("div", { class: "proc" + (found ? " found" : ""), "data-pid": String(p.pid) },
     el("div", {}, el("strong", { class: "proc-name" }, p.name || "?"), " pid " + p.pid,
-      p.uid !== undefined ? " uid " + p.uid : ""),
+      p.uid !== undefined ? " uid " + p.uid + (p.user_name ? " (" + p.user_name + ")" : "") : ""),
     p.executable ? el("div", { class: "mono muted" }, p.executable) : null,
     p.args && p.args.length ? el("div", { class: "mono args" }, p.args.join(" ")) : null);
   for (const f of p.findings || []) {
