@@ -538,6 +538,12 @@ pub enum FlowEnd {
     Evicted,
     /// The capture ended (end of a file, or the node stopping).
     EndOfInput,
+    /// Not ended: a snapshot of a flow open for
+    /// `flow_merge.report_open_after`, sent once so that per-source rules
+    /// see long, slow connections while they last; its final record (same
+    /// endpoints and `first_ns`) follows. Not scored by the flow model.
+    /// A receiver of an older version reads it as `unknown`.
+    Open,
     /// Not said (a sender of an older version).
     #[default]
     #[serde(other)]
@@ -553,6 +559,7 @@ impl FlowEnd {
             FlowEnd::Active => "active",
             FlowEnd::Evicted => "evicted",
             FlowEnd::EndOfInput => "end_of_input",
+            FlowEnd::Open => "open",
             FlowEnd::Unknown => "unknown",
         }
     }

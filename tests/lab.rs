@@ -566,6 +566,95 @@ fn a_flow_carries_the_process_that_made_it() {
     assert!(node.stop(Duration::from_secs(10)).success());
 }
 
+/// Ten connections held open with a trickle, live on `lo`: the
+/// per-source rule raises them as slow connections while they are still
+/// open (from the flow table's report of long open flows), not only when
+/// they end.
+#[test]
+fn slow_connections_are_raised_while_they_are_open() {
+    if !root_for_live_capture() {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+[syscall_source]
+kind = "none"
+[packet_source]
+kind = "live"
+interface = "lo"
+filter = "tcp port {port}"
+[flow_merge]
+tick = "100ms"
+report_open_after = "11s"
+[alert]
+console = false
+jsonl = "{}"
+"#,
+        alerts_file.display()
+    );
+    let mut node = Daisi::spawn(&toml, &[]);
+    node.wait_running();
+    let server = std::thread::spawn(move || {
+        let mut readers = Vec::new();
+        for _ in 0..10 {
+            let (mut s, _) = listener.accept().unwrap();
+            readers.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while std::io::Read::read(&mut s, &mut buf).is_ok_and(|n| n > 0) {}
+            }));
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
+    });
+    let mut conns: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // A byte per connection every 2 s, at most 24 s.
+    let start = Instant::now();
+    let slow = |x: &serde_json::Value| x["rule"]["name"] == "network.slow_connections";
+    let mut raised = None;
+    while raised.is_none() && start.elapsed() < Duration::from_secs(24) {
+        for c in &mut conns {
+            std::io::Write::write_all(c, b"x").unwrap();
+        }
+        let tick = Instant::now();
+        while raised.is_none() && tick.elapsed() < Duration::from_secs(2) {
+            raised = alerts(&alerts_file).into_iter().find(slow);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let open_for = start.elapsed();
+    drop(conns);
+    server.join().unwrap();
+    let a = raised.unwrap_or_else(|| panic!("no slow_connections alert in 24 s:\n{}", node.log()));
+    assert_eq!(a["source"]["ip"], "127.0.0.1", "{a}");
+    assert!(
+        open_for < Duration::from_secs(20),
+        "raised after {open_for:?}, while the connections were open"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(node.stop(Duration::from_secs(10)).success());
+    let log = node.log();
+    assert_eq!(
+        common::drained_counter(&log, "flow_merge.reported_open"),
+        10,
+        "{log}"
+    );
+    let all = alerts(&alerts_file);
+    assert_eq!(
+        all.iter().filter(|x| slow(x)).count(),
+        1,
+        "raised once: {all:#?}"
+    );
+}
+
 /// A process that both has a syscall alert (live eBPF capture) and a network
 /// alert (live packet capture, attributed by socket) becomes one incident.
 /// Both thresholds are 0 here so every process and flow is "malicious":

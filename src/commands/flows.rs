@@ -140,6 +140,8 @@ pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
             bytes: args.app_bytes,
             ..Default::default()
         }),
+        // A flow file holds each flow once, ended.
+        report_open_ns: None,
     };
     let mut writer = match &args.csv {
         Some(p) => {

@@ -41,6 +41,8 @@ impl FlowOptions {
             max_flows: 1_000_000,
             // The flow model reads statistics only.
             app: None,
+            // Whole flows only: the model learns and is judged on them.
+            report_open_ns: None,
         }
     }
 }

@@ -3,6 +3,10 @@
 //! look ordinary (many requests that all get 404, a scan of one port on
 //! many hosts) show here.
 //!
+//! A flow still open (`end: open`, a snapshot the flow table sends once
+//! for a long flow) counts like an ended one until its final record
+//! arrives and takes its place, so a flow is never counted twice.
+//!
 //! Each source keeps its flows of the last [`Rules::window_ns`] (at most
 //! [`Rules::flows_per_source`], oldest dropped first); sources are an LRU
 //! of [`Rules::max_sources`] (evictions counted). A pattern is raised once
@@ -132,6 +136,10 @@ struct Seen {
     /// DNS: name length and bits per character.
     dns: Option<(f64, f64)>,
     ssh: bool,
+    /// The flow's identity (ports, destination, protocol, start) and
+    /// whether this is a snapshot of it still open.
+    id: u64,
+    open: bool,
 }
 
 /// Shannon entropy of the name's characters, dots left out (bits per
@@ -186,6 +194,17 @@ impl Seen {
                 .and_then(|d| d.name.as_deref())
                 .map(|n| (n.len() as f64, entropy(n))),
             ssh: app.is_some_and(|a| a.ssh.is_some()),
+            id: crate::fnv1a(
+                [
+                    &f.src_port.to_le_bytes()[..],
+                    f.dst.as_bytes(),
+                    &f.dst_port.to_le_bytes(),
+                    &[f.proto],
+                    &f.first_ns.to_le_bytes(),
+                ]
+                .concat(),
+            ),
+            open: f.end == FlowEnd::Open,
         }
     }
 }
@@ -195,6 +214,8 @@ struct Source {
     flows: VecDeque<Seen>,
     /// When each pattern was last raised.
     raised: HashMap<Pattern, u64>,
+    /// Snapshots of open flows among `flows`.
+    open: usize,
 }
 
 /// Every source's window.
@@ -229,6 +250,14 @@ impl Sources {
         }
         let r = &self.rules;
         let s = self.sources.get_or_insert_mut(src, Source::default);
+        // A flow's final record takes the place of its snapshot.
+        if s.open > 0 && !seen.open {
+            if let Some(i) = s.flows.iter().position(|x| x.open && x.id == seen.id) {
+                s.flows.remove(i);
+                s.open -= 1;
+            }
+        }
+        s.open += usize::from(seen.open);
         s.flows.push_back(seen);
         while s
             .flows
@@ -236,7 +265,9 @@ impl Sources {
             .is_some_and(|x| x.end_ns.saturating_add(r.window_ns) < now)
             || s.flows.len() > r.flows_per_source
         {
-            s.flows.pop_front();
+            if s.flows.pop_front().is_some_and(|x| x.open) {
+                s.open -= 1;
+            }
         }
         let mut out = Vec::new();
         for (pattern, value, threshold, what) in judge(&s.flows, r) {
@@ -558,6 +589,39 @@ mod tests {
             [Pattern::SshGuessing]
         );
         assert_eq!(found[0].value, 10.0);
+    }
+
+    /// Slow connections still open are raised from their snapshots; each
+    /// final record then takes its snapshot's place (counted once).
+    #[test]
+    fn open_slow_connections_are_raised_before_they_end_and_counted_once() {
+        let conn = |port: u16, end: u64, open: bool| FlowRecord {
+            src_port: port,
+            first_ns: 1_000_000_000,
+            features: [
+                ("bwdFlowLength".to_string(), 0.0),
+                ("packetSizeTotal".to_string(), 300.0),
+            ]
+            .into(),
+            end: if open { FlowEnd::Open } else { FlowEnd::Fin },
+            ..flow("10.0.0.66", "10.0.0.10", 80, end, true)
+        };
+        let mut s = Sources::new(Rules::default());
+        let found: Vec<_> = (0..10)
+            .flat_map(|i| s.observe(&conn(41000 + i, 13, true)))
+            .collect();
+        assert_eq!(
+            found.iter().map(|f| f.pattern).collect::<Vec<_>>(),
+            [Pattern::SlowConnections],
+            "raised while they are open"
+        );
+        let ip: IpAddr = "10.0.0.66".parse().unwrap();
+        for i in 0..10 {
+            assert!(s.observe(&conn(41000 + i, 40, false)).is_empty());
+        }
+        let src = s.sources.peek(&ip).unwrap();
+        assert_eq!((src.flows.len(), src.open), (10, 0), "each flow once");
+        assert!(src.flows.iter().all(|f| f.seconds == 39.0));
     }
 
     fn web(src: &str, uri: &str, status: u16, t: u64) -> FlowRecord {

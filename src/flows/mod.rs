@@ -445,6 +445,9 @@ pub enum EndReason {
     Evicted,
     /// Still open when the input ended or the node stopped.
     Flushed,
+    /// Not ended: a snapshot of a flow open for [`FlowLimits::report_open_ns`]
+    /// (once per flow; its final record follows when it ends).
+    Open,
 }
 
 /// The wire's name for it (the one conversion between the flow table's
@@ -459,6 +462,7 @@ impl From<EndReason> for crate::messages::FlowEnd {
             EndReason::Active => FlowEnd::Active,
             EndReason::Evicted => FlowEnd::Evicted,
             EndReason::Flushed => FlowEnd::EndOfInput,
+            EndReason::Open => FlowEnd::Open,
         }
     }
 }
@@ -473,6 +477,7 @@ impl EndReason {
             EndReason::Active => "active",
             EndReason::Evicted => "evicted",
             EndReason::Flushed => "end_of_input",
+            EndReason::Open => "open",
         }
     }
 }
@@ -529,6 +534,9 @@ pub struct FlowLimits {
     /// Look at payloads for application metadata, within this budget
     /// (`None`: statistics only).
     pub app: Option<app::Budget>,
+    /// A flow open this long is reported once, as a snapshot
+    /// ([`EndReason::Open`]), before it ends (`None`: only ended flows).
+    pub report_open_ns: Option<u64>,
 }
 
 struct Open {
@@ -539,6 +547,8 @@ struct Open {
     fin_fwd: bool,
     fin_bwd: bool,
     app: Option<Box<app::AppState>>,
+    /// Reported as open already.
+    reported: bool,
 }
 
 /// Bidirectional flow key (unordered endpoints, protocol).
@@ -739,6 +749,7 @@ impl FlowTable {
                     fin_fwd: p.fin,
                     fin_bwd: false,
                     app: None,
+                    reported: false,
                 };
                 look(&mut o, true, budget);
                 if p.rst {
@@ -751,8 +762,30 @@ impl FlowTable {
         }
     }
 
-    /// Ends the flows idle or active for too long at time `now_ns`.
+    /// Ends the flows idle or active for too long at time `now_ns`; then
+    /// reports, once, each flow open for `report_open_ns`.
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<FinishedFlow>) {
+        self.end_expired(now_ns, out);
+        let Some(after) = self.limits.report_open_ns else {
+            return;
+        };
+        for (_, o) in self.open.iter_mut() {
+            if o.reported || now_ns.saturating_sub(o.stats.first_ns) < after {
+                continue;
+            }
+            o.reported = true;
+            out.push(FinishedFlow {
+                src: o.src,
+                dst: o.dst,
+                proto: o.proto,
+                stats: o.stats.clone(),
+                end: EndReason::Open,
+                app: o.app.as_ref().map(|a| a.meta.clone()),
+            });
+        }
+    }
+
+    fn end_expired(&mut self, now_ns: u64, out: &mut Vec<FinishedFlow>) {
         // Every open flow is checked (active timeouts do not follow the
         // least-recently-seen order).
         let keys: Vec<_> = self
@@ -800,6 +833,7 @@ mod table_tests {
         active_timeout_ns: 10_000_000_000,
         max_flows: 2,
         app: None,
+        report_open_ns: None,
     };
 
     fn ep(last: u8, port: u16) -> Endpoint {
@@ -823,6 +857,37 @@ mod table_tests {
         PacketMeta {
             syn: true,
             ..pkt(ts_ns, src, dst, false, false)
+        }
+    }
+
+    /// With `report_open_ns`, a flow open that long is reported once as
+    /// open, then ends as usual; without, nothing before its end.
+    #[test]
+    fn a_long_open_flow_is_reported_once_before_it_ends() {
+        let (c, s) = (ep(1, 40000), ep(2, 80));
+        for report in [None, Some(3_000_000_000)] {
+            let mut t = FlowTable::new(FlowLimits {
+                report_open_ns: report,
+                ..LIMITS
+            });
+            let mut out = vec![];
+            t.packet(syn(0, c, s), &mut out);
+            for i in 1..=8u64 {
+                t.packet(pkt(i * 500_000_000, c, s, false, false), &mut out);
+                t.expire(i * 500_000_000 + 1, &mut out);
+            }
+            let ends: Vec<EndReason> = out.iter().map(|f| f.end).collect();
+            match report {
+                None => assert!(ends.is_empty(), "{ends:?}"),
+                Some(_) => {
+                    assert_eq!(ends, [EndReason::Open], "once");
+                    assert_eq!(out[0].stats.first_ns, 0);
+                    assert_eq!(out[0].stats.last_ns, 3_000_000_000);
+                }
+            }
+            t.packet(pkt(5_000_000_000, c, s, false, true), &mut out);
+            assert_eq!(out.last().map(|f| f.end), Some(EndReason::Rst));
+            assert_eq!(out.last().unwrap().stats.packets(), 10);
         }
     }
 

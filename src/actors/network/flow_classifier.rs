@@ -216,7 +216,13 @@ impl Handler<ScoreFlows> for FlowClassifier {
             self.sources_evicted.add(sources.evicted - before);
             self.patterns.add(patterns.len() as u64);
         }
-        for flow in batch.flows {
+        // A snapshot of an open flow is for the per-source rules: the
+        // model scores the flow once, when it has ended.
+        for flow in batch
+            .flows
+            .into_iter()
+            .filter(|f| f.end != crate::messages::FlowEnd::Open)
+        {
             let x = match self.model.vector(&flow.features) {
                 Ok(x) => x,
                 Err(e) => {

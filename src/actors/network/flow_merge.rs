@@ -20,7 +20,7 @@ use crate::actors::runtime::{
 use crate::actors::transport::Publish;
 use crate::capture::sockets::{Owner, SocketOwners};
 use crate::config::validate::{ConfigError, Validate};
-use crate::flows::{flow_key, FinishedFlow, FlowLimits, FlowTable, Key, PacketMeta};
+use crate::flows::{flow_key, EndReason, FinishedFlow, FlowLimits, FlowTable, Key, PacketMeta};
 use crate::messages::{FlowBatch, FlowRecord, Payload};
 use crate::metrics::{Counter, Gauge};
 use actix::prelude::*;
@@ -57,6 +57,11 @@ pub struct FlowMergeConfig {
     /// TLS, SSH, DNS; `flows::app`); 0: none. A flow going on past it is
     /// counted (`flow_merge.app_cut`). Needs `packet_source.payload_bytes`.
     pub app_bytes: usize,
+    /// A flow open this long is reported once before it ends (`end:
+    /// "open"`), so that per-source rules judge long, slow connections
+    /// while they last; its final record follows. 0s: only ended flows.
+    #[serde(with = "humantime_serde")]
+    pub report_open_after: Duration,
     pub mailbox: MailboxConfig,
 }
 
@@ -81,6 +86,7 @@ impl Default for FlowMergeConfig {
             attribute: true,
             attribute_per_second: 2000,
             app_bytes: 4096,
+            report_open_after: Duration::from_secs(15),
             mailbox: MailboxConfig {
                 capacity: 16,
                 ..Default::default()
@@ -146,6 +152,7 @@ pub struct FlowMerge {
     out: Edge<Publish>,
     restarts: Restarts,
     flows: Counter,
+    reported_open: Counter,
     evicted: Counter,
     absorbed: Counter,
     app_cut: Counter,
@@ -163,9 +170,11 @@ impl FlowMerge {
                 active_timeout_ns: cfg.active_timeout.as_nanos() as u64,
                 max_flows: cfg.max_flows,
                 app: cfg.app_budget(),
+                report_open_ns: Some(cfg.report_open_after.as_nanos() as u64).filter(|&n| n > 0),
             }),
             restarts: Restarts::new(Self::NAME, m),
             flows: m.counter("flow_merge.flows"),
+            reported_open: m.counter("flow_merge.reported_open"),
             evicted: m.counter("flow_merge.evicted"),
             absorbed: m.counter("flow_merge.absorbed"),
             app_cut: m.counter("flow_merge.app_cut"),
@@ -232,16 +241,25 @@ impl FlowMerge {
                 counter.add(total - counted);
             }
         }
-        self.flows.add(self.done.len() as u64);
+        let open = self
+            .done
+            .iter()
+            .filter(|f| f.end == EndReason::Open)
+            .count() as u64;
+        self.flows.add(self.done.len() as u64 - open);
+        self.reported_open.add(open);
         let mut batches = Vec::new();
         let owners = &mut self.owners;
         let mut records: Vec<FlowRecord> = self
             .done
             .drain(..)
             .map(|f| {
-                let o = owners
-                    .as_mut()
-                    .and_then(|(_, m)| m.pop(&flow_key(f.src, f.dst, f.proto)));
+                let key = flow_key(f.src, f.dst, f.proto);
+                // A snapshot's owner stays for its final record.
+                let o = owners.as_mut().and_then(|(_, m)| match f.end {
+                    EndReason::Open => m.get(&key).cloned(),
+                    _ => m.pop(&key),
+                });
                 to_record(f, o)
             })
             .collect();
