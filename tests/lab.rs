@@ -591,7 +591,7 @@ interface = "lo"
 filter = "tcp port {port}"
 [flow_merge]
 tick = "100ms"
-report_open_after = "11s"
+report_long_open_after = "11s"
 [alert]
 console = false
 jsonl = "{}"
@@ -642,9 +642,10 @@ jsonl = "{}"
     std::thread::sleep(Duration::from_millis(1500));
     assert!(node.stop(Duration::from_secs(10)).success());
     let log = node.log();
+    // Each connection at 500ms and at 11s.
     assert_eq!(
         common::drained_counter(&log, "flow_merge.reported_open"),
-        10,
+        20,
         "{log}"
     );
     let all = alerts(&alerts_file);
@@ -652,6 +653,82 @@ jsonl = "{}"
         all.iter().filter(|x| slow(x)).count(),
         1,
         "raised once: {all:#?}"
+    );
+}
+
+/// Thirty long, random DNS names looked up over UDP on `lo` (no answer
+/// needed): UDP flows end only at `flow_merge.idle_timeout` (30 s here),
+/// but the flow table's report of flows open for 500 ms brings the names
+/// to the per-source rule well before: `network.dns_tunnelling` raised
+/// before any of the flows has ended.
+#[test]
+fn dns_tunnelling_is_raised_before_its_flows_time_out() {
+    if !root_for_live_capture() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+[syscall_source]
+kind = "none"
+[packet_source]
+kind = "live"
+interface = "lo"
+filter = "udp port 53"
+[flow_merge]
+idle_timeout = "30s"
+[alert]
+console = false
+jsonl = "{}"
+"#,
+        alerts_file.display()
+    );
+    let mut node = Daisi::spawn(&toml, &[]);
+    node.wait_running();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for i in 0..30u16 {
+        let label: String = (0..40)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from_digit((x % 16) as u32, 16).unwrap()
+            })
+            .collect();
+        let name = format!("{label}.t.example");
+        let mut q = simple_dns::Packet::new_query(i);
+        q.questions.push(simple_dns::Question::new(
+            simple_dns::Name::new_unchecked(&name),
+            simple_dns::QTYPE::TYPE(simple_dns::TYPE::TXT),
+            simple_dns::QCLASS::CLASS(simple_dns::CLASS::IN),
+            false,
+        ));
+        // A socket per query: a flow per query, as a tunnel's resolver
+        // lookups are.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.send_to(&q.build_bytes_vec().unwrap(), "127.0.0.1:53")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    let a = wait_for_alert(
+        &alerts_file,
+        // Well before the idle timeout, and before the second report (15 s).
+        Duration::from_secs(10),
+        |x| x["rule"]["name"] == "network.dns_tunnelling",
+        "no dns_tunnelling alert before the flows' idle timeout",
+        || node.log(),
+    );
+    let after = sent.elapsed();
+    assert_eq!(a["source"]["ip"], "127.0.0.1", "{a}");
+    assert!(node.stop(Duration::from_secs(10)).success());
+    let log = node.log();
+    assert!(
+        common::drained_counter(&log, "flow_merge.reported_open") >= 30,
+        "raised {after:?} after the last lookup: {log}"
     );
 }
 

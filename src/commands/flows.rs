@@ -141,7 +141,7 @@ pub fn flows(args: &FlowsArgs) -> anyhow::Result<FlowsSummary> {
             ..Default::default()
         }),
         // A flow file holds each flow once, ended.
-        report_open_ns: None,
+        report_open_ns: [0, 0],
     };
     let mut writer = match &args.csv {
         Some(p) => {

@@ -42,7 +42,7 @@ impl FlowOptions {
             // The flow model reads statistics only.
             app: None,
             // Whole flows only: the model learns and is judged on them.
-            report_open_ns: None,
+            report_open_ns: [0, 0],
         }
     }
 }

@@ -3,9 +3,9 @@
 //! look ordinary (many requests that all get 404, a scan of one port on
 //! many hosts) show here.
 //!
-//! A flow still open (`end: open`, a snapshot the flow table sends once
-//! for a long flow) counts like an ended one until its final record
-//! arrives and takes its place, so a flow is never counted twice.
+//! A flow still open (`end: open`, a snapshot the flow table sends at
+//! set ages) counts like an ended one until its next snapshot or its final
+//! record arrives and takes its place, so a flow is never counted twice.
 //!
 //! Each source keeps its flows of the last [`Rules::window_ns`] (at most
 //! [`Rules::flows_per_source`], oldest dropped first); sources are an LRU
@@ -250,8 +250,8 @@ impl Sources {
         }
         let r = &self.rules;
         let s = self.sources.get_or_insert_mut(src, Source::default);
-        // A flow's final record takes the place of its snapshot.
-        if s.open > 0 && !seen.open {
+        // A flow's later record takes the place of its snapshot.
+        if s.open > 0 {
             if let Some(i) = s.flows.iter().position(|x| x.open && x.id == seen.id) {
                 s.flows.remove(i);
                 s.open -= 1;
@@ -592,7 +592,8 @@ mod tests {
     }
 
     /// Slow connections still open are raised from their snapshots; each
-    /// final record then takes its snapshot's place (counted once).
+    /// later snapshot, then the final record, takes the earlier one's
+    /// place (each flow counted once).
     #[test]
     fn open_slow_connections_are_raised_before_they_end_and_counted_once() {
         let conn = |port: u16, end: u64, open: bool| FlowRecord {
@@ -607,6 +608,10 @@ mod tests {
             ..flow("10.0.0.66", "10.0.0.10", 80, end, true)
         };
         let mut s = Sources::new(Rules::default());
+        // Young: not slow yet.
+        for i in 0..10 {
+            assert!(s.observe(&conn(41000 + i, 2, true)).is_empty());
+        }
         let found: Vec<_> = (0..10)
             .flat_map(|i| s.observe(&conn(41000 + i, 13, true)))
             .collect();

@@ -445,8 +445,9 @@ pub enum EndReason {
     Evicted,
     /// Still open when the input ended or the node stopped.
     Flushed,
-    /// Not ended: a snapshot of a flow open for [`FlowLimits::report_open_ns`]
-    /// (once per flow; its final record follows when it ends).
+    /// Not ended: a snapshot of a flow open for one of
+    /// [`FlowLimits::report_open_ns`]'s ages (its final record follows
+    /// when it ends).
     Open,
 }
 
@@ -534,9 +535,10 @@ pub struct FlowLimits {
     /// Look at payloads for application metadata, within this budget
     /// (`None`: statistics only).
     pub app: Option<app::Budget>,
-    /// A flow open this long is reported once, as a snapshot
-    /// ([`EndReason::Open`]), before it ends (`None`: only ended flows).
-    pub report_open_ns: Option<u64>,
+    /// A flow still open at each of these ages (ns, ascending) is
+    /// reported, as a snapshot ([`EndReason::Open`]), before it ends
+    /// (zeros: none).
+    pub report_open_ns: [u64; 2],
 }
 
 struct Open {
@@ -547,8 +549,8 @@ struct Open {
     fin_fwd: bool,
     fin_bwd: bool,
     app: Option<Box<app::AppState>>,
-    /// Reported as open already.
-    reported: bool,
+    /// How many of the report ages it has passed.
+    reported: u8,
 }
 
 /// Bidirectional flow key (unordered endpoints, protocol).
@@ -749,7 +751,7 @@ impl FlowTable {
                     fin_fwd: p.fin,
                     fin_bwd: false,
                     app: None,
-                    reported: false,
+                    reported: 0,
                 };
                 look(&mut o, true, budget);
                 if p.rst {
@@ -763,17 +765,21 @@ impl FlowTable {
     }
 
     /// Ends the flows idle or active for too long at time `now_ns`; then
-    /// reports, once, each flow open for `report_open_ns`.
+    /// reports each flow that has reached one of `report_open_ns`'s ages
+    /// since its last report.
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<FinishedFlow>) {
         self.end_expired(now_ns, out);
-        let Some(after) = self.limits.report_open_ns else {
+        let ages = self.limits.report_open_ns;
+        if ages.iter().all(|&a| a == 0) {
             return;
-        };
+        }
         for (_, o) in self.open.iter_mut() {
-            if o.reported || now_ns.saturating_sub(o.stats.first_ns) < after {
+            let age = now_ns.saturating_sub(o.stats.first_ns);
+            let passed = ages.iter().filter(|&&a| a > 0 && age >= a).count() as u8;
+            if passed <= o.reported {
                 continue;
             }
-            o.reported = true;
+            o.reported = passed;
             out.push(FinishedFlow {
                 src: o.src,
                 dst: o.dst,
@@ -833,7 +839,7 @@ mod table_tests {
         active_timeout_ns: 10_000_000_000,
         max_flows: 2,
         app: None,
-        report_open_ns: None,
+        report_open_ns: [0, 0],
     };
 
     fn ep(last: u8, port: u16) -> Endpoint {
@@ -860,12 +866,12 @@ mod table_tests {
         }
     }
 
-    /// With `report_open_ns`, a flow open that long is reported once as
-    /// open, then ends as usual; without, nothing before its end.
+    /// With `report_open_ns`, a flow open that long is reported at each
+    /// age once, then ends as usual; without, nothing before its end.
     #[test]
-    fn a_long_open_flow_is_reported_once_before_it_ends() {
+    fn a_long_open_flow_is_reported_at_each_age_before_it_ends() {
         let (c, s) = (ep(1, 40000), ep(2, 80));
-        for report in [None, Some(3_000_000_000)] {
+        for report in [[0, 0], [1_200_000_000, 3_000_000_000]] {
             let mut t = FlowTable::new(FlowLimits {
                 report_open_ns: report,
                 ..LIMITS
@@ -877,13 +883,13 @@ mod table_tests {
                 t.expire(i * 500_000_000 + 1, &mut out);
             }
             let ends: Vec<EndReason> = out.iter().map(|f| f.end).collect();
-            match report {
-                None => assert!(ends.is_empty(), "{ends:?}"),
-                Some(_) => {
-                    assert_eq!(ends, [EndReason::Open], "once");
-                    assert_eq!(out[0].stats.first_ns, 0);
-                    assert_eq!(out[0].stats.last_ns, 3_000_000_000);
-                }
+            if report[0] == 0 {
+                assert!(ends.is_empty(), "{ends:?}");
+            } else {
+                assert_eq!(ends, [EndReason::Open, EndReason::Open], "once per age");
+                assert_eq!(out[0].stats.first_ns, 0);
+                assert_eq!(out[0].stats.last_ns, 1_500_000_000);
+                assert_eq!(out[1].stats.last_ns, 3_000_000_000);
             }
             t.packet(pkt(5_000_000_000, c, s, false, true), &mut out);
             assert_eq!(out.last().map(|f| f.end), Some(EndReason::Rst));

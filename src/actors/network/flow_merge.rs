@@ -57,11 +57,16 @@ pub struct FlowMergeConfig {
     /// TLS, SSH, DNS; `flows::app`); 0: none. A flow going on past it is
     /// counted (`flow_merge.app_cut`). Needs `packet_source.payload_bytes`.
     pub app_bytes: usize,
-    /// A flow open this long is reported once before it ends (`end:
-    /// "open"`), so that per-source rules judge long, slow connections
-    /// while they last; its final record follows. 0s: only ended flows.
+    /// A flow still open this long is reported before it ends (`end:
+    /// "open"`; its final record follows), so that per-source rules judge
+    /// what flows ended only by `idle_timeout` show (DNS names, SYNs
+    /// never answered) within a second; 0s: not.
     #[serde(with = "humantime_serde")]
     pub report_open_after: Duration,
+    /// And once more at this age, so that long, slow connections are
+    /// judged while they last; 0s: not.
+    #[serde(with = "humantime_serde")]
+    pub report_long_open_after: Duration,
     pub mailbox: MailboxConfig,
 }
 
@@ -86,7 +91,8 @@ impl Default for FlowMergeConfig {
             attribute: true,
             attribute_per_second: 2000,
             app_bytes: 4096,
-            report_open_after: Duration::from_secs(15),
+            report_open_after: Duration::from_millis(500),
+            report_long_open_after: Duration::from_secs(15),
             mailbox: MailboxConfig {
                 capacity: 16,
                 ..Default::default()
@@ -170,7 +176,12 @@ impl FlowMerge {
                 active_timeout_ns: cfg.active_timeout.as_nanos() as u64,
                 max_flows: cfg.max_flows,
                 app: cfg.app_budget(),
-                report_open_ns: Some(cfg.report_open_after.as_nanos() as u64).filter(|&n| n > 0),
+                report_open_ns: {
+                    let mut ages = [cfg.report_open_after, cfg.report_long_open_after]
+                        .map(|d| d.as_nanos() as u64);
+                    ages.sort_unstable();
+                    ages
+                },
             }),
             restarts: Restarts::new(Self::NAME, m),
             flows: m.counter("flow_merge.flows"),
