@@ -671,6 +671,37 @@ fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
 /// Alerts name the process with its arguments (redacted), its parent and
 /// its user, in its process tree's incident. The threshold is forced to 0:
 /// what is tested is the naming.
+/// `shell -c` runs `command` once the test writes a line (`; true`: the
+/// shell forks it instead of exec-ing it last); the shell's pid, after
+/// both exited.
+fn shell_runs(mut shell: Command, command: &str) -> u32 {
+    let script = format!("read line; {command}; true");
+    let mut sh = spawn_blocked(shell.args(["-c", &script]));
+    let pid = sh.id();
+    sh.stdin.as_mut().unwrap().write_all(b"go\nx\n").unwrap();
+    wait(&mut sh);
+    pid
+}
+
+/// An incident whose process tree holds a process named `name`.
+fn in_tree_of(name: &str) -> impl Fn(&serde_json::Value) -> bool + '_ {
+    move |a| {
+        a["tree"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|m| m["name"] == name))
+    }
+}
+
+fn wait_for_tree(alerts: &Path, name: &str, node: &common::Daisi) {
+    common::wait_for_alert(
+        alerts,
+        Duration::from_secs(15),
+        in_tree_of(name),
+        "no incident for the probe",
+        || node.log(),
+    );
+}
+
 #[test]
 fn alerts_name_the_process_its_arguments_parent_and_user() {
     if !root() {
@@ -688,26 +719,14 @@ fn alerts_name_the_process_its_arguments_parent_and_user() {
         &[],
     );
     node.wait_running();
-    // `; true`: the shell forks the probe instead of exec-ing it last.
-    let script = format!("read line; {} --token secret-value x; true", bin.display());
-    let mut sh = spawn_blocked(Command::new("sh").args(["-c", &script]));
-    let shp = sh.id();
-    sh.stdin.as_mut().unwrap().write_all(b"go\nx\n").unwrap();
-    wait(&mut sh);
+    let shp = shell_runs(
+        Command::new("sh"),
+        &format!("{} --token secret-value x", bin.display()),
+    );
     // Found processes go into their tree's incident: the probe, under
     // the shell that started it.
-    let in_tree = |a: &serde_json::Value| {
-        a["tree"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|m| m["name"] == "nameprobe"))
-    };
-    common::wait_for_alert(
-        &alerts,
-        Duration::from_secs(15),
-        in_tree,
-        "no incident for the probe",
-        || node.log(),
-    );
+    let in_tree = in_tree_of("nameprobe");
+    wait_for_tree(&alerts, "nameprobe", &node);
     assert!(node.stop(Duration::from_secs(10)).success());
     let a = common::read_alerts(&alerts)
         .into_iter()
@@ -760,30 +779,11 @@ fn a_log_alert_about_a_user_joins_that_users_process_tree() {
         &[],
     );
     node.wait_running();
-    let script = format!("read line; {} x; true", bin.display());
-    let mut sh = spawn_blocked(Command::new("setpriv").args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "sh",
-        "-c",
-        &script,
-    ]));
-    let shp = sh.id();
-    sh.stdin.as_mut().unwrap().write_all(b"go\nx\n").unwrap();
-    wait(&mut sh);
-    let in_tree = |a: &serde_json::Value| {
-        a["tree"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|m| m["name"] == "userprobe"))
-    };
-    common::wait_for_alert(
-        &alerts,
-        Duration::from_secs(15),
-        in_tree,
-        "no incident for the probe",
-        || node.log(),
-    );
+    let mut setpriv = Command::new("setpriv");
+    setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh"]);
+    let shp = shell_runs(setpriv, &format!("{} x", bin.display()));
+    let in_tree = in_tree_of("userprobe");
+    wait_for_tree(&alerts, "userprobe", &node);
     let stamp = chrono::Local::now().format("%b %e %H:%M:%S");
     let line = format!(
         "{stamp} victim sudo:   nobody : user NOT in sudoers ; TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/sh"
@@ -808,13 +808,14 @@ fn a_log_alert_about_a_user_joins_that_users_process_tree() {
     let a = all.iter().rfind(|a| in_tree(a)).unwrap();
     assert_eq!(a["entity"], format!("tree:{shp}"), "{a}");
     let tree = a["tree"].as_array().unwrap();
-    for m in tree {
-        assert_eq!(
-            (&m["uid"], &m["user_name"]),
-            (&65534.into(), &"nobody".into()),
-            "{a}"
-        );
-    }
+    // The probe runs as nobody (its shell too, unless the capture saw
+    // the probe's exec before setpriv's exec of the shell).
+    let probe = tree.iter().find(|m| m["name"] == "userprobe").unwrap();
+    assert_eq!(
+        (&probe["uid"], &probe["user_name"]),
+        (&65534.into(), &"nobody".into()),
+        "{a}"
+    );
     assert_eq!(a["user"]["name"], "nobody", "{a}");
     assert_eq!(a["log"]["lines"][0], line.as_str(), "{a}");
     let summary = a["summary"].as_str().unwrap();

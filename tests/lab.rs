@@ -566,6 +566,34 @@ fn a_flow_carries_the_process_that_made_it() {
     assert!(node.stop(Duration::from_secs(10)).success());
 }
 
+/// A `both` node capturing live on `lo` (capture filter `filter`) with the
+/// default models and rules, `[flow_merge]` keys `flow_merge`, alerts in
+/// `alerts.jsonl` of the returned directory.
+fn lo_rules_node(filter: &str, flow_merge: &str) -> (Daisi, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+[node]
+role = "both"
+[syscall_source]
+kind = "none"
+[packet_source]
+kind = "live"
+interface = "lo"
+filter = "{filter}"
+[flow_merge]
+{flow_merge}
+[alert]
+console = false
+jsonl = "{}"
+"#,
+        dir.path().join("alerts.jsonl").display()
+    );
+    let node = Daisi::spawn(&toml, &[]);
+    node.wait_running();
+    (node, dir)
+}
+
 /// Ten connections held open with a trickle, live on `lo`: the
 /// per-source rule raises them as slow connections while they are still
 /// open (from the flow table's report of long open flows), not only when
@@ -577,29 +605,11 @@ fn slow_connections_are_raised_while_they_are_open() {
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let alerts_file = dir.path().join("alerts.jsonl");
-    let toml = format!(
-        r#"
-[node]
-role = "both"
-[syscall_source]
-kind = "none"
-[packet_source]
-kind = "live"
-interface = "lo"
-filter = "tcp port {port}"
-[flow_merge]
-tick = "100ms"
-report_long_open_after = "11s"
-[alert]
-console = false
-jsonl = "{}"
-"#,
-        alerts_file.display()
+    let (mut node, dir) = lo_rules_node(
+        &format!("tcp port {port}"),
+        "tick = \"100ms\"\nreport_long_open_after = \"11s\"",
     );
-    let mut node = Daisi::spawn(&toml, &[]);
-    node.wait_running();
+    let alerts_file = dir.path().join("alerts.jsonl");
     let server = std::thread::spawn(move || {
         let mut readers = Vec::new();
         for _ in 0..10 {
@@ -666,28 +676,8 @@ fn dns_tunnelling_is_raised_before_its_flows_time_out() {
     if !root_for_live_capture() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let (mut node, dir) = lo_rules_node("udp port 53", "idle_timeout = \"30s\"");
     let alerts_file = dir.path().join("alerts.jsonl");
-    let toml = format!(
-        r#"
-[node]
-role = "both"
-[syscall_source]
-kind = "none"
-[packet_source]
-kind = "live"
-interface = "lo"
-filter = "udp port 53"
-[flow_merge]
-idle_timeout = "30s"
-[alert]
-console = false
-jsonl = "{}"
-"#,
-        alerts_file.display()
-    );
-    let mut node = Daisi::spawn(&toml, &[]);
-    node.wait_running();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     for i in 0..30u16 {
         let label: String = (0..40)

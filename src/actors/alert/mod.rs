@@ -622,6 +622,26 @@ mod tests {
         AlertActor::new(cfg, node, sinks, None)
     }
 
+    /// Alerts to a JSON Lines file in a new directory, folded for an hour.
+    fn to_jsonl() -> (tempfile::TempDir, AlertConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = AlertConfig {
+            console: false,
+            jsonl: Some(dir.path().join("alerts.jsonl")),
+            cooldown: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        (dir, cfg)
+    }
+
+    fn written(path: &std::path::Path) -> Vec<Alert> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     fn process_alert(module: AlertModule, pid: u32, sev: Severity) -> Alert {
         let mut a = crate::messages::sample_alert();
         a.id = format!("{module}-{pid}");
@@ -701,15 +721,9 @@ mod tests {
     /// tree and does not go out alone.
     #[test]
     fn a_users_log_alert_joins_that_users_process_tree_in_either_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("alerts.jsonl");
+        let (_dir, cfg) = to_jsonl();
+        let path = cfg.jsonl.clone().unwrap();
         let metrics = Metrics::new();
-        let cfg = AlertConfig {
-            console: false,
-            jsonl: Some(path.clone()),
-            cooldown: Duration::from_secs(3600),
-            ..Default::default()
-        };
         let log = |rule: &str| {
             let mut a = crate::messages::sample_alert();
             a.module = AlertModule::Log;
@@ -743,11 +757,7 @@ mod tests {
             a.emit(log("su_failed"), &[]);
             a.sweep(true);
         });
-        let lines: Vec<Alert> = std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = written(&path);
         let modules: Vec<AlertModule> = lines.iter().map(|a| a.module).collect();
         assert_eq!(
             modules,
@@ -777,15 +787,9 @@ mod tests {
     /// with the same id and the full count; nothing dropped.
     #[test]
     fn a_flood_of_detections_folds_into_one_alert_with_its_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("alerts.jsonl");
+        let (_dir, cfg) = to_jsonl();
+        let path = cfg.jsonl.clone().unwrap();
         let metrics = Metrics::new();
-        let cfg = AlertConfig {
-            console: false,
-            jsonl: Some(path.clone()),
-            cooldown: Duration::from_secs(3600),
-            ..Default::default()
-        };
         actix::System::new().block_on(async {
             let a = actor(&metrics, cfg).start();
             for chunk in 0..10 {
@@ -801,11 +805,7 @@ mod tests {
             }
             a.send(Drain).await.unwrap();
         });
-        let lines: Vec<Alert> = std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = written(&path);
         assert_eq!(lines.len(), 2, "{lines:#?}");
         assert_eq!((lines[0].count, lines[1].count), (1, 1000));
         assert_eq!(lines[0].id, lines[1].id);

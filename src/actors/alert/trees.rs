@@ -77,6 +77,27 @@ impl Tree {
         // Never less severe than it was written.
         self.alert.severity = self.alert.severity.max(sev);
     }
+
+    /// Counts a flow or log alert into the incident; false when it was
+    /// already.
+    fn take(&mut self, alert: &Alert) -> bool {
+        if self.alert.related.contains(&alert.id) {
+            return false;
+        }
+        if self.alert.related.len() < MAX_MEMBERS {
+            self.alert.related.push(alert.id.clone());
+        }
+        self.alert.count += 1;
+        self.alert.last_seen_ns = self.alert.last_seen_ns.max(alert.ts_ns);
+        true
+    }
+
+    /// After it grew: summary and severity again, quiet time from now.
+    fn grown(&mut self) {
+        self.refresh();
+        self.last = Instant::now();
+        self.dirty = true;
+    }
 }
 
 /// The open trees (bounded: the quietest is closed first).
@@ -235,25 +256,18 @@ impl Trees {
         else {
             return false;
         };
-        if t.alert.related.contains(&alert.id) {
+        if !t.take(alert) {
             return true;
-        }
-        if t.alert.related.len() < MAX_MEMBERS {
-            t.alert.related.push(alert.id.clone());
         }
         if let Some(m) = t.alert.tree.iter_mut().find(|m| m.process.pid == pid) {
             m.findings.push(Finding::of(alert));
         }
-        t.alert.count += 1;
-        t.alert.last_seen_ns = alert.ts_ns;
         if t.alert.destination.is_none() {
             t.alert.source = alert.source.clone();
             t.alert.destination = alert.destination.clone();
             t.alert.flow = alert.flow.clone();
         }
-        t.refresh();
-        t.last = Instant::now();
-        t.dirty = true;
+        t.grown();
         true
     }
 
@@ -279,14 +293,9 @@ impl Trees {
         else {
             return false;
         };
-        if t.alert.related.contains(&alert.id) {
+        if !t.take(alert) {
             return true;
         }
-        if t.alert.related.len() < MAX_MEMBERS {
-            t.alert.related.push(alert.id.clone());
-        }
-        t.alert.count += 1;
-        t.alert.last_seen_ns = t.alert.last_seen_ns.max(alert.ts_ns);
         t.alert.log = alert.log.clone();
         if t.alert.source.is_none() {
             t.alert.source = alert.source.clone();
@@ -300,9 +309,7 @@ impl Trees {
             t.alert.user = alert.user.clone();
         }
         t.by_user = Some((user.to_string(), alert.clone()));
-        t.refresh();
-        t.last = Instant::now();
-        t.dirty = true;
+        t.grown();
         true
     }
 
