@@ -769,7 +769,7 @@ fn a_log_alert_about_a_user_joins_that_users_process_tree() {
     let mut node = common::Daisi::spawn(
         &format!(
             "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\ncomms = [\"userprobe\"]\n\
-             [syscall_classifier]\nthreshold = 0.0\n[alert]\nconsole = false\njsonl = \"{}\"\n\
+             [syscall_classifier]\nthreshold = 0.0\n[alert]\nconsole = false\ncooldown = \"5s\"\njsonl = \"{}\"\n\
              [[log_source]]\nname = \"auth\"\nkind = \"file\"\npaths = [\"{}\"]\n\
              registry_dir = \"{}\"\npoll = \"50ms\"\n",
             alerts.display(),
@@ -795,8 +795,14 @@ fn a_log_alert_about_a_user_joins_that_users_process_tree() {
         .write_all(format!("{line}\n").as_bytes())
         .unwrap();
     // The joined log alert goes out with the tree's update, when the tree
-    // has been quiet for the cooldown or the node stops (here).
-    std::thread::sleep(Duration::from_millis(1500));
+    // has been quiet for the cooldown (5 s).
+    common::wait_for_alert(
+        &alerts,
+        Duration::from_secs(20),
+        |a| in_tree(a) && a["log"]["lines"].is_array(),
+        "no incident update with the log line",
+        || node.log(),
+    );
     assert!(node.stop(Duration::from_secs(10)).success());
     assert_eq!(
         common::drained_counter(&node.log(), "alert.joined"),
