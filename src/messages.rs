@@ -495,6 +495,10 @@ pub struct TlsMeta {
     pub version: String,
     /// ECS `tls.client.ja3`: MD5 of the JA3 string.
     pub ja3: String,
+    /// `tls.client.ja4`: the JA4 fingerprint (none from a sender of an
+    /// older version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
 }
 
 /// SSH identification lines (`SSH-2.0-OpenSSH_9.2p1`).

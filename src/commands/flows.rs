@@ -35,7 +35,7 @@ pub struct FlowsArgs {
 
 /// The application metadata columns, after FlowMeter's and ours: ECS's
 /// names where ECS has the field, `daisi.*` for the rest.
-pub const APP_COLUMNS: [&str; 18] = [
+pub const APP_COLUMNS: [&str; 19] = [
     "http.request.method",
     "url.original",
     "url.domain",
@@ -47,6 +47,7 @@ pub const APP_COLUMNS: [&str; 18] = [
     "tls.client.server_name",
     "tls.version",
     "tls.client.ja3",
+    "tls.client.ja4",
     "daisi.ssh.client",
     "daisi.ssh.server",
     "dns.question.name",
@@ -57,7 +58,7 @@ pub const APP_COLUMNS: [&str; 18] = [
 ];
 
 /// A flow's application metadata as [`APP_COLUMNS`] (empty when absent).
-pub fn app_fields(app: Option<&crate::messages::AppMeta>) -> [String; 18] {
+pub fn app_fields(app: Option<&crate::messages::AppMeta>) -> [String; 19] {
     let s = |v: Option<&String>| v.cloned().unwrap_or_default();
     let n = |v: Option<String>| v.unwrap_or_default();
     let a = app.cloned().unwrap_or_default();
@@ -78,6 +79,7 @@ pub fn app_fields(app: Option<&crate::messages::AppMeta>) -> [String; 18] {
         s(t.server_name.as_ref()),
         t.version,
         t.ja3,
+        s(t.ja4.as_ref()),
         s(ssh.client.as_ref()),
         s(ssh.server.as_ref()),
         s(d.name.as_ref()),

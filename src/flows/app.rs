@@ -185,6 +185,7 @@ impl AppState {
                     .join("-")
             };
             let (mut exts, mut groups, mut formats) = (Vec::new(), String::new(), String::new());
+            let (mut alpn, mut signatures) = (None, Vec::new());
             let mut server_name = None;
             let mut highest = hello.version.0;
             if let Some(Ok((_, parsed))) = hello.ext.map(parse_tls_extensions) {
@@ -200,6 +201,10 @@ impl AppState {
                         TlsExtension::EcPointFormats(f) => {
                             formats = list(&mut f.iter().map(|&x| u16::from(x)));
                         }
+                        TlsExtension::ALPN(protocols) => {
+                            alpn = protocols.first().copied();
+                        }
+                        TlsExtension::SignatureAlgorithms(s) => signatures.clone_from(s),
                         TlsExtension::SupportedVersions(v) => {
                             if let Some(max) = v.iter().map(|x| x.0).filter(|&x| !grease(x)).max() {
                                 highest = highest.max(max);
@@ -213,14 +218,27 @@ impl AppState {
                 "{},{},{},{},{}",
                 hello.version.0,
                 list(&mut hello.ciphers.iter().map(|c| c.0)),
-                list(&mut exts.into_iter()),
+                list(&mut exts.iter().copied()),
                 groups,
                 formats
             );
+            let ja4 = ja4(&Ja4Input {
+                version: highest,
+                ciphers: hello
+                    .ciphers
+                    .iter()
+                    .map(|c| c.0)
+                    .filter(|&c| !grease(c))
+                    .collect(),
+                extensions: exts.iter().copied().filter(|&e| !grease(e)).collect(),
+                alpn,
+                signatures: signatures.into_iter().filter(|&s| !grease(s)).collect(),
+            });
             self.meta.tls = Some(TlsMeta {
                 server_name,
                 version: version_name(highest),
                 ja3: md5_hex(ja3.as_bytes()),
+                ja4: Some(ja4),
             });
             return;
         }
@@ -271,6 +289,95 @@ fn md5_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// What JA4 reads of a ClientHello, GREASE values left out: the highest
+/// version offered, ciphers and extensions in the order sent, the first
+/// ALPN protocol, the signature algorithms in the order sent.
+struct Ja4Input<'a> {
+    version: u16,
+    ciphers: Vec<u16>,
+    extensions: Vec<u16>,
+    alpn: Option<&'a [u8]>,
+    signatures: Vec<u16>,
+}
+
+/// The JA4 fingerprint (FoxIO's specification, TLS over TCP):
+/// `t<version><d|i: SNI><ciphers, 2 digits><extensions, 2 digits><ALPN
+/// first and last character>_<sha256 of the sorted ciphers, 12 hex>_<sha256
+/// of the sorted extensions but SNI and ALPN, then the signature
+/// algorithms, 12 hex>`.
+fn ja4(h: &Ja4Input) -> String {
+    const SNI: u16 = 0x0000;
+    const ALPN: u16 = 0x0010;
+    let version = match h.version {
+        0x0304 => "13",
+        0x0303 => "12",
+        0x0302 => "11",
+        0x0301 => "10",
+        0x0300 => "s3",
+        0x0002 => "s2",
+        _ => "00",
+    };
+    let sni = if h.extensions.contains(&SNI) {
+        'd'
+    } else {
+        'i'
+    };
+    let alpn = match h.alpn.filter(|a| !a.is_empty()) {
+        None => "00".to_string(),
+        Some(a) => {
+            let (first, last) = (a[0], a[a.len() - 1]);
+            if first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() {
+                format!("{}{}", first as char, last as char)
+            } else {
+                // The first and last characters of the value in hex.
+                let hex = format!("{first:02x}{last:02x}");
+                format!("{}{}", &hex[..1], &hex[3..])
+            }
+        }
+    };
+    let hex_list = |v: &[u16]| {
+        v.iter()
+            .map(|x| format!("{x:04x}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let sorted = |v: &[u16], without: &[u16]| {
+        let mut s: Vec<u16> = v.iter().copied().filter(|x| !without.contains(x)).collect();
+        s.sort_unstable();
+        s
+    };
+    let hash12 = |s: &str| {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(s.as_bytes())
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let ciphers = if h.ciphers.is_empty() {
+        "000000000000".to_string()
+    } else {
+        hash12(&hex_list(&sorted(&h.ciphers, &[])))
+    };
+    let extensions = sorted(&h.extensions, &[SNI, ALPN]);
+    let extensions = if extensions.is_empty() {
+        "000000000000".to_string()
+    } else if h.signatures.is_empty() {
+        hash12(&hex_list(&extensions))
+    } else {
+        hash12(&format!(
+            "{}_{}",
+            hex_list(&extensions),
+            hex_list(&h.signatures)
+        ))
+    };
+    format!(
+        "t{version}{sni}{:02}{:02}{alpn}_{ciphers}_{extensions}",
+        h.ciphers.len().min(99),
+        h.extensions.len().min(99)
+    )
 }
 
 #[cfg(test)]
@@ -446,6 +553,38 @@ mod tests {
         rec
     }
 
+    /// Chrome's ClientHello as FoxIO's JA4 documentation and fingerprint
+    /// services publish it (`t13d1516h2_8daaf6152771_d8a2da3f94cd`), from
+    /// its lists in the order sent.
+    #[test]
+    fn ja4_of_chrome_matches_the_published_fingerprint() {
+        let hex = |s: &str| -> Vec<u16> {
+            s.split(',')
+                .map(|x| u16::from_str_radix(x, 16).unwrap())
+                .collect()
+        };
+        let chrome = Ja4Input {
+            version: 0x0304,
+            ciphers: hex(
+                "1301,1302,1303,c02b,c02f,c02c,c030,cca9,cca8,c013,c014,009c,009d,002f,0035",
+            ),
+            extensions: hex(
+                "002d,0033,0010,fe0d,0017,44cd,0000,000b,000a,002b,ff01,0023,0012,0005,000d,001b",
+            ),
+            alpn: Some(b"h2"),
+            signatures: hex("0403,0804,0401,0503,0805,0501,0806,0601"),
+        };
+        assert_eq!(ja4(&chrome), "t13d1516h2_8daaf6152771_d8a2da3f94cd");
+        // No SNI, an ALPN value that is not alphanumeric, no ciphers.
+        let odd = Ja4Input {
+            extensions: vec![0x0010],
+            alpn: Some(&[0xab, 0x01]),
+            ciphers: vec![],
+            ..chrome
+        };
+        assert_eq!(ja4(&odd), "t13i0001a1_000000000000_000000000000");
+    }
+
     #[test]
     fn a_client_hello_gives_server_name_version_and_ja3() {
         let rec = client_hello();
@@ -457,6 +596,13 @@ mod tests {
             t.ja3,
             md5_hex(b"771,4865-49199,0-10-11-43,29-23,0"),
             "GREASE left out"
+        );
+        // JA4 of the same hello, worked out by hand: TLS 1.3, SNI, 2
+        // ciphers, 4 extensions, no ALPN; sha256("1301,c02f") and
+        // sha256("000a,000b,002b"), SNI left out, no signature algorithms.
+        assert_eq!(
+            t.ja4.as_deref(),
+            Some("t13d020400_c1929292aa6b_675b29d69375")
         );
         // From the responder: not a client hello.
         assert_eq!(
