@@ -3,8 +3,13 @@
 //! socket's inode for a local address and port, and the `socket:[inode]`
 //! links under `/proc/<pid>/fd` give its process. The fd scan is the costly
 //! part, so its result is cached and redone at most every `rescan` when an
-//! inode is not found. Only sockets of the network namespace daisi runs in
-//! are visible.
+//! inode is not found. The socket tables are read and indexed once per
+//! batch of packets ([`SocketOwners::next_batch`]), not once per new flow:
+//! a scan or a SYN flood starts thousands of flows a second and fills the
+//! tables with half-open connections, and reading them per flow would
+//! delay every flow behind it. A batch's packets were sent before it was
+//! read, so their sockets are in tables read after. Only sockets of the
+//! network namespace daisi runs in are visible.
 
 use crate::flows::Endpoint;
 use std::collections::HashMap;
@@ -18,8 +23,68 @@ pub struct Owner {
     pub exe: Option<String>,
 }
 
+/// One protocol's socket tables (v4 and v6), indexed.
+#[derive(Default)]
+struct Table {
+    /// Connected sockets by (local, remote) end.
+    exact: HashMap<(Endpoint, Endpoint), u64>,
+    /// Listening (or unconnected UDP) sockets by local port: address and
+    /// inode, in table order.
+    listeners: HashMap<u16, Vec<(IpAddr, u64)>>,
+}
+
+impl Table {
+    fn read(paths: &[&str]) -> Table {
+        let mut t = Table::default();
+        for p in paths {
+            if let Ok(text) = std::fs::read_to_string(p) {
+                t.add(&text);
+            }
+        }
+        t
+    }
+
+    fn add(&mut self, text: &str) {
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 {
+                continue;
+            }
+            let (Some(l), Some(r), Ok(inode)) =
+                (parse_addr(f[1]), parse_addr(f[2]), f[9].parse::<u64>())
+            else {
+                continue;
+            };
+            if inode == 0 {
+                continue;
+            }
+            self.exact.entry((l, r)).or_insert(inode);
+            if r.1 == 0 {
+                self.listeners.entry(l.1).or_default().push((l.0, inode));
+            }
+        }
+    }
+
+    /// The socket whose local end is `local` and remote end `remote`, else
+    /// the last listener on `local`'s port (its address or any).
+    fn inode(&self, local: Endpoint, remote: Endpoint) -> Option<u64> {
+        if let Some(&i) = self.exact.get(&(local, remote)) {
+            return Some(i);
+        }
+        self.listeners
+            .get(&local.1)?
+            .iter()
+            .rev()
+            .find(|(ip, _)| *ip == local.0 || ip.is_unspecified())
+            .map(|&(_, i)| i)
+    }
+}
+
 /// Cached socket → process lookups.
 pub struct SocketOwners {
+    /// The TCP and UDP tables as read for the current batch.
+    tcp: Option<Table>,
+    udp: Option<Table>,
     by_inode: HashMap<u64, Owner>,
     scanned: Option<Instant>,
     rescan: Duration,
@@ -49,40 +114,11 @@ fn parse_addr(s: &str) -> Option<Endpoint> {
     Some((ip, port))
 }
 
-/// The inode of the socket in a `/proc/net` table whose local end is
-/// `local` (and, when the table row has one, remote end `remote`).
-fn inode_in(table: &str, local: Endpoint, remote: Endpoint) -> Option<u64> {
-    let mut listener = None;
-    for line in table.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 10 {
-            continue;
-        }
-        let (Some(l), Some(r)) = (parse_addr(f[1]), parse_addr(f[2])) else {
-            continue;
-        };
-        let inode: u64 = f[9].parse().ok()?;
-        if inode == 0 || l.1 != local.1 {
-            continue;
-        }
-        let ip_ok = l.0 == local.0 || l.0.is_unspecified();
-        if !ip_ok {
-            continue;
-        }
-        if r == remote {
-            return Some(inode);
-        }
-        if r.1 == 0 {
-            // A listening (or unconnected UDP) socket on that port.
-            listener = Some(inode);
-        }
-    }
-    listener
-}
-
 impl SocketOwners {
     pub fn new(rescan: Duration) -> Self {
         Self {
+            tcp: None,
+            udp: None,
             by_inode: HashMap::new(),
             scanned: None,
             rescan,
@@ -109,27 +145,27 @@ impl SocketOwners {
         self.scanned = Some(Instant::now());
     }
 
+    /// A new batch of packets: the socket tables are read again at the
+    /// next lookup.
+    pub fn next_batch(&mut self) {
+        self.tcp = None;
+        self.udp = None;
+    }
+
     /// The local process of a flow between `a` and `b` (either may be the
-    /// local end), if its socket is still open.
+    /// local end), if its socket is still open (in the tables as read for
+    /// this batch).
     pub fn owner(&mut self, proto: u8, a: Endpoint, b: Endpoint) -> Option<Owner> {
-        let tables: &[&str] = match proto {
-            6 => &["/proc/net/tcp", "/proc/net/tcp6"],
-            17 => &["/proc/net/udp", "/proc/net/udp6"],
+        let table = match proto {
+            6 => self
+                .tcp
+                .get_or_insert_with(|| Table::read(&["/proc/net/tcp", "/proc/net/tcp6"])),
+            17 => self
+                .udp
+                .get_or_insert_with(|| Table::read(&["/proc/net/udp", "/proc/net/udp6"])),
             _ => return None,
         };
-        let mut inode = None;
-        'found: for t in tables {
-            let Ok(text) = std::fs::read_to_string(t) else {
-                continue;
-            };
-            for (local, remote) in [(a, b), (b, a)] {
-                if let Some(i) = inode_in(&text, local, remote) {
-                    inode = Some(i);
-                    break 'found;
-                }
-            }
-        }
-        let inode = inode?;
+        let inode = table.inode(a, b).or_else(|| table.inode(b, a))?;
         if let Some(o) = self.by_inode.get(&inode) {
             return Some(o.clone());
         }
@@ -178,5 +214,44 @@ mod tests {
         assert_eq!(owners.scans, 1);
         // No socket: nothing.
         assert!(owners.owner(6, (c.ip(), 1), (server.ip(), 2)).is_none());
+        // A socket opened since the tables were read: seen from the next
+        // batch on.
+        let later = std::net::TcpStream::connect(server).unwrap();
+        let (_accepted2, _) = listener.accept().unwrap();
+        let l = later.local_addr().unwrap();
+        let l = (l.ip(), l.port());
+        let to_server = (server.ip(), server.port());
+        let connected =
+            |o: &SocketOwners| o.tcp.as_ref().unwrap().exact.contains_key(&(l, to_server));
+        owners.owner(6, l, to_server);
+        assert!(
+            !connected(&owners),
+            "not in the tables read before it opened"
+        );
+        owners.next_batch();
+        assert_eq!(
+            owners.owner(6, l, to_server).map(|o| o.pid),
+            Some(std::process::id())
+        );
+        assert!(connected(&owners), "read again for the new batch");
+    }
+
+    /// Rows of a socket table: a connection found by both ends, a
+    /// listener on any address by its port, malformed rows skipped.
+    #[test]
+    fn socket_tables_are_indexed_by_ends_and_listening_port() {
+        let mut t = Table::default();
+        t.add(concat!(
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
+            "   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1\n",
+            "   1: 0100007F:1F90 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 222 1\n",
+            "   2: 0100007F:1F91 0100007F:9C41 01 00000000:00000000 00:00000000 00000000     0        0 bad 1\n",
+            "   3: short row\n",
+        ));
+        let lo = |port| (IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert_eq!(t.inode(lo(8080), lo(40000)), Some(222));
+        assert_eq!(t.inode(lo(22), lo(50000)), Some(111), "the listener on :22");
+        assert_eq!(t.inode(lo(8081), lo(40001)), None, "a bad inode is skipped");
+        assert_eq!(t.inode(lo(9), lo(1)), None);
     }
 }

@@ -338,6 +338,9 @@ impl Actor for FlowMerge {
 impl Handler<Packets> for FlowMerge {
     type Result = ();
     fn handle(&mut self, msg: Packets, ctx: &mut Context<Self>) {
+        if let Some((sockets, _)) = self.owners.as_mut() {
+            sockets.next_batch();
+        }
         for (i, &p) in msg.packets.iter().enumerate() {
             self.latest_ns = self.latest_ns.max(p.ts_ns);
             if self.owners.is_some()
