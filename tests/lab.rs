@@ -1186,12 +1186,21 @@ fn leave_one_kind_out_scores_every_kind_unseen() {
         if l.kind.starts_with("nmap") {
             assert!(l.per_flow.recall >= 0.9, "{l:?}");
         }
-        // ≤ 2 %: these models train on the small run's few thousand
-        // flows, DNS tunnelling's single lookups among them, which look
-        // like the client's own lookups (the committed model leaves that
-        // kind to the per-source rules).
-        assert!(l.per_flow.fpr <= 0.02, "{l:?}");
+        // Each kind's benign flows are ~160 (one is 0.6 %): per kind at
+        // most 5 %, over all kinds together at most 2 %. These models
+        // train on the small run's few thousand flows, DNS tunnelling's
+        // single lookups among them, which look like the client's own
+        // lookups (the committed model leaves that kind to the per-source
+        // rules).
+        assert!(l.per_flow.fpr <= 0.05, "{l:?}");
     }
+    let (fp, negatives) = out.iter().fold((0, 0), |(fp, n), l| {
+        (fp + l.per_flow.fp, n + l.per_flow.fp + l.per_flow.tn)
+    });
+    assert!(
+        fp as f64 <= 0.02 * negatives as f64,
+        "{fp} false positives of {negatives} benign flows: {out:#?}"
+    );
     let web = out.iter().find(|l| l.kind == "web_probe").unwrap();
     assert!(web.per_source, "{web:?}");
     assert!(!dir.path().join("unused").exists(), "no model written");
