@@ -16,6 +16,8 @@ fuzz_target!(|data: &[u8]| {
         active_timeout_ns: 10_000_000_000,
         max_flows: 16,
         app: Some(daisi::flows::app::Budget::default()),
+        // Ended flows only: each packet is in one record.
+        report_open_ns: [0, 0],
     };
     let mut packets_in_flows = 0u64;
     let Ok(r) = file_flows(f.path(), limits, |flow| {
