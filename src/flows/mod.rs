@@ -535,7 +535,7 @@ pub struct FlowLimits {
     /// Look at payloads for application metadata, within this budget
     /// (`None`: statistics only).
     pub app: Option<app::Budget>,
-    /// A flow still open at each of these ages (ns, ascending) is
+    /// A flow still open at each of these ages (ns, in any order) is
     /// reported, as a snapshot ([`EndReason::Open`]), before it ends
     /// (zeros: none).
     pub report_open_ns: [u64; 2],

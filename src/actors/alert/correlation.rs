@@ -123,9 +123,7 @@ impl Correlator {
             .filter(|(at, _)| at.elapsed() < cooldown)
             .map(|(_, a)| a.clone())
     }
-}
 
-impl Correlator {
     /// The latest log alert of the last cooldown naming `user`, if any.
     pub fn recent_log_of_user(&mut self, host: &str, user: &str) -> Option<Alert> {
         let cooldown = self.cooldown;

@@ -176,12 +176,8 @@ impl FlowMerge {
                 active_timeout_ns: cfg.active_timeout.as_nanos() as u64,
                 max_flows: cfg.max_flows,
                 app: cfg.app_budget(),
-                report_open_ns: {
-                    let mut ages = [cfg.report_open_after, cfg.report_long_open_after]
-                        .map(|d| d.as_nanos() as u64);
-                    ages.sort_unstable();
-                    ages
-                },
+                report_open_ns: [cfg.report_open_after, cfg.report_long_open_after]
+                    .map(|d| d.as_nanos() as u64),
             }),
             restarts: Restarts::new(Self::NAME, m),
             flows: m.counter("flow_merge.flows"),
