@@ -490,8 +490,9 @@ fn capture_errors_are_named_before_the_node_starts() {
 }
 
 /// A `both` node capturing live on `lo` for one listening port of this
-/// test, every flow scored as malicious (threshold 0), alerts in
-/// `alerts.jsonl` of the returned directory; `extra` adds config.
+/// test, every flow scored as malicious (threshold 0) and raised at once
+/// (no second flow needed to confirm it), alerts in `alerts.jsonl` of the
+/// returned directory; `extra` adds config.
 fn lo_node(extra: &str) -> (std::net::TcpListener, Daisi, tempfile::TempDir) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -509,6 +510,7 @@ idle_timeout = "1s"
 tick = "100ms"
 [flow_classifier]
 threshold = 0.0
+confirm_flows = 1
 [alert]
 console = false
 jsonl = "{}"

@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod behaviour;
+pub mod confirm;
 
 use std::collections::BTreeMap;
 

@@ -15,6 +15,7 @@ use crate::actors::runtime::receipt::Receipt;
 use crate::actors::runtime::supervision::{fail, Restarts};
 use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::config::validate::{ConfigError, Validate};
+use crate::flows::confirm::Confirmations;
 use crate::messages::{FlowBatch, FlowRecord};
 use crate::metrics::Counter;
 use crate::models::network::{FeatureEvidence, FlowModel};
@@ -41,6 +42,9 @@ pub struct FlowClassifierConfig {
     /// The window a source's flows are judged over.
     #[serde(with = "humantime_serde")]
     pub per_source_window: std::time::Duration,
+    /// Malicious flows of one source within `per_source_window` before
+    /// its flow alerts go out (`flows::confirm`); 1: each at once.
+    pub confirm_flows: usize,
     pub mailbox: MailboxConfig,
 }
 
@@ -52,6 +56,7 @@ impl Default for FlowClassifierConfig {
             top_features: 3,
             per_source: true,
             per_source_window: std::time::Duration::from_secs(60),
+            confirm_flows: 2,
             mailbox: MailboxConfig::default(),
         }
     }
@@ -69,7 +74,13 @@ impl Validate for FlowClassifierConfig {
                 ),
             ));
         }
-        if self.per_source && self.per_source_window.is_zero() {
+        if self.confirm_flows == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.confirm_flows"),
+                "must be at least 1 (1 raises every malicious flow at once)",
+            ));
+        }
+        if (self.per_source || self.confirm_flows > 1) && self.per_source_window.is_zero() {
             errors.push(ConfigError::new(
                 format!("{path}.per_source_window"),
                 "must be above 0",
@@ -129,6 +140,9 @@ pub struct FlowClassifier {
     sources: std::collections::HashMap<String, crate::flows::behaviour::Sources>,
     patterns: Counter,
     sources_evicted: Counter,
+    /// Each collector host's malicious flows waiting for confirmation.
+    held: std::collections::HashMap<String, Confirmations<FlowDetection>>,
+    unconfirmed: Counter,
 }
 
 impl FlowClassifier {
@@ -151,6 +165,8 @@ impl FlowClassifier {
             sources: Default::default(),
             patterns: m.counter("flow_classifier.patterns"),
             sources_evicted: m.counter("flow_classifier.sources_evicted"),
+            held: Default::default(),
+            unconfirmed: m.counter("flow_classifier.unconfirmed"),
             cfg,
             model,
             out,
@@ -216,6 +232,17 @@ impl Handler<ScoreFlows> for FlowClassifier {
             self.sources_evicted.add(sources.evicted - before);
             self.patterns.add(patterns.len() as u64);
         }
+        let window_ns = self.cfg.per_source_window.as_nanos() as u64;
+        let (needed, max_sources) = (
+            self.cfg.confirm_flows,
+            crate::flows::behaviour::Rules::default().max_sources,
+        );
+        let held = self
+            .held
+            .entry(batch.host.clone())
+            .or_insert_with(|| Confirmations::new(needed, window_ns, max_sources));
+        let before = held.unconfirmed;
+        let newest = batch.flows.iter().map(|f| f.last_ns).max().unwrap_or(0);
         // A snapshot of an open flow is for the per-source rules: the
         // model scores the flow once, when it has ended.
         for flow in batch
@@ -237,9 +264,20 @@ impl Handler<ScoreFlows> for FlowClassifier {
             if score > self.model.threshold {
                 self.malicious.inc();
                 let top = self.model.top_features(&x, self.cfg.top_features);
-                detections.push(FlowDetection { flow, score, top });
+                let (src, at) = (flow.src.parse().ok(), flow.last_ns);
+                let d = FlowDetection { flow, score, top };
+                match src {
+                    Some(src) => detections.extend(held.observe(src, at, d)),
+                    None => detections.push(d),
+                }
             }
         }
+        // A source's pattern confirms its held flows.
+        for p in &patterns {
+            detections.extend(held.confirm(p.source, p.at_ns));
+        }
+        held.expire(newest);
+        self.unconfirmed.add(held.unconfirmed - before);
         if detections.is_empty() && patterns.is_empty() {
             crate::actors::runtime::receipt::all_done([&receipt]);
             return;
