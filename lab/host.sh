@@ -7,7 +7,8 @@
 #       learns for --learn while the benign workload runs, keeps the
 #       benign workload alone for --benign (false alarms), then runs each
 #       scenario; writes OUT/alerts.jsonl, OUT/phases.jsonl and the node's
-#       log, then prints `daisi eval host` for them.
+#       log, then prints `daisi eval host` for them, and `daisi eval logs`
+#       for the services' logs split by phase (OUT/logs/).
 #   lab/host.sh scenarios     the scenario names
 #
 # The victim services (lab/host/services.sh) run in mount and pid
@@ -54,7 +55,7 @@ admin() { timeout 20 ssh "${SSH_OPTS[@]}" -o BatchMode=yes -i "$LAB/admin_key" -
 # The administrator's everyday commands, one session every 1.5 s in turn,
 # until killed (at most an hour).
 admin_sessions() {
-  local cmds=("uptime" "df -h" "ps aux" "ls -la /var/log" "dpkg -l bash" "id" "who" "tail -n 5 /var/log/daisi-lab/app.log")
+  local cmds=("uptime" "df -h" "ps aux" "sudo -n uptime" "ls -la /var/log" "dpkg -l bash" "id" "who" "sudo -n df -h /" "tail -n 5 /var/log/daisi-lab/app.log")
   local i
   for i in $(seq 2400); do
     admin "${cmds[$((i % ${#cmds[@]}))]}" >/dev/null 2>&1 || true
@@ -99,12 +100,13 @@ scenario() { # $1 = name: the attack's steps through the flaw
     miner) inject "timeout 3 sh -c 'while :; do :; done'" ;;
     # Programs the baseline has seen (the shell), on a file it has not.
     seen_programs_only) inject "read line < /etc/shadow" ;;
-    # A weak password guessed over SSH, then a session as that account.
+    # A weak password guessed over SSH, then a session as that account,
+    # which tries sudo with the same password (refused: not in sudoers).
     ssh_weak_password)
       timeout 60 hydra -q -f -t 4 -l support -P "$LAB/words" -s "$SSHPORT" 127.0.0.1 ssh >/dev/null 2>&1 || true
       SSH_ASKPASS="$LAB/askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=: timeout 20 setsid -w ssh "${SSH_OPTS[@]}" \
         -o PubkeyAuthentication=no -o PreferredAuthentications=password -p "$SSHPORT" support@127.0.0.1 \
-        'id; uname -a; ls -la /home; cat /etc/passwd' </dev/null >/dev/null 2>&1 || true ;;
+        "id; uname -a; ls -la /home; cat /etc/passwd; echo $SUPPORT_PASSWORD | sudo -S -p '' id" </dev/null >/dev/null 2>&1 || true ;;
     # The database superuser's weak password guessed, then a command run
     # by the database server (COPY ... FROM PROGRAM).
     database_command_execution)
@@ -127,7 +129,7 @@ run() {
   [ -n "$out" ] || die "usage: lab/host.sh run OUT [--learn 60s] [--benign 120s] [--scenarios a,b]"
   [ "$(id -u)" -eq 0 ] || die "the host lab needs root (eBPF, a mount namespace)"
   [ -n "$BIN" ] || die "no daisi binary: build it (cargo build --release) or set DAISI_BIN"
-  for t in python3 curl unshare bash su find timeout ssh ssh-keygen hydra psql pg_dump setpriv openssl; do
+  for t in python3 curl unshare bash su sudo find timeout ssh ssh-keygen hydra psql pg_dump setpriv openssl; do
     command -v "$t" >/dev/null || die "missing tool: $t (run scripts/setup.sh)"
   done
   local list=("${SCENARIOS[@]}")
@@ -135,7 +137,7 @@ run() {
   mkdir -p "$out"
   out="$(cd "$out" && pwd)"
   rm -f "$out/alerts.jsonl" "$out/phases.jsonl"
-  rm -rf "$out/baselines"
+  rm -rf "$out/baselines" "$out/logs" "$out/log-registry"
   VPORT=$(free_port)
   APORT=$(free_port)
   SSHPORT=$(free_port)
@@ -210,6 +212,14 @@ save_every = "5s"
 console = false
 jsonl = "$out/alerts.jsonl"
 cooldown = "3s"
+# The services' logs: sshd's (with syslog headers), sudo's, the web
+# application's access log.
+[[log_source]]
+name = "lab"
+kind = "file"
+paths = ["$lab/auth.log", "$lab/sudo.log", "$lab/access.log"]
+from_start = true
+registry_dir = "$out/log-registry"
 EOF
   "$BIN" run --config "$out/node.toml" 2>"$out/node.log" &
   local node=$!
@@ -238,6 +248,14 @@ EOF
   kill -TERM "$node"
   wait "$node" || true
   "$BIN" eval host --alerts "$out/alerts.jsonl" --phases "$out/phases.jsonl"
+  # The same run's logs, alone: split by phase, judged by the log detector.
+  local attacks
+  mapfile -t attacks < <(python3 lab/host/logs.py split "$out/phases.jsonl" "$out/logs" \
+    "$lab/auth.log" "$lab/sudo.log" "$lab/access.log")
+  local args=(--benign "$out/logs/benign.log")
+  for a in "${attacks[@]}"; do args+=(--attack "$a"); done
+  echo
+  "$BIN" eval logs "${args[@]}"
 }
 
 case "${1:-}" in

@@ -5,7 +5,9 @@
 //! for 15 s of benign workload (with an administrator's SSH sessions),
 //! 20 s more of benign workload must raise nothing, then six attack
 //! scenarios must each be detected, each as at most one incident and its
-//! updates, none naming an unknown process. Needs root (eBPF,
+//! updates, none naming an unknown process; from the services' logs
+//! alone, the scenarios that leave lines in them must be found and the
+//! benign workload's must raise nothing. Needs root (eBPF,
 //! namespaces); skips with a
 //! message otherwise, fails under `DAISI_REQUIRE`. The full run (every
 //! scenario, longer benign workload) is `lab/host.sh run OUT`.
@@ -70,4 +72,31 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
     assert_eq!(e.false_alarms, 0, "the benign workload alerted: {shown}");
     assert_eq!(e.unknown_process, 0, "{shown}");
     assert!(printed.contains("detected 6 of 6 scenarios"), "{printed}");
+    // The services' logs alone (`daisi eval logs` on them, split by
+    // phase): every scenario that leaves a line in them is found (the
+    // injections in the access log; the guessed password in sshd's log
+    // and the refused sudo in sudo's), the administrator's sessions and
+    // sudo use are not.
+    let detected_from_logs = |kind: &str| {
+        printed.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&kind) && f.get(3) == Some(&"yes")
+        })
+    };
+    for kind in [
+        "reverse_shell",
+        "credential_theft",
+        "persistence_cron",
+        "seen_programs_only",
+        "ssh_weak_password",
+    ] {
+        assert!(
+            detected_from_logs(kind),
+            "{kind} not found in the logs: {printed}"
+        );
+    }
+    assert!(
+        printed.contains("benign: 0 false alarms over"),
+        "the benign workload's logs alerted: {printed}"
+    );
 }

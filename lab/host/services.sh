@@ -13,12 +13,15 @@
 #   directory and the database's directory are scratch tmpfs; /etc/passwd,
 #   /etc/group and /etc/shadow are copies (on a tmpfs) with two lab
 #   accounts: `labadmin` (key login only) and `support` (a weak password);
-# - sshd on 127.0.0.1:SSHPORT (password and key logins);
+# - sshd on 127.0.0.1:SSHPORT (password and key logins), its log in
+#   LAB/auth.log; sudo (the administrator may run uptime and df as root),
+#   its log in LAB/sudo.log;
 # - PostgreSQL on 127.0.0.1:PGPORT, its superuser with a weak password;
 # - a scheduler: a backup of the web root and a database dump every 5 s,
 #   the application's log rotated;
 # - last, this shell execs the web application (lab/host/victim.py), so
 #   every service above is its child: a node watching its pid watches them.
+#   Its access log (Combined Log Format) is LAB/access.log.
 #
 # Every loop is bounded (an hour at most) and ends when the victim does.
 set -euo pipefail
@@ -68,7 +71,19 @@ PermitRootLogin no
 AuthorizedKeysFile .ssh/authorized_keys
 MaxStartups 64
 EOF
-/usr/sbin/sshd -D -e -f /run/daisi-lab/sshd_config 2>>"$LAB/sshd.log" &
+# Its log (stderr, -e: there is no syslog daemon here) gets syslog
+# headers, as /var/log/auth.log has them: LAB/auth.log.
+/usr/sbin/sshd -D -e -f /run/daisi-lab/sshd_config 2> >(python3 -u lab/host/logs.py stamp host-lab sshd >>"$LAB/auth.log") &
+
+# sudo: the administrator may run a few commands as root; every use and
+# refusal goes to sudo's own log file, LAB/sudo.log.
+cat >/run/daisi-lab/sudoers <<EOF
+Defaults !syslog, logfile="$LAB/sudo.log", loglinelen=0, !lecture
+root ALL=(ALL:ALL) ALL
+labadmin ALL=(root) NOPASSWD: /usr/bin/uptime, /usr/bin/df
+EOF
+chmod 440 /run/daisi-lab/sudoers
+mount --bind /run/daisi-lab/sudoers /etc/sudoers
 
 # PostgreSQL: a cluster on the scratch directory, loopback only.
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
@@ -96,4 +111,4 @@ as_postgres "$PGBIN/postgres" -D /srv/daisi-lab-pg/data -c listen_addresses=127.
   done
 ) </dev/null >/dev/null 2>&1 &
 
-exec python3 lab/host/victim.py "$VPORT" /srv/daisi-lab
+exec python3 lab/host/victim.py "$VPORT" /srv/daisi-lab "$LAB/access.log"

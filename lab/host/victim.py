@@ -9,9 +9,14 @@ Serves on 127.0.0.1 only. Run it in the lab's mount namespace
 import http.server
 import subprocess
 import sys
+import threading
+import time
 import urllib.parse
 
 ROOT = sys.argv[2] if len(sys.argv) > 2 else "/srv/daisi-lab"
+# The access log, in the Combined Log Format nginx and Apache write.
+ACCESS = open(sys.argv[3], "a", buffering=1) if len(sys.argv) > 3 else None
+ACCESS_LOCK = threading.Lock()
 
 
 class App(http.server.BaseHTTPRequestHandler):
@@ -20,6 +25,17 @@ class App(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if ACCESS is not None:
+            line = '%s - - [%s] "%s" %d %d "-" "%s"\n' % (
+                self.client_address[0],
+                time.strftime("%d/%b/%Y:%H:%M:%S %z"),
+                self.requestline.replace('"', "%22"),
+                code,
+                len(body),
+                (self.headers.get("User-Agent") or "-").replace('"', "%22"),
+            )
+            with ACCESS_LOCK:
+                ACCESS.write(line)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         url = urllib.parse.urlparse(self.path)

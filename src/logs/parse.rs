@@ -157,6 +157,8 @@ pub fn parse_from(line: &str, year: i32, program: Option<&str>) -> LogEvent {
         json(line).unwrap_or_else(|| LogEvent::raw(LogFormat::Raw, line))
     } else if let Some(ev) = access(line) {
         ev
+    } else if let Some(ev) = sudo_logfile(line, year) {
+        ev
     } else if let Some(ev) = syslog(line, year) {
         ev
     } else {
@@ -194,6 +196,29 @@ fn syslog(line: &str, year: i32) -> Option<LogEvent> {
         Some(ProcId::Name(n)) => n.parse().ok(),
         None => None,
     };
+    Some(ev)
+}
+
+static SUDO_LOGFILE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}) : (\S+ : .*)$")
+        .expect("a valid pattern")
+});
+
+/// sudo's own log file (`Defaults logfile=...`, sudoers(5)): `Dec  2
+/// 15:00:00 : alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=...`,
+/// the time in local time without a year, as syslog's.
+fn sudo_logfile(line: &str, year: i32) -> Option<LogEvent> {
+    use chrono::TimeZone;
+    let c = SUDO_LOGFILE.captures(line)?;
+    let at =
+        chrono::NaiveDateTime::parse_from_str(&format!("{year} {}", &c[1]), "%Y %b %e %H:%M:%S")
+            .ok()?;
+    let mut ev = LogEvent::raw(LogFormat::Rfc3164, &c[2]);
+    ev.timestamp_ns = chrono::Local
+        .from_local_datetime(&at)
+        .earliest()
+        .and_then(|t| t.timestamp_nanos_opt());
+    ev.program = Some("sudo".into());
     Some(ev)
 }
 
@@ -487,6 +512,31 @@ mod tests {
 
         let e = p("Dec  1 10:02:01 victim usermod[701]: add 'backdoor' to group 'sudo'");
         assert_eq!(e.action, Some(Action::GroupChanged));
+    }
+
+    #[test]
+    fn sudos_own_log_file() {
+        let e = p("Dec  2 15:00:07 : support : user NOT in sudoers ; TTY=unknown ; PWD=/home/support ; USER=root ; COMMAND=/usr/bin/id");
+        assert_eq!(e.program.as_deref(), Some("sudo"));
+        assert_eq!(
+            (e.action, e.outcome),
+            (Some(Action::Sudo), Some(Outcome::Failure))
+        );
+        assert_eq!(e.user.as_deref(), Some("support"));
+        assert_eq!(e.target_user.as_deref(), Some("root"));
+        assert_eq!(e.command.as_deref(), Some("/usr/bin/id"));
+        let t = chrono::DateTime::from_timestamp_nanos(e.timestamp_ns.unwrap())
+            .with_timezone(&chrono::Local);
+        assert_eq!(t.format("%m-%d %H:%M:%S").to_string(), "12-02 15:00:07");
+        let e = p("Dec 12 09:01:00 : labadmin : TTY=unknown ; PWD=/home/labadmin ; USER=root ; COMMAND=/usr/bin/uptime");
+        assert_eq!(
+            (e.action, e.outcome),
+            (Some(Action::Sudo), Some(Outcome::Success))
+        );
+        assert_eq!(e.user.as_deref(), Some("labadmin"));
+        // A syslog line is not taken for one.
+        let e = p("Dec  1 10:00:00 victim sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/apt update");
+        assert_eq!(e.hostname.as_deref(), Some("victim"));
     }
 
     #[test]

