@@ -624,6 +624,8 @@ fn a_trained_template_model_finds_an_attack_and_stays_quiet_on_ordinary_work() {
     ]);
     assert!(ok, "{text}{err}");
     assert!(text.contains("over 60 minutes"), "{text}");
+    assert!(text.contains("sequence model: "), "{text}");
+    println!("{text}");
     assert!(
         text.contains("CRON: pam_unix(cron:session): session opened"),
         "{text}"
@@ -660,6 +662,50 @@ fn a_trained_template_model_finds_an_attack_and_stays_quiet_on_ordinary_work() {
     }
     assert!(text.contains("attack kinds detected: 1/1"), "{text}");
     assert!(text.contains("benign: 0 false alarms over 0.98"), "{text}");
+
+    // The order of known lines (the sequence model): an SSH session opened
+    // with no login before it (a backdoor that skips sshd's own log) is
+    // out of order; the same lines in their order are not.
+    let t = start + 7200 + 20 * 60;
+    let stamp = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%b %e %H:%M:%S")
+            .to_string()
+    };
+    let mut lines = benign_auth_log(start + 7200, 20, 5);
+    lines.push(format!("{} web1 CRON[30000]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)", stamp(t + 1)));
+    lines.push(format!(
+        "{} web1 CRON[30001]: (root) CMD (/usr/local/bin/healthcheck --quiet)",
+        stamp(t + 1)
+    ));
+    lines.push(format!(
+        "{} web1 CRON[30000]: pam_unix(cron:session): session closed for user root",
+        stamp(t + 2)
+    ));
+    lines.push(format!("{} web1 sshd[30002]: pam_unix(sshd:session): session opened for user deploy(uid=1001) by (uid=0)", stamp(t + 9)));
+    let odd = dir.path().join("odd-order-auth.log");
+    append(&odd, lines);
+    let odd_arg = format!("session_without_login={}", odd.display());
+    let (ok, text, err) = daisi(&[
+        "eval".as_ref(),
+        "logs".as_ref(),
+        "--model".as_ref(),
+        model.as_ref(),
+        "--attack".as_ref(),
+        odd_arg.as_ref(),
+    ]);
+    assert!(ok, "{text}{err}");
+    println!("{text}");
+    let a = text
+        .lines()
+        .find(|l| l.starts_with("session_without_login"))
+        .unwrap_or_else(|| panic!("no row:\n{text}"));
+    assert!(a.contains("log.template_sequence"), "{text}");
+    assert!(
+        !a.contains("log.new_template"),
+        "only the order is new: {text}"
+    );
 
     // Without the model a host learns first: the attack an hour into
     // nothing is found by the rules alone.

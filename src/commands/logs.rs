@@ -27,6 +27,19 @@ pub struct TrainLogsArgs {
     /// Drain's similarity threshold for joining a template.
     #[arg(long, default_value_t = 0.4)]
     pub similarity: f64,
+    /// Templates before the one the sequence model predicts (0: no
+    /// sequence model).
+    #[arg(long, default_value_t = 4)]
+    pub context: usize,
+    /// A line whose template is not among the model's `top` likeliest
+    /// next ones is out of order (DeepLog's g); 0: the fewest that hold
+    /// the template of every line trained on.
+    #[arg(long, default_value_t = 0)]
+    pub top: usize,
+    /// Training epochs of the sequence model (the best on held-out lines
+    /// is kept).
+    #[arg(long, default_value_t = 40)]
+    pub epochs: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -98,10 +111,24 @@ pub fn train(args: &TrainLogsArgs) -> anyhow::Result<TemplateModel> {
         let (lines, templates) = t.progress();
         tracing::info!(file = %path.display(), lines = n, total = lines, templates, "read");
     }
-    let model = t.finish();
-    anyhow::ensure!(model.lines > 0, "no lines in the given files");
+    anyhow::ensure!(t.progress().0 > 0, "no lines in the given files");
+    // Each file's lines as their final templates, in order: the sequence
+    // model's streams.
+    let mut streams = Vec::new();
+    if args.context > 0 {
+        for path in &args.files {
+            let mut ids = Vec::new();
+            read_lines(path, |_, ev, _| ids.extend(t.template_of(&shape_of(ev))))?;
+            streams.push(ids);
+        }
+    }
+    #[allow(unused_mut)]
+    let mut model = t.finish();
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if args.context > 0 {
+        train_sequence(args, &streams, &mut model)?;
     }
     model.save(&args.out)?;
     println!(
@@ -124,6 +151,73 @@ pub fn train(args: &TrainLogsArgs) -> anyhow::Result<TemplateModel> {
         println!("… {} more", model.templates.len() - 15);
     }
     Ok(model)
+}
+
+/// The sequence model of `daisi train logs`, written beside the template
+/// model (`<name>.sequence.safetensors`) and described in it.
+#[cfg(feature = "torch")]
+fn train_sequence(
+    args: &TrainLogsArgs,
+    streams: &[Vec<logdrain::ClusterId>],
+    model: &mut TemplateModel,
+) -> anyhow::Result<()> {
+    use crate::logs::sequence::MAX_TEMPLATES;
+    anyhow::ensure!(
+        args.context >= 1 && args.context < crate::models::neural::MAX_WINDOW,
+        "--context must be 1..{}",
+        crate::models::neural::MAX_WINDOW - 1
+    );
+    anyhow::ensure!(
+        args.top <= MAX_TEMPLATES,
+        "--top must be 0 (calibrated) to {MAX_TEMPLATES}"
+    );
+    const MIN_WINDOWS: usize = 200;
+    let trained = crate::logs::sequence::train(
+        streams,
+        args.context,
+        args.top,
+        args.epochs,
+        MIN_WINDOWS,
+        |epoch, held| tracing::info!(epoch, held_out_loss = held, "sequence model"),
+    )?;
+    let Some(mut t) = trained else {
+        println!(
+            "no sequence model: fewer than {MIN_WINDOWS} windows of {} lines in one file",
+            args.context + 1
+        );
+        return Ok(());
+    };
+    let stem = args
+        .out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "templates".into());
+    t.meta.file = format!("{stem}.sequence.safetensors");
+    let path = args.out.with_file_name(&t.meta.file);
+    t.net
+        .save_file(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "sequence model: {} templates, context {}, next template in the top {} for {:.1} % of {} held-out lines; written to {}",
+        t.meta.templates.len(),
+        t.meta.context,
+        t.meta.top,
+        t.meta.held_out_in_top * 100.0,
+        t.meta.held_out,
+        path.display()
+    );
+    model.sequence = Some(t.meta);
+    Ok(())
+}
+
+#[cfg(not(feature = "torch"))]
+fn train_sequence(
+    _: &TrainLogsArgs,
+    _: &[Vec<logdrain::ClusterId>],
+    _: &mut TemplateModel,
+) -> anyhow::Result<()> {
+    println!("no sequence model: this build has no libtorch (--context 0 skips it)");
+    Ok(())
 }
 
 /// One file's result.

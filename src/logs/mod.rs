@@ -8,5 +8,6 @@
 
 pub mod parse;
 pub mod rules;
+pub mod sequence;
 pub mod tail;
 pub mod templates;

@@ -18,6 +18,7 @@
 //! `learn_for` first.
 
 use crate::logs::parse::{LogEvent, Outcome};
+use crate::logs::sequence::SequenceMeta;
 use logdrain::{builtin_masks, ClusterId, Miner, MinerBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -45,6 +46,10 @@ pub struct TemplateConfig {
     pub max_templates: usize,
     /// Drain's similarity threshold for joining a template.
     pub similarity: f64,
+    /// Judge the order of each file's lines with the model's sequence
+    /// model, when it has one (`log.template_sequence`;
+    /// `crate::logs::sequence`).
+    pub sequence: bool,
 }
 
 impl Default for TemplateConfig {
@@ -57,6 +62,7 @@ impl Default for TemplateConfig {
             min_rate: 30,
             max_templates: 10_000,
             similarity: 0.4,
+            sequence: true,
         }
     }
 }
@@ -79,6 +85,8 @@ pub enum TemplateError {
 pub enum TemplateKind {
     NewTemplate,
     TemplateRate,
+    /// A line whose template the sequence model did not expect next.
+    TemplateSequence,
 }
 
 impl TemplateKind {
@@ -86,6 +94,7 @@ impl TemplateKind {
         match self {
             TemplateKind::NewTemplate => "new_template",
             TemplateKind::TemplateRate => "template_rate",
+            TemplateKind::TemplateSequence => "template_sequence",
         }
     }
 }
@@ -128,6 +137,12 @@ pub struct TemplateModel {
     /// Lines and minutes the model was trained on.
     pub lines: u64,
     pub minutes: u64,
+    /// The order of lines (`crate::logs::sequence`), when trained.
+    #[serde(default)]
+    pub sequence: Option<SequenceMeta>,
+    /// The sequence model's weights, read and checked by [`TemplateModel::load`].
+    #[serde(skip)]
+    pub sequence_weights: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 const MODEL_VERSION: u32 = 1;
@@ -155,6 +170,22 @@ impl TemplateModel {
             path: path.into(),
             reason: e.to_string(),
         })?;
+        #[cfg_attr(not(feature = "torch"), allow(unused_mut))]
+        let mut m = m;
+        #[cfg(feature = "torch")]
+        if let Some(meta) = &m.sequence {
+            let bytes = crate::logs::sequence::SequenceModel::read(path, meta).map_err(|e| {
+                TemplateError::Format {
+                    path: path.into(),
+                    reason: format!("its sequence model: {e}"),
+                }
+            })?;
+            m.sequence_weights = Some(std::sync::Arc::new(bytes));
+        }
+        #[cfg(not(feature = "torch"))]
+        if m.sequence.is_some() {
+            tracing::warn!(model = %path.display(), "this build has no libtorch: the model's sequence model is not used");
+        }
         Ok(m)
     }
 
@@ -229,6 +260,8 @@ struct HostState {
     max_per_minute: HashMap<ClusterId, u32>,
     /// Templates whose rate alert was raised this minute.
     raised: HashSet<ClusterId>,
+    /// Templates raised as out of order this minute.
+    raised_order: HashSet<ClusterId>,
 }
 
 impl HostState {
@@ -248,6 +281,7 @@ impl HostState {
             self.max_per_minute.clear();
         }
         self.raised.clear();
+        self.raised_order.clear();
         self.minute = minute;
     }
 }
@@ -261,6 +295,8 @@ pub struct Templates {
     hosts: HashMap<String, HostState>,
     /// Lines matched, not learnt, because `max_templates` was reached.
     pub full: u64,
+    #[cfg(feature = "torch")]
+    sequence: Option<crate::logs::sequence::SequenceModel>,
 }
 
 impl Templates {
@@ -268,6 +304,19 @@ impl Templates {
         let similarity = model.as_ref().map_or(cfg.similarity, |m| m.similarity);
         let miner = new_miner(similarity);
         let mut known = HashMap::new();
+        #[cfg(feature = "torch")]
+        let sequence = match (&model, cfg.sequence) {
+            (Some(m), true) => {
+                m.sequence
+                    .as_ref()
+                    .zip(m.sequence_weights.as_ref())
+                    .map(|(meta, w)| {
+                        crate::logs::sequence::SequenceModel::from_bytes(meta, w)
+                            .expect("the weights were checked when the model was loaded")
+                    })
+            }
+            _ => None,
+        };
         if let Some(m) = model {
             miner
                 .restore(&m.miner)
@@ -284,6 +333,8 @@ impl Templates {
             known,
             hosts: HashMap::new(),
             full: 0,
+            #[cfg(feature = "torch")]
+            sequence,
         }
     }
 
@@ -297,9 +348,25 @@ impl Templates {
         id
     }
 
-    /// Judges one line of `host` written at `ts_ns`.
-    pub fn line(&mut self, host: &str, text: &str, ts_ns: u64) -> Option<TemplateFinding> {
+    /// Judges one line of `host`'s `stream` (its file) written at `ts_ns`.
+    pub fn line(
+        &mut self,
+        host: &str,
+        stream: &str,
+        text: &str,
+        ts_ns: u64,
+    ) -> Option<TemplateFinding> {
         let id = self.template_of(text)?;
+        #[cfg(feature = "torch")]
+        let order = self
+            .sequence
+            .as_mut()
+            .and_then(|s| Some((s.next(&format!("{host}\u{0}{stream}"), id)?, s.meta.top)));
+        #[cfg(not(feature = "torch"))]
+        let order: Option<(u32, usize)> = {
+            let _ = stream;
+            None
+        };
         if !self.hosts.contains_key(host) && self.hosts.len() >= 65_536 {
             self.hosts.clear();
         }
@@ -344,6 +411,18 @@ impl Templates {
                 threshold,
             });
         }
+        if let Some((rank, top)) = order {
+            if rank as usize >= top && h.raised_order.insert(id) {
+                return Some(TemplateFinding {
+                    kind: TemplateKind::TemplateSequence,
+                    template_id: id,
+                    template: self.template_text(id),
+                    value: f64::from(rank),
+                    normal: 0.0,
+                    threshold: top as f64,
+                });
+            }
+        }
         None
     }
 
@@ -373,6 +452,12 @@ impl Trainer {
             lines: 0,
             counts: HashMap::new(),
         }
+    }
+
+    /// The template a line mined so far belongs to (a second pass over
+    /// the lines gives each its final template).
+    pub fn template_of(&self, text: &str) -> Option<ClusterId> {
+        self.miner.match_only(text)
     }
 
     pub fn line(&mut self, text: &str, ts_ns: u64) {
@@ -412,6 +497,8 @@ impl Trainer {
             templates,
             lines: self.lines,
             minutes: minutes.len() as u64,
+            sequence: None,
+            sequence_weights: None,
         }
     }
 }
@@ -442,22 +529,24 @@ mod tests {
         let mut t = Templates::new(cfg(Duration::from_secs(60)), None);
         for i in 0..20u64 {
             let l = sshd("alice", "10.0.0.1", 40000 + i as u16);
-            assert_eq!(t.line("h1", &l, i * 1_000_000_000), None);
+            assert_eq!(t.line("h1", "log", &l, i * 1_000_000_000), None);
         }
         // After learning: the same shape with other values is nothing...
         let l = sshd("bob", "10.9.9.9", 5555);
-        assert_eq!(t.line("h1", &l, 2 * MIN), None);
+        assert_eq!(t.line("h1", "log", &l, 2 * MIN), None);
         // ...a new one is found once.
         let odd = mined_text(
             Some("kernel"),
             "segfault at 0 ip 00007f sp 00007ffd error 4 in libc.so.6",
         );
-        let f = t.line("h1", &odd, 2 * MIN + 1).expect("a new template");
+        let f = t
+            .line("h1", "log", &odd, 2 * MIN + 1)
+            .expect("a new template");
         assert_eq!(f.kind, TemplateKind::NewTemplate);
         assert!(f.template.starts_with("kernel: segfault"), "{}", f.template);
-        assert_eq!(t.line("h1", &odd, 2 * MIN + 2), None);
+        assert_eq!(t.line("h1", "log", &odd, 2 * MIN + 2), None);
         // Another host is learning still.
-        assert_eq!(t.line("h2", &odd, 2 * MIN + 3), None);
+        assert_eq!(t.line("h2", "log", &odd, 2 * MIN + 3), None);
     }
 
     #[test]
@@ -468,6 +557,7 @@ mod tests {
             for i in 0..3 {
                 t.line(
                     "h",
+                    "log",
                     &sshd("alice", "10.0.0.1", 1000 + i),
                     m * MIN + i as u64,
                 );
@@ -476,7 +566,7 @@ mod tests {
         // 30 = 10 × 3 is in range; the 31st is not, and raises once.
         let mut found = vec![];
         for i in 0..40u64 {
-            if let Some(f) = t.line("h", &sshd("eve", "10.0.0.7", 2000), 3 * MIN + i) {
+            if let Some(f) = t.line("h", "log", &sshd("eve", "10.0.0.7", 2000), 3 * MIN + i) {
                 found.push((i, f));
             }
         }
@@ -503,10 +593,10 @@ mod tests {
         model.save(&p).unwrap();
         let back = TemplateModel::load(&p).unwrap();
         let mut t = Templates::new(cfg(Duration::ZERO), Some(back));
-        assert_eq!(t.line("h", &sshd("carol", "10.1.1.1", 9), 0), None);
+        assert_eq!(t.line("h", "log", &sshd("carol", "10.1.1.1", 9), 0), None);
         let odd = mined_text(Some("useradd"), "new user: name=backdoor, UID=0, GID=0");
         assert_eq!(
-            t.line("h", &odd, 1).map(|f| f.kind),
+            t.line("h", "log", &odd, 1).map(|f| f.kind),
             Some(TemplateKind::NewTemplate)
         );
         std::fs::write(&p, b"\x93garbage").unwrap();
@@ -528,7 +618,7 @@ mod tests {
         );
         for i in 0..10 {
             let words: String = (0..=i).map(|k| format!("w{k}x ")).collect();
-            t.line("h", &words, i);
+            t.line("h", "log", &words, i);
         }
         assert!(t.miner.len() <= 3);
         assert_eq!(t.full, 7);

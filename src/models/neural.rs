@@ -340,21 +340,30 @@ impl Neural {
     /// The weights in `path`, for a network of `arch`.
     pub fn load_file(path: &Path, arch: Arch) -> Result<Neural, ModelError> {
         let bytes = read(path)?;
+        Neural::from_bytes(&bytes, arch).map_err(|e| ModelError::Invalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Weights as [`Neural::to_bytes`] wrote them, for a network of `arch`.
+    pub fn from_bytes(bytes: &[u8], arch: Arch) -> Result<Neural, tch::TchError> {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let net = Net::new(&vs.root(), arch);
-        vs.load_from_stream(std::io::Cursor::new(bytes))
-            .map_err(|e| ModelError::Invalid {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        vs.load_from_stream(std::io::Cursor::new(bytes))?;
         Ok(Neural::new(net, vs))
+    }
+
+    /// The weights, as written to a weights file.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, tch::TchError> {
+        let mut buf = Vec::new();
+        self.vs.save_to_stream(std::io::Cursor::new(&mut buf))?;
+        Ok(buf)
     }
 
     /// Writes the weights to `path`.
     pub fn save_file(&self, path: &Path) -> Result<(), tch::TchError> {
-        let mut buf = Vec::new();
-        self.vs.save_to_stream(std::io::Cursor::new(&mut buf))?;
-        std::fs::write(path, buf).map_err(tch::TchError::Io)
+        std::fs::write(path, self.to_bytes()?).map_err(tch::TchError::Io)
     }
 
     /// Keeps at most `n` window scores in the cache (many small models).
@@ -376,6 +385,52 @@ impl Neural {
 
     pub fn save(&self, dir: &Path) -> Result<(), tch::TchError> {
         self.save_file(&dir.join(FILE))
+    }
+
+    /// For `lm` models: per window (`window` tokens each, `tokens` holding
+    /// whole windows), the rank of its last token among the model's
+    /// predictions for what follows the others (0: the likeliest; DeepLog
+    /// calls a next token outside the top g an anomaly).
+    pub fn next_ranks(&self, tokens: &[u32]) -> Vec<u32> {
+        debug_assert_eq!(self.net.arch.kind, NeuralKind::Lm);
+        let w = self.window;
+        if tokens.len() < w {
+            return Vec::new();
+        }
+        tch::no_grad(|| {
+            let t = to_tensor(&tokens[..tokens.len() / w * w], w);
+            let n = t.size()[0];
+            let p = self.net.arch.inputs();
+            let v = self.net.arch.vocab;
+            let offsets = Tensor::arange(p, (Kind::Int64, Device::Cpu)) * v;
+            let rows = (&t.narrow(1, 0, p) + offsets.unsqueeze(0)).view([-1]);
+            let bags = Tensor::arange_start_step(0, n * p, p, (Kind::Int64, Device::Cpu));
+            let (sum, _, _, _) = Tensor::embedding_bag::<Tensor>(
+                &self.projection,
+                &rows,
+                &bags,
+                false,
+                0,
+                false,
+                None,
+                false,
+            );
+            let hidden = match &self.net.first.bs {
+                Some(b) => sum + b,
+                None => sum,
+            };
+            let logits = self.net.rest.forward(&hidden);
+            let target = t.narrow(1, w as i64 - 1, 1);
+            let own = logits.gather(1, &target, false);
+            let ranks = logits
+                .gt_tensor(&own)
+                .sum_dim_intlist(1, false, Kind::Int64);
+            Vec::<i64>::try_from(ranks)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r as u32)
+                .collect()
+        })
     }
 }
 
@@ -490,6 +545,13 @@ mod tests {
             let mut again = vec![];
             m.score(&[1, 2, 3, 4, 1, 3, 2, 5], 4, &mut again);
             assert_eq!(out, again);
+            if kind == NeuralKind::Lm {
+                // The learned next call ranks first; a wrong one does not.
+                let r = m.next_ranks(&[1, 2, 3, 4, 2, 3, 4, 2]);
+                assert_eq!(r.len(), 2);
+                assert_eq!(r[0], 0, "{r:?}");
+                assert!(r[1] >= 1, "{r:?}");
+            }
         }
     }
 }

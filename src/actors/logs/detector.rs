@@ -231,7 +231,7 @@ impl Judge {
             }
             if let Some(t) = self.templates.as_mut() {
                 let text = shape_of(&ev);
-                if let Some(f) = t.line(&batch.host, &text, ts_ns) {
+                if let Some(f) = t.line(&batch.host, &l.path, &text, ts_ns) {
                     out.push(template_alert(
                         &batch.host,
                         &l.path,
@@ -351,6 +351,17 @@ pub fn template_alert(
                 shown(host),
                 f.normal,
                 shown(&f.template)
+            ),
+        ),
+        TemplateKind::TemplateSequence => (
+            Severity::Low,
+            format!(
+                "log line out of its usual order on {} in {}: {} (ranked {} of the sequence model's predictions; the first {} are expected)",
+                shown(host),
+                shown(path),
+                shown(&f.template),
+                f.value + 1.0,
+                f.threshold
             ),
         ),
     };

@@ -1,0 +1,309 @@
+//! The order of log lines: a next-template model, the DeepLog idea
+//! (Du et al., CCS 2017) in `tch`.
+//!
+//! Each log stream (one file of one host) is a sequence of template ids.
+//! `daisi train logs` learns, from recorded normal logs, which template
+//! follows the last [`SequenceMeta::context`] ones: the `lm` network of
+//! `crate::models::neural` (embedding → MLP → softmax over the templates),
+//! trained as that module trains it, keeping the weights best on held-out
+//! windows (the last tenth of each stream). Judging a line, the templates
+//! are ranked by the model's probability of coming next; a line whose
+//! template is not among the [`SequenceMeta::top`] likeliest is out of
+//! order (`log.template_sequence`). DeepLog's network is an LSTM; a window
+//! of ten templates through an MLP is what the syscall model already runs
+//! fast, and the criterion (top g) is DeepLog's.
+//!
+//! The model knows the [`MAX_TEMPLATES`] most common templates of its
+//! training logs that have at least [`MIN_LINES`] lines there (a template
+//! seen a few times, a daily rotation, has no order to learn); any other
+//! is token 0, judged by the template rules (a new template, its rate),
+//! never by its order. Streams are an LRU of
+//! [`MAX_STREAMS`]; ranks of windows seen before come from a bounded
+//! cache.
+
+use logdrain::ClusterId;
+use serde::{Deserialize, Serialize};
+
+/// Templates a sequence model tells apart (the network's vocabulary,
+/// token 0 being every other one).
+pub const MAX_TEMPLATES: usize = 500;
+
+/// Lines a template needs in the training logs to be judged by its
+/// order (rarer ones are token 0: their order is not learnt).
+pub const MIN_LINES: u64 = 10;
+
+/// Streams whose last templates are kept.
+pub const MAX_STREAMS: usize = 4096;
+
+/// What the template model says of its sequence model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceMeta {
+    /// The weights, beside the template model.
+    pub file: String,
+    /// Token `i + 1` is `templates[i]`.
+    pub templates: Vec<ClusterId>,
+    /// Templates before the one judged.
+    pub context: usize,
+    pub embed: i64,
+    pub hidden: i64,
+    /// A next template outside the `top` likeliest is out of order.
+    pub top: usize,
+    /// Held-out windows, and the share whose next template was in the top.
+    pub held_out: usize,
+    pub held_out_in_top: f64,
+}
+
+#[cfg(feature = "torch")]
+pub use model::{train, SequenceModel, TrainedSequence};
+
+#[cfg(feature = "torch")]
+mod model {
+    use super::*;
+    use crate::models::neural::{self, Arch, Neural, NeuralKind, TrainSettings};
+    use crate::models::ModelError;
+    use lru::LruCache;
+    use rustc_hash::FxHashMap;
+    use std::collections::{HashMap, VecDeque};
+    use std::path::Path;
+
+    fn arch(meta: &SequenceMeta) -> Arch {
+        Arch {
+            kind: NeuralKind::Lm,
+            vocab: meta.templates.len() as i64 + 1,
+            window: meta.context as i64 + 1,
+            embed: meta.embed,
+            hidden: meta.hidden,
+            code: 0,
+        }
+    }
+
+    /// A loaded sequence model and the streams it follows.
+    pub struct SequenceModel {
+        pub meta: SequenceMeta,
+        net: Neural,
+        tokens: HashMap<ClusterId, u32>,
+        streams: LruCache<String, VecDeque<u32>>,
+        /// Rank of a window's last token, by window.
+        ranks: FxHashMap<Vec<u32>, u32>,
+    }
+
+    impl SequenceModel {
+        /// Reads and checks the weights `meta.file` beside `model` (the
+        /// template model's path): their bytes, for [`SequenceModel::new`].
+        pub fn read(model: &Path, meta: &SequenceMeta) -> Result<Vec<u8>, ModelError> {
+            let path = model.with_file_name(&meta.file);
+            if meta.context == 0
+                || meta.context + 1 > neural::MAX_WINDOW
+                || meta.templates.len() > MAX_TEMPLATES
+                || meta.top == 0
+            {
+                return Err(ModelError::Invalid {
+                    path,
+                    reason: format!(
+                        "a sequence model has 1..{} templates of context, at most {MAX_TEMPLATES} templates and top ≥ 1",
+                        neural::MAX_WINDOW - 1
+                    ),
+                });
+            }
+            let bytes = crate::models::read(&path)?;
+            Neural::from_bytes(&bytes, arch(meta)).map_err(|e| ModelError::Invalid {
+                path,
+                reason: e.to_string(),
+            })?;
+            Ok(bytes)
+        }
+
+        /// The model of `meta` with the weights [`SequenceModel::read`] checked.
+        pub fn from_bytes(meta: &SequenceMeta, bytes: &[u8]) -> Result<Self, tch::TchError> {
+            Ok(Self::new(
+                meta.clone(),
+                Neural::from_bytes(bytes, arch(meta))?,
+            ))
+        }
+
+        fn new(meta: SequenceMeta, net: Neural) -> Self {
+            let tokens = meta
+                .templates
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (*id, i as u32 + 1))
+                .collect();
+            Self {
+                meta,
+                net,
+                tokens,
+                streams: LruCache::unbounded(),
+                ranks: FxHashMap::default(),
+            }
+        }
+
+        /// The next line of `stream` is of template `id`: its rank among
+        /// the model's predictions (0: the likeliest), once the stream has
+        /// a full context and when the model knows the template.
+        pub fn next(&mut self, stream: &str, id: ClusterId) -> Option<u32> {
+            let token = self.tokens.get(&id).copied().unwrap_or(0);
+            let context = self.meta.context;
+            if !self.streams.contains(stream) && self.streams.len() >= MAX_STREAMS {
+                self.streams.pop_lru();
+            }
+            let h = self
+                .streams
+                .get_or_insert_mut(stream.to_string(), || VecDeque::with_capacity(context + 1));
+            h.push_back(token);
+            if h.len() <= context {
+                return None;
+            }
+            if h.len() > context + 1 {
+                h.pop_front();
+            }
+            if token == 0 {
+                return None;
+            }
+            let window: Vec<u32> = h.iter().copied().collect();
+            if let Some(&r) = self.ranks.get(&window) {
+                return Some(r);
+            }
+            let r = *self.net.next_ranks(&window).first()?;
+            if self.ranks.len() >= 1 << 16 {
+                self.ranks.clear();
+            }
+            self.ranks.insert(window, r);
+            Some(r)
+        }
+    }
+
+    /// A model `daisi train logs` made, and its description.
+    pub struct TrainedSequence {
+        pub meta: SequenceMeta,
+        pub net: Neural,
+    }
+
+    /// Learns which template follows `context` others in `streams` (each
+    /// the template ids of one file, in order). `top` 0: the fewest
+    /// predictions that hold the template of every line trained on. `None` when
+    /// the streams hold fewer than `min_windows` windows.
+    pub fn train(
+        streams: &[Vec<ClusterId>],
+        context: usize,
+        top: usize,
+        epochs: usize,
+        min_windows: usize,
+        mut progress: impl FnMut(usize, f64),
+    ) -> Result<Option<TrainedSequence>, tch::TchError> {
+        let mut counts: HashMap<ClusterId, u64> = HashMap::new();
+        for id in streams.iter().flatten() {
+            *counts.entry(*id).or_default() += 1;
+        }
+        let mut templates: Vec<(ClusterId, u64)> = counts.into_iter().collect();
+        templates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        // A template seen a few times has no order to learn.
+        templates.retain(|(_, n)| *n >= MIN_LINES);
+        templates.truncate(MAX_TEMPLATES);
+        let token: HashMap<ClusterId, u32> = templates
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i as u32 + 1))
+            .collect();
+        let w = context + 1;
+        let (mut fit, mut held) = (Vec::new(), Vec::new());
+        for s in streams {
+            let t: Vec<u32> = s
+                .iter()
+                .map(|id| token.get(id).copied().unwrap_or(0))
+                .collect();
+            let n = t.len().saturating_sub(context);
+            let cut = n - n / 10;
+            for i in 0..n {
+                let out = if i < cut { &mut fit } else { &mut held };
+                out.extend_from_slice(&t[i..i + w]);
+            }
+        }
+        let windows = (fit.len() + held.len()) / w;
+        if windows < min_windows || fit.is_empty() {
+            return Ok(None);
+        }
+        if held.is_empty() {
+            held = fit[fit.len() - w..].to_vec();
+        }
+        let mut meta = SequenceMeta {
+            file: String::new(),
+            templates: templates.iter().map(|(id, _)| *id).collect(),
+            context,
+            embed: 16,
+            hidden: 64,
+            top,
+            held_out: held.len() / w,
+            held_out_in_top: 0.0,
+        };
+        let settings = TrainSettings {
+            epochs,
+            batch: 256,
+            lr: 5e-3,
+            seed: 1,
+            patience: 5,
+        };
+        let (net, _) = neural::train(
+            arch(&meta),
+            &fit,
+            &held,
+            &settings,
+            |epoch, _, held_loss, b, of| {
+                if b == of {
+                    progress(epoch, held_loss)
+                }
+            },
+        )?;
+        let ranks = net.next_ranks(&held);
+        if top == 0 {
+            // Calibrated: the fewest predictions that hold the template of
+            // every line of the training logs (every order seen is normal).
+            let fitted = net.next_ranks(&fit);
+            meta.top = ranks
+                .iter()
+                .chain(&fitted)
+                .max()
+                .map_or(1, |&r| r as usize + 1);
+        }
+        let top = meta.top;
+        meta.held_out_in_top = ranks.iter().filter(|&&r| (r as usize) < top).count() as f64
+            / ranks.len().max(1) as f64;
+        Ok(Some(TrainedSequence { meta, net }))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// A service's log in a fixed order (connect, auth, query, close),
+        /// learned; the same lines out of order are ranked low.
+        #[test]
+        fn a_learned_order_ranks_its_next_line_first_and_a_break_low() {
+            let normal: Vec<ClusterId> = (0..2000).map(|i| (i % 4) as ClusterId + 1).collect();
+            let t = train(&[normal], 6, 1, 30, 100, |_, _| {})
+                .unwrap()
+                .expect("enough windows");
+            assert!(t.meta.held_out_in_top > 0.99, "{:?}", t.meta);
+            let mut m = SequenceModel::new(t.meta, t.net);
+            let mut ranks = Vec::new();
+            for id in [1, 2, 3, 4, 1, 2, 3, 4] {
+                ranks.push(m.next("host/a.log", id));
+            }
+            assert_eq!(ranks[..6], [None; 6]);
+            assert_eq!(ranks[6..], [Some(0), Some(0)]);
+            // Close before query: out of order.
+            assert!(m.next("host/a.log", 2).unwrap() >= 1);
+            // Another stream has its own context.
+            assert_eq!(m.next("host/b.log", 3), None);
+            // A template the model never saw is not judged by order.
+            assert_eq!(m.next("host/a.log", 99), None);
+        }
+
+        #[test]
+        fn too_few_lines_make_no_model() {
+            assert!(train(&[vec![1, 2, 3]], 6, 1, 1, 100, |_, _| {})
+                .unwrap()
+                .is_none());
+        }
+    }
+}
