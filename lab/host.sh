@@ -7,8 +7,10 @@
 #       learns for --learn while the benign workload runs, keeps the
 #       benign workload alone for --benign (false alarms), then runs each
 #       scenario; writes OUT/alerts.jsonl, OUT/phases.jsonl and the node's
-#       log, then prints `daisi eval host` for them, and `daisi eval logs`
-#       for the services' logs split by phase (OUT/logs/).
+#       log, then prints `daisi eval host` for them; splits the services'
+#       logs by phase (OUT/logs/), trains a log model on the learning
+#       phase's (`daisi train logs`) and prints `daisi eval logs` with it
+#       for the rest.
 #   lab/host.sh scenarios     the scenario names
 #
 # The victim services (lab/host/services.sh) run in mount and pid
@@ -248,11 +250,15 @@ EOF
   kill -TERM "$node"
   wait "$node" || true
   "$BIN" eval host --alerts "$out/alerts.jsonl" --phases "$out/phases.jsonl"
-  # The same run's logs, alone: split by phase, judged by the log detector.
+  # The same run's logs, alone: split by phase; a model of the learning
+  # phase's logs (shapes, rates, order), then the log detector with it on
+  # the rest.
   local attacks
   mapfile -t attacks < <(python3 lab/host/logs.py split "$out/phases.jsonl" "$out/logs" \
     "$lab/auth.log" "$lab/sudo.log" "$lab/access.log")
-  local args=(--benign "$out/logs/benign.log")
+  echo
+  "$BIN" train logs --out "$out/logs/model/templates.bin" "$out/logs/learning.log"
+  local args=(--model "$out/logs/model/templates.bin" --benign "$out/logs/benign.log")
   for a in "${attacks[@]}"; do args+=(--attack "$a"); done
   echo
   "$BIN" eval logs "${args[@]}"

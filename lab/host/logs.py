@@ -7,9 +7,8 @@
       namespace without a syslog daemon.
   logs.py split PHASES OUTDIR FILE...
       the lines of the recorded logs, in time order, into one file per
-      phase of PHASES (lab/host.sh's phases.jsonl): OUTDIR/benign.log for
-      the learning and benign phases, OUTDIR/<scenario>.log for each
-      attack; prints one `KIND=FILE` per attack file that has lines, and
+      phase of PHASES (lab/host.sh's phases.jsonl): OUTDIR/learning.log,
+      OUTDIR/benign.log, OUTDIR/<scenario>.log for each attack; prints one `KIND=FILE` per attack file that has lines, and
       the attacks that left none on stderr.
 """
 
@@ -64,7 +63,7 @@ def split(phases_file: str, outdir: str, files: list[str]) -> None:
         if not begun or t > phases[-1]["end_ns"] / 1e9:
             continue
         p = begun[-1]
-        name = "benign" if p["kind"] != "attack" else p["phase"]
+        name = p["phase"] if p["phase"] == "learning" or p["kind"] == "attack" else "benign"
         out.setdefault(name, []).append(line)
     os.makedirs(outdir, exist_ok=True)
     for name, ls in out.items():

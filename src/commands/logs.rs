@@ -112,14 +112,18 @@ pub fn train(args: &TrainLogsArgs) -> anyhow::Result<TemplateModel> {
         tracing::info!(file = %path.display(), lines = n, total = lines, templates, "read");
     }
     anyhow::ensure!(t.progress().0 > 0, "no lines in the given files");
-    // Each file's lines as their final templates, in order: the sequence
-    // model's streams.
+    // Each program's lines of each file as their final templates, in
+    // order: the sequence model's streams (as a node follows them).
     let mut streams = Vec::new();
     if args.context > 0 {
         for path in &args.files {
-            let mut ids = Vec::new();
-            read_lines(path, |_, ev, _| ids.extend(t.template_of(&shape_of(ev))))?;
-            streams.push(ids);
+            let mut ids: std::collections::BTreeMap<Option<String>, Vec<_>> = Default::default();
+            read_lines(path, |_, ev, _| {
+                ids.entry(ev.program.clone())
+                    .or_default()
+                    .extend(t.template_of(&shape_of(ev)))
+            })?;
+            streams.extend(ids.into_values());
         }
     }
     #[allow(unused_mut)]

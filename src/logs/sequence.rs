@@ -1,7 +1,8 @@
 //! The order of log lines: a next-template model, the DeepLog idea
 //! (Du et al., CCS 2017) in `tch`.
 //!
-//! Each log stream (one file of one host) is a sequence of template ids.
+//! Each log stream (one program's lines in one file of one host) is a
+//! sequence of template ids.
 //! `daisi train logs` learns, from recorded normal logs, which template
 //! follows the last [`SequenceMeta::context`] ones: the `lm` network of
 //! `crate::models::neural` (embedding → MLP → softmax over the templates),
@@ -180,7 +181,7 @@ mod model {
     }
 
     /// Learns which template follows `context` others in `streams` (each
-    /// the template ids of one file, in order). `top` 0: the fewest
+    /// the template ids of one program's lines in one file, in order). `top` 0: the fewest
     /// predictions that hold the template of every line trained on. `None` when
     /// the streams hold fewer than `min_windows` windows.
     pub fn train(

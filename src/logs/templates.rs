@@ -46,8 +46,8 @@ pub struct TemplateConfig {
     pub max_templates: usize,
     /// Drain's similarity threshold for joining a template.
     pub similarity: f64,
-    /// Judge the order of each file's lines with the model's sequence
-    /// model, when it has one (`log.template_sequence`;
+    /// Judge the order of each program's lines in each file with the
+    /// model's sequence model, when it has one (`log.template_sequence`;
     /// `crate::logs::sequence`).
     pub sequence: bool,
 }
@@ -348,7 +348,8 @@ impl Templates {
         id
     }
 
-    /// Judges one line of `host`'s `stream` (its file) written at `ts_ns`.
+    /// Judges one line of `host`'s `stream` (its file and program)
+    /// written at `ts_ns`.
     pub fn line(
         &mut self,
         host: &str,

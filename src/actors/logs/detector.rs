@@ -231,7 +231,9 @@ impl Judge {
             }
             if let Some(t) = self.templates.as_mut() {
                 let text = shape_of(&ev);
-                if let Some(f) = t.line(&batch.host, &l.path, &text, ts_ns) {
+                // A stream: one program's lines in one file.
+                let stream = format!("{}\u{0}{}", l.path, ev.program.as_deref().unwrap_or(""));
+                if let Some(f) = t.line(&batch.host, &stream, &text, ts_ns) {
                     out.push(template_alert(
                         &batch.host,
                         &l.path,
