@@ -186,7 +186,7 @@ fn train_sequence(
     )?;
     let Some(mut t) = trained else {
         println!(
-            "no sequence model: fewer than {MIN_WINDOWS} windows of {} lines in one file",
+            "no sequence model: fewer than {MIN_WINDOWS} windows of {} lines of one program in one file",
             args.context + 1
         );
         return Ok(());
