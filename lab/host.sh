@@ -255,7 +255,7 @@ EOF
   # the rest.
   local attacks
   mapfile -t attacks < <(python3 lab/host/logs.py split "$out/phases.jsonl" "$out/logs" \
-    "$lab/auth.log" "$lab/sudo.log" "$lab/access.log")
+    "$lab/auth.log" "$lab/sudo.log" "$lab/access.log.1" "$lab/access.log")
   echo
   "$BIN" train logs --out "$out/logs/model/templates.bin" "$out/logs/learning.log"
   local args=(--model "$out/logs/model/templates.bin" --benign "$out/logs/benign.log")

@@ -18,7 +18,8 @@
 #   its log in LAB/sudo.log;
 # - PostgreSQL on 127.0.0.1:PGPORT, its superuser with a weak password;
 # - a scheduler: a backup of the web root and a database dump every 5 s,
-#   the application's log rotated;
+#   the application's log rotated, the access log rotated by copy and
+#   truncation every 2 minutes;
 # - last, this shell execs the web application (lab/host/victim.py), so
 #   every service above is its child: a node watching its pid watches them.
 #   Its access log (Combined Log Format) is LAB/access.log.
@@ -105,6 +106,11 @@ as_postgres "$PGBIN/postgres" -D /srv/daisi-lab-pg/data -c listen_addresses=127.
     PGPASSWORD="$WEAK_PG" pg_dump -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -f /tmp/daisi-lab-db.sql 2>/dev/null || true
     if [ $((i % 4)) -eq 0 ]; then
       mv /var/log/daisi-lab/app.log /var/log/daisi-lab/app.log.1 2>/dev/null || true
+    fi
+    # The access log rotated as logrotate's copytruncate does (the
+    # application keeps it open), every 2 minutes.
+    if [ $((i % 24)) -eq 0 ]; then
+      cat "$LAB/access.log" >>"$LAB/access.log.1" 2>/dev/null && : >"$LAB/access.log"
     fi
     date >>/var/log/daisi-lab/app.log
     sleep 5
