@@ -490,8 +490,9 @@ impl Handler<crate::actors::syscall::baseline::BaselineFindings> for AlertActor 
     }
 }
 
-/// Network detections: an alert per malicious flow as soon as it is
-/// scored (repeats between the same two addresses fold within `cooldown`).
+/// Network detections: an alert per malicious flow the classifier hands
+/// over (repeats between the same two addresses fold within `cooldown`)
+/// and per source pattern.
 impl Handler<FlowDetections> for AlertActor {
     type Result = ();
     fn handle(&mut self, msg: FlowDetections, _: &mut Context<Self>) {

@@ -1,4 +1,5 @@
-//! Network alerts: one per malicious flow, as soon as it is scored.
+//! Network alerts: one per malicious flow the classifier hands over (once
+//! its source is confirmed), and one per source and pattern.
 
 use crate::actors::network::flow_classifier::FlowDetection;
 use crate::messages::{

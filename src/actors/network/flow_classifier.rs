@@ -1,6 +1,8 @@
 //! Scores finished flows with the network model (standardize + logistic
 //! regression, `crate::models::network`) as they arrive, and hands the
-//! flows above the threshold to the alert actor at once: an alert never
+//! flows above the threshold to the alert actor as soon as their source
+//! is confirmed (`confirm_flows` malicious flows of it within the window,
+//! or a per-source pattern; `crate::flows::confirm`): an alert never
 //! waits for a buffer to fill.
 //!
 //! Scoring a flow is a 39-term dot product, so this actor shares the main
