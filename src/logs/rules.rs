@@ -431,33 +431,31 @@ impl Rules {
         if let (Some(http), Some(ip)) = (&ev.http, ev.source_ip) {
             let s = Subject::Address(ip);
             let st = self.state(&s);
-            if climbs_out(&http.url) {
+            // A request out of the web root, or carrying a shell command:
+            // the line once as evidence, each rule raised on its own.
+            let single = [
+                (
+                    Rule::WebTraversal,
+                    climbs_out(&http.url),
+                    "out of the web root",
+                ),
+                (
+                    Rule::WebInjection,
+                    injects(&http.url),
+                    "a shell command in it",
+                ),
+            ];
+            if single.iter().any(|(_, hit, _)| *hit) {
                 st.other.push(now, l.text, w, EVIDENCE);
-                if st.other.may_raise(Rule::WebTraversal, now, w) {
-                    out.push(finding(
-                        Rule::WebTraversal,
-                        Severity::High,
-                        &s,
-                        format!(
-                            "{ip} asked for {} (answered {}), out of the web root",
-                            shown(&http.url),
-                            http.status
-                        ),
-                        1.0,
-                        1.0,
-                        &st.other,
-                    ));
-                }
             }
-            if injects(&http.url) {
-                st.other.push(now, l.text, w, EVIDENCE);
-                if st.other.may_raise(Rule::WebInjection, now, w) {
+            for (rule, _, what) in single.into_iter().filter(|(_, hit, _)| *hit) {
+                if st.other.may_raise(rule, now, w) {
                     out.push(finding(
-                        Rule::WebInjection,
+                        rule,
                         Severity::High,
                         &s,
                         format!(
-                            "{ip} sent a shell command in {} (answered {})",
+                            "{ip} asked for {} (answered {}), {what}",
                             shown(&http.url),
                             http.status
                         ),
@@ -761,7 +759,11 @@ mod tests {
         );
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].rule, Rule::WebInjection);
-        assert!(f[0].summary.contains("shell command"), "{}", f[0].summary);
+        assert!(
+            f[0].summary.contains("a shell command in it"),
+            "{}",
+            f[0].summary
+        );
     }
 
     #[test]
