@@ -193,6 +193,7 @@ EOF
     || die "PostgreSQL did not start: $(tail -5 "$lab/postgres.log" "$lab/initdb.log")"
   admin uptime >/dev/null || die "sshd did not take the administrator's key: $(tail -5 "$lab/sshd.log")"
 
+  PGLOG="/proc/$victim/root/srv/daisi-lab-pg/log/postgresql.json"
   cat >"$out/node.toml" <<EOF
 [node]
 role = "both"
@@ -215,11 +216,12 @@ console = false
 jsonl = "$out/alerts.jsonl"
 cooldown = "3s"
 # The services' logs: sshd's (with syslog headers), sudo's, the web
-# application's access log.
+# application's access log, PostgreSQL's (JSON lines, in the services'
+# mount namespace: read through the victim's root).
 [[log_source]]
 name = "lab"
 kind = "file"
-paths = ["$lab/auth.log", "$lab/sudo.log", "$lab/access.log"]
+paths = ["$lab/auth.log", "$lab/sudo.log", "$lab/access.log", "$PGLOG"]
 from_start = true
 registry_dir = "$out/log-registry"
 EOF
@@ -255,7 +257,7 @@ EOF
   # the rest.
   local attacks
   mapfile -t attacks < <(python3 lab/host/logs.py split "$out/phases.jsonl" "$out/logs" \
-    "$lab/auth.log" "$lab/sudo.log" "$lab/access.log.1" "$lab/access.log")
+    "$lab/auth.log" "$lab/sudo.log" "$lab/access.log.1" "$lab/access.log" "$PGLOG")
   echo
   "$BIN" train logs --out "$out/logs/model/templates.bin" "$out/logs/learning.log"
   local args=(--model "$out/logs/model/templates.bin" --benign "$out/logs/benign.log")

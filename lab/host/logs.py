@@ -32,6 +32,14 @@ ACCESS = re.compile(r"\[(\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]")
 
 def line_time(line: str) -> float | None:
     """The line's time (s), as its own header says."""
+    if line.startswith("{"):
+        # PostgreSQL's jsonlog: "timestamp": "2026-12-02 16:00:00.123 UTC".
+        try:
+            t = json.loads(line).get("timestamp", "")
+            return datetime.datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f %Z").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+        except (ValueError, AttributeError):
+            return None
     m = ACCESS.search(line)
     if m:
         return datetime.datetime.strptime(m[1], "%d/%b/%Y:%H:%M:%S %z").timestamp()

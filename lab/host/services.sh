@@ -16,7 +16,8 @@
 # - sshd on 127.0.0.1:SSHPORT (password and key logins), its log in
 #   LAB/auth.log; sudo (the administrator may run uptime and df as root),
 #   its log in LAB/sudo.log;
-# - PostgreSQL on 127.0.0.1:PGPORT, its superuser with a weak password;
+# - PostgreSQL on 127.0.0.1:PGPORT, its superuser with a weak password,
+#   its log JSON lines in /srv/daisi-lab-pg/log/postgresql.json;
 # - a scheduler: a backup of the web root and a database dump every 5 s,
 #   the application's log rotated, the access log rotated by copy and
 #   truncation every 2 minutes;
@@ -95,8 +96,13 @@ as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@";
 as_postgres "$PGBIN/initdb" -D /srv/daisi-lab-pg/data -U postgres --pwfile=/srv/daisi-lab-pg/pw \
   -A scram-sha-256 >"$LAB/initdb.log" 2>&1
 rm -f /srv/daisi-lab-pg/pw
+# Its log: JSON lines (jsonlog) in /srv/daisi-lab-pg/log, connections
+# and refused passwords included; the node outside reads it through
+# /proc/<victim>/root.
 as_postgres "$PGBIN/postgres" -D /srv/daisi-lab-pg/data -c listen_addresses=127.0.0.1 \
-  -c port="$PGPORT" -c unix_socket_directories=/srv/daisi-lab-pg >"$LAB/postgres.log" 2>&1 &
+  -c port="$PGPORT" -c unix_socket_directories=/srv/daisi-lab-pg \
+  -c logging_collector=on -c log_destination=jsonlog -c log_directory=/srv/daisi-lab-pg/log \
+  -c log_filename=postgresql.log -c log_connections=on >"$LAB/postgres.log" 2>&1 &
 
 # The scheduler; $$ is the victim once this shell execs it.
 (

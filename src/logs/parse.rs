@@ -44,6 +44,8 @@ pub enum Action {
     /// Another line about an SSH attempt sshd's own `Failed password`
     /// line counts: PAM's, and the `none` method a client tries first.
     SshAttemptNoise,
+    /// A database login attempt (PostgreSQL's own log).
+    DbLogin,
     /// `sudo`: a command run as another user, or refused.
     Sudo,
     /// `su`: a switch of user, or a refused one.
@@ -270,6 +272,11 @@ fn json(line: &str) -> Option<LogEvent> {
     let message = s(&["message", "msg", "MESSAGE"]).unwrap_or_default();
     let mut ev = LogEvent::raw(LogFormat::Json, &message);
     ev.program = s(&["SYSLOG_IDENTIFIER", "_COMM", "process.name"]);
+    // PostgreSQL's own JSON log (`log_destination = jsonlog`).
+    let postgres = o.contains_key("backend_type") && o.contains_key("error_severity");
+    if postgres && ev.program.is_none() {
+        ev.program = Some("postgres".into());
+    }
     ev.pid = s(&["_PID", "SYSLOG_PID"])
         .and_then(|p| p.parse().ok())
         .or_else(|| {
@@ -279,14 +286,23 @@ fn json(line: &str) -> Option<LogEvent> {
         });
     ev.hostname = s(&["_HOSTNAME", "host.hostname"]);
     ev.user = s(&["user.name"]);
-    ev.source_ip = s(&["source.ip"]).and_then(|ip| ip.parse().ok());
+    ev.source_ip = s(&["source.ip", "remote_host"]).and_then(|ip| ip.parse().ok());
     ev.timestamp_ns = s(&["__REALTIME_TIMESTAMP"])
         .and_then(|t| t.parse::<i64>().ok())
         .map(|us| us.saturating_mul(1000))
         .or_else(|| {
-            s(&["@timestamp", "timestamp", "time"])
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            let t = s(&["@timestamp", "timestamp", "time"])?;
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .ok()
                 .and_then(|t| t.timestamp_nanos_opt())
+                .or_else(|| {
+                    // PostgreSQL's: `2026-12-02 16:00:00.123 UTC`.
+                    let utc = t.strip_suffix(" UTC")?;
+                    chrono::NaiveDateTime::parse_from_str(utc, "%Y-%m-%d %H:%M:%S%.f")
+                        .ok()?
+                        .and_utc()
+                        .timestamp_nanos_opt()
+                })
         });
     Some(ev)
 }
@@ -340,6 +356,18 @@ static SHAPES: LazyLock<Vec<Shape>> = LazyLock::new(|| {
             r"authentication failure;.*\brhost=(?P<ip>\S+)(?:\s+user=(?P<user>\S+))?",
             SshAttemptNoise,
             Some(Failure),
+        ),
+        shape(
+            &["postgres"],
+            r#"password authentication failed for user "(?P<user>[^"]*)""#,
+            DbLogin,
+            Some(Failure),
+        ),
+        shape(
+            &["postgres"],
+            r"connection authorized: user=(?P<user>\S+)",
+            DbLogin,
+            Some(Success),
         ),
         shape(
             &["sudo"],
@@ -512,6 +540,36 @@ mod tests {
 
         let e = p("Dec  1 10:02:01 victim usermod[701]: add 'backdoor' to group 'sudo'");
         assert_eq!(e.action, Some(Action::GroupChanged));
+    }
+
+    #[test]
+    fn postgresqls_json_log() {
+        let e = p(
+            r#"{"timestamp":"2026-12-02 16:00:00.123 UTC","user":"postgres","dbname":"postgres","pid":4242,"remote_host":"127.0.0.1","remote_port":50412,"session_id":"1","line_num":1,"ps":"authentication","session_start":"2026-12-02 16:00:00 UTC","vxid":"3/1","txid":0,"error_severity":"FATAL","state_code":"28P01","message":"password authentication failed for user \"postgres\"","detail":"Connection matched pg_hba.conf line 1","backend_type":"client backend","query_id":0}"#,
+        );
+        assert_eq!(e.program.as_deref(), Some("postgres"));
+        assert_eq!(
+            (e.action, e.outcome),
+            (Some(Action::DbLogin), Some(Outcome::Failure))
+        );
+        assert_eq!(e.user.as_deref(), Some("postgres"));
+        assert_eq!(e.source_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(e.timestamp_ns, Some(1_796_227_200_123_000_000));
+        let e = p(
+            r#"{"timestamp":"2026-12-02 16:00:01.000 UTC","pid":4243,"remote_host":"127.0.0.1","error_severity":"LOG","message":"connection authorized: user=postgres database=postgres application_name=psql","backend_type":"client backend"}"#,
+        );
+        assert_eq!(
+            (e.action, e.outcome),
+            (Some(Action::DbLogin), Some(Outcome::Success))
+        );
+        // Its stderr log, with the source naming the program.
+        let e = parse_from(
+            r#"2026-12-02 16:00:02.000 UTC [4244] FATAL:  password authentication failed for user "admin""#,
+            2026,
+            Some("postgres"),
+        );
+        assert_eq!(e.action, Some(Action::DbLogin));
+        assert_eq!(e.user.as_deref(), Some("admin"));
     }
 
     #[test]

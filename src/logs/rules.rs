@@ -3,7 +3,8 @@
 //! | rule | raised when (defaults) |
 //! | --- | --- |
 //! | `log.ssh_brute_force` | ≥ 10 failed SSH logins from one address, or for one user from several, within `window` |
-//! | `log.login_after_failures` | an SSH login succeeds from an address (or for a user) with ≥ 5 failures in `window` |
+//! | `log.db_brute_force` | ≥ 10 failed PostgreSQL logins from one address, or for one user from several, within `window` |
+//! | `log.login_after_failures` | an SSH (or database) login succeeds from an address (or for a user) with ≥ 5 failures of that service in `window` |
 //! | `log.privilege_escalation` | `sudo` or `su` refused (`N incorrect password attempts`, not in sudoers, `FAILED SU`) |
 //! | `log.account_change` | a user added or deleted, added to a group, a password changed |
 //! | `log.web_scanning` | ≥ 20 error responses (4xx) for ≥ 10 distinct URLs from one address within `window` |
@@ -39,6 +40,9 @@ pub struct Thresholds {
     pub window: Duration,
     /// Failed SSH logins from one address or for one user.
     pub ssh_failures: usize,
+    /// Failed database logins (PostgreSQL) from one address or for one
+    /// user.
+    pub db_failures: usize,
     /// Failures before a success that makes it suspect.
     pub failures_before_success: usize,
     /// Error responses (4xx) from one address...
@@ -57,6 +61,7 @@ impl Default for Thresholds {
         Self {
             window: Duration::from_secs(600),
             ssh_failures: 10,
+            db_failures: 10,
             failures_before_success: 5,
             web_errors: 20,
             web_distinct_urls: 10,
@@ -71,6 +76,7 @@ impl Default for Thresholds {
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     SshBruteForce,
+    DbBruteForce,
     LoginAfterFailures,
     PrivilegeEscalation,
     AccountChange,
@@ -81,8 +87,9 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::SshBruteForce,
+        Rule::DbBruteForce,
         Rule::LoginAfterFailures,
         Rule::PrivilegeEscalation,
         Rule::AccountChange,
@@ -95,6 +102,7 @@ impl Rule {
     pub fn name(self) -> &'static str {
         match self {
             Rule::SshBruteForce => "ssh_brute_force",
+            Rule::DbBruteForce => "db_brute_force",
             Rule::LoginAfterFailures => "login_after_failures",
             Rule::PrivilegeEscalation => "privilege_escalation",
             Rule::AccountChange => "account_change",
@@ -210,10 +218,19 @@ impl Window {
 #[derive(Default)]
 struct KeyState {
     ssh_failures: Window,
+    db_failures: Window,
     web_errors: Window,
     /// POSTs per URL: the URL most posted to, its window.
     posts: Option<(String, Window)>,
     other: Window,
+}
+
+/// The failed logins of one service (SSH, the database) a key made.
+fn failures(k: &mut KeyState, a: Action) -> &mut Window {
+    match a {
+        Action::DbLogin => &mut k.db_failures,
+        _ => &mut k.ssh_failures,
+    }
 }
 
 /// The rules' state.
@@ -275,10 +292,13 @@ impl Rules {
         match (ev.action, ev.outcome) {
             // Each attempt is one `Failed ...` line; sshd's `Invalid user`
             // and PAM's lines about the same attempt are not counted again.
-            (Some(Action::SshLogin), Some(Outcome::Failure)) => {
-                let need = t.ssh_failures;
+            (Some(a @ (Action::SshLogin | Action::DbLogin)), Some(Outcome::Failure)) => {
+                let (need, rule, service) = match a {
+                    Action::DbLogin => (t.db_failures, Rule::DbBruteForce, "database"),
+                    _ => (t.ssh_failures, Rule::SshBruteForce, "SSH"),
+                };
                 for s in subjects() {
-                    let st = &mut self.state(&s).ssh_failures;
+                    let st = failures(self.state(&s), a);
                     st.push(now, l.text, w, need.max(t.failures_before_success) * 4);
                     if let Some(ip) = ev.source_ip.filter(|_| st.peers.len() < MAX_URLS) {
                         st.peers.insert(ip);
@@ -288,9 +308,9 @@ impl Rules {
                     // that address's alert; the user's own is for
                     // guesses from many.
                     let distributed = matches!(s, Subject::Address(_)) || st.peers.len() > 1;
-                    if n >= need && distributed && st.may_raise(Rule::SshBruteForce, now, w) {
+                    if n >= need && distributed && st.may_raise(rule, now, w) {
                         let summary = format!(
-                            "{n} failed SSH logins {} within {}",
+                            "{n} failed {service} logins {} within {}",
                             match &s {
                                 Subject::Address(ip) => format!("from {ip}"),
                                 Subject::User(u) => format!(
@@ -301,15 +321,8 @@ impl Rules {
                             },
                             humantime::format_duration(t.window)
                         );
-                        let mut f = finding(
-                            Rule::SshBruteForce,
-                            Severity::High,
-                            &s,
-                            summary,
-                            n as f64,
-                            need as f64,
-                            st,
-                        );
+                        let mut f =
+                            finding(rule, Severity::High, &s, summary, n as f64, need as f64, st);
                         // Name what is common to the guesses, not the last one.
                         match s {
                             Subject::Address(_) => f.user = None,
@@ -319,17 +332,22 @@ impl Rules {
                     }
                 }
             }
-            (Some(Action::SshLogin), Some(Outcome::Success)) => {
+            (Some(a @ (Action::SshLogin | Action::DbLogin)), Some(Outcome::Success)) => {
                 let need = t.failures_before_success;
                 let mut raised = false;
                 for s in subjects() {
-                    let st = &mut self.state(&s).ssh_failures;
+                    let st = failures(self.state(&s), a);
                     let n = st.count(now, w);
                     if n >= need {
                         st.push(now, l.text, w, usize::MAX);
                         // A success after failures is news every time.
                         let summary = format!(
-                            "SSH login of {} from {} succeeded after {n} failures {} within {}",
+                            "{} login of {} from {} succeeded after {n} failures {} within {}",
+                            if a == Action::DbLogin {
+                                "database"
+                            } else {
+                                "SSH"
+                            },
                             shown(ev.user.as_deref().unwrap_or("?")),
                             ev.source_ip.map_or("?".into(), |ip| ip.to_string()),
                             match &s {
@@ -726,6 +744,43 @@ mod tests {
             "{f:#?}"
         );
         assert!(f[1].summary.contains("..%2f"), "{}", f[1].summary);
+    }
+
+    #[test]
+    fn database_password_guessing_and_its_success() {
+        let mut r = Rules::new(Thresholds::default());
+        let pg = |msg: &str| {
+            format!(
+                r#"{{"timestamp":"2026-12-02 16:00:00.000 UTC","remote_host":"10.0.0.66","error_severity":"FATAL","message":"{msg}","backend_type":"client backend"}}"#
+            )
+        };
+        let mut lines: Vec<String> = (0..12)
+            .map(|_| pg(r#"password authentication failed for user \"postgres\""#))
+            .collect();
+        lines.push(pg("connection authorized: user=postgres database=postgres"));
+        let f = feed(&mut r, &lines, 1_000_000_000_000);
+        let rules: Vec<Rule> = f.iter().map(|f| f.rule).collect();
+        assert_eq!(
+            rules,
+            [Rule::DbBruteForce, Rule::LoginAfterFailures],
+            "{f:#?}"
+        );
+        assert!(
+            f[0].summary
+                .starts_with("10 failed database logins from 10.0.0.66"),
+            "{}",
+            f[0].summary
+        );
+        assert!(
+            f[1].summary.starts_with("database login of postgres"),
+            "{}",
+            f[1].summary
+        );
+        // SSH failures do not make a database login suspect.
+        let mut r = Rules::new(Thresholds::default());
+        let mut lines: Vec<String> = (0..6).map(|i| failed("10.0.0.66", "postgres", i)).collect();
+        lines.push(pg("connection authorized: user=postgres database=postgres"));
+        assert!(feed(&mut r, &lines, 1_000_000_000_000).is_empty());
     }
 
     #[test]

@@ -64,6 +64,7 @@ impl Validate for LogDetectorConfig {
         }
         for (k, v) in [
             ("ssh_failures", r.ssh_failures),
+            ("db_failures", r.db_failures),
             ("failures_before_success", r.failures_before_success),
             ("web_errors", r.web_errors),
             ("web_distinct_urls", r.web_distinct_urls),
