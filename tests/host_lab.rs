@@ -4,8 +4,8 @@
 //! namespaces of their own, a `daisi run` node learns their baseline
 //! for 15 s of benign workload (with an administrator's SSH sessions),
 //! 20 s more of benign workload must raise nothing, then six attack
-//! scenarios must each be detected, each as at most one incident and its
-//! updates, none naming an unknown process; from the services' logs
+//! scenarios must each be detected, each in at most four alert lines (an
+//! incident and its updates), none naming an unknown process; from the services' logs
 //! alone, the scenarios that leave lines in them must be found and the
 //! benign workload's must raise nothing. Needs root (eBPF,
 //! namespaces); skips with a
@@ -62,8 +62,11 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
     assert_eq!(e.scenarios.len(), 6, "{shown}");
     for s in &e.scenarios {
         assert!(s.detected, "{} missed: {shown}", s.name);
+        // An incident, its updates as the tree grows and as the services'
+        // log alerts join it (the guessed SSH password: the login after
+        // failures, the refused sudo).
         assert!(
-            s.alert_lines <= 3,
+            s.alert_lines <= 4,
             "{}: {} alert lines: {shown}",
             s.name,
             s.alert_lines

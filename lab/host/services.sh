@@ -9,10 +9,11 @@
 # administrator's public key, the weak passwords) and receives the
 # services' logs. In the namespace:
 #
-# - /etc/cron.d, /root/.ssh, /home, the web root, the application's log
-#   directory and the database's directory are scratch tmpfs; /etc/passwd,
-#   /etc/group and /etc/shadow are copies (on a tmpfs) with two lab
-#   accounts: `labadmin` (key login only) and `support` (a weak password);
+# - /root/.ssh, /home, the web root, the application's log directory and
+#   the database's directory are scratch tmpfs; /etc is an overlay whose
+#   changes land on a tmpfs: /etc/passwd, /etc/group and /etc/shadow with
+#   two lab accounts, `labadmin` (key login only) and `support` (a weak
+#   password), sudoers, /etc/cron.d;
 # - sshd on 127.0.0.1:SSHPORT (password and key logins), its log in
 #   LAB/auth.log; sudo (the administrator may run uptime and df as root),
 #   its log in LAB/sudo.log;
@@ -31,7 +32,7 @@ LAB="$1" VPORT="$2" SSHPORT="$3" PGPORT="$4"
 WEAK_SSH="$(cat "$LAB/support.password")"
 WEAK_PG="$(cat "$LAB/postgres.password")"
 
-for d in /etc/cron.d /root/.ssh /srv/daisi-lab /var/log/daisi-lab /home /run/daisi-lab; do
+for d in /root/.ssh /srv/daisi-lab /var/log/daisi-lab /home /run/daisi-lab; do
   mkdir -p "$d"
   mount -t tmpfs -o size=8m,mode=755 lab "$d"
 done
@@ -40,18 +41,25 @@ mount -t tmpfs -o size=256m,mode=755 lab /srv/daisi-lab-pg
 echo "<h1>daisi lab</h1>" >/srv/daisi-lab/index.html
 echo "about" >/srv/daisi-lab/about.html
 
-# The lab's accounts, in copies of the account files.
-for f in passwd group shadow; do cp -p "/etc/$f" "/run/daisi-lab/$f"; done
+# /etc as an overlay: what the lab changes there (its accounts, sudoers,
+# the attacks' cron lines) lands in a scratch upper layer over the
+# machine's /etc. (Files bind-mounted one by one come loose when the
+# machine replaces them, as useradd does by renaming /etc/passwd.)
+WEAK_HASH="$(openssl passwd -6 "$WEAK_SSH")"
+mkdir -p /run/daisi-lab/etc/upper /run/daisi-lab/etc/work
+mount -t overlay lab-etc -o lowerdir=/etc,upperdir=/run/daisi-lab/etc/upper,workdir=/run/daisi-lab/etc/work /etc
+mkdir -p /etc/cron.d
+
+# The lab's accounts.
 {
   echo "labadmin:x:3101:3101:lab administrator:/home/labadmin:/bin/bash"
   echo "support:x:3102:3102:lab support account:/home/support:/bin/bash"
-} >>/run/daisi-lab/passwd
-printf 'labadmin:x:3101:\nsupport:x:3102:\n' >>/run/daisi-lab/group
+} >>/etc/passwd
+printf 'labadmin:x:3101:\nsupport:x:3102:\n' >>/etc/group
 {
   echo "labadmin:*:20000:0:99999:7:::"
-  echo "support:$(openssl passwd -6 "$WEAK_SSH"):20000:0:99999:7:::"
-} >>/run/daisi-lab/shadow
-for f in passwd group shadow; do mount --bind "/run/daisi-lab/$f" "/etc/$f"; done
+  echo "support:$WEAK_HASH:20000:0:99999:7:::"
+} >>/etc/shadow
 mkdir -p /home/labadmin/.ssh /home/support
 cp "$LAB/admin_key.pub" /home/labadmin/.ssh/authorized_keys
 chmod 700 /home/labadmin/.ssh
@@ -79,13 +87,12 @@ EOF
 
 # sudo: the administrator may run a few commands as root; every use and
 # refusal goes to sudo's own log file, LAB/sudo.log.
-cat >/run/daisi-lab/sudoers <<EOF
+cat >/etc/sudoers <<EOF
 Defaults !syslog, logfile="$LAB/sudo.log", loglinelen=0, !lecture
 root ALL=(ALL:ALL) ALL
 labadmin ALL=(root) NOPASSWD: /usr/bin/uptime, /usr/bin/df
 EOF
-chmod 440 /run/daisi-lab/sudoers
-mount --bind /run/daisi-lab/sudoers /etc/sudoers
+chmod 440 /etc/sudoers
 
 # PostgreSQL: a cluster on the scratch directory, loopback only.
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
