@@ -57,7 +57,7 @@ admin() { timeout 20 ssh "${SSH_OPTS[@]}" -o BatchMode=yes -i "$LAB/admin_key" -
 # The administrator's everyday commands, one session every 1.5 s in turn,
 # until killed (at most an hour).
 admin_sessions() {
-  local cmds=("uptime" "df -h" "ps aux" "sudo -n uptime" "ls -la /var/log" "dpkg -l bash" "id" "who" "sudo -n df -h /" "tail -n 5 /var/log/daisi-lab/app.log")
+  local cmds=("uptime" "df -h" "ps aux" "sudo -n uptime" "ls -la /var/log" "dpkg -l bash" "id" "tail -n 5 /var/log/daisi-lab/app.log")
   local i
   for i in $(seq 2400); do
     admin "${cmds[$((i % ${#cmds[@]}))]}" >/dev/null 2>&1 || true

@@ -2,7 +2,7 @@
 //! application with a command-injection flaw, sshd with a weak password,
 //! PostgreSQL with a weak superuser password) and their scheduler in
 //! namespaces of their own, a `daisi run` node learns their baseline
-//! for 15 s of benign workload (with an administrator's SSH sessions),
+//! for 20 s of benign workload (with an administrator's SSH sessions),
 //! 20 s more of benign workload must raise nothing, then six attack
 //! scenarios must each be detected, each in at most four alert lines (an
 //! incident and its updates), none naming an unknown process; from the services' logs
@@ -38,7 +38,7 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
         .arg(dir.path())
         .args([
             "--learn",
-            "15s",
+            "20s",
             "--benign",
             "20s",
             "--scenarios",
