@@ -126,7 +126,6 @@ pub fn train(args: &TrainLogsArgs) -> anyhow::Result<TemplateModel> {
             streams.extend(ids.into_values());
         }
     }
-    #[allow(unused_mut)]
     let mut model = t.finish();
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

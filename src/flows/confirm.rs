@@ -52,7 +52,8 @@ impl<T> Confirmations<T> {
     }
 
     /// Held detections now.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.sources.iter().map(|(_, s)| s.held.len()).sum()
     }
 

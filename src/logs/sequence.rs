@@ -145,12 +145,14 @@ mod model {
         pub fn next(&mut self, stream: &str, id: ClusterId) -> Option<u32> {
             let token = self.tokens.get(&id).copied().unwrap_or(0);
             let context = self.meta.context;
-            if !self.streams.contains(stream) && self.streams.len() >= MAX_STREAMS {
-                self.streams.pop_lru();
+            if !self.streams.contains(stream) {
+                if self.streams.len() >= MAX_STREAMS {
+                    self.streams.pop_lru();
+                }
+                self.streams
+                    .put(stream.to_string(), VecDeque::with_capacity(context + 1));
             }
-            let h = self
-                .streams
-                .get_or_insert_mut(stream.to_string(), || VecDeque::with_capacity(context + 1));
+            let h = self.streams.get_mut(stream)?;
             h.push_back(token);
             if h.len() <= context {
                 return None;

@@ -348,21 +348,22 @@ impl Templates {
         id
     }
 
-    /// Judges one line of `host`'s `stream` (its file and program)
-    /// written at `ts_ns`.
+    /// Judges one line of `host` written at `ts_ns`; `stream` (its file
+    /// and program) is the sequence its order is judged in.
     pub fn line(
         &mut self,
         host: &str,
-        stream: &str,
+        stream: (&str, Option<&str>),
         text: &str,
         ts_ns: u64,
     ) -> Option<TemplateFinding> {
         let id = self.template_of(text)?;
         #[cfg(feature = "torch")]
-        let order = self
-            .sequence
-            .as_mut()
-            .and_then(|s| Some((s.next(&format!("{host}\u{0}{stream}"), id)?, s.meta.top)));
+        let order = self.sequence.as_mut().and_then(|s| {
+            let (file, program) = stream;
+            let key = format!("{host}\u{0}{file}\u{0}{}", program.unwrap_or(""));
+            Some((s.next(&key, id)?, s.meta.top))
+        });
         #[cfg(not(feature = "torch"))]
         let order: Option<(u32, usize)> = {
             let _ = stream;
@@ -530,24 +531,24 @@ mod tests {
         let mut t = Templates::new(cfg(Duration::from_secs(60)), None);
         for i in 0..20u64 {
             let l = sshd("alice", "10.0.0.1", 40000 + i as u16);
-            assert_eq!(t.line("h1", "log", &l, i * 1_000_000_000), None);
+            assert_eq!(t.line("h1", ("log", None), &l, i * 1_000_000_000), None);
         }
         // After learning: the same shape with other values is nothing...
         let l = sshd("bob", "10.9.9.9", 5555);
-        assert_eq!(t.line("h1", "log", &l, 2 * MIN), None);
+        assert_eq!(t.line("h1", ("log", None), &l, 2 * MIN), None);
         // ...a new one is found once.
         let odd = mined_text(
             Some("kernel"),
             "segfault at 0 ip 00007f sp 00007ffd error 4 in libc.so.6",
         );
         let f = t
-            .line("h1", "log", &odd, 2 * MIN + 1)
+            .line("h1", ("log", None), &odd, 2 * MIN + 1)
             .expect("a new template");
         assert_eq!(f.kind, TemplateKind::NewTemplate);
         assert!(f.template.starts_with("kernel: segfault"), "{}", f.template);
-        assert_eq!(t.line("h1", "log", &odd, 2 * MIN + 2), None);
+        assert_eq!(t.line("h1", ("log", None), &odd, 2 * MIN + 2), None);
         // Another host is learning still.
-        assert_eq!(t.line("h2", "log", &odd, 2 * MIN + 3), None);
+        assert_eq!(t.line("h2", ("log", None), &odd, 2 * MIN + 3), None);
     }
 
     #[test]
@@ -558,7 +559,7 @@ mod tests {
             for i in 0..3 {
                 t.line(
                     "h",
-                    "log",
+                    ("log", None),
                     &sshd("alice", "10.0.0.1", 1000 + i),
                     m * MIN + i as u64,
                 );
@@ -567,7 +568,12 @@ mod tests {
         // 30 = 10 × 3 is in range; the 31st is not, and raises once.
         let mut found = vec![];
         for i in 0..40u64 {
-            if let Some(f) = t.line("h", "log", &sshd("eve", "10.0.0.7", 2000), 3 * MIN + i) {
+            if let Some(f) = t.line(
+                "h",
+                ("log", None),
+                &sshd("eve", "10.0.0.7", 2000),
+                3 * MIN + i,
+            ) {
                 found.push((i, f));
             }
         }
@@ -594,10 +600,13 @@ mod tests {
         model.save(&p).unwrap();
         let back = TemplateModel::load(&p).unwrap();
         let mut t = Templates::new(cfg(Duration::ZERO), Some(back));
-        assert_eq!(t.line("h", "log", &sshd("carol", "10.1.1.1", 9), 0), None);
+        assert_eq!(
+            t.line("h", ("log", None), &sshd("carol", "10.1.1.1", 9), 0),
+            None
+        );
         let odd = mined_text(Some("useradd"), "new user: name=backdoor, UID=0, GID=0");
         assert_eq!(
-            t.line("h", "log", &odd, 1).map(|f| f.kind),
+            t.line("h", ("log", None), &odd, 1).map(|f| f.kind),
             Some(TemplateKind::NewTemplate)
         );
         std::fs::write(&p, b"\x93garbage").unwrap();
@@ -619,7 +628,7 @@ mod tests {
         );
         for i in 0..10 {
             let words: String = (0..=i).map(|k| format!("w{k}x ")).collect();
-            t.line("h", "log", &words, i);
+            t.line("h", ("log", None), &words, i);
         }
         assert!(t.miner.len() <= 3);
         assert_eq!(t.full, 7);

@@ -146,20 +146,19 @@ impl Net {
         })
     }
 
-    /// Per-window loss (nats) of `tokens` ([n, window] int64); with the
+    /// The last layer's output (logits) for `tokens` ([n, window] int64):
+    /// `[n, vocab]` (lm) or `[n, window × vocab]` (ae); with the
     /// [`Net::projection`] table when given (same result, faster).
-    pub fn window_loss(&self, tokens: &Tensor, projection: Option<&Tensor>) -> Tensor {
+    fn output(&self, tokens: &Tensor, projection: Option<&Tensor>) -> Tensor {
         let n = tokens.size()[0];
-        let w = self.arch.window;
-        let v = self.arch.vocab;
         let inputs = match self.arch.kind {
-            NeuralKind::Lm => tokens.narrow(1, 0, w - 1),
+            NeuralKind::Lm => tokens.narrow(1, 0, self.arch.window - 1),
             NeuralKind::Ae => tokens.shallow_clone(),
         };
         let p = self.arch.inputs();
         let hidden = match projection {
             Some(table) => {
-                let offsets = Tensor::arange(p, (Kind::Int64, Device::Cpu)) * v;
+                let offsets = Tensor::arange(p, (Kind::Int64, Device::Cpu)) * self.arch.vocab;
                 let rows = (&inputs + offsets.unsqueeze(0)).view([-1]);
                 let bags = Tensor::arange_start_step(0, n * p, p, (Kind::Int64, Device::Cpu));
                 // One bag of `p` rows per window, summed (mode 0).
@@ -175,7 +174,16 @@ impl Net {
                 .first
                 .forward(&self.emb.forward(&inputs).view([n, p * self.arch.embed])),
         };
-        let out = self.rest.forward(&hidden);
+        self.rest.forward(&hidden)
+    }
+
+    /// Per-window loss (nats) of `tokens` ([n, window] int64); with the
+    /// [`Net::projection`] table when given (same result, faster).
+    pub fn window_loss(&self, tokens: &Tensor, projection: Option<&Tensor>) -> Tensor {
+        let n = tokens.size()[0];
+        let w = self.arch.window;
+        let v = self.arch.vocab;
+        let out = self.output(tokens, projection);
         match self.arch.kind {
             NeuralKind::Lm => {
                 let target = tokens.narrow(1, w - 1, 1);
@@ -399,27 +407,7 @@ impl Neural {
         }
         tch::no_grad(|| {
             let t = to_tensor(&tokens[..tokens.len() / w * w], w);
-            let n = t.size()[0];
-            let p = self.net.arch.inputs();
-            let v = self.net.arch.vocab;
-            let offsets = Tensor::arange(p, (Kind::Int64, Device::Cpu)) * v;
-            let rows = (&t.narrow(1, 0, p) + offsets.unsqueeze(0)).view([-1]);
-            let bags = Tensor::arange_start_step(0, n * p, p, (Kind::Int64, Device::Cpu));
-            let (sum, _, _, _) = Tensor::embedding_bag::<Tensor>(
-                &self.projection,
-                &rows,
-                &bags,
-                false,
-                0,
-                false,
-                None,
-                false,
-            );
-            let hidden = match &self.net.first.bs {
-                Some(b) => sum + b,
-                None => sum,
-            };
-            let logits = self.net.rest.forward(&hidden);
+            let logits = self.net.output(&t, Some(&self.projection));
             let target = t.narrow(1, w as i64 - 1, 1);
             let own = logits.gather(1, &target, false);
             let ranks = logits

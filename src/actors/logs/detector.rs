@@ -233,8 +233,8 @@ impl Judge {
             if let Some(t) = self.templates.as_mut() {
                 let text = shape_of(&ev);
                 // A stream: one program's lines in one file.
-                let stream = format!("{}\u{0}{}", l.path, ev.program.as_deref().unwrap_or(""));
-                if let Some(f) = t.line(&batch.host, &stream, &text, ts_ns) {
+                let stream = (l.path.as_str(), ev.program.as_deref());
+                if let Some(f) = t.line(&batch.host, stream, &text, ts_ns) {
                     out.push(template_alert(
                         &batch.host,
                         &l.path,

@@ -219,8 +219,8 @@ impl Handler<ScoreFlows> for FlowClassifier {
     fn handle(&mut self, ScoreFlows(batch, receipt): ScoreFlows, ctx: &mut Context<Self>) {
         let mut detections = Vec::new();
         let mut patterns = Vec::new();
+        let window_ns = self.cfg.per_source_window.as_nanos() as u64;
         if self.cfg.per_source {
-            let window_ns = self.cfg.per_source_window.as_nanos() as u64;
             let sources = self.sources.entry(batch.host.clone()).or_insert_with(|| {
                 crate::flows::behaviour::Sources::new(crate::flows::behaviour::Rules {
                     window_ns,
@@ -234,15 +234,12 @@ impl Handler<ScoreFlows> for FlowClassifier {
             self.sources_evicted.add(sources.evicted - before);
             self.patterns.add(patterns.len() as u64);
         }
-        let window_ns = self.cfg.per_source_window.as_nanos() as u64;
-        let (needed, max_sources) = (
-            self.cfg.confirm_flows,
-            crate::flows::behaviour::Rules::default().max_sources,
-        );
-        let held = self
-            .held
-            .entry(batch.host.clone())
-            .or_insert_with(|| Confirmations::new(needed, window_ns, max_sources));
+        let needed = self.cfg.confirm_flows;
+        let held = self.held.entry(batch.host.clone()).or_insert_with(|| {
+            // As many sources as the per-source rules keep.
+            let max_sources = crate::flows::behaviour::Rules::default().max_sources;
+            Confirmations::new(needed, window_ns, max_sources)
+        });
         let before = held.unconfirmed;
         let newest = batch.flows.iter().map(|f| f.last_ns).max().unwrap_or(0);
         // A snapshot of an open flow is for the per-source rules: the
