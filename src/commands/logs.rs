@@ -123,7 +123,7 @@ pub fn train(args: &TrainLogsArgs) -> anyhow::Result<TemplateModel> {
                     .or_default()
                     .extend(t.template_of(&shape_of(ev)))
             })?;
-            streams.extend(ids.into_values());
+            streams.extend(ids.into_iter().map(|(p, s)| (p.unwrap_or_default(), s)));
         }
     }
     let mut model = t.finish();
@@ -161,7 +161,7 @@ pub fn train(args: &TrainLogsArgs) -> anyhow::Result<TemplateModel> {
 #[cfg(feature = "torch")]
 fn train_sequence(
     args: &TrainLogsArgs,
-    streams: &[Vec<logdrain::ClusterId>],
+    streams: &[(String, Vec<logdrain::ClusterId>)],
     model: &mut TemplateModel,
 ) -> anyhow::Result<()> {
     use crate::logs::sequence::MAX_TEMPLATES;
@@ -201,14 +201,32 @@ fn train_sequence(
         .save_file(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!(
-        "sequence model: {} templates, context {}, next template in the top {} for {:.1} % of {} held-out lines; written to {}",
+        "sequence model: {} templates, context {}, next template in its program's top for {:.1} % of {} held-out lines; written to {}",
         t.meta.templates.len(),
         t.meta.context,
-        t.meta.top,
         t.meta.held_out_in_top * 100.0,
         t.meta.held_out,
         path.display()
     );
+    let tops: Vec<String> = if t.meta.tops.is_empty() {
+        vec![format!("every program {}", t.meta.top)]
+    } else {
+        t.meta
+            .tops
+            .iter()
+            .map(|(p, top)| {
+                format!(
+                    "{} {top}",
+                    if p.is_empty() {
+                        "-".into()
+                    } else {
+                        crate::logs::rules::shown(p)
+                    }
+                )
+            })
+            .collect()
+    };
+    println!("  top per program: {}", tops.join(", "));
     model.sequence = Some(t.meta);
     Ok(())
 }
@@ -216,7 +234,7 @@ fn train_sequence(
 #[cfg(not(feature = "torch"))]
 fn train_sequence(
     _: &TrainLogsArgs,
-    _: &[Vec<logdrain::ClusterId>],
+    _: &[(String, Vec<logdrain::ClusterId>)],
     _: &mut TemplateModel,
 ) -> anyhow::Result<()> {
     println!("no sequence model: this build has no libtorch (--context 0 skips it)");

@@ -9,8 +9,10 @@
 //! trained as that module trains it, keeping the weights best on held-out
 //! windows (the last tenth of each stream). Judging a line, the templates
 //! are ranked by the model's probability of coming next; a line whose
-//! template is not among the [`SequenceMeta::top`] likeliest is out of
-//! order (`log.template_sequence`). DeepLog's network is an LSTM; a window
+//! template is not among the top likeliest of its program
+//! ([`SequenceMeta::tops`], calibrated per program: a chatty service's
+//! fixed order is judged as strictly as it is kept, whatever another
+//! program's order tolerates) is out of order (`log.template_sequence`). DeepLog's network is an LSTM; a window
 //! of ten templates through an MLP is what the syscall model already runs
 //! fast, and the criterion (top g) is DeepLog's.
 //!
@@ -24,6 +26,7 @@
 
 use logdrain::ClusterId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Templates a sequence model tells apart (the network's vocabulary,
 /// token 0 being every other one).
@@ -48,9 +51,15 @@ pub struct SequenceMeta {
     pub context: usize,
     pub embed: i64,
     pub hidden: i64,
-    /// A next template outside the `top` likeliest is out of order.
+    /// A next template outside the `top` likeliest is out of order
+    /// (for a program not in `tops`).
     pub top: usize,
-    /// Held-out windows, and the share whose next template was in the top.
+    /// The top of each program whose streams were trained on (`""`: lines
+    /// without a program).
+    #[serde(default)]
+    pub tops: BTreeMap<String, usize>,
+    /// Held-out windows, and the share whose next template was in its
+    /// program's top.
     pub held_out: usize,
     pub held_out_in_top: f64,
 }
@@ -98,6 +107,7 @@ mod model {
                 || meta.context + 1 > neural::MAX_WINDOW
                 || meta.templates.len() > MAX_TEMPLATES
                 || meta.top == 0
+                || meta.tops.values().any(|&t| t == 0)
             {
                 return Err(ModelError::Invalid {
                     path,
@@ -137,6 +147,15 @@ mod model {
                 streams: LruCache::unbounded(),
                 ranks: FxHashMap::default(),
             }
+        }
+
+        /// The top of `program`'s lines: a rank at or past it is out of order.
+        pub fn top(&self, program: &str) -> usize {
+            self.meta
+                .tops
+                .get(program)
+                .copied()
+                .unwrap_or(self.meta.top)
         }
 
         /// The next line of `stream` is of template `id`: its rank among
@@ -183,11 +202,12 @@ mod model {
     }
 
     /// Learns which template follows `context` others in `streams` (each
-    /// the template ids of one program's lines in one file, in order). `top` 0: the fewest
-    /// predictions that hold the template of every line trained on. `None` when
-    /// the streams hold fewer than `min_windows` windows.
+    /// a program and the template ids of its lines in one file, in order).
+    /// `top` 0: per program, the fewest predictions that hold the template
+    /// of every line of it trained on. `None` when the streams hold fewer
+    /// than `min_windows` windows.
     pub fn train(
-        streams: &[Vec<ClusterId>],
+        streams: &[(String, Vec<ClusterId>)],
         context: usize,
         top: usize,
         epochs: usize,
@@ -195,7 +215,7 @@ mod model {
         mut progress: impl FnMut(usize, f64),
     ) -> Result<Option<TrainedSequence>, tch::TchError> {
         let mut counts: HashMap<ClusterId, u64> = HashMap::new();
-        for id in streams.iter().flatten() {
+        for id in streams.iter().flat_map(|(_, s)| s) {
             *counts.entry(*id).or_default() += 1;
         }
         let mut templates: Vec<(ClusterId, u64)> = counts.into_iter().collect();
@@ -209,8 +229,10 @@ mod model {
             .map(|(i, (id, _))| (*id, i as u32 + 1))
             .collect();
         let w = context + 1;
+        // Windows, and the program of each.
         let (mut fit, mut held) = (Vec::new(), Vec::new());
-        for s in streams {
+        let (mut fit_of, mut held_of) = (Vec::new(), Vec::new());
+        for (program, s) in streams {
             let t: Vec<u32> = s
                 .iter()
                 .map(|id| token.get(id).copied().unwrap_or(0))
@@ -218,8 +240,13 @@ mod model {
             let n = t.len().saturating_sub(context);
             let cut = n - n / 10;
             for i in 0..n {
-                let out = if i < cut { &mut fit } else { &mut held };
+                let (out, of) = if i < cut {
+                    (&mut fit, &mut fit_of)
+                } else {
+                    (&mut held, &mut held_of)
+                };
                 out.extend_from_slice(&t[i..i + w]);
+                of.push(program.as_str());
             }
         }
         let windows = (fit.len() + held.len()) / w;
@@ -228,6 +255,7 @@ mod model {
         }
         if held.is_empty() {
             held = fit[fit.len() - w..].to_vec();
+            held_of = fit_of[fit_of.len() - 1..].to_vec();
         }
         let mut meta = SequenceMeta {
             file: String::new(),
@@ -236,6 +264,7 @@ mod model {
             embed: 16,
             hidden: 64,
             top,
+            tops: BTreeMap::new(),
             held_out: held.len() / w,
             held_out_in_top: 0.0,
         };
@@ -259,18 +288,23 @@ mod model {
         )?;
         let ranks = net.next_ranks(&held);
         if top == 0 {
-            // Calibrated: the fewest predictions that hold the template of
-            // every line of the training logs (every order seen is normal).
+            // Calibrated per program: the fewest predictions that hold the
+            // template of each of its lines in the training logs (every
+            // order seen is normal).
             let fitted = net.next_ranks(&fit);
-            meta.top = ranks
-                .iter()
-                .chain(&fitted)
-                .max()
-                .map_or(1, |&r| r as usize + 1);
+            for (r, program) in ranks.iter().zip(&held_of).chain(fitted.iter().zip(&fit_of)) {
+                let t = meta.tops.entry(program.to_string()).or_insert(1);
+                *t = (*t).max(*r as usize + 1);
+            }
+            meta.top = meta.tops.values().copied().max().unwrap_or(1);
         }
-        let top = meta.top;
-        meta.held_out_in_top = ranks.iter().filter(|&&r| (r as usize) < top).count() as f64
-            / ranks.len().max(1) as f64;
+        let top_of = |program: &str| meta.tops.get(program).copied().unwrap_or(meta.top);
+        let in_top = ranks
+            .iter()
+            .zip(&held_of)
+            .filter(|(&r, p)| (r as usize) < top_of(p))
+            .count();
+        meta.held_out_in_top = in_top as f64 / ranks.len().max(1) as f64;
         Ok(Some(TrainedSequence { meta, net }))
     }
 
@@ -283,7 +317,7 @@ mod model {
         #[test]
         fn a_learned_order_ranks_its_next_line_first_and_a_break_low() {
             let normal: Vec<ClusterId> = (0..2000).map(|i| (i % 4) as ClusterId + 1).collect();
-            let t = train(&[normal], 6, 1, 30, 100, |_, _| {})
+            let t = train(&[("svc".into(), normal)], 6, 1, 30, 100, |_, _| {})
                 .unwrap()
                 .expect("enough windows");
             assert!(t.meta.held_out_in_top > 0.99, "{:?}", t.meta);
@@ -304,9 +338,11 @@ mod model {
 
         #[test]
         fn too_few_lines_make_no_model() {
-            assert!(train(&[vec![1, 2, 3]], 6, 1, 1, 100, |_, _| {})
-                .unwrap()
-                .is_none());
+            assert!(
+                train(&[(String::new(), vec![1, 2, 3])], 6, 1, 1, 100, |_, _| {})
+                    .unwrap()
+                    .is_none()
+            );
         }
     }
 }

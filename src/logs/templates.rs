@@ -361,8 +361,9 @@ impl Templates {
         #[cfg(feature = "torch")]
         let order = self.sequence.as_mut().and_then(|s| {
             let (file, program) = stream;
-            let key = format!("{host}\u{0}{file}\u{0}{}", program.unwrap_or(""));
-            Some((s.next(&key, id)?, s.meta.top))
+            let program = program.unwrap_or("");
+            let key = format!("{host}\u{0}{file}\u{0}{program}");
+            Some((s.next(&key, id)?, s.top(program)))
         });
         #[cfg(not(feature = "torch"))]
         let order: Option<(u32, usize)> = {
