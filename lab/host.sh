@@ -20,7 +20,9 @@
 # whose /ping passes its parameter to a shell (lab/host/victim.py), sshd
 # with an administrator's key login and a support account with a weak
 # password, PostgreSQL whose superuser has a weak password, and a
-# scheduler (backups, a database dump, log rotation). The benign workload
+# scheduler (backups, a database dump, log rotation) and, when the learning
+# phase is 4 minutes or longer, cron running a clean-up and package runs
+# (dpkg in a scratch root). The benign workload
 # is the application's traffic with variety, its database queries, and an
 # administrator's SSH sessions running everyday commands (uptime, df, ps,
 # ls, dpkg, id, who, tail). All traffic is on 127.0.0.1; every request
@@ -184,7 +186,14 @@ EOF
   chmod 700 "$lab/askpass"
   # The attacker's word list: common passwords, the two weak ones among them.
   printf '%s\n' 123456 password admin letmein qwerty "$SUPPORT_PASSWORD" welcome "$PG_PASSWORD" >"$lab/words"
-  unshare -m -p --fork --kill-child --mount-proc --propagation private lab/host/services.sh "$lab" "$VPORT" "$SSHPORT" "$PGPORT" &
+  # Cron and package runs join the workload when the learning phase holds
+  # a few of their runs (every minute, every 2 minutes).
+  local scheduled=0
+  if [ "$learn" -ge 240 ]; then
+    scheduled=1
+    busybox crond --help >/dev/null 2>&1 || die "busybox has no crond (run scripts/setup.sh: busybox-static)"
+  fi
+  unshare -m -p --fork --kill-child --mount-proc --propagation private lab/host/services.sh "$lab" "$VPORT" "$SSHPORT" "$PGPORT" "$scheduled" &
   local victim=$!
   VICTIM=$victim
   LAB="$lab"
@@ -217,13 +226,13 @@ save_every = "5s"
 console = false
 jsonl = "$out/alerts.jsonl"
 cooldown = "3s"
-# The services' logs: sshd's (with syslog headers), sudo's, the web
-# application's access log, PostgreSQL's (JSON lines, in the services'
-# mount namespace: read through the victim's root).
+# The services' logs: sshd's and crond's (with syslog headers), sudo's,
+# dpkg's, the web application's access log, PostgreSQL's (JSON lines, in
+# the services' mount namespace: read through the victim's root).
 [[log_source]]
 name = "lab"
 kind = "file"
-paths = ["$lab/auth.log", "$lab/sudo.log", "$lab/access.log", "$PGLOG"]
+paths = ["$lab/auth.log", "$lab/sudo.log", "$lab/cron.log", "$lab/dpkg.log", "$lab/access.log", "$PGLOG"]
 from_start = true
 registry_dir = "$out/log-registry"
 EOF
@@ -259,7 +268,7 @@ EOF
   # the rest.
   local attacks
   mapfile -t attacks < <(python3 lab/host/logs.py split "$out/phases.jsonl" "$out/logs" \
-    "$lab/auth.log" "$lab/sudo.log" "$lab/access.log.1" "$lab/access.log" "$PGLOG")
+    "$lab/auth.log" "$lab/sudo.log" "$lab/cron.log" "$lab/dpkg.log" "$lab/access.log.1" "$lab/access.log" "$PGLOG")
   echo
   "$BIN" train logs --out "$out/logs/model/templates.bin" "$out/logs/learning.log"
   local args=(--model "$out/logs/model/templates.bin" --benign "$out/logs/benign.log")

@@ -43,14 +43,15 @@ fi
 # iproute2/ethtool (namespaces), the victim's services (openssh-server,
 # socat, python3) and the real attack tools (nmap, hping3, hydra, dirb),
 # tcpdump to write the labelled captures; nftables for response blocks;
-# for the host lab (`lab/host.sh`), PostgreSQL, the SSH client and sudo; Chromium
+# for the host lab (`lab/host.sh`), PostgreSQL, the SSH client, sudo and
+# busybox-static (its crond); Chromium
 # and its WebDriver for the console's browser tests; systemd-journal-remote
 # to write the journal files the log source tests read.
 PKGS=(build-essential pkg-config libpcap-dev clang libelf-dev zlib1g-dev
       nats-server openssl iproute2 ethtool python3 python3-venv curl ca-certificates
       fonts-dejavu-core nmap hping3 hydra dirb openssh-server socat tcpdump nftables
       slowhttptest dnsmasq bind9-dnsutils systemd-journal-remote
-      postgresql openssh-client sudo chromium chromium-driver)
+      postgresql openssh-client sudo busybox-static chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

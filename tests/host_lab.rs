@@ -77,11 +77,9 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
     assert!(printed.contains("detected 6 of 6 scenarios"), "{printed}");
     // The services' logs alone (`daisi eval logs` on them, split by
     // phase): every scenario that leaves a line in them is found (the
-    // injections in the access log; the guessed password in sshd's log
-    // and the refused sudo in sudo's), the administrator's sessions and
-    // sudo use are not. (The database's guessing shows in PostgreSQL's log
-    // only as connections that never authenticate, which the sequence
-    // model finds only when its calibrated `top` is 1: not required.)
+    // injections in the access log; the guessed passwords in sshd's and
+    // PostgreSQL's logs, the refused sudo in sudo's), the administrator's
+    // sessions and sudo use are not.
     let detected_from_logs = |kind: &str| {
         printed.lines().any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -94,6 +92,7 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
         "persistence_cron",
         "seen_programs_only",
         "ssh_weak_password",
+        "database_command_execution",
     ] {
         assert!(
             detected_from_logs(kind),

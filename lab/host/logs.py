@@ -3,8 +3,9 @@
   logs.py stamp HOST PROGRAM
       copies stdin to stdout line by line, each line given a syslog
       header (`Dec  2 15:00:07 HOST PROGRAM: ...`), as rsyslog writes
-      /var/log/auth.log: the lab's sshd logs to stderr (`-e`) in a
-      namespace without a syslog daemon.
+      /var/log/auth.log: the lab's sshd and crond log to stderr in a
+      namespace without a syslog daemon (a line that starts with
+      `PROGRAM: `, as crond's do, is not named twice).
   logs.py split PHASES OUTDIR FILE...
       the lines of the recorded logs, in time order, into one file per
       phase of PHASES (lab/host.sh's phases.jsonl): OUTDIR/learning.log,
@@ -22,11 +23,13 @@ import time
 
 def stamp(host: str, program: str) -> None:
     for line in iter(sys.stdin.readline, ""):
+        line = line.removeprefix(f"{program}: ")
         sys.stdout.write(f"{time.strftime('%b %e %H:%M:%S')} {host} {program}: {line}")
         sys.stdout.flush()
 
 
 SYSLOG = re.compile(r"^([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ")
+DPKG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) ")
 ACCESS = re.compile(r"\[(\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]")
 
 
@@ -43,6 +46,9 @@ def line_time(line: str) -> float | None:
     m = ACCESS.search(line)
     if m:
         return datetime.datetime.strptime(m[1], "%d/%b/%Y:%H:%M:%S %z").timestamp()
+    m = DPKG.match(line)
+    if m:
+        return time.mktime(time.strptime(m[1], "%Y-%m-%d %H:%M:%S"))
     m = SYSLOG.match(line)
     if m:
         year = datetime.date.today().year

@@ -3,7 +3,7 @@
 # namespace of their own (unshare -m): nothing here touches this machine's
 # files.
 #
-#   lab/host/services.sh LAB VPORT SSHPORT PGPORT
+#   lab/host/services.sh LAB VPORT SSHPORT PGPORT [SCHEDULED]
 #
 # LAB holds what lab/host.sh prepared (the SSH host key, the
 # administrator's public key, the weak passwords) and receives the
@@ -22,13 +22,18 @@
 # - a scheduler: a backup of the web root and a database dump every 5 s,
 #   the application's log rotated, the access log rotated by copy and
 #   truncation every 2 minutes;
+# - with SCHEDULED 1 (lab/host.sh sets it when the learning phase is
+#   long enough to hold a few of their runs), a cron daemon (busybox
+#   crond, its log in LAB/cron.log) running a clean-up every minute and a
+#   package run every 2 minutes: a small package installed and removed
+#   by dpkg in a scratch root, its log in LAB/dpkg.log;
 # - last, this shell execs the web application (lab/host/victim.py), so
 #   every service above is its child: a node watching its pid watches them.
 #   Its access log (Combined Log Format) is LAB/access.log.
 #
 # Every loop is bounded (an hour at most) and ends when the victim does.
 set -euo pipefail
-LAB="$1" VPORT="$2" SSHPORT="$3" PGPORT="$4"
+LAB="$1" VPORT="$2" SSHPORT="$3" PGPORT="$4" SCHEDULED="${5:-0}"
 WEAK_SSH="$(cat "$LAB/support.password")"
 WEAK_PG="$(cat "$LAB/postgres.password")"
 
@@ -110,6 +115,39 @@ as_postgres "$PGBIN/postgres" -D /srv/daisi-lab-pg/data -c listen_addresses=127.
   -c port="$PGPORT" -c unix_socket_directories=/srv/daisi-lab-pg \
   -c logging_collector=on -c log_destination=jsonlog -c log_directory=/srv/daisi-lab-pg/log \
   -c log_filename=postgresql.log -c log_connections=on >"$LAB/postgres.log" 2>&1 &
+
+# Scheduled jobs: cron (busybox's crond, logging to stderr; the lines get
+# syslog headers as sshd's do) and its crontab: a clean-up every minute,
+# a package run every 2 minutes (dpkg installing and removing a package
+# of its own in a scratch root, logging to LAB/dpkg.log).
+if [ "$SCHEDULED" = 1 ]; then
+  mkdir -p /run/daisi-lab/pkg/DEBIAN /run/daisi-lab/pkg/usr/share/daisi-lab-report \
+    /run/daisi-lab/dpkg-root/var/lib/dpkg/info /run/daisi-lab/dpkg-root/var/lib/dpkg/updates \
+    /run/daisi-lab/crontabs
+  touch /run/daisi-lab/dpkg-root/var/lib/dpkg/status /run/daisi-lab/dpkg-root/var/lib/dpkg/available
+  cat >/run/daisi-lab/pkg/DEBIAN/control <<EOF
+Package: daisi-lab-report
+Version: 1.0
+Architecture: all
+Maintainer: daisi host lab <lab@localhost>
+Description: the host lab's report templates
+EOF
+  echo "report" >/run/daisi-lab/pkg/usr/share/daisi-lab-report/README
+  dpkg-deb --build -Zgzip /run/daisi-lab/pkg /run/daisi-lab/report.deb >/dev/null
+  cat >/run/daisi-lab/package-run <<EOF
+#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+dpkg --root=/run/daisi-lab/dpkg-root --log=$LAB/dpkg.log -i /run/daisi-lab/report.deb >/dev/null 2>&1
+dpkg --root=/run/daisi-lab/dpkg-root --log=$LAB/dpkg.log -r daisi-lab-report >/dev/null 2>&1
+EOF
+  chmod 755 /run/daisi-lab/package-run
+  cat >/run/daisi-lab/crontabs/root <<EOF
+* * * * * find /tmp -maxdepth 1 -name 'daisi-lab-*.old' -mmin +10 -delete
+*/2 * * * * /run/daisi-lab/package-run
+EOF
+  busybox crond -f -c /run/daisi-lab/crontabs -L /dev/stderr \
+    2> >(python3 -u lab/host/logs.py stamp host-lab crond >>"$LAB/cron.log") &
+fi
 
 # The scheduler; $$ is the victim once this shell execs it.
 (

@@ -3,7 +3,8 @@
 //! The line's frame is recognised first: RFC 5424 or RFC 3164 syslog
 //! (`syslog_loose`, the parser Vector uses), a web server's access log
 //! (Common or Combined Log Format, as nginx and Apache write them), a JSON
-//! object per line; anything else is raw text. Then, whatever the frame,
+//! object per line, sudo's and dpkg's own log files; anything else is raw
+//! text. Then, whatever the frame,
 //! the message of a program daisi knows is read for what happened: `sshd`
 //! logins, `sudo` and `su`, account changes (`useradd`, `userdel`,
 //! `usermod`, `passwd`). Field names follow the Elastic Common Schema
@@ -29,6 +30,8 @@ pub enum LogFormat {
     Rfc3164,
     Access,
     Json,
+    /// dpkg's log (`/var/log/dpkg.log`): package runs.
+    Dpkg,
     Raw,
 }
 
@@ -161,6 +164,8 @@ pub fn parse_from(line: &str, year: i32, program: Option<&str>) -> LogEvent {
         ev
     } else if let Some(ev) = sudo_logfile(line, year) {
         ev
+    } else if let Some(ev) = dpkg_log(line) {
+        ev
     } else if let Some(ev) = syslog(line, year) {
         ev
     } else {
@@ -221,6 +226,28 @@ fn sudo_logfile(line: &str, year: i32) -> Option<LogEvent> {
         .earliest()
         .and_then(|t| t.timestamp_nanos_opt());
     ev.program = Some("sudo".into());
+    Some(ev)
+}
+
+static DPKG_LOG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) ((?:startup|install|upgrade|remove|purge|configure|trigproc|status|conffile) .*)$",
+    )
+    .expect("a valid pattern")
+});
+
+/// dpkg's log (dpkg(1), `--log`): `2026-12-02 15:00:00 install
+/// nginx:amd64 <none> 1.22.1-9`, the time in local time.
+fn dpkg_log(line: &str) -> Option<LogEvent> {
+    use chrono::TimeZone;
+    let c = DPKG_LOG.captures(line)?;
+    let at = chrono::NaiveDateTime::parse_from_str(&c[1], "%Y-%m-%d %H:%M:%S").ok()?;
+    let mut ev = LogEvent::raw(LogFormat::Dpkg, &c[2]);
+    ev.timestamp_ns = chrono::Local
+        .from_local_datetime(&at)
+        .earliest()
+        .and_then(|t| t.timestamp_nanos_opt());
+    ev.program = Some("dpkg".into());
     Some(ev)
 }
 
@@ -595,6 +622,19 @@ mod tests {
         // A syslog line is not taken for one.
         let e = p("Dec  1 10:00:00 victim sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/apt update");
         assert_eq!(e.hostname.as_deref(), Some("victim"));
+    }
+
+    #[test]
+    fn dpkg_log() {
+        let e = p("2026-12-02 18:49:33 install daisi-lab-report:all <none> 1.0");
+        assert_eq!(e.format, LogFormat::Dpkg);
+        assert_eq!(e.program.as_deref(), Some("dpkg"));
+        assert_eq!(e.message, "install daisi-lab-report:all <none> 1.0");
+        let t = chrono::DateTime::from_timestamp_nanos(e.timestamp_ns.unwrap())
+            .with_timezone(&chrono::Local);
+        assert_eq!(t.format("%m-%d %H:%M:%S").to_string(), "12-02 18:49:33");
+        // Another program's line with such a time is not taken for dpkg's.
+        assert_eq!(p("2026-12-02 18:49:33 app started").format, LogFormat::Raw);
     }
 
     #[test]
