@@ -1,7 +1,7 @@
 //! Log lines: any bytes a monitored program writes to a log, as one line
 //! (lossy UTF-8, as a log source reads it) through `logs::parse`: the
-//! syslog, access-log, JSON and auth-message parsers. Every kept field
-//! within its bound.
+//! syslog, access-log, JSON, sudo's and dpkg's log-file and auth-message
+//! parsers. Every kept field within its bound.
 #![no_main]
 use daisi::logs::parse::{parse, MAX_FIELD};
 use libfuzzer_sys::fuzz_target;
