@@ -58,6 +58,10 @@ pub struct SequenceMeta {
     /// without a program).
     #[serde(default)]
     pub tops: BTreeMap<String, usize>,
+    /// The tokens each program wrote in the training logs: a line is
+    /// ranked among its program's (a program not here: among all).
+    #[serde(default)]
+    pub own: BTreeMap<String, Vec<u32>>,
     /// Held-out windows, and the share whose next template was in its
     /// program's top.
     pub held_out: usize,
@@ -93,9 +97,12 @@ mod model {
         pub meta: SequenceMeta,
         net: Neural,
         tokens: HashMap<ClusterId, u32>,
+        /// Each program's rivals (a mask over the tokens) and its number,
+        /// [`SequenceMeta::own`].
+        own: HashMap<String, (Vec<bool>, u32)>,
         streams: LruCache<String, VecDeque<u32>>,
-        /// Rank of a window's last token, by window.
-        ranks: FxHashMap<Vec<u32>, u32>,
+        /// Rank of a window's last token, by program number and window.
+        ranks: FxHashMap<(u32, Vec<u32>), u32>,
     }
 
     impl SequenceModel {
@@ -108,6 +115,11 @@ mod model {
                 || meta.templates.len() > MAX_TEMPLATES
                 || meta.top == 0
                 || meta.tops.values().any(|&t| t == 0)
+                || meta
+                    .own
+                    .values()
+                    .flatten()
+                    .any(|&t| t as usize > meta.templates.len())
             {
                 return Err(ModelError::Invalid {
                     path,
@@ -140,10 +152,17 @@ mod model {
                 .enumerate()
                 .map(|(i, id)| (*id, i as u32 + 1))
                 .collect();
+            let own = meta
+                .own
+                .iter()
+                .enumerate()
+                .map(|(i, (p, t))| (p.clone(), (mask(t, meta.templates.len()), i as u32 + 1)))
+                .collect();
             Self {
                 meta,
                 net,
                 tokens,
+                own,
                 streams: LruCache::unbounded(),
                 ranks: FxHashMap::default(),
             }
@@ -161,7 +180,7 @@ mod model {
         /// The next line of `stream` is of template `id`: its rank among
         /// the model's predictions (0: the likeliest), once the stream has
         /// a full context and when the model knows the template.
-        pub fn next(&mut self, stream: &str, id: ClusterId) -> Option<u32> {
+        pub fn next(&mut self, stream: &str, program: &str, id: ClusterId) -> Option<u32> {
             let token = self.tokens.get(&id).copied().unwrap_or(0);
             let context = self.meta.context;
             if !self.streams.contains(stream) {
@@ -183,16 +202,32 @@ mod model {
                 return None;
             }
             let window: Vec<u32> = h.iter().copied().collect();
-            if let Some(&r) = self.ranks.get(&window) {
+            let (among, n) = match self.own.get(program) {
+                Some((m, n)) => (Some(m.as_slice()), *n),
+                None => (None, 0),
+            };
+            let key = (n, window);
+            if let Some(&r) = self.ranks.get(&key) {
                 return Some(r);
             }
-            let r = *self.net.next_ranks(&window).first()?;
+            let r = *self.net.next_ranks(&key.1, among).first()?;
             if self.ranks.len() >= 1 << 16 {
                 self.ranks.clear();
             }
-            self.ranks.insert(window, r);
+            self.ranks.insert(key, r);
             Some(r)
         }
+    }
+
+    /// A mask over a vocabulary of `templates` + 1 tokens marking `tokens`.
+    fn mask(tokens: &[u32], templates: usize) -> Vec<bool> {
+        let mut m = vec![false; templates + 1];
+        for &t in tokens {
+            if let Some(b) = m.get_mut(t as usize) {
+                *b = true;
+            }
+        }
+        m
     }
 
     /// A model `daisi train logs` made, and its description.
@@ -265,6 +300,7 @@ mod model {
             hidden: 64,
             top,
             tops: BTreeMap::new(),
+            own: BTreeMap::new(),
             held_out: held.len() / w,
             held_out_in_top: 0.0,
         };
@@ -281,17 +317,44 @@ mod model {
             &held,
             &settings,
             |epoch, _, held_loss, b, of| {
-                if b == of {
+                if b == of && held_loss.is_finite() {
                     progress(epoch, held_loss)
                 }
             },
         )?;
-        let ranks = net.next_ranks(&held);
+        // Each program's own tokens (those it wrote), its rivals.
+        let mut own: BTreeMap<String, std::collections::BTreeSet<u32>> = BTreeMap::new();
+        for (windows, of) in [(&fit, &fit_of), (&held, &held_of)] {
+            for (win, program) in windows.chunks(w).zip(of.iter()) {
+                own.entry(program.to_string())
+                    .or_default()
+                    .extend(win.iter().copied().filter(|&t| t != 0));
+            }
+        }
+        meta.own = own
+            .into_iter()
+            .map(|(p, t)| (p, t.into_iter().collect()))
+            .collect();
+        // Ranks per window, among its program's own tokens.
+        let ranks_of = |windows: &[u32], of: &[&str]| -> Vec<u32> {
+            windows
+                .chunks(w)
+                .zip(of)
+                .map(|(win, p)| {
+                    let among = meta.own.get(*p).map(|t| mask(t, meta.templates.len()));
+                    net.next_ranks(win, among.as_deref())
+                        .first()
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .collect()
+        };
+        let ranks = ranks_of(&held, &held_of);
         if top == 0 {
             // Calibrated per program: the fewest predictions that hold the
             // template of each of its lines in the training logs (every
             // order seen is normal).
-            let fitted = net.next_ranks(&fit);
+            let fitted = ranks_of(&fit, &fit_of);
             for (r, program) in ranks.iter().zip(&held_of).chain(fitted.iter().zip(&fit_of)) {
                 let t = meta.tops.entry(program.to_string()).or_insert(1);
                 *t = (*t).max(*r as usize + 1);
@@ -324,16 +387,16 @@ mod model {
             let mut m = SequenceModel::new(t.meta, t.net);
             let mut ranks = Vec::new();
             for id in [1, 2, 3, 4, 1, 2, 3, 4] {
-                ranks.push(m.next("host/a.log", id));
+                ranks.push(m.next("host/a.log", "svc", id));
             }
             assert_eq!(ranks[..6], [None; 6]);
             assert_eq!(ranks[6..], [Some(0), Some(0)]);
             // Close before query: out of order.
-            assert!(m.next("host/a.log", 2).unwrap() >= 1);
+            assert!(m.next("host/a.log", "svc", 2).unwrap() >= 1);
             // Another stream has its own context.
-            assert_eq!(m.next("host/b.log", 3), None);
+            assert_eq!(m.next("host/b.log", "svc", 3), None);
             // A template the model never saw is not judged by order.
-            assert_eq!(m.next("host/a.log", 99), None);
+            assert_eq!(m.next("host/a.log", "svc", 99), None);
         }
 
         #[test]

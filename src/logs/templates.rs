@@ -363,7 +363,7 @@ impl Templates {
             let (file, program) = stream;
             let program = program.unwrap_or("");
             let key = format!("{host}\u{0}{file}\u{0}{program}");
-            Some((s.next(&key, id)?, s.top(program)))
+            Some((s.next(&key, program, id)?, s.top(program)))
         });
         #[cfg(not(feature = "torch"))]
         let order: Option<(u32, usize)> = {

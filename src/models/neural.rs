@@ -398,8 +398,9 @@ impl Neural {
     /// For `lm` models: per window (`window` tokens each, `tokens` holding
     /// whole windows), the rank of its last token among the model's
     /// predictions for what follows the others (0: the likeliest; DeepLog
-    /// calls a next token outside the top g an anomaly).
-    pub fn next_ranks(&self, tokens: &[u32]) -> Vec<u32> {
+    /// calls a next token outside the top g an anomaly); `among`: only the
+    /// tokens it marks count as rivals (a vocabulary-long mask).
+    pub fn next_ranks(&self, tokens: &[u32], among: Option<&[bool]>) -> Vec<u32> {
         debug_assert_eq!(self.net.arch.kind, NeuralKind::Lm);
         let w = self.window;
         if tokens.len() < w {
@@ -410,9 +411,12 @@ impl Neural {
             let logits = self.net.output(&t, Some(&self.projection));
             let target = t.narrow(1, w as i64 - 1, 1);
             let own = logits.gather(1, &target, false);
-            let ranks = logits
-                .gt_tensor(&own)
-                .sum_dim_intlist(1, false, Kind::Int64);
+            let mut above = logits.gt_tensor(&own);
+            if let Some(among) = among {
+                let mask = Tensor::from_slice(among).to_device(above.device());
+                above = above.logical_and(&mask);
+            }
+            let ranks = above.sum_dim_intlist(1, false, Kind::Int64);
             Vec::<i64>::try_from(ranks)
                 .unwrap_or_default()
                 .into_iter()
@@ -535,7 +539,7 @@ mod tests {
             assert_eq!(out, again);
             if kind == NeuralKind::Lm {
                 // The learned next call ranks first; a wrong one does not.
-                let r = m.next_ranks(&[1, 2, 3, 4, 2, 3, 4, 2]);
+                let r = m.next_ranks(&[1, 2, 3, 4, 2, 3, 4, 2], None);
                 assert_eq!(r.len(), 2);
                 assert_eq!(r[0], 0, "{r:?}");
                 assert!(r[1] >= 1, "{r:?}");
