@@ -12,28 +12,30 @@
 //! template is not among the top likeliest of its program
 //! ([`SequenceMeta::tops`], calibrated per program: a chatty service's
 //! fixed order is judged as strictly as it is kept, whatever another
-//! program's order tolerates) is out of order (`log.template_sequence`). DeepLog's network is an LSTM; a window
+//! program's order tolerates) is out of order (`log.template_sequence`).
+//! DeepLog's network is an LSTM; a window
 //! of ten templates through an MLP is what the syscall model already runs
 //! fast, and the criterion (top g) is DeepLog's.
 //!
 //! The model knows the [`MAX_TEMPLATES`] most common templates of its
 //! training logs that have at least [`MIN_LINES`] lines there (a template
 //! seen a few times, a daily rotation, has no order to learn); any other
-//! is token 0, judged by the template rules (a new template, its rate),
-//! never by its order. Streams are an LRU of
-//! [`MAX_STREAMS`]; ranks of windows seen before come from a bounded
+//! is left out of its stream, judged by the template rules (a new
+//! template, its rate), never by its order (token 0, in the network's
+//! vocabulary, is no line's). Streams are an LRU of [`MAX_STREAMS`]; ranks of windows seen before come from a bounded
 //! cache.
 
 use logdrain::ClusterId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Templates a sequence model tells apart (the network's vocabulary,
-/// token 0 being every other one).
+/// Templates a sequence model tells apart (the network's vocabulary
+/// besides token 0).
 pub const MAX_TEMPLATES: usize = 500;
 
 /// Lines a template needs in the training logs to be judged by its
-/// order (rarer ones are token 0: their order is not learnt).
+/// order (rarer ones are left out of their streams: their order is not
+/// learnt).
 pub const MIN_LINES: u64 = 10;
 
 /// Streams whose last templates are kept.
@@ -181,7 +183,9 @@ mod model {
         /// the model's predictions (0: the likeliest), once the stream has
         /// a full context and when the model knows the template.
         pub fn next(&mut self, stream: &str, program: &str, id: ClusterId) -> Option<u32> {
-            let token = self.tokens.get(&id).copied().unwrap_or(0);
+            // A template the model does not know has no order: it is left
+            // out of its stream (judged by the template rules alone).
+            let token = self.tokens.get(&id).copied()?;
             let context = self.meta.context;
             if !self.streams.contains(stream) {
                 if self.streams.len() >= MAX_STREAMS {
@@ -197,9 +201,6 @@ mod model {
             }
             if h.len() > context + 1 {
                 h.pop_front();
-            }
-            if token == 0 {
-                return None;
             }
             let window: Vec<u32> = h.iter().copied().collect();
             let (among, n) = match self.own.get(program) {
@@ -268,10 +269,9 @@ mod model {
         let (mut fit, mut held) = (Vec::new(), Vec::new());
         let (mut fit_of, mut held_of) = (Vec::new(), Vec::new());
         for (program, s) in streams {
-            let t: Vec<u32> = s
-                .iter()
-                .map(|id| token.get(id).copied().unwrap_or(0))
-                .collect();
+            // Templates the model does not know are left out, as a node
+            // leaves them out.
+            let t: Vec<u32> = s.iter().filter_map(|id| token.get(id).copied()).collect();
             let n = t.len().saturating_sub(context);
             let cut = n - n / 10;
             for i in 0..n {
