@@ -215,18 +215,21 @@ static SUDO_LOGFILE: LazyLock<Regex> = LazyLock::new(|| {
 /// 15:00:00 : alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=...`,
 /// the time in local time without a year, as syslog's.
 fn sudo_logfile(line: &str, year: i32) -> Option<LogEvent> {
-    use chrono::TimeZone;
     let c = SUDO_LOGFILE.captures(line)?;
-    let at =
-        chrono::NaiveDateTime::parse_from_str(&format!("{year} {}", &c[1]), "%Y %b %e %H:%M:%S")
-            .ok()?;
     let mut ev = LogEvent::raw(LogFormat::Rfc3164, &c[2]);
-    ev.timestamp_ns = chrono::Local
-        .from_local_datetime(&at)
-        .earliest()
-        .and_then(|t| t.timestamp_nanos_opt());
+    ev.timestamp_ns = Some(local_ns(&format!("{year} {}", &c[1]), "%Y %b %e %H:%M:%S")?);
     ev.program = Some("sudo".into());
     Some(ev)
+}
+
+/// A local time written as `format`, in ns since the epoch.
+fn local_ns(text: &str, format: &str) -> Option<i64> {
+    use chrono::TimeZone;
+    let at = chrono::NaiveDateTime::parse_from_str(text, format).ok()?;
+    chrono::Local
+        .from_local_datetime(&at)
+        .earliest()
+        .and_then(|t| t.timestamp_nanos_opt())
 }
 
 static DPKG_LOG: LazyLock<Regex> = LazyLock::new(|| {
@@ -239,14 +242,9 @@ static DPKG_LOG: LazyLock<Regex> = LazyLock::new(|| {
 /// dpkg's log (dpkg(1), `--log`): `2026-12-02 15:00:00 install
 /// nginx:amd64 <none> 1.22.1-9`, the time in local time.
 fn dpkg_log(line: &str) -> Option<LogEvent> {
-    use chrono::TimeZone;
     let c = DPKG_LOG.captures(line)?;
-    let at = chrono::NaiveDateTime::parse_from_str(&c[1], "%Y-%m-%d %H:%M:%S").ok()?;
     let mut ev = LogEvent::raw(LogFormat::Dpkg, &c[2]);
-    ev.timestamp_ns = chrono::Local
-        .from_local_datetime(&at)
-        .earliest()
-        .and_then(|t| t.timestamp_nanos_opt());
+    ev.timestamp_ns = Some(local_ns(&c[1], "%Y-%m-%d %H:%M:%S")?);
     ev.program = Some("dpkg".into());
     Some(ev)
 }
