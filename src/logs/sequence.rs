@@ -326,28 +326,30 @@ mod model {
         let mut own: BTreeMap<String, std::collections::BTreeSet<u32>> = BTreeMap::new();
         for (windows, of) in [(&fit, &fit_of), (&held, &held_of)] {
             for (win, program) in windows.chunks(w).zip(of.iter()) {
-                own.entry(program.to_string())
-                    .or_default()
-                    .extend(win.iter().copied().filter(|&t| t != 0));
+                own.entry(program.to_string()).or_default().extend(win);
             }
         }
         meta.own = own
             .into_iter()
             .map(|(p, t)| (p, t.into_iter().collect()))
             .collect();
-        // Ranks per window, among its program's own tokens.
+        // Ranks per window among its program's own tokens: one pass of
+        // the net per program.
         let ranks_of = |windows: &[u32], of: &[&str]| -> Vec<u32> {
-            windows
-                .chunks(w)
-                .zip(of)
-                .map(|(win, p)| {
-                    let among = meta.own.get(*p).map(|t| mask(t, meta.templates.len()));
-                    net.next_ranks(win, among.as_deref())
-                        .first()
-                        .copied()
-                        .unwrap_or(0)
-                })
-                .collect()
+            let mut by: BTreeMap<&str, (Vec<usize>, Vec<u32>)> = BTreeMap::new();
+            for (i, (win, p)) in windows.chunks(w).zip(of).enumerate() {
+                let (at, flat) = by.entry(*p).or_default();
+                at.push(i);
+                flat.extend_from_slice(win);
+            }
+            let mut ranks = vec![0; of.len()];
+            for (p, (at, flat)) in by {
+                let among = meta.own.get(p).map(|t| mask(t, meta.templates.len()));
+                for (i, r) in at.into_iter().zip(net.next_ranks(&flat, among.as_deref())) {
+                    ranks[i] = r;
+                }
+            }
+            ranks
         };
         let ranks = ranks_of(&held, &held_of);
         if top == 0 {

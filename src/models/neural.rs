@@ -543,6 +543,11 @@ mod tests {
                 assert_eq!(r.len(), 2);
                 assert_eq!(r[0], 0, "{r:?}");
                 assert!(r[1] >= 1, "{r:?}");
+                // Counted among itself alone, the wrong call ranks first.
+                let mut only = vec![false; m.net.arch.vocab as usize];
+                only[2] = true;
+                let r = m.next_ranks(&[1, 2, 3, 4, 2, 3, 4, 2], Some(&only));
+                assert_eq!(r[1], 0, "{r:?}");
             }
         }
     }
