@@ -23,6 +23,7 @@ pub mod commands;
 pub mod config;
 pub mod containers;
 pub mod flows;
+pub mod install;
 pub mod logs;
 pub mod messages;
 pub mod metrics;

@@ -276,6 +276,12 @@ pub struct SyscallBatch {
 }
 
 impl SyscallBatch {
+    /// From live capture: the collector names the process (its lineage);
+    /// replayed traces name none.
+    pub fn is_live(&self) -> bool {
+        !self.lineage.is_empty()
+    }
+
     /// Splits the events in two; the second half's context is the trailing
     /// calls before it (as many as the batch's own context, and at least
     /// [`SPLIT_CONTEXT`] when there are), so both halves stay

@@ -284,6 +284,7 @@ impl Wiring<'_> {
             baseline: baseline
                 .as_ref()
                 .map(|b| self.edge("baseline", b, cfg.baseline.mailbox.overflow)),
+            score_live: cfg.syscall_classifier.judges_live(),
             syscalls: Some(self.edge(
                 "syscall_buffer",
                 &buffer,

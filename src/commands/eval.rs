@@ -27,9 +27,10 @@ pub struct EvalSyscallArgs {
     /// ADFA-LD (zip or directory).
     #[arg(long)]
     pub data: PathBuf,
-    /// Model directory.
-    #[arg(long, default_value = "models/syscall")]
-    pub model: PathBuf,
+    /// Model directory [default: the shipped model, models/syscall where
+    /// daisi is installed].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Write the figures as JSON here.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -224,8 +225,11 @@ fn scores(
 }
 
 pub fn evaluate(args: &EvalSyscallArgs) -> anyhow::Result<Report> {
-    let model = load_syscall_model(&args.model)
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let dir = match &args.model {
+        Some(m) => m.clone(),
+        None => crate::install::syscall_model()?,
+    };
+    let model = load_syscall_model(&dir).with_context(|| format!("loading {}", dir.display()))?;
     // One pass over the archive, split by folder.
     let (mut normal, mut attack, mut train) = (Vec::new(), Vec::new(), Vec::new());
     for t in read_traces(&args.data, "_Data_Master/")? {

@@ -19,7 +19,19 @@ use tracing_subscriber::EnvFilter;
 /// Installs the log subscriber: `RUST_LOG` wins over `level`; logs go to
 /// standard error so standard output stays for results.
 pub fn init_logging(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    init_node_logging(level, format, false);
+}
+
+/// [`init_logging`] for a node: with `console_prints_alerts` (the console
+/// sink is on) and text logs, the alert records' log lines are left out,
+/// so each alert is printed once on a terminal (the console sink's line);
+/// JSON logs keep them, as structured records.
+pub fn init_node_logging(level: &str, format: LogFormat, console_prints_alerts: bool) {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    if console_prints_alerts && format == LogFormat::Text {
+        let off = format!("{}=off", crate::actors::alert::RECORD_TARGET);
+        filter = filter.add_directive(off.parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

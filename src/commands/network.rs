@@ -101,9 +101,10 @@ pub struct EvalNetworkArgs {
     /// Only these captures of the labels file (file names); default all.
     #[arg(long)]
     pub pcap: Vec<String>,
-    /// Model directory: `model.json`, or FlowMeter's `lr_*.txt`.
-    #[arg(long, default_value = "models/network")]
-    pub model: PathBuf,
+    /// Model directory: `model.json`, or FlowMeter's `lr_*.txt` [default:
+    /// the shipped model, models/network where daisi is installed].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Write the figures as JSON here.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -657,8 +658,12 @@ pub fn train(args: &TrainNetworkArgs) -> anyhow::Result<NetworkReport> {
 
 /// `daisi eval network`.
 pub fn eval(args: &EvalNetworkArgs) -> anyhow::Result<NetworkReport> {
-    let model = FlowModel::load(&args.model)
-        .with_context(|| format!("loading the network model {}", args.model.display()))?;
+    let dir = match &args.model {
+        Some(m) => m.clone(),
+        None => crate::install::network_model()?,
+    };
+    let model = FlowModel::load(&dir)
+        .with_context(|| format!("loading the network model {}", dir.display()))?;
     let flows = load_labelled(&args.labels, &args.pcap, &args.flows)?;
     // Kinds the model never saw in training count as held out.
     let seen: Vec<String> = model.trained_on["kinds"]

@@ -36,10 +36,88 @@ pub fn check_config(args: &ConfigArgs) -> ExitCode {
     match load(args) {
         Ok(cfg) => {
             println!("configuration is valid (role {})", cfg.node.role.as_str());
+            for (what, by) in judges(&cfg) {
+                println!("  {what}: {by}");
+            }
             ExitCode::SUCCESS
         }
         Err(code) => code,
     }
+}
+
+/// What judges what on this node, one line per kind of input, as
+/// `check-config` prints it.
+pub fn judges(cfg: &Config) -> Vec<(&'static str, String)> {
+    use crate::actors::syscall::source::SourceKind;
+    if !cfg.node.role.computes() {
+        return vec![(
+            "judges",
+            "none here: a collector ships to compute nodes".into(),
+        )];
+    }
+    let live = cfg.node.role == Role::Compute || cfg.syscall_source.kind == SourceKind::Ebpf;
+    let shipped = |m: &Option<PathBuf>| match m {
+        Some(p) => p.display().to_string(),
+        None => "the shipped model".into(),
+    };
+    let mut out = Vec::new();
+    if live {
+        let b = &cfg.baseline;
+        out.push((
+            "live processes",
+            match b.enabled {
+                true => format!(
+                    "host baselines per program (learning for {}, nothing judged meanwhile; call order: {:?})",
+                    humantime::format_duration(b.learn_for),
+                    b.sequence_model
+                ),
+                false => "no baseline (baseline.enabled = false)".into(),
+            },
+        ));
+        out.push((
+            "live processes' calls",
+            match &cfg.syscall_classifier.model {
+                Some(m) => format!("syscall model {}", m.display()),
+                None => "no syscall model (set syscall_classifier.model to one trained with `daisi train syscall` on your hosts)".into(),
+            },
+        ));
+    }
+    if cfg.node.role == Role::Compute || cfg.syscall_source.kind == SourceKind::Replay {
+        out.push((
+            "replayed traces",
+            format!("syscall model {}", shipped(&cfg.syscall_classifier.model)),
+        ));
+    }
+    let f = &cfg.flow_classifier;
+    out.push((
+        "flows",
+        format!(
+            "flow model {}{}",
+            shipped(&f.model),
+            if f.per_source {
+                ", per-source rules"
+            } else {
+                ""
+            }
+        ),
+    ));
+    let l = &cfg.log_detector;
+    out.push((
+        "log lines",
+        match (l.enabled, l.templates.enabled) {
+            (false, _) => "not judged (log_detector.enabled = false)".into(),
+            (true, false) => "log rules".into(),
+            (true, true) => format!(
+                "log rules, line shapes (learning for {}){}",
+                humantime::format_duration(l.templates.learn_for),
+                match (&l.templates.model, l.templates.sequence) {
+                    (Some(_), true) => ", line order (the model's sequence model)",
+                    _ => "",
+                }
+            ),
+        },
+    ));
+    out
 }
 
 /// Runs the node until SIGINT or SIGTERM, then drains and exits: status 0
@@ -50,7 +128,11 @@ pub fn run(args: &ConfigArgs, log_format: Option<LogFormat>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    super::init_logging(&cfg.log.level, log_format.unwrap_or(cfg.log.format));
+    super::init_node_logging(
+        &cfg.log.level,
+        log_format.unwrap_or(cfg.log.format),
+        cfg.alert.console && cfg.node.role.computes(),
+    );
     super::install_panic_hook();
     let sys = actix::System::new();
     let r = sys.block_on(async move {

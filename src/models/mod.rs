@@ -101,6 +101,8 @@ pub enum ModelError {
     Invalid { path: PathBuf, reason: String },
     #[error("model kind {0:?} is not supported by this build")]
     Kind(String),
+    #[error(transparent)]
+    NotInstalled(#[from] crate::install::NotInstalled),
 }
 
 /// A loaded syscall model.

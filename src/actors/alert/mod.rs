@@ -43,6 +43,11 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The log target of alert records (`alert`, `alert repeated`): left out
+/// of text logs when the console sink prints the alerts
+/// (`crate::commands::init_node_logging`).
+pub const RECORD_TARGET: &str = "daisi_alert";
+
 /// `[alert]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -50,9 +55,19 @@ pub struct AlertConfig {
     /// Windows per process the score is computed over; a live process is
     /// judged each time this many new windows have passed.
     pub horizon: usize,
-    /// Repeats for the same entity within this time are folded.
+    /// Repeats for the same entity within this time are folded; an
+    /// incident quiet this long closes.
     #[serde(with = "humantime_serde")]
     pub cooldown: Duration,
+    /// An incident's news (a process, a rule or a severity it did not
+    /// have) goes out as an update within this, at most once per this per
+    /// incident.
+    #[serde(with = "humantime_serde")]
+    pub update_after: Duration,
+    /// An incident open this long closes at its next finding; a new one
+    /// opens and names it in `related`.
+    #[serde(with = "humantime_serde")]
+    pub incident_max_span: Duration,
     /// Processes tracked at once (least recently seen forgotten first, counted).
     pub max_processes: usize,
     /// Print alerts on standard output.
@@ -79,6 +94,8 @@ impl Default for AlertConfig {
         Self {
             horizon: 2000,
             cooldown: Duration::from_secs(60),
+            update_after: Duration::from_secs(2),
+            incident_max_span: Duration::from_secs(3600),
             max_processes: 16_384,
             console: true,
             jsonl: None,
@@ -103,6 +120,12 @@ impl Validate for AlertConfig {
             ],
             errors,
         );
+        if self.incident_max_span.is_zero() {
+            errors.push(ConfigError::new(
+                format!("{path}.incident_max_span"),
+                "must be above 0",
+            ));
+        }
         if let Some(p) = &self.jsonl {
             let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
             if dir.is_some_and(|d| !d.is_dir()) {
@@ -171,7 +194,14 @@ impl AlertActor {
             ),
             folds: Folds::new(cfg.cooldown),
             incidents: Correlator::new(cfg.cooldown, cfg.max_processes),
-            trees: Trees::new(cfg.cooldown, cfg.max_processes),
+            trees: Trees::new(
+                trees::Timing {
+                    quiet: cfg.cooldown,
+                    update_after: cfg.update_after,
+                    max_span: cfg.incident_max_span,
+                },
+                cfg.max_processes,
+            ),
             trees_opened: m.counter("alert.trees"),
             joined: m.counter("alert.joined"),
             restarts: Restarts::new(Self::NAME, m),
@@ -373,6 +403,7 @@ impl AlertActor {
         alert.last_seen_ns = alert.ts_ns;
         self.raised.inc();
         tracing::warn!(
+            target: "daisi_alert",
             alert_id = %alert.id,
             host = %alert.host,
             module = %alert.module,
@@ -389,12 +420,13 @@ impl AlertActor {
     }
 
     /// Ends the fold windows whose cooldown is over (all of them with
-    /// `all`), sending an update for each that folded repeats.
+    /// `all`), sending an update for each that folded repeats, and writes
+    /// the incidents' updates that are due.
     fn sweep(&mut self, all: bool) {
-        let grown = self.trees.ended(all);
+        let grown = self.trees.due(all);
         for a in self.folds.ended(all).into_iter().chain(grown) {
             self.updates.inc();
-            tracing::warn!(alert_id = %a.id, entity = %a.entity, count = a.count, "alert repeated");
+            tracing::warn!(target: "daisi_alert", alert_id = %a.id, entity = %a.entity, count = a.count, "alert repeated");
             self.write(&a);
         }
     }
@@ -777,7 +809,7 @@ mod tests {
         assert!(
             update
                 .summary
-                .ends_with("; its user nobody in the logs: su_failed for nobody"),
+                .contains("; its user nobody in the logs: su_failed for nobody"),
             "{}",
             update.summary
         );

@@ -1,34 +1,48 @@
-//! One incident per process tree.
+//! One incident per attack chain.
 //!
-//! An attack on a host is a tree of processes (a server spawns a shell,
+//! An attack on a host is a chain of processes (a server spawns a shell,
 //! the shell runs tools), and a per-process detector flags many of them.
 //! Findings about processes whose lineage (from the collector's process
-//! table) meets an open tree join that tree's incident instead of going
+//! table) meets an open chain join that chain's incident instead of going
 //! out alone: the first finding opens the incident (module `incident`,
-//! entity `tree:<root pid>`, out at once); later ones update it (same id,
-//! a larger count, the tree grown), written when the tree has been quiet
-//! for `alert.cooldown` or the node stops. Network alerts of a process of
-//! an open tree join it too.
+//! entity `tree:<pid of the first process found>`, out at once); later
+//! ones update it (same id, a larger count, the chain grown).
 //!
-//! The root is the parent of the first process found (the process that
-//! spawned it: the exploited server, the login shell), or that process
-//! itself when its parent is PID 1 or unknown, so that unrelated services
-//! do not all meet in one tree under init. From there the root climbs
-//! through the server's own forks (ancestors with the same executable:
-//! sshd's listener, monitor and session processes, PostgreSQL's postmaster
-//! and backends, nested shells), so that two sessions of one attack on one
-//! service are one incident. A finding about an ancestor of an open tree's
-//! root grows that tree up to it.
+//! **The service is context.** An incident's tree starts at the process
+//! that spawned the first process found (the exploited server, the login
+//! shell; none when that is PID 1), shown on top but never a member: a
+//! later finding joins the incident only when its lineage holds one of the
+//! chain's own processes (a process found, or one between the found
+//! ones). So two chains a busy service spawned, with no process in common,
+//! are two incidents; the later one names the earlier in `related`. A
+//! process found more than [`SERVICE_AGE`] after it started (a long-lived
+//! server, an init-like parent, the script that started a service) is a
+//! service too: its findings join its own incident, and its children never
+//! join through it.
+//!
+//! **Updates go out as the attack goes on.** A joined finding that adds a
+//! process, a rule or a higher severity is news: the update goes out
+//! within `alert.update_after` (at most one per incident per
+//! `update_after`), its summary ending with what is new. A tree quiet for
+//! `alert.cooldown` closes (a last update when it grew since it was
+//! written), and a tree open longer than `alert.incident_max_span` closes
+//! at its next finding: a new incident opens and names the old one in
+//! `related`. Network alerts of a chain's process and log alerts about the
+//! user of a chain's process join it too.
 
 use crate::messages::{
     Alert, AlertModule, Finding, ProcessFields, ProcessInfo, Severity, TreeMember,
 };
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Processes an incident lists at most (later ones still count, in
 /// `count` and `related`'s bound).
 const MAX_MEMBERS: usize = 256;
+
+/// A process found this long after it started is a service: context, not
+/// a chain process others join through.
+pub const SERVICE_AGE: Duration = Duration::from_secs(60);
 
 /// Shells: a shell started by something that is neither a shell nor a
 /// login path is how most attacks on a service begin.
@@ -45,18 +59,49 @@ const LOGIN_PATHS: [&str; 9] = [
     "agetty",
 ];
 
+/// How a process belongs to a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    /// Its descendants' findings join through it.
+    Chain,
+    /// A service found itself: only its own findings join.
+    Own,
+}
+
+/// The timing of incidents (from `[alert]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A tree quiet this long closes (`alert.cooldown`).
+    pub quiet: Duration,
+    /// News goes out within this, at most once per this per incident
+    /// (`alert.update_after`).
+    pub update_after: Duration,
+    /// A tree open this long closes at its next finding
+    /// (`alert.incident_max_span`).
+    pub max_span: Duration,
+}
+
 struct Tree {
     host: String,
-    /// Every pid of the tree: the root, the processes found and those
-    /// between them.
-    pids: BTreeSet<u32>,
-    /// The root's ancestors, nearest first (to grow the tree up to one
-    /// that is found later).
+    /// The process that spawned the chain (context; none under init).
+    service: Option<u32>,
+    /// The chain's processes.
+    members: BTreeMap<u32, Membership>,
+    /// The service's ancestors, nearest first (the tree grows up to one
+    /// found later, while it is no service).
     above: Vec<ProcessInfo>,
     alert: Alert,
+    opened: Instant,
+    /// Last joined: the quiet time runs from here.
     last: Instant,
+    /// Last written.
+    written: Instant,
     /// Joined since it was last written.
     dirty: bool,
+    /// What is new since it was last written (processes, rules, severity).
+    news: Vec<String>,
+    /// Rules its findings named.
+    rules: HashSet<String>,
     /// The latest log alert joined by its user's name: the user, and the
     /// alert.
     by_user: Option<(String, Alert)>,
@@ -65,6 +110,7 @@ struct Tree {
 impl Tree {
     /// The summary and severity again, after the tree or its log grew.
     fn refresh(&mut self) {
+        let before = self.alert.severity;
         let tree = &self.alert.tree;
         self.alert.summary = summary(tree);
         let mut sev = severity(tree);
@@ -76,6 +122,10 @@ impl Tree {
         }
         // Never less severe than it was written.
         self.alert.severity = self.alert.severity.max(sev);
+        if self.alert.severity > before {
+            self.news
+                .push(format!("severity {:?}", self.alert.severity).to_lowercase());
+        }
     }
 
     /// Counts a flow or log alert into the incident; false when it was
@@ -98,30 +148,75 @@ impl Tree {
         self.last = Instant::now();
         self.dirty = true;
     }
+
+    /// A rule not named before in this incident is news.
+    fn note_rule(&mut self, a: &Alert) {
+        let rule = match &a.rule {
+            Some(r) => r.name.clone(),
+            None => a.module.to_string(),
+        };
+        if self.rules.insert(rule.clone()) {
+            self.news.push(format!("rule {rule}"));
+        }
+    }
+
+    /// Whether `lineage` (a process, then its ancestors) meets the chain.
+    fn holds(&self, lineage: &[ProcessInfo]) -> bool {
+        self.members.contains_key(&lineage[0].pid)
+            || lineage[1..]
+                .iter()
+                .any(|p| self.members.get(&p.pid) == Some(&Membership::Chain))
+    }
+
+    /// The update to write: the incident, its summary ending with what is
+    /// new since it was last written.
+    fn update(&mut self, now: Instant) -> Alert {
+        let mut a = self.alert.clone();
+        if !self.news.is_empty() {
+            a.summary
+                .push_str(&format!("; new: {}", self.news.join(", ")));
+        }
+        self.news.clear();
+        self.dirty = false;
+        self.written = now;
+        a
+    }
 }
 
 /// The open trees (bounded: the quietest is closed first).
 pub struct Trees {
-    quiet: Duration,
+    timing: Timing,
     max: usize,
     open: Vec<Tree>,
+    /// Closed early (a full table, a tree past its span): their last
+    /// updates, for the next [`Trees::due`].
+    closing: Vec<Alert>,
 }
 
 /// What became of a detection.
 pub enum Outcome {
     /// It opened a tree: raise this incident now.
     Opened(Box<Alert>),
-    /// It joined an open tree (the update goes out later); `first` when it
-    /// is the first finding about its process.
+    /// It joined an open tree (its update goes out within
+    /// `update_after`); `first` when it is the first finding about its
+    /// process.
     Joined { first: bool },
 }
 
+/// Whether a process is a service at `now_ns`: it was found long after it
+/// started (unknown start: not).
+fn is_service(p: &ProcessInfo, now_ns: u64) -> bool {
+    p.start_ns
+        .is_some_and(|s| now_ns.saturating_sub(s) > SERVICE_AGE.as_nanos() as u64)
+}
+
 impl Trees {
-    pub fn new(quiet: Duration, max: usize) -> Self {
+    pub fn new(timing: Timing, max: usize) -> Self {
         Self {
-            quiet,
+            timing,
             max: max.max(1),
             open: Vec::new(),
+            closing: Vec::new(),
         }
     }
 
@@ -129,122 +224,121 @@ impl Trees {
     /// it). `alert` has its id, time and node already.
     pub fn add(&mut self, alert: Alert, lineage: &[ProcessInfo]) -> Outcome {
         let pid = lineage[0].pid;
-        let finding = Finding::of(&alert);
+        let service = is_service(&lineage[0], alert.ts_ns);
         let host = alert.host.clone();
-        if let Some(t) = self.open.iter_mut().find(|t| {
-            t.host == host
-                && (lineage.iter().any(|p| t.pids.contains(&p.pid))
-                    || t.above.iter().any(|p| p.pid == pid))
+        let mut related = Vec::new();
+        // A chain past its span closes; a new incident takes its members
+        // over and names it.
+        let mut inherited = BTreeMap::new();
+        if let Some(i) = self.open.iter().position(|t| {
+            t.host == host && t.holds(lineage) && t.opened.elapsed() >= self.timing.max_span
         }) {
-            // An ancestor of the root found: the tree grows up to it.
-            if let Some(up) = t.above.iter().position(|p| p.pid == pid) {
-                for p in t.above.drain(..=up) {
-                    t.pids.insert(p.pid);
-                    t.alert.tree.insert(0, member(&p));
-                }
-                t.alert.process = ProcessFields::from_lineage(lineage);
+            let mut t = self.open.remove(i);
+            related.push(t.alert.id.clone());
+            inherited = std::mem::take(&mut t.members);
+            if t.dirty {
+                self.closing.push(t.update(Instant::now()));
             }
-            // The root itself found: the tree grows up to its parent (the
-            // service that started it), unless that is init.
-            let is_root = t.alert.tree.first().is_some_and(|m| m.process.pid == pid);
-            if let Some(parent) = lineage.get(1).filter(|p| is_root && p.pid > 1) {
-                if t.pids.insert(parent.pid) {
-                    t.alert.tree.insert(0, member(parent));
-                    t.alert.process = ProcessFields::from_lineage(&lineage[1..]);
-                    t.above = ancestors(&lineage[2..]);
-                }
-            }
-            // The chain from the tree down to this process.
-            let known = lineage
-                .iter()
-                .position(|p| t.pids.contains(&p.pid))
-                .unwrap_or(0);
-            for p in lineage[..known].iter().rev() {
-                t.pids.insert(p.pid);
-                if t.alert.tree.len() < MAX_MEMBERS {
-                    t.alert.tree.push(member(p));
-                }
-            }
-            let first = match t.alert.tree.iter_mut().find(|m| m.process.pid == pid) {
-                Some(m) => {
-                    let first = m.findings.is_empty();
-                    m.findings.push(finding);
-                    first
-                }
-                None => true, // past MAX_MEMBERS: counted, not listed
-            };
-            t.alert.count += 1;
-            t.alert.last_seen_ns = alert.ts_ns;
-            t.alert.score = t.alert.score.max(alert.score);
-            if t.alert.related.len() < MAX_MEMBERS {
-                t.alert.related.push(alert.id);
-            }
-            t.refresh();
-            t.last = Instant::now();
-            t.dirty = true;
+        }
+        let joins = |t: &Tree| {
+            t.host == host
+                && (t.holds(lineage)
+                    || (!service
+                        && (t.service == Some(pid) || t.above.iter().any(|p| p.pid == pid))))
+        };
+        if let Some(t) = self.open.iter_mut().find(|t| joins(t)) {
+            let first = join(t, alert, lineage, service);
             return Outcome::Joined { first };
         }
-        // A new tree, rooted at the process's parent unless that is init,
-        // then up through the server's own forks.
-        let mut root_at = match lineage.get(1) {
-            Some(parent) if parent.pid > 1 => 1,
-            _ => 0,
-        };
-        while let Some(up) = lineage.get(root_at + 1) {
-            let same_program =
-                up.executable.is_some() && up.executable == lineage[root_at].executable;
-            if up.pid <= 1 || !same_program {
-                break;
+        // Chains of the same service, and the incident of a service this
+        // chain runs under: named in `related`.
+        let parent = lineage.get(1).filter(|p| p.pid > 1);
+        for t in self.open.iter().filter(|t| t.host == host) {
+            let same_service = parent.is_some_and(|p| t.service == Some(p.pid));
+            let under = lineage[1..].iter().any(|p| t.members.contains_key(&p.pid));
+            if (same_service || under) && !related.contains(&t.alert.id) {
+                related.push(t.alert.id.clone());
             }
-            root_at += 1;
         }
-        let chain = &lineage[..=root_at];
-        let mut tree: Vec<TreeMember> = chain.iter().rev().map(member).collect();
-        tree.last_mut().expect("the process").findings.push(finding);
-        let root = chain[root_at].pid;
+        // A new tree: the service on top (context), the process found.
+        let mut tree: Vec<TreeMember> = parent
+            .into_iter()
+            .chain([&lineage[0]])
+            .map(member)
+            .collect();
+        tree.last_mut()
+            .expect("the process")
+            .findings
+            .push(Finding::of(&alert));
+        let mut members = inherited;
+        members.insert(
+            pid,
+            match service {
+                true => Membership::Own,
+                false => Membership::Chain,
+            },
+        );
+        let mut rules = HashSet::new();
+        rules.insert(
+            alert
+                .rule
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_else(|| alert.module.to_string()),
+        );
+        related.insert(0, alert.id.clone());
         let incident = Alert {
             id: alert.id.clone(),
             ts_ns: alert.ts_ns,
             node_id: alert.node_id.clone(),
             summary: summary(&tree),
             severity: severity(&tree),
-            process: ProcessFields::from_lineage(&lineage[root_at..]),
+            process: ProcessFields::from_lineage(lineage),
             user: alert.user.clone(),
             container: alert.container.clone(),
             score: alert.score,
             threshold: alert.threshold,
             model: alert.model.clone(),
             window: alert.window.clone(),
-            related: vec![alert.id.clone()],
+            related,
             first_seen_ns: alert.ts_ns,
             last_seen_ns: alert.ts_ns,
             tree,
             ..Alert::new(
                 AlertModule::Incident,
                 &alert.host,
-                format!("tree:{root}"),
+                format!("tree:{pid}"),
                 alert.severity,
             )
         };
         if self.open.len() >= self.max {
             // The quietest tree closes early (its update goes out first).
             if let Some(i) = (0..self.open.len()).min_by_key(|&i| self.open[i].last) {
-                self.open[i].last = Instant::now() - self.quiet;
+                let mut t = self.open.remove(i);
+                if t.dirty {
+                    self.closing.push(t.update(Instant::now()));
+                }
             }
         }
+        let now = Instant::now();
         self.open.push(Tree {
             host,
-            pids: chain.iter().map(|p| p.pid).collect(),
-            above: ancestors(&lineage[root_at + 1..]),
+            service: parent.map(|p| p.pid),
+            members,
+            above: ancestors(lineage.get(2..).unwrap_or_default()),
             alert: incident.clone(),
-            last: Instant::now(),
+            opened: now,
+            last: now,
+            written: now,
             dirty: false,
+            news: Vec::new(),
+            rules,
             by_user: None,
         });
         Outcome::Opened(Box::new(incident))
     }
 
-    /// A network alert of a process of an open tree joins it (once).
+    /// A network alert of a chain's process joins its incident (once).
     pub fn join_flow(&mut self, alert: &Alert) -> bool {
         let Some(pid) = alert.pid() else {
             return false;
@@ -252,7 +346,7 @@ impl Trees {
         let Some(t) = self
             .open
             .iter_mut()
-            .find(|t| t.host == alert.host && t.pids.contains(&pid))
+            .find(|t| t.host == alert.host && t.members.contains_key(&pid))
         else {
             return false;
         };
@@ -267,12 +361,13 @@ impl Trees {
             t.alert.destination = alert.destination.clone();
             t.alert.flow = alert.flow.clone();
         }
+        t.note_rule(alert);
         t.grown();
         true
     }
 
     /// A log alert naming a user (`user.name`) joins the open tree on its
-    /// host, most recently grown, with a process of that user (root
+    /// host, most recently grown, with a chain process of that user (root
     /// excepted); the incident's severity goes one step above the worse
     /// of the two and its summary quotes the log alert's.
     pub fn join_log(&mut self, alert: &Alert) -> bool {
@@ -282,13 +377,15 @@ impl Trees {
         if alert.module != AlertModule::Log || user == "root" {
             return false;
         }
-        let runs_as = |m: &TreeMember| {
-            m.process.user_name.as_deref() == Some(user) && m.process.uid != Some(0)
+        let runs_as = |t: &Tree, m: &TreeMember| {
+            t.members.contains_key(&m.process.pid)
+                && m.process.user_name.as_deref() == Some(user)
+                && m.process.uid != Some(0)
         };
         let Some(t) = self
             .open
             .iter_mut()
-            .filter(|t| t.host == alert.host && t.alert.tree.iter().any(runs_as))
+            .filter(|t| t.host == alert.host && t.alert.tree.iter().any(|m| runs_as(t, m)))
             .max_by_key(|t| t.last)
         else {
             return false;
@@ -309,23 +406,110 @@ impl Trees {
             t.alert.user = alert.user.clone();
         }
         t.by_user = Some((user.to_string(), alert.clone()));
+        t.note_rule(alert);
         t.grown();
         true
     }
 
-    /// Closes the trees quiet for the window (every one with `all`); the
-    /// updates to write: each closed tree that grew since it was written.
-    pub fn ended(&mut self, all: bool) -> Vec<Alert> {
-        let quiet = self.quiet;
+    /// The updates to write now: each incident with news whose last write
+    /// is `update_after` old, then each tree quiet for the cooldown (or
+    /// every tree, with `all`), closed, that grew since it was written.
+    pub fn due(&mut self, all: bool) -> Vec<Alert> {
+        let now = Instant::now();
+        let Timing {
+            quiet,
+            update_after,
+            ..
+        } = self.timing;
+        let mut out = std::mem::take(&mut self.closing);
+        for t in &mut self.open {
+            if t.dirty && !t.news.is_empty() && now.duration_since(t.written) >= update_after {
+                out.push(t.update(now));
+            }
+        }
         let (done, open): (Vec<Tree>, Vec<Tree>) = std::mem::take(&mut self.open)
             .into_iter()
-            .partition(|t| all || t.last.elapsed() >= quiet);
+            .partition(|t| all || now.duration_since(t.last) >= quiet);
         self.open = open;
-        done.into_iter()
-            .filter(|t| t.dirty)
-            .map(|t| t.alert)
-            .collect()
+        out.extend(
+            done.into_iter()
+                .filter(|t| t.dirty)
+                .map(|mut t| t.update(now)),
+        );
+        out
     }
+}
+
+/// Joins a finding about `lineage[0]` to the tree `t` its lineage meets;
+/// true when it is the first finding about its process.
+fn join(t: &mut Tree, alert: Alert, lineage: &[ProcessInfo], service: bool) -> bool {
+    let pid = lineage[0].pid;
+    // The tree's service, or an ancestor above it, found (and no service
+    // itself): the tree grows up to it and its parent becomes the service.
+    if !t.holds(lineage) {
+        let consumed: Option<Vec<ProcessInfo>> = match t.service == Some(pid) {
+            true => Some(Vec::new()),
+            false => t
+                .above
+                .iter()
+                .position(|p| p.pid == pid)
+                .map(|i| t.above.drain(..=i).collect()),
+        };
+        if let Some(consumed) = consumed {
+            // `consumed`: nearest the old service first, this process last.
+            if let Some(old) = t.service {
+                t.members.insert(old, Membership::Chain);
+            }
+            for p in &consumed {
+                t.members.insert(p.pid, Membership::Chain);
+            }
+            t.members.insert(pid, Membership::Chain);
+            let parent = lineage.get(1).filter(|p| p.pid > 1);
+            let tops: Vec<TreeMember> = parent
+                .into_iter()
+                .chain(consumed.iter().rev())
+                .map(member)
+                .collect();
+            t.alert.tree.splice(0..0, tops);
+            t.service = parent.map(|p| p.pid);
+            t.above = ancestors(lineage.get(2..).unwrap_or_default());
+            t.alert.process = ProcessFields::from_lineage(lineage);
+        }
+    }
+    // The chain from the tree down to this process.
+    let known = lineage
+        .iter()
+        .position(|p| t.members.contains_key(&p.pid))
+        .unwrap_or(0);
+    for p in lineage[..known].iter().rev() {
+        t.members.insert(p.pid, Membership::Chain);
+        if t.alert.tree.len() < MAX_MEMBERS {
+            t.alert.tree.push(member(p));
+        }
+    }
+    if service {
+        t.members.insert(pid, Membership::Own);
+    }
+    let first = match t.alert.tree.iter_mut().find(|m| m.process.pid == pid) {
+        Some(m) => {
+            let first = m.findings.is_empty();
+            m.findings.push(Finding::of(&alert));
+            first
+        }
+        None => true, // past MAX_MEMBERS: counted, not listed
+    };
+    if first {
+        t.news.push(format!("{} ({})", lineage[0].name, pid));
+    }
+    t.note_rule(&alert);
+    t.alert.count += 1;
+    t.alert.last_seen_ns = alert.ts_ns;
+    t.alert.score = t.alert.score.max(alert.score);
+    if t.alert.related.len() < MAX_MEMBERS {
+        t.alert.related.push(alert.id);
+    }
+    t.grown();
+    first
 }
 
 /// A root's ancestors a tree may grow up to (init never).
@@ -382,8 +566,8 @@ fn one_step_up(s: Severity) -> Severity {
     }
 }
 
-/// One line: the root, how many processes below it were found, and the
-/// most severe finding.
+/// One line: the top of the tree, how many processes below it were
+/// found, and the first of them.
 fn summary(tree: &[TreeMember]) -> String {
     let root = &tree[0];
     let found: Vec<&TreeMember> = tree.iter().filter(|m| !m.findings.is_empty()).collect();
@@ -440,11 +624,35 @@ mod tests {
         }
     }
 
-    /// A server spawns a shell that runs two tools: one incident rooted at
-    /// the server, the tools joined under the shell, critical.
+    fn timing(update_after: Duration) -> Timing {
+        Timing {
+            quiet: Duration::from_secs(60),
+            update_after,
+            max_span: Duration::from_secs(3600),
+        }
+    }
+
+    /// A process that started `ago` before now.
+    fn started(p: ProcessInfo, ago: Duration) -> ProcessInfo {
+        ProcessInfo {
+            start_ns: Some(crate::actors::runtime::now_ns() - ago.as_nanos() as u64),
+            ..p
+        }
+    }
+
+    fn found_now(id: &str, lineage: &[ProcessInfo]) -> Alert {
+        Alert {
+            ts_ns: crate::actors::runtime::now_ns(),
+            ..found(id, lineage)
+        }
+    }
+
+    /// A server spawns a shell that runs two tools: one incident, the
+    /// server on top as context, the tools joined under the shell,
+    /// critical. Unrelated processes are not in it.
     #[test]
     fn an_attack_chain_is_one_incident_and_unrelated_processes_are_not() {
-        let mut t = Trees::new(Duration::from_secs(60), 8);
+        let mut t = Trees::new(timing(Duration::from_secs(60)), 8);
         let server = proc(100, 1, "python3");
         let shell = proc(200, 100, "sh");
         let cat = proc(300, 200, "cat");
@@ -456,7 +664,7 @@ mod tests {
         ) else {
             panic!("the first finding opens the tree")
         };
-        assert_eq!(i.entity, "tree:100");
+        assert_eq!(i.entity, "tree:200", "named by the first process found");
         assert_eq!(
             i.tree.iter().map(|m| m.process.pid).collect::<Vec<_>>(),
             [100, 200]
@@ -471,7 +679,7 @@ mod tests {
             t.add(found("a3", &l), &l),
             Outcome::Joined { first: true }
         ));
-        // Not under the tree: its own incident, rooted at itself (init's child).
+        // Not under the tree: its own incident, nothing above it (init's child).
         let Outcome::Opened(o) = t.add(
             found("b1", std::slice::from_ref(&other)),
             &[other.clone(), proc(1, 0, "systemd")],
@@ -479,7 +687,7 @@ mod tests {
             panic!("an unrelated process opens its own tree")
         };
         assert_eq!(o.entity, "tree:900");
-        let updates = t.ended(true);
+        let updates = t.due(true);
         assert_eq!(updates.len(), 1, "only the tree that grew is written again");
         let u = &updates[0];
         assert_eq!(u.id, i.id);
@@ -495,80 +703,155 @@ mod tests {
             "a shell spawned by a server, then tools"
         );
         assert!(u.summary.contains("3 process(es) found"), "{}", u.summary);
+        assert!(
+            u.summary
+                .ends_with("; new: cat (300), severity critical, curl (301)"),
+            "{}",
+            u.summary
+        );
     }
 
-    /// Two sessions of one service (sshd's listener forks a monitor per
-    /// connection, the monitor a session process): one incident rooted at
-    /// the listener; a shell's finding that arrives before its session
-    /// process's joins when that session process is found.
+    /// A busy service: a benign child of it found (a false alarm), then
+    /// two attack chains through it, minutes apart in life, seconds here.
+    /// Each chain is an incident of its own, naming the earlier ones of
+    /// the same service in `related`; a chain's next process is news that
+    /// goes out within `update_after`, a plain repeat is not.
     #[test]
-    fn sessions_of_one_service_meet_at_its_listener_and_a_found_ancestor_grows_the_tree() {
-        let mut t = Trees::new(Duration::from_secs(60), 8);
-        let svc = proc(10, 1, "supervisor");
-        let listener = proc(100, 10, "sshd");
-        let monitor = proc(110, 100, "sshd");
-        let session = proc(111, 110, "sshd");
-        let Outcome::Opened(i) = t.add(
-            found("s1", std::slice::from_ref(&session)),
-            &[
-                session.clone(),
-                monitor.clone(),
-                listener.clone(),
-                svc.clone(),
-            ],
-        ) else {
-            panic!("the first finding opens the tree")
-        };
-        assert_eq!(i.entity, "tree:100", "rooted at the listener");
-        // The second connection: its shell's tool found before its session
-        // process is.
-        let monitor2 = proc(120, 100, "sshd");
-        let session2 = proc(121, 120, "sshd");
-        let shell = proc(122, 121, "bash");
-        let id = proc(123, 122, "id");
-        let l = [
-            id.clone(),
-            shell.clone(),
-            session2.clone(),
-            monitor2.clone(),
-            listener.clone(),
-            svc.clone(),
-        ];
-        assert!(matches!(
-            t.add(found("s2", &l), &l),
-            Outcome::Joined { first: true }
-        ));
-        let l = &l[2..];
-        assert!(matches!(
-            t.add(found("s3", l), l),
-            Outcome::Joined { first: true }
-        ));
-        let u = t.ended(true);
-        assert_eq!(u.len(), 1, "one incident: {u:#?}");
-        assert_eq!(u[0].related, ["s1", "s2", "s3"]);
-
-        // Apart from that service: a shell's tool found first (the tree
-        // rooted at the shell), then the session that started the shell.
-        let mut t = Trees::new(Duration::from_secs(60), 8);
-        let l = [
-            id.clone(),
-            shell.clone(),
-            session2.clone(),
-            monitor2.clone(),
-        ];
-        let Outcome::Opened(i) = t.add(found("t1", &l), &l) else {
+    fn chains_of_a_busy_service_are_incidents_of_their_own_and_their_news_goes_out_promptly() {
+        let mut t = Trees::new(timing(Duration::from_millis(50)), 8);
+        let server = started(proc(100, 50, "python3"), Duration::from_secs(3600));
+        let boot = started(proc(50, 1, "bash"), Duration::from_secs(3601));
+        let benign = started(proc(200, 100, "sh"), Duration::from_millis(5));
+        let l = [benign.clone(), server.clone(), boot.clone()];
+        let Outcome::Opened(fa) = t.add(found_now("f1", &l), &l) else {
             panic!("opens")
         };
-        assert_eq!(i.entity, "tree:122");
-        let l = [session2.clone(), monitor2.clone()];
-        assert!(matches!(t.add(found("t2", &l), &l), Outcome::Joined { .. }));
-        let u = t.ended(true);
+        let attack = started(proc(300, 100, "sh"), Duration::from_millis(5));
+        let l = [attack.clone(), server.clone(), boot.clone()];
+        let Outcome::Opened(a) = t.add(found_now("a1", &l), &l) else {
+            panic!("a chain with no process in common with the first opens its own incident")
+        };
+        assert_eq!(a.entity, "tree:300");
+        assert_eq!(a.related, ["a1", fa.id.as_str()], "names the earlier chain");
+        assert_eq!(
+            a.tree.iter().map(|m| m.process.pid).collect::<Vec<_>>(),
+            [100, 300],
+            "the service on top, the benign child not in it"
+        );
+        // Nothing is news yet; then the attack's next process.
+        assert!(t.due(false).is_empty());
+        let tool = started(proc(301, 300, "cat"), Duration::from_millis(1));
+        let l = [tool.clone(), attack.clone(), server.clone(), boot.clone()];
+        assert!(matches!(
+            t.add(found_now("a2", &l), &l),
+            Outcome::Joined { first: true }
+        ));
+        assert!(
+            t.due(false).is_empty(),
+            "at most one write per update_after"
+        );
+        std::thread::sleep(Duration::from_millis(60));
+        let u = t.due(false);
+        assert_eq!(u.len(), 1, "{u:#?}");
+        assert_eq!(u[0].id, a.id);
+        assert!(u[0].summary.contains("new: cat (301)"), "{}", u[0].summary);
+        // The same process and rule again: counted, no news.
+        assert!(matches!(
+            t.add(found_now("a3", &l), &l),
+            Outcome::Joined { first: false }
+        ));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(t.due(false).is_empty(), "a repeat is not news");
+        let last = t.due(true);
+        assert_eq!(last.len(), 1, "the repeat goes out when the tree closes");
+        assert_eq!(last[0].count, 3);
+        assert!(!last[0].summary.contains("new:"), "{}", last[0].summary);
+    }
+
+    /// The service itself found (it started long before): an incident of
+    /// its own, and its later children are not absorbed by it; a young
+    /// process's parent found grows its tree (the found parent becomes a
+    /// chain process, its own parent the service).
+    #[test]
+    fn a_found_service_never_absorbs_its_children_and_a_found_parent_grows_the_tree() {
+        let mut t = Trees::new(timing(Duration::from_secs(60)), 8);
+        let init = proc(1, 0, "systemd");
+        let server = started(proc(100, 1, "nginx"), Duration::from_secs(3600));
+        let l = [server.clone(), init.clone()];
+        let Outcome::Opened(s) = t.add(found_now("s1", &l), &l) else {
+            panic!("opens")
+        };
+        assert!(matches!(
+            t.add(found_now("s2", &l), &l),
+            Outcome::Joined { first: false }
+        ));
+        let shell = started(proc(200, 100, "sh"), Duration::from_millis(5));
+        let l = [shell.clone(), server.clone(), init.clone()];
+        let Outcome::Opened(c) = t.add(found_now("c1", &l), &l) else {
+            panic!("a child of a found service opens its own incident")
+        };
+        assert_eq!(c.related, ["c1", s.id.as_str()]);
+
+        // A tool found first, then the shell that started it (young).
+        let mut t = Trees::new(timing(Duration::from_secs(60)), 8);
+        let shell = started(proc(200, 150, "sh"), Duration::from_millis(5));
+        let worker = started(proc(150, 100, "nginx"), Duration::from_millis(6));
+        let tool = started(proc(201, 200, "id"), Duration::from_millis(1));
+        let l = [tool.clone(), shell.clone(), worker.clone(), server.clone()];
+        let Outcome::Opened(i) = t.add(found_now("t1", &l), &l) else {
+            panic!("opens")
+        };
+        assert_eq!(i.entity, "tree:201");
+        let l = [shell.clone(), worker.clone(), server.clone()];
+        assert!(matches!(
+            t.add(found_now("t2", &l), &l),
+            Outcome::Joined { first: true }
+        ));
+        let u = t.due(true);
         assert_eq!(u.len(), 1, "{u:#?}");
         let pids: Vec<u32> = u[0].tree.iter().map(|m| m.process.pid).collect();
         assert_eq!(
-            pids[..3],
-            [120, 121, 122],
-            "grown up to the session and its parent: {pids:?}"
+            pids,
+            [150, 200, 201],
+            "grown up to the shell; the worker on top"
+        );
+    }
+
+    /// An incident open past `incident_max_span` closes at its next
+    /// finding: a new incident opens, names it and keeps the chain.
+    #[test]
+    fn an_incident_past_its_span_hands_over_to_a_new_one() {
+        let mut t = Trees::new(
+            Timing {
+                max_span: Duration::from_millis(20),
+                ..timing(Duration::from_secs(60))
+            },
+            8,
+        );
+        let server = proc(100, 1, "python3");
+        let shell = proc(200, 100, "sh");
+        let l = [shell.clone(), server.clone()];
+        let Outcome::Opened(first) = t.add(found("a1", &l), &l) else {
+            panic!("opens")
+        };
+        let l2 = [proc(300, 200, "cat"), shell.clone(), server.clone()];
+        assert!(matches!(
+            t.add(found("a2", &l2), &l2),
+            Outcome::Joined { .. }
+        ));
+        std::thread::sleep(Duration::from_millis(30));
+        let l3 = [proc(301, 200, "curl"), shell.clone(), server.clone()];
+        let Outcome::Opened(next) = t.add(found("a3", &l3), &l3) else {
+            panic!("past its span, the chain's next finding opens a new incident")
+        };
+        assert_eq!(next.related, ["a3", first.id.as_str()]);
+        let u = t.due(false);
+        assert_eq!(u.len(), 1, "the old incident's last update: {u:#?}");
+        assert_eq!((u[0].id.as_str(), u[0].count), ("a1", 2));
+        let l4 = [proc(302, 200, "nc"), shell.clone(), server.clone()];
+        assert!(
+            matches!(t.add(found("a4", &l4), &l4), Outcome::Joined { .. }),
+            "the new incident keeps the chain"
         );
     }
 
@@ -600,7 +883,7 @@ mod tests {
     /// host's.
     #[test]
     fn a_log_alert_joins_the_tree_whose_process_runs_as_its_user() {
-        let mut t = Trees::new(Duration::from_secs(60), 8);
+        let mut t = Trees::new(timing(Duration::from_secs(60)), 8);
         let as_user = |p: ProcessInfo, uid: u32, name: &str| ProcessInfo {
             uid: Some(uid),
             user_name: Some(name.into()),
@@ -626,16 +909,16 @@ mod tests {
 
         assert!(t.join_log(&log_about("l4", "www-data")));
         assert!(t.join_log(&log_about("l4", "www-data")), "once");
-        let updates = t.ended(true);
+        let updates = t.due(true);
         assert_eq!(updates.len(), 1, "only the www-data tree grew");
         let u = &updates[0];
-        assert_eq!(u.entity, "tree:100");
+        assert_eq!(u.entity, "tree:200");
         assert_eq!(u.related, ["a1", "l4"]);
         assert_eq!(u.count, 2);
         assert_eq!(u.severity, Severity::High, "medium and medium: one step up");
         assert!(
-            u.summary.ends_with(
-                "; its user www-data in the logs: sudo refused: www-data is not in sudoers"
+            u.summary.contains(
+                "; its user www-data in the logs: sudo refused: www-data is not in sudoers; new: "
             ),
             "{}",
             u.summary

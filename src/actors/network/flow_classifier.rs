@@ -32,8 +32,9 @@ use std::sync::Arc;
 #[serde(deny_unknown_fields, default)]
 pub struct FlowClassifierConfig {
     /// Model directory: `model.json` (from `daisi train network`), or
-    /// FlowMeter's published `lr_*.txt` files.
-    pub model: PathBuf,
+    /// FlowMeter's published `lr_*.txt` files. Unset: the shipped model
+    /// (`models/network` where daisi is installed).
+    pub model: Option<PathBuf>,
     /// Overrides the model's threshold (a probability) when set.
     pub threshold: Option<f64>,
     /// Features named in each alert's evidence.
@@ -53,7 +54,7 @@ pub struct FlowClassifierConfig {
 impl Default for FlowClassifierConfig {
     fn default() -> Self {
         Self {
-            model: PathBuf::from("models/network"),
+            model: None,
             threshold: None,
             top_features: 3,
             per_source: true,
@@ -66,15 +67,20 @@ impl Default for FlowClassifierConfig {
 
 impl Validate for FlowClassifierConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        if !self.model.join("model.json").is_file() && !self.model.join("lr_weights.txt").is_file()
-        {
-            errors.push(ConfigError::new(
-                format!("{path}.model"),
-                format!(
-                    "{} has no model.json (train one with `daisi train network`)",
-                    self.model.display()
-                ),
-            ));
+        match self.model_dir() {
+            Ok(dir)
+                if !dir.join("model.json").is_file() && !dir.join("lr_weights.txt").is_file() =>
+            {
+                errors.push(ConfigError::new(
+                    format!("{path}.model"),
+                    format!(
+                        "{} has no model.json (train one with `daisi train network`)",
+                        dir.display()
+                    ),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(ConfigError::new(format!("{path}.model"), e.to_string())),
         }
         if self.confirm_flows == 0 {
             errors.push(ConfigError::new(
@@ -95,6 +101,16 @@ impl Validate for FlowClassifierConfig {
             ));
         }
         self.mailbox.validate(&format!("{path}.mailbox"), errors);
+    }
+}
+
+impl FlowClassifierConfig {
+    /// The model directory: the configured one, else the shipped one.
+    pub fn model_dir(&self) -> Result<PathBuf, crate::install::NotInstalled> {
+        match &self.model {
+            Some(m) => Ok(m.clone()),
+            None => crate::install::network_model(),
+        }
     }
 }
 
@@ -188,7 +204,7 @@ impl NodeActor for FlowClassifier {
         &cfg.flow_classifier
     }
     async fn prepare(cfg: &crate::config::Config, _: &NodeInfo) -> Result<FlowModel, ModelError> {
-        let fm = FlowModel::load(&cfg.flow_classifier.model)?;
+        let fm = FlowModel::load(&cfg.flow_classifier.model_dir()?)?;
         tracing::info!(model = %fm.name, version = %fm.version, threshold = fm.threshold, "network model loaded");
         Ok(fm)
     }

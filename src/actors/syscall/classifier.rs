@@ -23,8 +23,12 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyscallClassifierConfig {
-    /// Model directory (`model.json` + weights).
-    pub model: PathBuf,
+    /// Model directory (`model.json` + weights). Unset: the shipped model
+    /// (trained on ADFA-LD, a 2011 Ubuntu) judges replayed traces and
+    /// nothing judges live processes by their calls (their programs'
+    /// baselines do). Set (one trained with `daisi train syscall` on this
+    /// fleet's recordings): it judges replayed traces and live processes.
+    pub model: Option<PathBuf>,
     /// Overrides the model's calibrated threshold when set.
     pub threshold: Option<f64>,
     pub mailbox: MailboxConfig,
@@ -33,7 +37,7 @@ pub struct SyscallClassifierConfig {
 impl Default for SyscallClassifierConfig {
     fn default() -> Self {
         Self {
-            model: PathBuf::from("models/syscall"),
+            model: None,
             threshold: None,
             mailbox: MailboxConfig {
                 capacity: 8,
@@ -45,14 +49,16 @@ impl Default for SyscallClassifierConfig {
 
 impl Validate for SyscallClassifierConfig {
     fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
-        if !self.model.join("model.json").is_file() {
-            errors.push(ConfigError::new(
+        match self.model_dir() {
+            Ok(dir) if !dir.join("model.json").is_file() => errors.push(ConfigError::new(
                 format!("{path}.model"),
                 format!(
                     "{} has no model.json (train one with `daisi train syscall`)",
-                    self.model.display()
+                    dir.display()
                 ),
-            ));
+            )),
+            Ok(_) => {}
+            Err(e) => errors.push(ConfigError::new(format!("{path}.model"), e.to_string())),
         }
         if self.threshold.is_some_and(|t| !t.is_finite()) {
             errors.push(ConfigError::new(
@@ -61,6 +67,22 @@ impl Validate for SyscallClassifierConfig {
             ));
         }
         self.mailbox.validate(&format!("{path}.mailbox"), errors);
+    }
+}
+
+impl SyscallClassifierConfig {
+    /// The model directory: the configured one, else the shipped one.
+    pub fn model_dir(&self) -> Result<PathBuf, crate::install::NotInstalled> {
+        match &self.model {
+            Some(m) => Ok(m.clone()),
+            None => crate::install::syscall_model(),
+        }
+    }
+
+    /// Whether the model judges live processes (only one configured
+    /// explicitly does).
+    pub fn judges_live(&self) -> bool {
+        self.model.is_some()
     }
 }
 
@@ -138,7 +160,11 @@ impl NodeActor for SyscallClassifier {
         cfg: &crate::config::Config,
         node: &NodeInfo,
     ) -> Result<SyscallModel, ClassifierError> {
-        let mdl = load_syscall_model(&cfg.syscall_classifier.model)?;
+        let mdl = load_syscall_model(
+            &cfg.syscall_classifier
+                .model_dir()
+                .map_err(ModelError::from)?,
+        )?;
         if node.role == Role::Both && cfg.syscall_batcher.context + 1 < mdl.meta.window {
             return Err(ClassifierError::Context {
                 context: cfg.syscall_batcher.context,

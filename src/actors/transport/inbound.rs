@@ -86,6 +86,10 @@ impl Seen {
 /// Where [`Inbound`] hands each payload kind.
 pub struct Dispatch {
     pub syscalls: Option<Edge<ScoreBatch>>,
+    /// Live batches (those that name their process) are scored by the
+    /// syscall model too; else only replayed traces are
+    /// (`syscall_classifier.model` set explicitly).
+    pub score_live: bool,
     /// Live batches' processes and activity, for host baselines.
     pub baseline: Option<Edge<crate::actors::syscall::baseline::Observe>>,
     pub flows: Option<Edge<crate::actors::network::flow_classifier::ScoreFlows>>,
@@ -232,33 +236,34 @@ impl Handler<Deliver> for Inbound {
             Payload::SyscallBatch(mut b) => {
                 if let Some(edge) = self.to.syscalls.clone() {
                     // Live batches name their process: baselines see it.
-                    let observe = self
-                        .to
-                        .baseline
-                        .clone()
-                        .filter(|_| !b.lineage.is_empty())
-                        .map(|e| {
-                            let o = crate::actors::syscall::baseline::Observe {
-                                host: b.host.clone(),
-                                lineage: b.lineage.clone(),
-                                activity: std::mem::take(&mut b.activity),
-                                calls: b
-                                    .context
-                                    .iter()
-                                    .copied()
-                                    .chain(b.events.iter().map(|e| e.nr))
-                                    .collect(),
-                                context: b.context.len(),
-                                abi: b.abi,
-                            };
-                            (e, o)
-                        });
+                    let observe = self.to.baseline.clone().filter(|_| b.is_live()).map(|e| {
+                        let o = crate::actors::syscall::baseline::Observe {
+                            host: b.host.clone(),
+                            lineage: b.lineage.clone(),
+                            activity: std::mem::take(&mut b.activity),
+                            calls: b
+                                .context
+                                .iter()
+                                .copied()
+                                .chain(b.events.iter().map(|e| e.nr))
+                                .collect(),
+                            context: b.context.len(),
+                            abi: b.abi,
+                        };
+                        (e, o)
+                    });
+                    let score = self.to.score_live || !b.is_live();
                     ctx.wait(
                         async move {
                             if let Some((e, o)) = observe {
                                 let _ = e.push(o).await;
                             }
-                            let _ = edge.push(ScoreBatch(b, receipt)).await;
+                            match score {
+                                true => {
+                                    let _ = edge.push(ScoreBatch(b, receipt)).await;
+                                }
+                                false => crate::actors::runtime::receipt::all_done([&receipt]),
+                            }
                         }
                         .into_actor(self),
                     );
