@@ -214,10 +214,6 @@ kind = "ebpf"
 pids = [$victim]
 [syscall_batcher]
 max_wait = "200ms"
-# The host lab measures baselines: the per-host sequence model (trained on
-# ADFA-LD) is out of it.
-[syscall_classifier]
-threshold = 2.0
 [baseline]
 dir = "$out/baselines"
 learn_for = "${learn}s"

@@ -52,6 +52,7 @@ print(f'{statistics.median(v):.1f} ms median, {v[int(len(v) * 0.95) - 1]:.1f} ms
 cport=$(free_port); mport=$(free_port)
 # Threshold 0: every process alerts, so the store fills quickly.
 pid=$(node served "[syscall_classifier]
+model = \"models/syscall\"
 threshold = 0.0
 [console]
 listen = \"127.0.0.1:$cport\"

@@ -117,7 +117,7 @@ async fn a_programs_model_is_trained_when_learning_ends_judges_and_is_loaded_aga
     let baselines = dir.path().join("baselines");
     let alerts = dir.path().join("alerts.jsonl");
     let extra = format!(
-        "jsonl = \"{}\"\n[syscall_classifier]\nthreshold = 2.0\n[baseline]\nlearn_for = \"3s\"\nsave_every = \"1s\"\n",
+        "jsonl = \"{}\"\n[baseline]\nlearn_for = \"3s\"\nsave_every = \"1s\"\n",
         alerts.display(),
     );
     let env = [("DAISI__BASELINE__DIR", baselines.to_str().unwrap())];

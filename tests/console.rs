@@ -90,7 +90,7 @@ fn compute_with_console(url: &str, console: u16, token: Option<&str>) -> String 
         "con-cmp",
         url,
         &format!(
-            "[console]\nlisten = \"127.0.0.1:{console}\"\n{token}[syscall_classifier]\nthreshold = 0.0\n"
+            "[console]\nlisten = \"127.0.0.1:{console}\"\n{token}[syscall_classifier]\nmodel = \"models/syscall\"\nthreshold = 0.0\n"
         ),
     )
 }

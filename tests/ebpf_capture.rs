@@ -525,7 +525,6 @@ fn a_learnt_service_that_starts_a_shell_is_one_incident_then_accepted() {
         "[node]\nrole = \"both\"\nhost = \"svc-host\"\n[syscall_source]\nkind = \"ebpf\"\npids = [{}]\n\
          [console]\nlisten = \"127.0.0.1:{console}\"\ntoken = \"{token}\"\n\
          [syscall_batcher]\nmax_wait = \"200ms\"\n\
-         [syscall_classifier]\nthreshold = 2.0\n\
          [baseline]\nlearn_for = \"3s\"\nsave_every = \"1s\"\n\
          [alert]\nconsole = false\ncooldown = \"2s\"\njsonl = \"{}\"\n",
         svc_pid,
@@ -713,7 +712,7 @@ fn alerts_name_the_process_its_arguments_parent_and_user() {
     let mut node = common::Daisi::spawn(
         &format!(
             "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\ncomms = [\"nameprobe\"]\n\
-             [syscall_classifier]\nthreshold = 0.0\n[alert]\nconsole = false\njsonl = \"{}\"\n",
+             [syscall_classifier]\nmodel = \"models/syscall\"\nthreshold = 0.0\n[alert]\nconsole = false\njsonl = \"{}\"\n",
             alerts.display()
         ),
         &[],
@@ -741,10 +740,11 @@ fn alerts_name_the_process_its_arguments_parent_and_user() {
     assert_eq!(probe["ppid"].as_u64(), Some(shp as u64), "{a}");
     assert_eq!(probe["uid"], 0, "{a}");
     assert!(!probe["findings"].as_array().unwrap().is_empty(), "{a}");
-    // The tree is rooted at the shell that started the probe.
+    // The shell that started the probe is on top, as context; the
+    // incident is named by the probe.
     assert_eq!(tree[0]["pid"].as_u64(), Some(shp as u64), "{a}");
-    assert_eq!(a["process"]["name"], "sh", "{a}");
-    assert_eq!(a["entity"], format!("tree:{shp}"), "{a}");
+    assert_eq!(a["process"]["name"], "nameprobe", "{a}");
+    assert_eq!(a["entity"], format!("tree:{}", probe["pid"]), "{a}");
     let text = a.to_string();
     assert!(!text.contains("secret-value"), "{text}");
 }
@@ -769,7 +769,7 @@ fn a_log_alert_about_a_user_joins_that_users_process_tree() {
     let mut node = common::Daisi::spawn(
         &format!(
             "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\ncomms = [\"userprobe\"]\n\
-             [syscall_classifier]\nthreshold = 0.0\n[alert]\nconsole = false\ncooldown = \"5s\"\njsonl = \"{}\"\n\
+             [syscall_classifier]\nmodel = \"models/syscall\"\nthreshold = 0.0\n[alert]\nconsole = false\ncooldown = \"5s\"\njsonl = \"{}\"\n\
              [[log_source]]\nname = \"auth\"\nkind = \"file\"\npaths = [\"{}\"]\n\
              registry_dir = \"{}\"\npoll = \"50ms\"\n",
             alerts.display(),
@@ -812,11 +812,12 @@ fn a_log_alert_about_a_user_joins_that_users_process_tree() {
     );
     let all = common::read_alerts(&alerts);
     let a = all.iter().rfind(|a| in_tree(a)).unwrap();
-    assert_eq!(a["entity"], format!("tree:{shp}"), "{a}");
     let tree = a["tree"].as_array().unwrap();
+    assert_eq!(tree[0]["pid"].as_u64(), Some(shp as u64), "{a}");
     // The probe runs as nobody (its shell too, unless the capture saw
     // the probe's exec before setpriv's exec of the shell).
     let probe = tree.iter().find(|m| m["name"] == "userprobe").unwrap();
+    assert_eq!(a["entity"], format!("tree:{}", probe["pid"]), "{a}");
     assert_eq!(
         (&probe["uid"], &probe["user_name"]),
         (&65534.into(), &"nobody".into()),
@@ -1121,7 +1122,6 @@ fn container_programs_are_learnt_per_image_and_alerts_name_the_container() {
         "[node]\nrole = \"both\"\nhost = \"ctr-host\"\n\
          [syscall_source]\nkind = \"ebpf\"\ncomms = [\"ctrsh\"]\n\
          [syscall_batcher]\nmax_wait = \"200ms\"\n\
-         [syscall_classifier]\nthreshold = 2.0\n\
          [baseline]\nlearn_for = \"3s\"\nsave_every = \"1s\"\n\
          [alert]\nconsole = false\njsonl = \"{}\"\n",
         alerts.display()

@@ -734,7 +734,7 @@ fn a_process_with_syscall_and_network_alerts_is_an_incident() {
         return;
     }
     let (listener, node, dir) = lo_node(
-        "[syscall_source]\nkind = \"ebpf\"\ncomms = [\"curl\"]\n[syscall_classifier]\nthreshold = 0.0\n",
+        "[syscall_source]\nkind = \"ebpf\"\ncomms = [\"curl\"]\n[syscall_classifier]\nmodel = \"models/syscall\"\nthreshold = 0.0\n",
     );
     let mut node = node;
     let port = listener.local_addr().unwrap().port();
@@ -761,8 +761,9 @@ fn a_process_with_syscall_and_network_alerts_is_an_incident() {
     let out = curl.wait_with_output().unwrap();
     assert!(out.status.success());
     server.join().unwrap();
-    // curl's syscall finding opens its process tree (rooted at this test,
-    // which started it); its flow joins the tree, whichever came first.
+    // curl's syscall finding opens its process tree (this test, which
+    // started it, on top as context); its flow joins the tree, whichever
+    // came first.
     let mine = |x: &serde_json::Value| {
         x["module"] == "incident"
             && x["tree"]
@@ -780,9 +781,10 @@ fn a_process_with_syscall_and_network_alerts_is_an_incident() {
     // node stops.
     assert!(node.stop(Duration::from_secs(10)).success());
     let incident = alerts(&alerts_file).into_iter().rfind(mine).unwrap();
+    assert_eq!(incident["entity"], format!("tree:{pid}"), "{incident}");
     assert_eq!(
-        incident["entity"],
-        format!("tree:{}", std::process::id()),
+        incident["tree"][0]["pid"].as_u64(),
+        Some(std::process::id() as u64),
         "{incident}"
     );
     let member = incident["tree"]
@@ -967,6 +969,8 @@ role = "both"
 kind = "ebpf"
 comms = ["dd"]
 [syscall_classifier]
+# Live processes are judged by an explicitly configured model only.
+model = "models/syscall"
 threshold = 0.0
 [alert]
 console = false

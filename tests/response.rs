@@ -274,6 +274,8 @@ module = "syscall"
 min_severity = "medium"
 action = "freeze"
 [syscall_classifier]
+# Live processes are judged by an explicitly configured model only.
+model = "models/syscall"
 threshold = 0.0
 "#,
                 alerts.display()

@@ -112,18 +112,23 @@ pub fn train(args: &TrainLogsArgs) -> anyhow::Result<TemplateModel> {
         tracing::info!(file = %path.display(), lines = n, total = lines, templates, "read");
     }
     anyhow::ensure!(t.progress().0 > 0, "no lines in the given files");
-    // Each program's lines of each file as their final templates, in
-    // order: the sequence model's streams (as a node follows them).
+    // Each program's lines of each file, per session, as their final
+    // templates, in order: the sequence model's streams (as a node
+    // follows them: `templates::Stream`).
     let mut streams = Vec::new();
     if args.context > 0 {
         for path in &args.files {
-            let mut ids: std::collections::BTreeMap<Option<String>, Vec<_>> = Default::default();
+            type Key = (Option<String>, Option<u32>);
+            let mut ids: std::collections::BTreeMap<Key, Vec<_>> = Default::default();
             read_lines(path, |_, ev, _| {
-                ids.entry(ev.program.clone())
+                ids.entry((ev.program.clone(), ev.pid))
                     .or_default()
                     .extend(t.template_of(&shape_of(ev)))
             })?;
-            streams.extend(ids.into_iter().map(|(p, s)| (p.unwrap_or_default(), s)));
+            streams.extend(
+                ids.into_iter()
+                    .map(|((p, _), s)| (p.unwrap_or_default(), s)),
+            );
         }
     }
     let mut model = t.finish();

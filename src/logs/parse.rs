@@ -305,8 +305,10 @@ fn json(line: &str) -> Option<LogEvent> {
     ev.pid = s(&["_PID", "SYSLOG_PID"])
         .and_then(|p| p.parse().ok())
         .or_else(|| {
-            o.get("process.pid")
-                .and_then(|p| p.as_u64())
+            // PostgreSQL's jsonlog: the backend's pid (one per session).
+            ["process.pid", "pid"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(|p| p.as_u64()))
                 .and_then(|p| u32::try_from(p).ok())
         });
     ev.hostname = s(&["_HOSTNAME", "host.hostname"]);

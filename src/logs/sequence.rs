@@ -1,8 +1,11 @@
 //! The order of log lines: a next-template model, the DeepLog idea
 //! (Du et al., CCS 2017) in `tch`.
 //!
-//! Each log stream (one program's lines in one file of one host) is a
-//! sequence of template ids.
+//! Each log stream (one program's lines in one file of one host, per
+//! session where the lines name one: `crate::logs::templates::Stream`) is
+//! a sequence of template ids, begun by [`SequenceMeta::context`] tokens
+//! 0 (no line): a session's first lines are judged too, against how
+//! sessions begin.
 //! `daisi train logs` learns, from recorded normal logs, which template
 //! follows the last [`SequenceMeta::context`] ones: the `lm` network of
 //! `crate::models::neural` (embedding → MLP → softmax over the templates),
@@ -180,8 +183,9 @@ mod model {
         }
 
         /// The next line of `stream` is of template `id`: its rank among
-        /// the model's predictions (0: the likeliest), once the stream has
-        /// a full context and when the model knows the template.
+        /// the model's predictions (0: the likeliest), when the model
+        /// knows the template (a new stream's context is `context` tokens
+        /// 0, as in training).
         pub fn next(&mut self, stream: &str, program: &str, id: ClusterId) -> Option<u32> {
             // A template the model does not know has no order: it is left
             // out of its stream (judged by the template rules alone).
@@ -191,14 +195,12 @@ mod model {
                 if self.streams.len() >= MAX_STREAMS {
                     self.streams.pop_lru();
                 }
-                self.streams
-                    .put(stream.to_string(), VecDeque::with_capacity(context + 1));
+                let mut begun = VecDeque::with_capacity(context + 1);
+                begun.extend(std::iter::repeat_n(0, context));
+                self.streams.put(stream.to_string(), begun);
             }
             let h = self.streams.get_mut(stream)?;
             h.push_back(token);
-            if h.len() <= context {
-                return None;
-            }
             if h.len() > context + 1 {
                 h.pop_front();
             }
@@ -270,8 +272,10 @@ mod model {
         let (mut fit_of, mut held_of) = (Vec::new(), Vec::new());
         for (program, s) in streams {
             // Templates the model does not know are left out, as a node
-            // leaves them out.
-            let t: Vec<u32> = s.iter().filter_map(|id| token.get(id).copied()).collect();
+            // leaves them out; the stream begins with `context` tokens 0.
+            let t: Vec<u32> = std::iter::repeat_n(0, context)
+                .chain(s.iter().filter_map(|id| token.get(id).copied()))
+                .collect();
             let n = t.len().saturating_sub(context);
             let cut = n - n / 10;
             for i in 0..n {
@@ -326,7 +330,9 @@ mod model {
         let mut own: BTreeMap<String, std::collections::BTreeSet<u32>> = BTreeMap::new();
         for (windows, of) in [(&fit, &fit_of), (&held, &held_of)] {
             for (win, program) in windows.chunks(w).zip(of.iter()) {
-                own.entry(program.to_string()).or_default().extend(win);
+                own.entry(program.to_string())
+                    .or_default()
+                    .extend(win.iter().filter(|&&t| t != 0));
             }
         }
         meta.own = own
@@ -377,28 +383,33 @@ mod model {
     mod tests {
         use super::*;
 
-        /// A service's log in a fixed order (connect, auth, query, close),
-        /// learned; the same lines out of order are ranked low.
+        /// A service's sessions in a fixed order (connect, auth, query,
+        /// close), learned; a session's lines in that order rank first
+        /// from its first line on, a session begun or broken out of order
+        /// ranks low.
         #[test]
         fn a_learned_order_ranks_its_next_line_first_and_a_break_low() {
-            let normal: Vec<ClusterId> = (0..2000).map(|i| (i % 4) as ClusterId + 1).collect();
-            let t = train(&[("svc".into(), normal)], 6, 1, 30, 100, |_, _| {})
+            let sessions: Vec<(String, Vec<ClusterId>)> =
+                (0..500).map(|_| ("svc".into(), vec![1, 2, 3, 4])).collect();
+            let t = train(&sessions, 3, 1, 30, 100, |_, _| {})
                 .unwrap()
                 .expect("enough windows");
-            assert!(t.meta.held_out_in_top > 0.99, "{:?}", t.meta);
             let mut m = SequenceModel::new(t.meta, t.net);
-            let mut ranks = Vec::new();
-            for id in [1, 2, 3, 4, 1, 2, 3, 4] {
-                ranks.push(m.next("host/a.log", "svc", id));
-            }
-            assert_eq!(ranks[..6], [None; 6]);
-            assert_eq!(ranks[6..], [Some(0), Some(0)]);
+            let ranks: Vec<_> = [1, 2, 3, 4]
+                .into_iter()
+                .map(|id| m.next("host/a.log/7", "svc", id))
+                .collect();
+            assert_eq!(ranks, [Some(0); 4]);
+            // A session begun with its query: out of order.
+            assert!(m.next("host/a.log/8", "svc", 3).unwrap() >= 1);
             // Close before query: out of order.
-            assert!(m.next("host/a.log", "svc", 2).unwrap() >= 1);
+            assert!(m.next("host/a.log/9", "svc", 1) == Some(0));
+            assert!(m.next("host/a.log/9", "svc", 2) == Some(0));
+            assert!(m.next("host/a.log/9", "svc", 4).unwrap() >= 1);
             // Another stream has its own context.
-            assert_eq!(m.next("host/b.log", "svc", 3), None);
+            assert_eq!(m.next("host/b.log/7", "svc", 1), Some(0));
             // A template the model never saw is not judged by order.
-            assert_eq!(m.next("host/a.log", "svc", 99), None);
+            assert_eq!(m.next("host/a.log/7", "svc", 99), None);
         }
 
         #[test]

@@ -25,6 +25,38 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The lines whose order is judged together: one program's lines in one
+/// file, per session where the line names one (the writing process's pid:
+/// an sshd connection, a PostgreSQL backend), so that concurrent sessions
+/// do not interleave.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream<'a> {
+    pub file: &'a str,
+    pub program: Option<&'a str>,
+    pub session: Option<u32>,
+}
+
+impl<'a> Stream<'a> {
+    /// The stream of a parsed line of `file`.
+    pub fn of(file: &'a str, ev: &'a crate::logs::parse::LogEvent) -> Self {
+        Stream {
+            file,
+            program: ev.program.as_deref(),
+            session: ev.pid,
+        }
+    }
+
+    /// Its key among `host`'s streams.
+    pub fn key(&self, host: &str) -> String {
+        format!(
+            "{host}\u{0}{}\u{0}{}\u{0}{}",
+            self.file,
+            self.program.unwrap_or(""),
+            self.session.map_or(String::new(), |p| p.to_string())
+        )
+    }
+}
+
 /// `[log_detector.templates]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -348,21 +380,20 @@ impl Templates {
         id
     }
 
-    /// Judges one line of `host` written at `ts_ns`; `stream` (its file
-    /// and program) is the sequence its order is judged in.
+    /// Judges one line of `host` written at `ts_ns`; `stream` (its file,
+    /// program and session) is the sequence its order is judged in.
     pub fn line(
         &mut self,
         host: &str,
-        stream: (&str, Option<&str>),
+        stream: Stream<'_>,
         text: &str,
         ts_ns: u64,
     ) -> Option<TemplateFinding> {
         let id = self.template_of(text)?;
         #[cfg(feature = "torch")]
         let order = self.sequence.as_mut().and_then(|s| {
-            let (file, program) = stream;
-            let program = program.unwrap_or("");
-            let key = format!("{host}\u{0}{file}\u{0}{program}");
+            let program = stream.program.unwrap_or("");
+            let key = stream.key(host);
             Some((s.next(&key, program, id)?, s.top(program)))
         });
         #[cfg(not(feature = "torch"))]
@@ -510,6 +541,13 @@ impl Trainer {
 mod tests {
     use super::*;
 
+    /// One file's lines, no program or session named.
+    const LOG: Stream<'static> = Stream {
+        file: "log",
+        program: None,
+        session: None,
+    };
+
     const MIN: u64 = 60_000_000_000;
 
     fn cfg(learn_for: Duration) -> TemplateConfig {
@@ -532,24 +570,24 @@ mod tests {
         let mut t = Templates::new(cfg(Duration::from_secs(60)), None);
         for i in 0..20u64 {
             let l = sshd("alice", "10.0.0.1", 40000 + i as u16);
-            assert_eq!(t.line("h1", ("log", None), &l, i * 1_000_000_000), None);
+            assert_eq!(t.line("h1", LOG, &l, i * 1_000_000_000), None);
         }
         // After learning: the same shape with other values is nothing...
         let l = sshd("bob", "10.9.9.9", 5555);
-        assert_eq!(t.line("h1", ("log", None), &l, 2 * MIN), None);
+        assert_eq!(t.line("h1", LOG, &l, 2 * MIN), None);
         // ...a new one is found once.
         let odd = mined_text(
             Some("kernel"),
             "segfault at 0 ip 00007f sp 00007ffd error 4 in libc.so.6",
         );
         let f = t
-            .line("h1", ("log", None), &odd, 2 * MIN + 1)
+            .line("h1", LOG, &odd, 2 * MIN + 1)
             .expect("a new template");
         assert_eq!(f.kind, TemplateKind::NewTemplate);
         assert!(f.template.starts_with("kernel: segfault"), "{}", f.template);
-        assert_eq!(t.line("h1", ("log", None), &odd, 2 * MIN + 2), None);
+        assert_eq!(t.line("h1", LOG, &odd, 2 * MIN + 2), None);
         // Another host is learning still.
-        assert_eq!(t.line("h2", ("log", None), &odd, 2 * MIN + 3), None);
+        assert_eq!(t.line("h2", LOG, &odd, 2 * MIN + 3), None);
     }
 
     #[test]
@@ -560,7 +598,7 @@ mod tests {
             for i in 0..3 {
                 t.line(
                     "h",
-                    ("log", None),
+                    LOG,
                     &sshd("alice", "10.0.0.1", 1000 + i),
                     m * MIN + i as u64,
                 );
@@ -569,12 +607,7 @@ mod tests {
         // 30 = 10 × 3 is in range; the 31st is not, and raises once.
         let mut found = vec![];
         for i in 0..40u64 {
-            if let Some(f) = t.line(
-                "h",
-                ("log", None),
-                &sshd("eve", "10.0.0.7", 2000),
-                3 * MIN + i,
-            ) {
+            if let Some(f) = t.line("h", LOG, &sshd("eve", "10.0.0.7", 2000), 3 * MIN + i) {
                 found.push((i, f));
             }
         }
@@ -601,13 +634,10 @@ mod tests {
         model.save(&p).unwrap();
         let back = TemplateModel::load(&p).unwrap();
         let mut t = Templates::new(cfg(Duration::ZERO), Some(back));
-        assert_eq!(
-            t.line("h", ("log", None), &sshd("carol", "10.1.1.1", 9), 0),
-            None
-        );
+        assert_eq!(t.line("h", LOG, &sshd("carol", "10.1.1.1", 9), 0), None);
         let odd = mined_text(Some("useradd"), "new user: name=backdoor, UID=0, GID=0");
         assert_eq!(
-            t.line("h", ("log", None), &odd, 1).map(|f| f.kind),
+            t.line("h", LOG, &odd, 1).map(|f| f.kind),
             Some(TemplateKind::NewTemplate)
         );
         std::fs::write(&p, b"\x93garbage").unwrap();
@@ -629,7 +659,7 @@ mod tests {
         );
         for i in 0..10 {
             let words: String = (0..=i).map(|k| format!("w{k}x ")).collect();
-            t.line("h", ("log", None), &words, i);
+            t.line("h", LOG, &words, i);
         }
         assert!(t.miner.len() <= 3);
         assert_eq!(t.full, 7);

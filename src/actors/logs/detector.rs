@@ -232,8 +232,7 @@ impl Judge {
             }
             if let Some(t) = self.templates.as_mut() {
                 let text = shape_of(&ev);
-                // A stream: one program's lines in one file.
-                let stream = (l.path.as_str(), ev.program.as_deref());
+                let stream = crate::logs::templates::Stream::of(&l.path, &ev);
                 if let Some(f) = t.line(&batch.host, stream, &text, ts_ns) {
                     out.push(template_alert(
                         &batch.host,
