@@ -1,6 +1,8 @@
 """The host lab's victim: a small web application with a command-injection
 flaw (``/ping?host=`` is passed to a shell), and the everyday work a
-service does (listing its files, telling the time, a health check).
+service does (listing its files, telling the time, a health check; an
+operator's status report, ``/report``, that the lab's workloads never ask
+for: a benign behaviour its baseline has not seen).
 
 Serves on 127.0.0.1 only. Run it in the lab's mount namespace
 (lab/host.sh), where the persistence paths are scratch file systems.
@@ -55,6 +57,9 @@ class App(http.server.BaseHTTPRequestHandler):
                     self.reply(f.read())
             except OSError:
                 self.reply(b"not found\n", 404)
+        elif url.path == "/report":
+            out = subprocess.run(["uptime"], capture_output=True).stdout
+            self.reply(out)
         elif url.path == "/ping":
             # The flaw: the parameter goes to a shell unquoted.
             host = q.get("host", ["localhost"])[0]

@@ -254,16 +254,28 @@ impl Trees {
         // chain runs under: named in `related`.
         let parent = lineage.get(1).filter(|p| p.pid > 1);
         for t in self.open.iter().filter(|t| t.host == host) {
-            let same_service = parent.is_some_and(|p| t.service == Some(p.pid));
+            let same_service = lineage[1..]
+                .iter()
+                .take(2)
+                .any(|p| t.service == Some(p.pid));
             let under = lineage[1..].iter().any(|p| t.members.contains_key(&p.pid));
             if (same_service || under) && !related.contains(&t.alert.id) {
                 related.push(t.alert.id.clone());
             }
         }
         // A new tree: the service on top (context), the process found.
-        let mut tree: Vec<TreeMember> = parent
+        // A young shell that started it (a session: an SSH login's shell,
+        // the shell an exploit spawned) is the chain's, not a service: its
+        // other children join through it; its parent is the service.
+        let session =
+            parent.filter(|p| SHELLS.contains(&p.name.as_str()) && !is_service(p, alert.ts_ns));
+        let (above_chain, chain_top) = match session {
+            Some(sh) => (lineage.get(2).filter(|p| p.pid > 1), vec![sh, &lineage[0]]),
+            None => (parent, vec![&lineage[0]]),
+        };
+        let mut tree: Vec<TreeMember> = above_chain
             .into_iter()
-            .chain([&lineage[0]])
+            .chain(chain_top)
             .map(member)
             .collect();
         tree.last_mut()
@@ -271,6 +283,9 @@ impl Trees {
             .findings
             .push(Finding::of(&alert));
         let mut members = inherited;
+        if let Some(sh) = session {
+            members.insert(sh.pid, Membership::Chain);
+        }
         members.insert(
             pid,
             match service {
@@ -323,9 +338,13 @@ impl Trees {
         let now = Instant::now();
         self.open.push(Tree {
             host,
-            service: parent.map(|p| p.pid),
+            service: above_chain.map(|p| p.pid),
             members,
-            above: ancestors(lineage.get(2..).unwrap_or_default()),
+            above: ancestors(
+                lineage
+                    .get(if session.is_some() { 3 } else { 2 }..)
+                    .unwrap_or_default(),
+            ),
             alert: incident.clone(),
             opened: now,
             last: now,
@@ -815,6 +834,35 @@ mod tests {
             [150, 200, 201],
             "grown up to the shell; the worker on top"
         );
+    }
+
+    /// A session's shell (young: an SSH login's) that starts tools: the
+    /// tools are one incident, joined through the shell, with sshd above
+    /// as the service; a shell that has run for long (a service's start
+    /// script) is a service: its children's findings are apart.
+    #[test]
+    fn a_young_shells_tools_are_one_chain_and_an_old_shells_are_not() {
+        let mut t = Trees::new(timing(Duration::from_secs(60)), 8);
+        let sshd = started(proc(100, 1, "sshd"), Duration::from_secs(2));
+        let bash = started(proc(110, 100, "bash"), Duration::from_secs(1));
+        let l = [proc(111, 110, "id"), bash.clone(), sshd.clone()];
+        let Outcome::Opened(i) = t.add(found_now("i1", &l), &l) else {
+            panic!("opens")
+        };
+        let pids: Vec<u32> = i.tree.iter().map(|m| m.process.pid).collect();
+        assert_eq!(pids, [100, 110, 111]);
+        let l = [proc(112, 110, "uname"), bash.clone(), sshd.clone()];
+        assert!(matches!(
+            t.add(found_now("i2", &l), &l),
+            Outcome::Joined { first: true }
+        ));
+
+        let mut t = Trees::new(timing(Duration::from_secs(60)), 8);
+        let script = started(proc(50, 1, "bash"), Duration::from_secs(3600));
+        let l = [proc(51, 50, "worker"), script.clone()];
+        assert!(matches!(t.add(found_now("w1", &l), &l), Outcome::Opened(_)));
+        let l = [proc(52, 50, "worker"), script.clone()];
+        assert!(matches!(t.add(found_now("w2", &l), &l), Outcome::Opened(_)));
     }
 
     /// An incident open past `incident_max_span` closes at its next
