@@ -23,8 +23,9 @@
 # scheduler (backups, a database dump, log rotation) and, when the learning
 # phase is 4 minutes or longer, cron running a clean-up and package runs
 # (dpkg in a scratch root). The benign workload
-# is the application's traffic with variety, its database queries, and an
-# administrator's SSH sessions running everyday commands (uptime, df, ps,
+# is the application's traffic with variety (it goes on during the attacks),
+# its database queries, and an administrator's SSH sessions running everyday
+# commands (uptime, df, ps,
 # ls, dpkg, id, who, tail). All traffic is on 127.0.0.1; every request
 # and loop is bounded in count and time.
 #
@@ -249,6 +250,10 @@ EOF
   t0=$(now_ns)
   benign $(($(date +%s) + benign_s))
   phase benign benign "$t0" "$(now_ns)"
+  # The application stays busy while it is attacked.
+  benign $(($(date +%s) + 3600)) &
+  local busy=$!
+  PIDS+=($busy)
   for s in "${list[@]}"; do
     log "scenario $s"
     t0=$(now_ns)
@@ -256,6 +261,7 @@ EOF
     sleep 6 # past the tree's quiet time: each scenario is its own incident
     phase "$s" attack "$t0" "$(now_ns)"
   done
+  kill "$busy" 2>/dev/null || true
   kill -TERM "$node"
   wait "$node" || true
   "$BIN" eval host --alerts "$out/alerts.jsonl" --phases "$out/phases.jsonl"
