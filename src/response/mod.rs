@@ -310,9 +310,13 @@ impl Responder {
         ))
     }
 
-    /// Daisi itself, PID 1 and the allowlists are never acted on.
+    /// Daisi itself, PID 1, pids no process can have (0, above the
+    /// kernel's `pid_max` or `i32::MAX`: `kill` would take them for a
+    /// process group or every process) and the allowlists are never acted
+    /// on.
     fn protected(&self, pid: u32) -> bool {
         pid <= 1
+            || !pid_possible(pid)
             || pid == std::process::id()
             || self.cfg.allow_pids.contains(&pid)
             || crate::procfs::exe(pid).is_some_and(|e| self.cfg.allow_exes.contains(&e))
@@ -335,8 +339,12 @@ impl Responder {
         if dry_run {
             return Ok(format!("dry run: would have {verb} {what}"));
         }
-        // SAFETY: kill(2) with a checked pid and a valid signal number.
-        if unsafe { libc::kill(pid as libc::pid_t, sig) } != 0 {
+        let Ok(target) = libc::pid_t::try_from(pid) else {
+            return Err(format!("pid {pid} is no process id"));
+        };
+        // SAFETY: kill(2) with a pid above 1 that names one process (never
+        // a group or every process) and a valid signal number.
+        if unsafe { libc::kill(target, sig) } != 0 {
             return Err(format!("{what}: {}", std::io::Error::last_os_error()));
         }
         Ok(format!("{verb} {what}"))
@@ -458,9 +466,39 @@ pub fn outcome(
     }
 }
 
+/// Whether `pid` can name a process: positive, within `i32` (else
+/// `kill` reads it as a process group, or -1: every process) and at most
+/// the kernel's `pid_max`.
+fn pid_possible(pid: u32) -> bool {
+    let max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(1 << 22);
+    pid > 0 && pid <= max && libc::pid_t::try_from(pid).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pid from a command that no process can have (0, u32::MAX, which
+    /// `kill` would read as -1: every process, a value above pid_max) is
+    /// refused before anything is signalled, dry run or not.
+    #[test]
+    fn pids_no_process_can_have_are_refused() {
+        let r = Responder::new(ResponseConfig {
+            enabled: true,
+            ..Default::default()
+        });
+        for pid in [0, u32::MAX, 1 << 31, (1 << 31) + 7, 4_194_305 * 2] {
+            for action in [Action::Kill, Action::Stop] {
+                let e = r.signal(pid, action, true).unwrap_err();
+                assert!(e.contains("protected"), "{pid}: {e}");
+            }
+            assert!(r.freeze(pid, true).is_err(), "{pid}");
+        }
+        assert!(pid_possible(std::process::id()));
+    }
 
     const MOUNTS_HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
