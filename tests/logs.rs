@@ -735,6 +735,7 @@ poll = "50ms"
 [log_detector.templates]
 model = "{}"
 learn_for = "0s"
+learn_lines = 0
 "#,
         live.display(),
         dir.path().join("registry").display(),

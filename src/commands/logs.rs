@@ -338,6 +338,7 @@ pub fn eval(args: &EvalLogsArgs) -> anyhow::Result<Vec<FileResult>> {
     let model = match &args.model {
         Some(p) => {
             cfg.templates.learn_for = Duration::ZERO;
+            cfg.templates.learn_lines = 0;
             Some(TemplateModel::load(p)?)
         }
         None => match (&cfg.templates.model, cfg.templates.enabled) {

@@ -66,9 +66,23 @@ pub struct TemplateConfig {
     /// A model from `daisi train logs` (templates and their rates); none:
     /// every host learns its own first.
     pub model: Option<PathBuf>,
-    /// How long each host's lines are learnt before they are judged.
+    /// How long each host's lines are learnt before they are judged, in
+    /// the node's own time from the host's first line (a file read from
+    /// its start is learnt whole)...
     #[serde(with = "humantime_serde")]
     pub learn_for: Duration,
+    /// ...and at least this many of the host's lines.
+    pub learn_lines: u64,
+    /// A new shape is `log.new_template` only when its program rarely
+    /// writes new shapes: the share of its lines so far whose shape it
+    /// wrote once only (Good–Turing's chance that its next line is of a
+    /// new shape) is at most this. A program with none before is new.
+    pub new_shape_chance: f64,
+    /// At most one `log.new_template` per host and program this often;
+    /// later new shapes in the period are learnt and counted
+    /// (`log_detector.new_templates_folded`).
+    #[serde(with = "humantime_serde")]
+    pub new_template_every: Duration,
     /// A minute with more than this × the template's largest minute...
     pub rate_factor: f64,
     /// ...and at least this many of its lines is out of range.
@@ -90,6 +104,9 @@ impl Default for TemplateConfig {
             enabled: true,
             model: None,
             learn_for: Duration::from_secs(3600),
+            learn_lines: 1000,
+            new_shape_chance: 0.01,
+            new_template_every: Duration::from_secs(86_400),
             rate_factor: 10.0,
             min_rate: 30,
             max_templates: 10_000,
@@ -282,10 +299,55 @@ fn minute_of(ts_ns: u64) -> u64 {
     ts_ns / 60_000_000_000
 }
 
+/// Programs whose shapes a host's state follows; lines of further ones
+/// are followed as one.
+const MAX_PROGRAMS: usize = 1024;
+
+/// One program's lines on a host, by shape.
+#[derive(Default)]
+struct ProgramShapes {
+    lines: u64,
+    by_shape: HashMap<ClusterId, u32>,
+    /// Shapes written once only.
+    once: u64,
+    /// When its last `log.new_template` was raised (node time).
+    raised_ns: Option<u64>,
+}
+
+impl ProgramShapes {
+    /// Good–Turing's chance that the next line is of a shape not written
+    /// before: the share of lines whose shape was written once only.
+    fn new_shape_chance(&self) -> f64 {
+        match self.lines {
+            0 => 1.0,
+            n => self.once as f64 / n as f64,
+        }
+    }
+
+    /// Counts a line of shape `id`; a shape the model knows is never one
+    /// written once only.
+    fn count(&mut self, id: ClusterId, known: bool, max_templates: usize) {
+        self.lines += 1;
+        if known || (!self.by_shape.contains_key(&id) && self.by_shape.len() >= max_templates) {
+            return;
+        }
+        let n = self.by_shape.entry(id).or_default();
+        *n += 1;
+        match *n {
+            1 => self.once += 1,
+            2 => self.once -= 1,
+            _ => {}
+        }
+    }
+}
+
 /// One host's templates.
 #[derive(Default)]
 struct HostState {
-    first_ns: Option<u64>,
+    /// The node's time at the host's first line, and the lines since.
+    first_read_ns: Option<u64>,
+    lines: u64,
+    programs: HashMap<String, ProgramShapes>,
     seen: HashSet<ClusterId>,
     minute: u64,
     this_minute: HashMap<ClusterId, u32>,
@@ -327,6 +389,9 @@ pub struct Templates {
     hosts: HashMap<String, HostState>,
     /// Lines matched, not learnt, because `max_templates` was reached.
     pub full: u64,
+    /// New shapes not raised: their program writes new shapes often, or
+    /// it was raised within `new_template_every`.
+    pub folded: u64,
     #[cfg(feature = "torch")]
     sequence: Option<crate::logs::sequence::SequenceModel>,
 }
@@ -365,6 +430,7 @@ impl Templates {
             known,
             hosts: HashMap::new(),
             full: 0,
+            folded: 0,
             #[cfg(feature = "torch")]
             sequence,
         }
@@ -380,14 +446,17 @@ impl Templates {
         id
     }
 
-    /// Judges one line of `host` written at `ts_ns`; `stream` (its file,
-    /// program and session) is the sequence its order is judged in.
+    /// Judges one line of `host` written at `ts_ns` (the line's own time:
+    /// rates per minute) and read at `read_ns` (the node's: learning);
+    /// `stream` (its file, program and session) is the sequence its order
+    /// is judged in.
     pub fn line(
         &mut self,
         host: &str,
         stream: Stream<'_>,
         text: &str,
         ts_ns: u64,
+        read_ns: u64,
     ) -> Option<TemplateFinding> {
         let id = self.template_of(text)?;
         #[cfg(feature = "torch")]
@@ -405,9 +474,18 @@ impl Templates {
             self.hosts.clear();
         }
         let h = self.hosts.entry(host.to_string()).or_default();
-        let first = *h.first_ns.get_or_insert(ts_ns);
-        let learning = ts_ns.saturating_sub(first) < self.cfg.learn_for.as_nanos() as u64;
+        let first = *h.first_read_ns.get_or_insert(read_ns);
+        h.lines += 1;
+        let learning = read_ns.saturating_sub(first) < self.cfg.learn_for.as_nanos() as u64
+            || h.lines <= self.cfg.learn_lines;
         h.roll(minute_of(ts_ns), learning, self.cfg.max_templates);
+        let name = match h.programs.len() < MAX_PROGRAMS {
+            true => stream.program.unwrap_or(""),
+            false => "",
+        };
+        let program = h.programs.entry(name.to_string()).or_default();
+        let chance = program.new_shape_chance();
+        program.count(id, self.known.contains_key(&id), self.cfg.max_templates);
         let n = {
             let c = h.this_minute.entry(id).or_default();
             *c += 1;
@@ -419,14 +497,27 @@ impl Templates {
         }
         let known = self.known.get(&id).copied();
         if new && known.is_none() {
-            return Some(TemplateFinding {
-                kind: TemplateKind::NewTemplate,
-                template_id: id,
-                template: self.template_text(id),
-                value: 1.0,
-                normal: 0.0,
-                threshold: 0.0,
-            });
+            // Unusual for its program (or a program not seen before), and
+            // none raised for it within the period: raised.
+            let every = self.cfg.new_template_every.as_nanos() as u64;
+            let due = program
+                .raised_ns
+                .is_none_or(|at| read_ns.saturating_sub(at) >= every);
+            if chance <= self.cfg.new_shape_chance || program.lines == 1 {
+                if due {
+                    program.raised_ns = Some(read_ns);
+                    return Some(TemplateFinding {
+                        kind: TemplateKind::NewTemplate,
+                        template_id: id,
+                        template: self.template_text(id),
+                        value: chance,
+                        normal: 0.0,
+                        threshold: self.cfg.new_shape_chance,
+                    });
+                }
+            }
+            self.folded += 1;
+            return None;
         }
         let normal = h
             .max_per_minute
@@ -553,6 +644,7 @@ mod tests {
     fn cfg(learn_for: Duration) -> TemplateConfig {
         TemplateConfig {
             learn_for,
+            learn_lines: 0,
             min_rate: 5,
             ..Default::default()
         }
@@ -570,24 +662,27 @@ mod tests {
         let mut t = Templates::new(cfg(Duration::from_secs(60)), None);
         for i in 0..20u64 {
             let l = sshd("alice", "10.0.0.1", 40000 + i as u16);
-            assert_eq!(t.line("h1", LOG, &l, i * 1_000_000_000), None);
+            assert_eq!(
+                t.line("h1", LOG, &l, i * 1_000_000_000, i * 1_000_000_000),
+                None
+            );
         }
         // After learning: the same shape with other values is nothing...
         let l = sshd("bob", "10.9.9.9", 5555);
-        assert_eq!(t.line("h1", LOG, &l, 2 * MIN), None);
+        assert_eq!(t.line("h1", LOG, &l, 2 * MIN, 2 * MIN), None);
         // ...a new one is found once.
         let odd = mined_text(
             Some("kernel"),
             "segfault at 0 ip 00007f sp 00007ffd error 4 in libc.so.6",
         );
         let f = t
-            .line("h1", LOG, &odd, 2 * MIN + 1)
+            .line("h1", LOG, &odd, 2 * MIN + 1, 2 * MIN + 1)
             .expect("a new template");
         assert_eq!(f.kind, TemplateKind::NewTemplate);
         assert!(f.template.starts_with("kernel: segfault"), "{}", f.template);
-        assert_eq!(t.line("h1", LOG, &odd, 2 * MIN + 2), None);
+        assert_eq!(t.line("h1", LOG, &odd, 2 * MIN + 2, 2 * MIN + 2), None);
         // Another host is learning still.
-        assert_eq!(t.line("h2", LOG, &odd, 2 * MIN + 3), None);
+        assert_eq!(t.line("h2", LOG, &odd, 2 * MIN + 3, 2 * MIN + 3), None);
     }
 
     #[test]
@@ -601,13 +696,20 @@ mod tests {
                     LOG,
                     &sshd("alice", "10.0.0.1", 1000 + i),
                     m * MIN + i as u64,
+                    m * MIN + i as u64,
                 );
             }
         }
         // 30 = 10 × 3 is in range; the 31st is not, and raises once.
         let mut found = vec![];
         for i in 0..40u64 {
-            if let Some(f) = t.line("h", LOG, &sshd("eve", "10.0.0.7", 2000), 3 * MIN + i) {
+            if let Some(f) = t.line(
+                "h",
+                LOG,
+                &sshd("eve", "10.0.0.7", 2000),
+                3 * MIN + i,
+                3 * MIN + i,
+            ) {
                 found.push((i, f));
             }
         }
@@ -616,6 +718,78 @@ mod tests {
         assert_eq!(*i, 30);
         assert_eq!(f.kind, TemplateKind::TemplateRate);
         assert_eq!((f.value, f.normal, f.threshold), (31.0, 3.0, 30.0));
+    }
+
+    /// After learning, a new shape is raised when its program rarely
+    /// writes new ones (cron's three shapes), not when it often does (a
+    /// kernel's one-off messages); a program's new shapes are one alert per
+    /// `new_template_every`; a program never seen before is new. Learning
+    /// lasts `learn_for` of the node's time and `learn_lines` lines.
+    #[test]
+    fn a_new_shape_is_judged_by_how_often_its_program_writes_new_ones() {
+        const DAY: u64 = 86_400_000_000_000;
+        let mut t = Templates::new(
+            TemplateConfig {
+                learn_lines: 300,
+                ..cfg(Duration::from_secs(60))
+            },
+            None,
+        );
+        let of = |program| Stream {
+            program: Some(program),
+            ..LOG
+        };
+        let cron = |i: u64| {
+            let what = ["backup started", "backup finished", "rotating the logs"][i as usize % 3];
+            mined_text(Some("cron"), &format!("({}) job {what}", i % 7))
+        };
+        // One-off messages: each of its own length, so its own shape.
+        let kernel = |i: u64| mined_text(Some("kernel"), &"x ".repeat(i as usize + 1));
+        // Learning: 10 minutes of the node's time (> 60 s), 300 lines.
+        for i in 0..150u64 {
+            let at = i * 4_000_000_000;
+            assert_eq!(t.line("h", of("cron"), &cron(i), at, at), None);
+            assert_eq!(t.line("h", of("kernel"), &kernel(i), at, at), None);
+        }
+        let at = 11 * MIN;
+        let novel = mined_text(Some("kernel"), &"y ".repeat(400));
+        assert_eq!(
+            t.line("h", of("kernel"), &novel, at, at),
+            None,
+            "kernel writes new shapes all the time"
+        );
+        let odd = mined_text(
+            Some("cron"),
+            "pam_unix(crond:auth): authentication failure; logname= uid=0",
+        );
+        let f = t
+            .line("h", of("cron"), &odd, at + 1, at + 1)
+            .expect("cron rarely writes a new shape");
+        assert_eq!(f.kind, TemplateKind::NewTemplate);
+        assert!(f.value <= 0.01, "{f:?}");
+        let odd2 = mined_text(Some("cron"), "ORPHAN (no passwd entry) for user zz");
+        assert_eq!(
+            t.line("h", of("cron"), &odd2, at + 2, at + 2),
+            None,
+            "one per day per program"
+        );
+        // A day of cron's usual lines; then another new shape.
+        for i in 0..100u64 {
+            let at = at + 3 + i * 600_000_000_000;
+            assert_eq!(t.line("h", of("cron"), &cron(i), at, at), None);
+        }
+        let odd3 = mined_text(Some("cron"), "error: cannot open spool directory now");
+        assert!(
+            t.line("h", of("cron"), &odd3, at + 1 + DAY, at + 1 + DAY)
+                .is_some(),
+            "a day later"
+        );
+        let ftp = mined_text(Some("ftpd"), "connection from 10.0.0.9 at Sun Jul 24");
+        assert!(
+            t.line("h", of("ftpd"), &ftp, at + 3, at + 3).is_some(),
+            "a new program"
+        );
+        assert_eq!(t.folded, 2);
     }
 
     #[test]
@@ -634,10 +808,19 @@ mod tests {
         model.save(&p).unwrap();
         let back = TemplateModel::load(&p).unwrap();
         let mut t = Templates::new(cfg(Duration::ZERO), Some(back));
-        assert_eq!(t.line("h", LOG, &sshd("carol", "10.1.1.1", 9), 0), None);
+        let sshd_stream = Stream {
+            program: Some("sshd"),
+            ..LOG
+        };
+        let carol = sshd("carol", "10.1.1.1", 9);
+        assert_eq!(t.line("h", sshd_stream, &carol, 0, 0), None);
         let odd = mined_text(Some("useradd"), "new user: name=backdoor, UID=0, GID=0");
+        let useradd = Stream {
+            program: Some("useradd"),
+            ..LOG
+        };
         assert_eq!(
-            t.line("h", LOG, &odd, 1).map(|f| f.kind),
+            t.line("h", useradd, &odd, 1, 1).map(|f| f.kind),
             Some(TemplateKind::NewTemplate)
         );
         std::fs::write(&p, b"\x93garbage").unwrap();
@@ -659,7 +842,7 @@ mod tests {
         );
         for i in 0..10 {
             let words: String = (0..=i).map(|k| format!("w{k}x ")).collect();
-            t.line("h", LOG, &words, i);
+            t.line("h", LOG, &words, i, i);
         }
         assert!(t.miner.len() <= 3);
         assert_eq!(t.full, 7);

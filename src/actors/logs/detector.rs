@@ -91,6 +91,12 @@ impl Validate for LogDetectorConfig {
                 "must be at least 1",
             ));
         }
+        if !(0.0..=1.0).contains(&t.new_shape_chance) {
+            errors.push(ConfigError::new(
+                format!("{path}.templates.new_shape_chance"),
+                "must be between 0 and 1",
+            ));
+        }
         if t.max_templates == 0 {
             errors.push(ConfigError::new(
                 format!("{path}.templates.max_templates"),
@@ -128,6 +134,7 @@ pub struct LogDetector {
     findings: Counter,
     evicted: Counter,
     templates_full: Counter,
+    new_templates_folded: Counter,
 }
 
 impl LogDetector {
@@ -143,6 +150,7 @@ impl LogDetector {
             restarts: Restarts::new(Self::NAME, m),
             judge: Judge::new(&cfg, model),
             templates_full: m.counter("log_detector.templates_full"),
+            new_templates_folded: m.counter("log_detector.new_templates_folded"),
             lines: m.counter("log_detector.lines"),
             raw: m.counter("log_detector.unparsed"),
             cut: m.counter("log_detector.cut_lines"),
@@ -164,6 +172,8 @@ impl LogDetector {
         self.evicted.add(after.evicted - before.evicted);
         self.templates_full
             .add(after.templates_full - before.templates_full);
+        self.new_templates_folded
+            .add(after.new_templates_folded - before.new_templates_folded);
         self.findings.add(out.len() as u64);
         out
     }
@@ -186,6 +196,8 @@ pub struct JudgeStats {
     pub cut: u64,
     pub evicted: u64,
     pub templates_full: u64,
+    /// New shapes not raised (`Templates::folded`).
+    pub new_templates_folded: u64,
 }
 
 impl Judge {
@@ -233,7 +245,7 @@ impl Judge {
             if let Some(t) = self.templates.as_mut() {
                 let text = shape_of(&ev);
                 let stream = crate::logs::templates::Stream::of(&l.path, &ev);
-                if let Some(f) = t.line(&batch.host, stream, &text, ts_ns) {
+                if let Some(f) = t.line(&batch.host, stream, &text, ts_ns, l.read_ns) {
                     out.push(template_alert(
                         &batch.host,
                         &l.path,
@@ -247,6 +259,7 @@ impl Judge {
         }
         if let Some(t) = self.templates.as_mut() {
             self.stats.templates_full += std::mem::take(&mut t.full);
+            self.stats.new_templates_folded += std::mem::take(&mut t.folded);
         }
         self.stats.evicted += rules.evicted - before;
         out
