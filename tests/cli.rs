@@ -156,6 +156,58 @@ fn json_logs_are_structured() {
     assert_eq!(stopped["drained"], true, "{stopped}");
 }
 
+/// Each alert is printed once on a terminal: the console sink's `ALERT`
+/// line on standard output, and no `alert` record in the text log; JSON
+/// logs keep the structured record.
+#[test]
+fn each_alert_is_printed_once_and_json_logs_keep_the_record() {
+    let traces = common::replay_traces();
+    let toml = format!(
+        "[node]\nrole = \"both\"\nshutdown_deadline = \"5s\"\n[syscall_source]\nkind = \"replay\"\npath = \"{}\"\nfilter = \"Training_Data_Master/\"\nmax_traces = 5\n\
+         [syscall_classifier]\nthreshold = 0.0\n[alert]\nconsole = true\n",
+        traces.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let run = |format: &str| {
+        let child = Command::new(common::daisi_bin())
+            .args(["--log-format", format, "run", "--config"])
+            .arg(&cfg)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (stdout, stderr) = run("text");
+    let printed = stdout.lines().filter(|l| l.starts_with("ALERT")).count();
+    assert!(printed >= 1, "no ALERT line:\n{stdout}\n{stderr}");
+    assert!(
+        !stderr.lines().any(|l| l.contains("alert_id=")),
+        "the text log repeats the alerts:\n{stderr}"
+    );
+    let (stdout, stderr) = run("json");
+    assert!(stdout.lines().any(|l| l.starts_with("ALERT")), "{stdout}");
+    let records = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "alert")
+        .count();
+    assert!(records >= 1, "no structured alert record:\n{stderr}");
+}
+
 /// An alert for the `alerts` command tests.
 fn alert(
     id: &str,
@@ -322,4 +374,68 @@ kind = "none"
     let stopped = daisi(&["health", "--config", cfg.to_str().unwrap()]);
     assert_eq!(stopped.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("stopping"));
+}
+
+/// From any working directory a node finds the shipped models (at the
+/// install location, here the source tree), and `check-config` says which
+/// judges the configuration enables: live processes by their programs'
+/// baselines, the shipped syscall model for replayed traces only, a
+/// configured model for live processes too.
+#[test]
+fn check_config_names_the_judges_and_shipped_models_resolve_from_anywhere() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |toml: &str| {
+        let cfg = elsewhere.path().join("node.toml");
+        std::fs::write(&cfg, toml).unwrap();
+        let out = Command::new(common::daisi_bin())
+            .args(["check-config", "--config"])
+            .arg(&cfg)
+            .current_dir(elsewhere.path())
+            .env_remove("DAISI_DEFAULT_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = run("[node]\nrole = \"compute\"\n");
+    for line in [
+        "live processes: host baselines per program (learning for 1day",
+        "live processes' calls: no syscall model",
+        "replayed traces: syscall model the shipped model",
+        "flows: flow model the shipped model, per-source rules",
+        "log lines: log rules, line shapes (learning for 1h)",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/syscall");
+    let text = run(&format!(
+        "[node]\nrole = \"compute\"\n[syscall_classifier]\nmodel = \"{model}\"\n"
+    ));
+    assert!(
+        text.contains(&format!("live processes' calls: syscall model {model}")),
+        "{text}"
+    );
+    // A model directory that is not there names the path it tried.
+    let cfg = elsewhere.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[node]\nrole = \"compute\"\n[flow_classifier]\nmodel = \"no/such/model\"\n",
+    )
+    .unwrap();
+    let out = Command::new(common::daisi_bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("flow_classifier.model") && err.contains("no/such/model"),
+        "{err}"
+    );
 }
