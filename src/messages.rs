@@ -14,6 +14,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod limits;
+
 /// Major version of the wire schema. Bump only for incompatible changes;
 /// adding a field with `#[serde(default)]` is compatible and needs no bump.
 pub const SCHEMA_VERSION: u16 = 1;
@@ -259,19 +261,29 @@ pub struct SyscallBatch {
     pub abi: SyscallAbi,
     /// Trailing calls of the previous batch of this process (at most window
     /// length − 1), oldest first.
+    #[serde(deserialize_with = "limits::vec::<_, _, { limits::CONTEXT }>")]
     pub context: Vec<u32>,
     /// The new calls, oldest first.
+    #[serde(deserialize_with = "limits::vec::<_, _, { limits::EVENTS }>")]
     pub events: Vec<SyscallEvent>,
     /// True when the process has exited and this is its last batch.
     #[serde(default)]
     pub last: bool,
     /// The process, then its parent, grandparent... as far as the collector
     /// knows them (bounded).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "limits::vec::<_, _, { limits::LINEAGE }>"
+    )]
     pub lineage: Vec<ProcessInfo>,
     /// What the process did since its previous batch that a baseline
     /// judges, each distinct thing once per program run, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "limits::vec::<_, _, { limits::ACTIVITY }>"
+    )]
     pub activity: Vec<ActivityEvent>,
 }
 
@@ -323,6 +335,7 @@ pub const SPLIT_CONTEXT: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogBatch {
     pub host: String,
+    #[serde(deserialize_with = "limits::vec::<_, _, { limits::LINES }>")]
     pub lines: Vec<LogLine>,
 }
 
@@ -351,6 +364,7 @@ pub struct LogLine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowBatch {
     pub host: String,
+    #[serde(deserialize_with = "limits::vec::<_, _, { limits::FLOWS }>")]
     pub flows: Vec<FlowRecord>,
 }
 
@@ -366,6 +380,7 @@ pub struct FlowRecord {
     pub first_ns: u64,
     pub last_ns: u64,
     /// Named features (FlowMeter's column names and our own).
+    #[serde(deserialize_with = "limits::map::<_, _, _, { limits::FEATURES }>")]
     pub features: BTreeMap<String, f64>,
     /// Why the flow ended.
     #[serde(default)]
@@ -648,7 +663,11 @@ pub struct ProcessInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executable: Option<String>,
     /// Arguments, `argv[0]` first (bounded by the capture; redacted).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "limits::vec::<_, _, { limits::ARGS }>"
+    )]
     pub args: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
@@ -1315,16 +1334,79 @@ pub enum DecodeError {
     #[error("unsupported schema version {found} (this node speaks {SCHEMA_VERSION})")]
     Version { found: u16 },
     #[error("malformed message: {0}")]
-    Malformed(#[from] rmp_serde::decode::Error),
+    Malformed(rmp_serde::decode::Error),
+    /// A list past its cap ([`limits`]).
+    #[error("refused: {0}")]
+    TooMany(String),
+    /// The sender's host name is not one ([`host_name_problem`]).
+    #[error("sender host {host:?} {problem}")]
+    HostName { host: String, problem: &'static str },
+    /// The payload speaks for another host than its sender's (which the
+    /// subject pins).
+    #[error("sent by {sender:?} on its subject, the payload claims host {claimed:?}")]
+    ForgedHost { sender: String, claimed: String },
+}
+
+impl From<rmp_serde::decode::Error> for DecodeError {
+    fn from(e: rmp_serde::decode::Error) -> Self {
+        match &e {
+            rmp_serde::decode::Error::Syntax(m) if m.contains(limits::TOO_MANY) => {
+                DecodeError::TooMany(m.clone())
+            }
+            _ => DecodeError::Malformed(e),
+        }
+    }
+}
+
+/// Longest host name on the wire.
+pub const MAX_HOST_NAME: usize = 64;
+
+/// Names that mean something else where host names are keys: the accepted
+/// behaviours' file (`accepted.json`).
+const RESERVED_HOST_NAMES: [&str; 1] = ["accepted"];
+
+/// What is wrong with a host name, if anything: it is a NATS subject
+/// token, a file name and a key, so 1 to [`MAX_HOST_NAME`] letters, digits,
+/// `-` and `_`, and none of the reserved names.
+pub fn host_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name.len() > MAX_HOST_NAME {
+        return Some("is longer than 64 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Some("may hold letters, digits, '-' and '_' only");
+    }
+    if RESERVED_HOST_NAMES.contains(&name) {
+        return Some("is reserved");
+    }
+    None
 }
 
 impl DecodeError {
+    /// Every [`DecodeError::reason`].
+    pub const REASONS: [&'static str; 6] = [
+        "oversized",
+        "bad_version",
+        "malformed",
+        "too_many",
+        "bad_host",
+        "forged_host",
+    ];
+
     /// Counter suffix for this error.
     pub fn reason(&self) -> &'static str {
         match self {
             DecodeError::TooLarge { .. } => "oversized",
             DecodeError::Version { .. } => "bad_version",
             DecodeError::Malformed(_) => "malformed",
+            DecodeError::TooMany(_) => "too_many",
+            DecodeError::HostName { .. } => "bad_host",
+            DecodeError::ForgedHost { .. } => "forged_host",
         }
     }
 }
@@ -1356,7 +1438,36 @@ impl Envelope {
                 found: probe.schema,
             });
         }
-        Ok(rmp_serde::from_slice(bytes)?)
+        let env: Envelope = rmp_serde::from_slice(bytes)?;
+        env.vet()?;
+        Ok(env)
+    }
+
+    /// A sender speaks only for itself: its host name is one, and every
+    /// host its payload names is its own (a command's alert names the
+    /// command's target).
+    pub fn vet(&self) -> Result<(), DecodeError> {
+        if let Some(problem) = host_name_problem(&self.host) {
+            return Err(DecodeError::HostName {
+                host: self.host.clone(),
+                problem,
+            });
+        }
+        let (expected, claimed) = match &self.payload {
+            Payload::SyscallBatch(b) => (&self.host, &b.host),
+            Payload::FlowBatch(b) => (&self.host, &b.host),
+            Payload::LogBatch(b) => (&self.host, &b.host),
+            Payload::Outcome(a) => (&self.host, &a.host),
+            Payload::Command(c) => (&c.target_host, &c.alert.host),
+            Payload::Alert(_) | Payload::Heartbeat(_) => return Ok(()),
+        };
+        if expected != claimed {
+            return Err(DecodeError::ForgedHost {
+                sender: expected.clone(),
+                claimed: claimed.clone(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -1410,11 +1521,20 @@ mod tests {
         }
     }
 
+    /// An envelope from the host its payload names (`h` for payloads that
+    /// name none).
     fn env(payload: Payload) -> Envelope {
+        let host = match &payload {
+            Payload::SyscallBatch(b) => b.host.clone(),
+            Payload::FlowBatch(b) => b.host.clone(),
+            Payload::LogBatch(b) => b.host.clone(),
+            Payload::Outcome(a) => a.host.clone(),
+            _ => "h".into(),
+        };
         Envelope {
             schema: SCHEMA_VERSION,
             node_id: "n1".into(),
-            host: "h".into(),
+            host,
             seq: 42,
             ts_ns: 1,
             payload,
@@ -1571,7 +1691,7 @@ mod tests {
         /// lineage and activity) crosses the wire unchanged.
         #[test]
         fn any_batch_roundtrips(
-            host in ".{0,20}",
+            host in "[A-Za-z0-9_-]{1,64}",
             pid in proptest::num::u32::ANY,
             events in proptest::collection::vec((proptest::num::u32::ANY, proptest::num::u64::ANY), 0..50),
             context in proptest::collection::vec(proptest::num::u32::ANY, 0..8),
@@ -1735,6 +1855,96 @@ mod tests {
                 .reason(),
             "malformed"
         );
+    }
+
+    /// A sender speaks only for its own host: a payload naming another
+    /// is refused, as is a sender's host name that is no host name (a
+    /// subject wildcard, the accepted behaviours' file, a dot, a newline,
+    /// too long); a command's alert must be about its target.
+    #[test]
+    fn a_payload_speaking_for_another_host_is_refused() {
+        let from_h = |payload| Envelope {
+            host: "h".into(),
+            ..env(payload)
+        };
+        let mut b = batch(3, vec![]);
+        b.host = "db1".into();
+        let forged = from_h(Payload::SyscallBatch(b)).encode();
+        let e = Envelope::decode(&forged, 1 << 20).unwrap_err();
+        assert_eq!(e.reason(), "forged_host", "{e}");
+        let flows = FlowBatch {
+            host: "db1".into(),
+            flows: vec![],
+        };
+        let e = Envelope::decode(&from_h(Payload::FlowBatch(flows)).encode(), 1 << 20).unwrap_err();
+        assert_eq!(e.reason(), "forged_host");
+        let logs = LogBatch {
+            host: "db1".into(),
+            lines: vec![],
+        };
+        let e = Envelope::decode(&from_h(Payload::LogBatch(logs)).encode(), 1 << 20).unwrap_err();
+        assert_eq!(e.reason(), "forged_host");
+        let mut outcome = sample_alert();
+        outcome.host = "db1".into();
+        let e = Envelope::decode(&from_h(Payload::Outcome(outcome)).encode(), 1 << 20).unwrap_err();
+        assert_eq!(e.reason(), "forged_host");
+        let command = Command {
+            id: "c1".into(),
+            target_host: "web1".into(),
+            action: Action::Kill,
+            dry_run: false,
+            block_for_s: 1,
+            alert: Alert {
+                host: "db1".into(),
+                ..sample_alert()
+            },
+        };
+        let e = Envelope::decode(&env(Payload::Command(command)).encode(), 1 << 20).unwrap_err();
+        assert_eq!(e.reason(), "forged_host");
+        for bad in [
+            "*",
+            ">",
+            "accepted",
+            "web1.example",
+            "a\nb",
+            "",
+            &"x".repeat(65),
+        ] {
+            let mut e = env(Payload::SyscallBatch(SyscallBatch {
+                host: bad.into(),
+                ..batch(1, vec![])
+            }));
+            e.host = bad.into();
+            let err = Envelope::decode(&e.encode(), 1 << 20).unwrap_err();
+            assert_eq!(err.reason(), "bad_host", "{bad:?}: {err}");
+        }
+        // Its own host: taken.
+        assert!(Envelope::decode(
+            &env(Payload::SyscallBatch(batch(3, vec![]))).encode(),
+            1 << 20
+        )
+        .is_ok());
+    }
+
+    /// A list past its cap refuses the message as it is read: a lineage
+    /// of two million entries of a few bytes each (which would decode to
+    /// ~400 MiB) is refused, not allocated.
+    #[test]
+    fn a_list_past_its_cap_is_refused_while_decoding() {
+        let mut v: serde_json::Value =
+            rmp_serde::from_slice(&env(Payload::SyscallBatch(batch(1, vec![]))).encode()).unwrap();
+        let entry = serde_json::json!({"pid": 1, "name": ""});
+        v["payload"]["SyscallBatch"]["lineage"] = serde_json::Value::Array(vec![entry; 2_000_000]);
+        let bytes = rmp_serde::to_vec_named(&v).unwrap();
+        let e = Envelope::decode(&bytes, 64 << 20).unwrap_err();
+        assert_eq!(e.reason(), "too_many", "{e}");
+        assert!(e.to_string().contains("more than 64"), "{e}");
+        // At the cap: taken.
+        let entry = serde_json::json!({"pid": 1, "name": ""});
+        v["payload"]["SyscallBatch"]["lineage"] =
+            serde_json::Value::Array(vec![entry; limits::LINEAGE]);
+        let bytes = rmp_serde::to_vec_named(&v).unwrap();
+        assert!(Envelope::decode(&bytes, 64 << 20).is_ok());
     }
 
     #[test]

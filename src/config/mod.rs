@@ -45,7 +45,7 @@ pub struct NodeConfig {
     pub role: Role,
     /// Host name reported in messages; empty = the machine's host name.
     pub host: String,
-    /// Node id; empty = `<host>-<role>-<pid>`.
+    /// Node id; empty = `<host>-<role>-<pid>-<random nonce>`.
     pub id: String,
     /// How long a graceful shutdown may take before the node exits anyway.
     #[serde(with = "humantime_serde")]
@@ -213,8 +213,8 @@ impl Config {
         }
         let cfg = deserialize_collecting(value, &mut errors);
         let mut cfg = cfg.unwrap_or_default();
-        cfg.validate("", &mut errors);
         cfg.fill_identity();
+        cfg.validate("", &mut errors);
         if errors.is_empty() {
             Ok(cfg)
         } else {
@@ -222,16 +222,24 @@ impl Config {
         }
     }
 
+    /// The host name, when unset: the machine's, up to its first dot; the
+    /// node id, when unset: `<host>-<role>-<pid>-<nonce>`, the nonce random
+    /// per start (another host cannot guess it, so it cannot claim this
+    /// node's message ids).
     fn fill_identity(&mut self) {
         if self.node.host.is_empty() {
-            self.node.host = gethostname::gethostname().to_string_lossy().into_owned();
+            let name = gethostname::gethostname().to_string_lossy().into_owned();
+            self.node.host = name.split('.').next().unwrap_or_default().to_string();
         }
         if self.node.id.is_empty() {
+            let mut nonce = [0u8; 8];
+            getrandom::fill(&mut nonce).expect("the kernel's random numbers");
             self.node.id = format!(
-                "{}-{}-{}",
+                "{}-{}-{}-{:016x}",
                 self.node.host,
                 self.node.role.as_str(),
-                std::process::id()
+                std::process::id(),
+                u64::from_le_bytes(nonce)
             );
         }
     }
@@ -245,10 +253,13 @@ impl Validate for Config {
                 "must be above 0",
             ));
         }
-        if self.node.host.contains(['.', '*', '>', ' ']) {
+        if let Some(problem) = crate::messages::host_name_problem(&self.node.host) {
             errors.push(ConfigError::new(
                 "node.host",
-                "must not contain '.', '*', '>' or spaces (it is a NATS subject token)",
+                format!(
+                    "{:?} {problem} (it is a NATS subject token, a file name and a key)",
+                    self.node.host
+                ),
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
@@ -510,8 +521,10 @@ mod tests {
             }
         }
         // And the file's values are the built-in defaults.
-        let from_file = Config::load_from(Some(&path), None, &[], None).unwrap();
+        let mut from_file = Config::load_from(Some(&path), None, &[], None).unwrap();
         let builtin = Config::load_from(None, None, &[], None).unwrap();
+        // The node id's nonce is new at each load.
+        from_file.node.id = builtin.node.id.clone();
         assert_eq!(from_file, builtin);
     }
 

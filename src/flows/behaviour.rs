@@ -229,9 +229,9 @@ pub struct Sources {
 impl Sources {
     pub fn new(rules: Rules) -> Sources {
         Sources {
-            sources: lru::LruCache::new(
-                std::num::NonZeroUsize::new(rules.max_sources.max(1)).expect("≥ 1"),
-            ),
+            // Grown as sources come (a host's table is not allocated
+            // whole), bounded by `max_sources`.
+            sources: lru::LruCache::unbounded(),
             rules,
             evicted: 0,
         }
@@ -245,7 +245,8 @@ impl Sources {
         };
         let seen = Seen::of(f);
         let now = seen.end_ns;
-        if !self.sources.contains(&src) && self.sources.len() >= self.rules.max_sources {
+        if !self.sources.contains(&src) && self.sources.len() >= self.rules.max_sources.max(1) {
+            self.sources.pop_lru();
             self.evicted += 1;
         }
         let r = &self.rules;

@@ -23,7 +23,6 @@ use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 /// Lines kept as evidence per key.
@@ -244,14 +243,17 @@ pub struct Rules {
 impl Rules {
     pub fn new(t: Thresholds) -> Rules {
         Rules {
-            keys: LruCache::new(NonZeroUsize::new(t.max_keys).unwrap_or(NonZeroUsize::MIN)),
+            // Grown as keys come (a host's table is not allocated whole),
+            // bounded by `max_keys`.
+            keys: LruCache::unbounded(),
             t,
             evicted: 0,
         }
     }
 
     fn state(&mut self, s: &Subject) -> &mut KeyState {
-        if !self.keys.contains(s) && self.keys.len() == self.keys.cap().get() {
+        if !self.keys.contains(s) && self.keys.len() >= self.t.max_keys.max(1) {
+            self.keys.pop_lru();
             self.evicted += 1;
         }
         self.keys.get_or_insert_mut(s.clone(), KeyState::default)

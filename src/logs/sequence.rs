@@ -186,7 +186,17 @@ mod model {
         /// the model's predictions (0: the likeliest), when the model
         /// knows the template (a new stream's context is `context` tokens
         /// 0, as in training).
-        pub fn next(&mut self, stream: &str, program: &str, id: ClusterId) -> Option<u32> {
+        ///
+        /// `judge_start`: a stream new now began here (the reader saw its
+        /// file from before it); else its first lines, whose context is
+        /// partly "no line", are not judged.
+        pub fn next(
+            &mut self,
+            stream: &str,
+            program: &str,
+            id: ClusterId,
+            judge_start: bool,
+        ) -> Option<u32> {
             // A template the model does not know has no order: it is left
             // out of its stream (judged by the template rules alone).
             let token = self.tokens.get(&id).copied()?;
@@ -205,6 +215,11 @@ mod model {
                 h.pop_front();
             }
             let window: Vec<u32> = h.iter().copied().collect();
+            if !judge_start && window[0] == 0 {
+                // The stream's start (its context holds "no line"): not
+                // judged when it may have begun before it was seen.
+                return None;
+            }
             let (among, n) = match self.own.get(program) {
                 Some((m, n)) => (Some(m.as_slice()), *n),
                 None => (None, 0),
@@ -397,19 +412,21 @@ mod model {
             let mut m = SequenceModel::new(t.meta, t.net);
             let ranks: Vec<_> = [1, 2, 3, 4]
                 .into_iter()
-                .map(|id| m.next("host/a.log/7", "svc", id))
+                .map(|id| m.next("host/a.log/7", "svc", id, true))
                 .collect();
             assert_eq!(ranks, [Some(0); 4]);
-            // A session begun with its query: out of order.
-            assert!(m.next("host/a.log/8", "svc", 3).unwrap() >= 1);
+            // A session begun with its query: out of order; not judged
+            // when it may have begun before it was seen.
+            assert!(m.next("host/a.log/8", "svc", 3, true).unwrap() >= 1);
+            assert_eq!(m.next("host/a.log/10", "svc", 3, false), None);
             // Close before query: out of order.
-            assert!(m.next("host/a.log/9", "svc", 1) == Some(0));
-            assert!(m.next("host/a.log/9", "svc", 2) == Some(0));
-            assert!(m.next("host/a.log/9", "svc", 4).unwrap() >= 1);
+            assert!(m.next("host/a.log/9", "svc", 1, true) == Some(0));
+            assert!(m.next("host/a.log/9", "svc", 2, true) == Some(0));
+            assert!(m.next("host/a.log/9", "svc", 4, true).unwrap() >= 1);
             // Another stream has its own context.
-            assert_eq!(m.next("host/b.log/7", "svc", 1), Some(0));
+            assert_eq!(m.next("host/b.log/7", "svc", 1, true), Some(0));
             // A template the model never saw is not judged by order.
-            assert_eq!(m.next("host/a.log/7", "svc", 99), None);
+            assert_eq!(m.next("host/a.log/7", "svc", 99, true), None);
         }
 
         #[test]

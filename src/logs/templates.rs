@@ -299,6 +299,10 @@ fn minute_of(ts_ns: u64) -> u64 {
     ts_ns / 60_000_000_000
 }
 
+/// Streams that begin within this of a host's first line are not judged
+/// at their start by the sequence model (they may have begun before).
+const STREAM_WARMUP_NS: u64 = 60_000_000_000;
+
 /// Programs whose shapes a host's state follows; lines of further ones
 /// are followed as one.
 const MAX_PROGRAMS: usize = 1024;
@@ -459,12 +463,22 @@ impl Templates {
         read_ns: u64,
     ) -> Option<TemplateFinding> {
         let id = self.template_of(text)?;
+        // A stream that begins in the host's first minute may have begun
+        // before the reader saw it (a node starting, a file cut at a
+        // phase): its first lines are not judged by their order.
         #[cfg(feature = "torch")]
-        let order = self.sequence.as_mut().and_then(|s| {
-            let program = stream.program.unwrap_or("");
-            let key = stream.key(host);
-            Some((s.next(&key, program, id)?, s.top(program)))
-        });
+        let order = {
+            let judge_start = self
+                .hosts
+                .get(host)
+                .and_then(|h| h.first_read_ns)
+                .is_some_and(|first| read_ns.saturating_sub(first) >= STREAM_WARMUP_NS);
+            self.sequence.as_mut().and_then(|s| {
+                let program = stream.program.unwrap_or("");
+                let key = stream.key(host);
+                Some((s.next(&key, program, id, judge_start)?, s.top(program)))
+            })
+        };
         #[cfg(not(feature = "torch"))]
         let order: Option<(u32, usize)> = {
             let _ = stream;

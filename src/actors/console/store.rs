@@ -143,6 +143,17 @@ impl ConsoleState {
         });
         let dropped = sum(&|k| k.split('.').any(|p| p == "dropped"));
         let mut fleet = self.fleet.write();
+        if !fleet.contains_key(node_id)
+            && fleet.len() >= crate::actors::runtime::heartbeat::MAX_NODES
+        {
+            if let Some(oldest) = fleet
+                .iter()
+                .min_by_key(|(_, s)| s.heard_ns)
+                .map(|(id, _)| id.clone())
+            {
+                fleet.remove(&oldest);
+            }
+        }
         let s = fleet
             .entry(node_id.to_string())
             .or_insert_with(|| NodeSeries {

@@ -17,6 +17,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+/// Nodes a compute node follows (heartbeats, the console's fleet): node
+/// ids are what senders claim, so the tables are bounded; past it, the
+/// node heard from least recently is forgotten.
+pub const MAX_NODES: usize = 4096;
+
 /// `[heartbeat]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -265,6 +270,7 @@ struct Peer {
 pub struct HeartbeatMonitor {
     cfg: HeartbeatConfig,
     node: NodeInfo,
+    /// At most [`MAX_NODES`].
     peers: HashMap<String, Peer>,
     restarts: Restarts,
     silent_nodes: Gauge,
@@ -366,6 +372,18 @@ impl Handler<HeartbeatSeen> for HeartbeatMonitor {
             return;
         }
         tracing::debug!(node = %msg.node_id, cpu = hb.cpu_percent, rss = hb.rss_bytes, dropped, "heartbeat received");
+        if !self.peers.contains_key(&msg.node_id) && self.peers.len() >= MAX_NODES {
+            // Node ids are the senders' claims: the table stays bounded,
+            // the node heard from least recently leaves it.
+            if let Some(oldest) = self
+                .peers
+                .iter()
+                .min_by_key(|(_, p)| p.last)
+                .map(|(id, _)| id.clone())
+            {
+                self.peers.remove(&oldest);
+            }
+        }
         self.peers.insert(
             msg.node_id,
             Peer {

@@ -28,6 +28,11 @@ pub struct InboundConfig {
     pub dedup_window: usize,
     /// Senders remembered for deduplication.
     pub max_senders: usize,
+    /// Hosts this node takes messages from; past it a new host's messages
+    /// are refused (counted as `inbound.rejected.too_many_hosts`; durable
+    /// ones go to the dead-letter stream), so that what a compute node
+    /// keeps per host stays bounded whatever names senders claim.
+    pub max_hosts: usize,
     pub mailbox: MailboxConfig,
 }
 
@@ -36,6 +41,7 @@ impl Default for InboundConfig {
         Self {
             dedup_window: 65_536,
             max_senders: 4096,
+            max_hosts: 4096,
             mailbox: MailboxConfig::default(),
         }
     }
@@ -48,6 +54,7 @@ impl Validate for InboundConfig {
             &[
                 ("dedup_window", self.dedup_window),
                 ("max_senders", self.max_senders),
+                ("max_hosts", self.max_hosts),
             ],
             errors,
         );
@@ -83,6 +90,13 @@ impl Seen {
     }
 }
 
+/// Whose sequence numbers an envelope's are: its node's on its host (the
+/// subject pins the host, so no host can reach another's numbers by
+/// claiming its node id).
+fn sender_key(env: &crate::messages::Envelope) -> String {
+    format!("{}/{}", env.host, env.node_id)
+}
+
 /// Where [`Inbound`] hands each payload kind.
 pub struct Dispatch {
     pub syscalls: Option<Edge<ScoreBatch>>,
@@ -110,6 +124,9 @@ pub struct Inbound {
     /// NATS: subscribed in the prepare step, read from `started` on.
     subscription: Option<Subscription>,
     receiving: Option<Receiving>,
+    /// The hosts taken (at most `max_hosts`).
+    hosts: std::collections::HashSet<String>,
+    too_many_hosts: Counter,
     restarts: Restarts,
     duplicates: Counter,
     unhandled: Counter,
@@ -128,6 +145,8 @@ impl Inbound {
         Self {
             restarts: Restarts::new(Self::NAME, m),
             duplicates: m.counter("inbound.duplicates"),
+            hosts: Default::default(),
+            too_many_hosts: m.counter("inbound.rejected.too_many_hosts"),
             unhandled: m.counter("inbound.unhandled"),
             received: PayloadKind::ALL.map(|k| m.counter(&format!("inbound.received.{k}"))),
             subscription,
@@ -199,6 +218,20 @@ impl Handler<Deliver> for Inbound {
     type Result = ();
 
     fn handle(&mut self, Deliver(env, durable): Deliver, ctx: &mut Context<Self>) {
+        if !self.hosts.contains(&env.host) {
+            if self.hosts.len() >= self.cfg.max_hosts {
+                self.too_many_hosts.inc();
+                let n = self.too_many_hosts.get();
+                if n.is_power_of_two() {
+                    tracing::warn!(host = %crate::actors::alert::sinks::console::printable(&env.host), refused = n, max_hosts = self.cfg.max_hosts, "a new host past inbound.max_hosts; its messages are refused");
+                }
+                if let Some(d) = durable {
+                    d.reject();
+                }
+                return;
+            }
+            self.hosts.insert(env.host.clone());
+        }
         let kind = env.payload.kind();
         let received = &self.received[kind as usize];
         let window = self.cfg.dedup_window;
@@ -206,7 +239,7 @@ impl Handler<Deliver> for Inbound {
             None => (
                 self.seen
                     .lock()
-                    .get_or_insert_mut(env.node_id.clone(), Seen::default)
+                    .get_or_insert_mut(sender_key(&env), Seen::default)
                     .first_time(env.seq, window),
                 None,
             ),
@@ -214,9 +247,9 @@ impl Handler<Deliver> for Inbound {
                 let done_before = self
                     .seen
                     .lock()
-                    .get(&env.node_id)
+                    .get(&sender_key(&env))
                     .is_some_and(|s| s.contains(env.seq));
-                let (seen, node, seq) = (self.seen.clone(), env.node_id.clone(), env.seq);
+                let (seen, node, seq) = (self.seen.clone(), sender_key(&env), env.seq);
                 let r = d.receipt(move || {
                     seen.lock()
                         .get_or_insert_mut(node, Seen::default)

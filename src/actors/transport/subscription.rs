@@ -18,9 +18,8 @@ use std::time::Duration;
 struct RxCounters {
     prefix: &'static str,
     bytes: Counter,
-    oversized: Counter,
-    bad_version: Counter,
-    malformed: Counter,
+    /// `<prefix>.rejected.<reason>`, by [`DecodeError::reason`].
+    rejected: std::collections::BTreeMap<&'static str, Counter>,
     subject_mismatch: Counter,
 }
 
@@ -30,19 +29,16 @@ impl RxCounters {
         Self {
             prefix,
             bytes: metrics.counter(&format!("{prefix}.bytes")),
-            oversized: rejected("oversized"),
-            bad_version: rejected("bad_version"),
-            malformed: rejected("malformed"),
+            rejected: DecodeError::REASONS
+                .iter()
+                .map(|&r| (r, rejected(r)))
+                .collect(),
             subject_mismatch: rejected("subject_mismatch"),
         }
     }
 
     fn rejected(&self, e: &DecodeError) -> &Counter {
-        match e {
-            DecodeError::TooLarge { .. } => &self.oversized,
-            DecodeError::Version { .. } => &self.bad_version,
-            DecodeError::Malformed(_) => &self.malformed,
-        }
+        &self.rejected[e.reason()]
     }
 }
 
@@ -235,6 +231,12 @@ impl Durable {
     /// Its receipt; `on_done` runs once the work is finished.
     pub fn receipt(self, on_done: impl FnOnce() + Send + Sync + 'static) -> Receipt {
         self.acks.receipt(self.msg, on_done)
+    }
+
+    /// Refused by the receiver: to the dead-letter stream (kept, not lost).
+    pub fn reject(self) {
+        self.acks
+            .dead(self.msg, super::stream::DeadReason::Rejected);
     }
 }
 
