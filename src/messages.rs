@@ -918,6 +918,10 @@ pub struct ProcessFields {
     /// The process that started it (ECS `process.parent.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Box<ProcessFields>>,
+    /// When it started, Unix ns (with the pid, its identity: a response
+    /// acts only on the process that started then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ns: Option<u64>,
 }
 
 impl ProcessFields {
@@ -933,6 +937,7 @@ impl ProcessFields {
                 .first()
                 .and_then(|p| ProcessFields::from_lineage(std::slice::from_ref(p)))
                 .map(Box::new),
+            start_ns: me.start_ns,
         })
     }
 }

@@ -232,6 +232,11 @@ pub struct NatsConfig {
     /// Messages the client library holds per subscription before it reports
     /// a slow consumer (and drops, counted).
     pub subscription_capacity: usize,
+    /// Subject prefix of this node's reply inboxes (where the stream's
+    /// acknowledgements and pulled batches arrive). Empty: `_INBOX_<host>`
+    /// on collectors (so the broker can let each read its own inboxes
+    /// only: `config/nats-permissions.conf`), `_INBOX` on compute nodes.
+    pub inbox_prefix: String,
     pub jetstream: DataStreamConfig,
 }
 
@@ -249,6 +254,7 @@ impl Default for NatsConfig {
             max_message_bytes: 8 << 20,
             connect_timeout: Duration::from_secs(5),
             subscription_capacity: 8192,
+            inbox_prefix: String::new(),
             jetstream: DataStreamConfig::default(),
         }
     }
@@ -391,6 +397,9 @@ pub async fn connect(
     let reconnects = metrics.counter("nats.reconnects");
     let slow = metrics.counter("nats.slow_consumer_drops");
     let server_errors = metrics.counter("nats.server_errors");
+    if !cfg.inbox_prefix.is_empty() {
+        opts = opts.custom_inbox_prefix(cfg.inbox_prefix.clone());
+    }
     opts = opts
         .name(name)
         .connection_timeout(cfg.connect_timeout)

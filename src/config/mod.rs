@@ -215,6 +215,9 @@ impl Config {
         let mut cfg = cfg.unwrap_or_default();
         cfg.fill_identity();
         cfg.validate("", &mut errors);
+        if cfg.alert.response.enabled {
+            cfg.alert.response.infrastructure = crate::response::infrastructure(&cfg.nats.servers);
+        }
         if errors.is_empty() {
             Ok(cfg)
         } else {
@@ -230,6 +233,9 @@ impl Config {
         if self.node.host.is_empty() {
             let name = gethostname::gethostname().to_string_lossy().into_owned();
             self.node.host = name.split('.').next().unwrap_or_default().to_string();
+        }
+        if self.nats.inbox_prefix.is_empty() && self.node.role == Role::Collector {
+            self.nats.inbox_prefix = format!("_INBOX_{}", self.node.host);
         }
         if self.node.id.is_empty() {
             let mut nonce = [0u8; 8];

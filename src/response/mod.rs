@@ -29,6 +29,12 @@ pub struct Rule {
     pub module: AlertModule,
     pub min_severity: Severity,
     pub action: Action,
+    /// `block` also the sources of alerts that may rest on packets anyone
+    /// can forge (unanswered SYNs, UDP: port scans, host sweeps,
+    /// connection floods, DNS tunnelling, flows that carried no payload):
+    /// a forged flood "from" a server would get that server blocked.
+    #[serde(default)]
+    pub spoofable: bool,
 }
 
 /// `[alert.response]`.
@@ -57,6 +63,14 @@ pub struct ResponseConfig {
     pub allow_addresses: Vec<IpAddr>,
     /// The first matching rule applies.
     pub rules: Vec<Rule>,
+    /// Blocks in force at once at most; past it (and past
+    /// `max_blocks_per_minute` new ones) a block is refused and said so.
+    pub max_blocks: usize,
+    pub max_blocks_per_minute: usize,
+    /// Never blocked, found when the config is loaded: the NATS servers'
+    /// addresses, the default gateways and the DNS servers this host uses.
+    #[serde(skip)]
+    pub infrastructure: Vec<IpAddr>,
 }
 
 impl Default for ResponseConfig {
@@ -70,6 +84,9 @@ impl Default for ResponseConfig {
             allow_exes: vec![],
             allow_addresses: vec![],
             rules: vec![],
+            max_blocks: 64,
+            max_blocks_per_minute: 16,
+            infrastructure: vec![],
         }
     }
 }
@@ -89,6 +106,18 @@ impl Validate for ResponseConfig {
                     "block needs an address: only network and incident alerts have one",
                 ));
             }
+            if r.action != Action::Block && r.module == AlertModule::Network {
+                errors.push(ConfigError::new(
+                    format!("{path}.rules.{i}.action"),
+                    "kill, stop and freeze act on a process: a network alert's process is the service the traffic reached, not the sender (block its source instead)",
+                ));
+            }
+        }
+        if self.max_blocks == 0 || self.max_blocks_per_minute == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.max_blocks"),
+                "max_blocks and max_blocks_per_minute must be at least 1",
+            ));
         }
         for (name, d) in [
             ("block_for", self.block_for),
@@ -119,17 +148,33 @@ const NFT_TABLE: &str = "table inet daisi {
 pub struct Responder {
     cfg: ResponseConfig,
     table_ready: bool,
+    /// Blocks made: when, nanoseconds since the Unix epoch (pruned as they
+    /// lapse).
+    blocks: std::collections::VecDeque<u64>,
 }
+
+/// Where `nft` is looked for (never through `PATH`).
+const NFT_PATHS: [&str; 3] = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
+
+/// Tolerance between a process's start time as the collector saw it and
+/// as `/proc` says (clock ticks, clock conversions).
+const START_TOLERANCE_NS: u64 = 250_000_000;
 
 fn nft(args: &[&str], stdin: Option<&str>) -> Result<(), String> {
     use std::io::Write;
-    let mut child = std::process::Command::new("nft")
+    let Some(bin) = NFT_PATHS.iter().find(|p| std::path::Path::new(p).is_file()) else {
+        return Err(format!(
+            "cannot run nft: none of {} (install nftables)",
+            NFT_PATHS.join(", ")
+        ));
+    };
+    let mut child = std::process::Command::new(bin)
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run nft (install nftables): {e}"))?;
+        .map_err(|e| format!("cannot run {bin}: {e}"))?;
     if let Some(text) = stdin {
         let _ = child.stdin.take().map(|mut s| s.write_all(text.as_bytes()));
     }
@@ -256,7 +301,51 @@ impl Responder {
         Responder {
             cfg,
             table_ready: false,
+            blocks: Default::default(),
         }
+    }
+
+    /// The rule that matches an alert.
+    fn matching(&self, a: &Alert) -> Option<&Rule> {
+        self.cfg
+            .rules
+            .iter()
+            .find(|r| r.module == a.module && a.severity >= r.min_severity)
+    }
+
+    /// Why `addr` may not be blocked now, if it may not: infrastructure,
+    /// the caps.
+    fn block_refused(&mut self, addr: IpAddr, now_ns: u64) -> Option<String> {
+        if self.cfg.infrastructure.contains(&addr) {
+            return Some(format!(
+                "{addr} is infrastructure (a NATS server, a gateway or a DNS server of this host); never blocked"
+            ));
+        }
+        let lapse = self.cfg.block_for.as_nanos() as u64;
+        while self
+            .blocks
+            .front()
+            .is_some_and(|&t| now_ns.saturating_sub(t) >= lapse)
+        {
+            self.blocks.pop_front();
+        }
+        if self.blocks.len() >= self.cfg.max_blocks {
+            return Some(format!(
+                "{} blocks in force already (alert.response.max_blocks); {addr} not blocked",
+                self.blocks.len()
+            ));
+        }
+        let last_minute = self
+            .blocks
+            .iter()
+            .filter(|&&t| now_ns.saturating_sub(t) < 60_000_000_000)
+            .count();
+        if last_minute >= self.cfg.max_blocks_per_minute {
+            return Some(format!(
+                "{last_minute} blocks in the last minute (alert.response.max_blocks_per_minute); {addr} not blocked"
+            ));
+        }
+        None
     }
 
     pub fn config(&self) -> &ResponseConfig {
@@ -265,11 +354,7 @@ impl Responder {
 
     /// The action for an alert, if a rule matches.
     pub fn rule_for(&self, a: &Alert) -> Option<Action> {
-        self.cfg
-            .rules
-            .iter()
-            .find(|r| r.module == a.module && a.severity >= r.min_severity)
-            .map(|r| r.action)
+        self.matching(a).map(|r| r.action)
     }
 
     fn block(&mut self, addr: IpAddr, dry_run: bool, secs: u64) -> Result<String, String> {
@@ -322,7 +407,13 @@ impl Responder {
             || crate::procfs::exe(pid).is_some_and(|e| self.cfg.allow_exes.contains(&e))
     }
 
-    fn signal(&self, pid: u32, action: Action, dry_run: bool) -> Result<String, String> {
+    fn signal(
+        &self,
+        pid: u32,
+        start_ns: Option<u64>,
+        action: Action,
+        dry_run: bool,
+    ) -> Result<String, String> {
         if self.protected(pid) {
             return Err(format!(
                 "process {pid} is protected or allowlisted; left alone"
@@ -336,26 +427,24 @@ impl Responder {
             "process {pid} ({})",
             crate::procfs::exe(pid).as_deref().unwrap_or("?")
         );
+        // A handle on the process first, then its identity checked: the
+        // signal reaches that process or none (never one that took its pid).
+        let fd = pidfd_open(pid).map_err(|e| format!("{what}: {e}"))?;
+        same_process(pid, start_ns)?;
         if dry_run {
             return Ok(format!("dry run: would have {verb} {what}"));
         }
-        let Ok(target) = libc::pid_t::try_from(pid) else {
-            return Err(format!("pid {pid} is no process id"));
-        };
-        // SAFETY: kill(2) with a pid above 1 that names one process (never
-        // a group or every process) and a valid signal number.
-        if unsafe { libc::kill(target, sig) } != 0 {
-            return Err(format!("{what}: {}", std::io::Error::last_os_error()));
-        }
+        pidfd_send_signal(&fd, sig).map_err(|e| format!("{what}: {e}"))?;
         Ok(format!("{verb} {what}"))
     }
 
-    fn freeze(&self, pid: u32, dry_run: bool) -> Result<String, String> {
+    fn freeze(&self, pid: u32, start_ns: Option<u64>, dry_run: bool) -> Result<String, String> {
         if self.protected(pid) {
             return Err(format!(
                 "process {pid} is protected or allowlisted; left alone"
             ));
         }
+        same_process(pid, start_ns)?;
         let Some(f) = Freezer::of(pid)? else {
             return Err(format!(
                 "process {pid} is in a root cgroup; there is no cgroup of its own to freeze"
@@ -396,15 +485,41 @@ impl Responder {
     ) -> Result<String, String> {
         let dry_run = dry_run || self.cfg.dry_run;
         match action {
-            Action::Block => match remote_of(a) {
-                Some(addr) => self.block(addr, dry_run, block_for.as_secs().max(1)),
-                None => Err("no remote address to block".into()),
-            },
-            Action::Stop | Action::Kill | Action::Freeze => match a.pid() {
-                Some(pid) if action == Action::Freeze => self.freeze(pid, dry_run),
-                Some(pid) => self.signal(pid, action, dry_run),
-                None => Err("no process to act on".into()),
-            },
+            Action::Block => {
+                let Some(addr) = remote_of(a) else {
+                    return Err("no remote address to block".into());
+                };
+                let allowed = self.matching(a).is_some_and(|r| r.spoofable);
+                if spoofable(a) && !allowed {
+                    return Err(format!(
+                        "{addr} may be forged (the alert rests on packets anyone can send: unanswered SYNs or UDP); not blocked unless a rule says spoofable = true"
+                    ));
+                }
+                let now = crate::actors::runtime::now_ns();
+                if let Some(why) = self.block_refused(addr, now) {
+                    return Err(why);
+                }
+                let r = self.block(addr, dry_run, block_for.as_secs().max(1));
+                // A dry run counts as what would be in force.
+                if r.is_ok() {
+                    self.blocks.push_back(now);
+                }
+                r
+            }
+            Action::Stop | Action::Kill | Action::Freeze if a.module == AlertModule::Network => {
+                Err(format!(
+                    "{} acts on a process: a network alert's process is the service the traffic reached, not the sender; refused",
+                    action.name()
+                ))
+            }
+            Action::Stop | Action::Kill | Action::Freeze => {
+                let start = a.process.as_ref().and_then(|p| p.start_ns);
+                match a.pid() {
+                    Some(pid) if action == Action::Freeze => self.freeze(pid, start, dry_run),
+                    Some(pid) => self.signal(pid, start, action, dry_run),
+                    None => Err("no process to act on".into()),
+                }
+            }
         }
     }
 
@@ -466,6 +581,114 @@ pub fn outcome(
     }
 }
 
+/// Whether an alert's source address may be forged: per-source patterns
+/// that unanswered SYNs or UDP make, or a flow that carried no payload.
+fn spoofable(a: &Alert) -> bool {
+    match a.rule.as_ref().map(|r| r.name.as_str()) {
+        Some(
+            "network.port_scan"
+            | "network.host_sweep"
+            | "network.connection_flood"
+            | "network.dns_tunnelling",
+        ) => true,
+        Some(name) if name.starts_with("network.") => false,
+        _ => a.flow.as_ref().is_some_and(|f| f.app.is_none()),
+    }
+}
+
+/// The process with `pid` is the one that started at `start_ns` (when the
+/// alert says): else a reused pid, refused.
+fn same_process(pid: u32, start_ns: Option<u64>) -> Result<(), String> {
+    let Some(want) = start_ns else {
+        return Ok(());
+    };
+    let have = crate::procfs::start_boot_ns(pid)
+        .map(crate::procfs::unix_ns_of_boot)
+        .ok_or_else(|| format!("process {pid} is gone"))?;
+    if have.abs_diff(want) > START_TOLERANCE_NS {
+        return Err(format!(
+            "process {pid} is not the one the alert is about (it started {:.3} s {} that one): a reused pid; left alone",
+            have.abs_diff(want) as f64 / 1e9,
+            if have > want { "after" } else { "before" }
+        ));
+    }
+    Ok(())
+}
+
+fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: pidfd_open(2) with a pid and no flags; it returns a new file
+    // descriptor we own, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by the kernel and is ours alone.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn pidfd_send_signal(fd: &std::os::fd::OwnedFd, sig: i32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal(2) on a pidfd we hold, a valid signal, no
+    // siginfo, no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Addresses a response must never block: the NATS servers (`servers`,
+/// resolved), this host's default gateways and its DNS servers.
+pub fn infrastructure(servers: &[String]) -> Vec<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let mut out: Vec<IpAddr> = Vec::new();
+    for s in servers {
+        let Ok(addr) = <async_nats::ServerAddr as std::str::FromStr>::from_str(s) else {
+            continue;
+        };
+        let h = addr.host().trim_start_matches('[').trim_end_matches(']');
+        if let Ok(addrs) = (h, addr.port()).to_socket_addrs() {
+            out.extend(addrs.map(|a| a.ip()));
+        }
+    }
+    // /proc/net/route: the gateway of each default route (destination 0).
+    if let Ok(t) = std::fs::read_to_string("/proc/net/route") {
+        for l in t.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.get(1) == Some(&"00000000") {
+                if let Some(g) = f.get(2).and_then(|g| u32::from_str_radix(g, 16).ok()) {
+                    out.push(IpAddr::from(g.to_le_bytes()));
+                }
+            }
+        }
+    }
+    if let Ok(t) = std::fs::read_to_string("/etc/resolv.conf") {
+        for l in t.lines() {
+            if let Some(ip) = l
+                .strip_prefix("nameserver")
+                .and_then(|r| r.trim().parse::<IpAddr>().ok())
+            {
+                out.push(ip);
+            }
+        }
+    }
+    out.retain(|ip| !ip.is_unspecified());
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Whether `pid` can name a process: positive, within `i32` (else
 /// `kill` reads it as a process group, or -1: every process) and at most
 /// the kernel's `pid_max`.
@@ -492,10 +715,10 @@ mod tests {
         });
         for pid in [0, u32::MAX, 1 << 31, (1 << 31) + 7, 4_194_305 * 2] {
             for action in [Action::Kill, Action::Stop] {
-                let e = r.signal(pid, action, true).unwrap_err();
+                let e = r.signal(pid, None, action, true).unwrap_err();
                 assert!(e.contains("protected"), "{pid}: {e}");
             }
-            assert!(r.freeze(pid, true).is_err(), "{pid}");
+            assert!(r.freeze(pid, None, true).is_err(), "{pid}");
         }
         assert!(pid_possible(std::process::id()));
     }
@@ -516,6 +739,123 @@ mod tests {
         assert_eq!(Freezer::find("6:freezer:/\n0::/\n", MOUNTS_HYBRID), None);
     }
 
+    /// A process that took a dead one's pid is not acted on: the alert's
+    /// start time must be the process's; the process it names is.
+    #[test]
+    fn a_reused_pid_is_refused_and_the_named_process_is_acted_on() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let start = crate::procfs::start_boot_ns(pid)
+            .map(crate::procfs::unix_ns_of_boot)
+            .unwrap();
+        let r = Responder::new(ResponseConfig {
+            enabled: true,
+            dry_run: false,
+            ..Default::default()
+        });
+        let e = r
+            .signal(pid, Some(start - 10_000_000_000), Action::Kill, false)
+            .unwrap_err();
+        assert!(e.contains("reused pid"), "{e}");
+        assert!(child.try_wait().unwrap().is_none(), "still running");
+        let done = r.signal(pid, Some(start), Action::Kill, false).unwrap();
+        assert!(done.starts_with("killed process"), "{done}");
+        assert!(child.wait().unwrap().code().is_none(), "killed by a signal");
+    }
+
+    fn network_alert(rule: &str, src: &str) -> Alert {
+        let mut a = crate::messages::sample_alert();
+        a.module = AlertModule::Network;
+        a.severity = Severity::High;
+        a.rule = Some(crate::messages::RuleFields { name: rule.into() });
+        a.source = Some(crate::messages::Endpoint {
+            ip: src.into(),
+            port: 0,
+        });
+        a.destination = None;
+        a
+    }
+
+    /// Blocks: a source that unanswered SYNs may have forged is not
+    /// blocked unless a rule says so; infrastructure never; at most
+    /// `max_blocks` at once and `max_blocks_per_minute`; a network alert
+    /// never kills, stops or freezes (its process is the service).
+    #[test]
+    fn blocks_cannot_be_aimed_and_network_alerts_never_act_on_processes() {
+        let rule = |spoofable| Rule {
+            module: AlertModule::Network,
+            min_severity: Severity::Low,
+            action: Action::Block,
+            spoofable,
+        };
+        let mut r = Responder::new(ResponseConfig {
+            enabled: true,
+            dry_run: true,
+            rules: vec![rule(false)],
+            max_blocks: 2,
+            infrastructure: vec!["192.0.2.53".parse().unwrap()],
+            ..Default::default()
+        });
+        let ten = Duration::from_secs(10);
+        let scan = network_alert("network.port_scan", "192.0.2.7");
+        let e = r.execute(Action::Block, &scan, true, ten).unwrap_err();
+        assert!(e.contains("may be forged"), "{e}");
+        let dns = network_alert("network.web_probing", "192.0.2.53");
+        let e = r.execute(Action::Block, &dns, true, ten).unwrap_err();
+        assert!(e.contains("infrastructure"), "{e}");
+        for ip in ["192.0.2.8", "192.0.2.9"] {
+            let ok = r
+                .execute(
+                    Action::Block,
+                    &network_alert("network.web_probing", ip),
+                    true,
+                    ten,
+                )
+                .unwrap();
+            assert!(ok.starts_with("dry run: would drop traffic from"), "{ok}");
+        }
+        let e = r
+            .execute(
+                Action::Block,
+                &network_alert("network.ssh_guessing", "192.0.2.10"),
+                true,
+                ten,
+            )
+            .unwrap_err();
+        assert!(e.contains("max_blocks"), "{e}");
+        // A rule that says spoofable: blocked.
+        let mut r = Responder::new(ResponseConfig {
+            enabled: true,
+            rules: vec![rule(true)],
+            ..Default::default()
+        });
+        assert!(r.execute(Action::Block, &scan, true, ten).is_ok());
+        // Process actions on a network alert: refused (and refused by the
+        // config check too).
+        let mut a = network_alert("network.web_probing", "192.0.2.11");
+        a.process = Some(crate::messages::ProcessFields {
+            pid: std::process::id(),
+            ..Default::default()
+        });
+        for action in [Action::Kill, Action::Stop, Action::Freeze] {
+            let e = r.execute(action, &a, true, ten).unwrap_err();
+            assert!(e.contains("network alert"), "{e}");
+        }
+        let mut errors = vec![];
+        ResponseConfig {
+            rules: vec![Rule {
+                action: Action::Kill,
+                ..rule(false)
+            }],
+            ..Default::default()
+        }
+        .validate("alert.response", &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
     #[test]
     fn rules_pick_the_first_match_at_or_above_the_severity() {
         let r = Responder::new(ResponseConfig {
@@ -525,11 +865,13 @@ mod tests {
                     module: AlertModule::Syscall,
                     min_severity: Severity::High,
                     action: Action::Freeze,
+                    spoofable: false,
                 },
                 Rule {
                     module: AlertModule::Syscall,
                     min_severity: Severity::Medium,
                     action: Action::Stop,
+                    spoofable: false,
                 },
             ],
             ..Default::default()

@@ -867,6 +867,7 @@ mod tests {
                     module: AlertModule::Network,
                     min_severity: Severity::Medium,
                     action: response::Action::Block,
+                    spoofable: false,
                 }],
                 ..Default::default()
             },

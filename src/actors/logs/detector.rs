@@ -304,6 +304,7 @@ impl LogAlert<'_> {
             executable: None,
             args: vec![],
             parent: None,
+            start_ns: None,
         });
         a.log = Some(LogFields {
             file: self.path.to_string(),

@@ -200,9 +200,10 @@ impl NodeActor for Outbound {
         }
         let client =
             crate::nats::connect(&cfg.nats, &format!("{} (out)", node.id), &node.metrics).await?;
-        // Only collectors send batches; compute nodes send commands.
+        // Only collectors send batches (to streams they do not create);
+        // compute nodes send commands.
         let js = if cfg.nats.jetstream.enabled && node.role.collects() {
-            Some(super::stream::ensure_streams(&client, &cfg.nats.jetstream).await?)
+            Some(super::stream::publisher(&client, &cfg.nats.jetstream).await)
         } else {
             None
         };

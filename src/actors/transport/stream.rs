@@ -131,6 +131,18 @@ pub async fn ensure_streams(
     Ok(js)
 }
 
+/// A collector's side of the data stream: it only publishes (compute nodes
+/// or an operator create the streams; the broker's permissions let a
+/// collector do nothing else). A stream not there yet is said once; the
+/// batches wait in the outbound buffer and are published again.
+pub async fn publisher(client: &async_nats::Client, cfg: &DataStreamConfig) -> jetstream::Context {
+    let js = jetstream::new(client.clone());
+    if let Err(e) = js.get_stream(&cfg.stream).await {
+        tracing::warn!(stream = %cfg.stream, error = %e, "the data stream is not there (yet): a compute node creates it; batches wait in the outbound buffer");
+    }
+    js
+}
+
 /// The consumer of one partition.
 pub fn consumer_config(cfg: &DataStreamConfig, partition: u32) -> consumer::pull::Config {
     let name = format!("{}-p{partition}", cfg.consumer);
