@@ -22,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod containers;
+pub mod files;
 pub mod flows;
 pub mod install;
 pub mod logs;

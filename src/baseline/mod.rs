@@ -232,10 +232,8 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BaselineError> 
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(value).expect("maps of strings serialize");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::files::write_atomic(path, text.as_bytes()).map_err(io)
 }
 
 /// The profile file of `host` in `dir`.
@@ -324,7 +322,7 @@ impl Accepted {
         host: &str,
         alert: &crate::messages::Alert,
     ) -> Result<Vec<(String, bool)>, BaselineError> {
-        std::fs::create_dir_all(dir).map_err(|source| BaselineError::Io {
+        crate::files::create_dir(dir).map_err(|source| BaselineError::Io {
             path: dir.to_path_buf(),
             source,
         })?;

@@ -386,10 +386,8 @@ impl Tailer {
             path: self.cfg.registry.clone(),
             source,
         };
-        let tmp = self.cfg.registry.with_extension("tmp");
         let bytes = serde_json::to_vec_pretty(&reg).expect("a registry serializes");
-        std::fs::write(&tmp, bytes).map_err(err)?;
-        std::fs::rename(&tmp, &self.cfg.registry).map_err(err)?;
+        crate::files::write_atomic(&self.cfg.registry, &bytes).map_err(err)?;
         self.dirty = false;
         Ok(())
     }

@@ -240,10 +240,7 @@ impl TemplateModel {
 
     pub fn save(&self, path: &Path) -> Result<(), TemplateError> {
         let bytes = rmp_serde::to_vec_named(self).expect("a template model serializes");
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|source| TemplateError::Io {
+        crate::files::write_atomic(path, &bytes).map_err(|source| TemplateError::Io {
                 path: path.into(),
                 source,
             })

@@ -195,7 +195,7 @@ impl OpenSources {
     pub fn open(cfgs: &[LogSourceConfig]) -> Result<OpenSources, LogSourceError> {
         let mut out = Vec::new();
         for cfg in cfgs {
-            std::fs::create_dir_all(&cfg.registry_dir).map_err(|source| {
+            crate::files::create_dir(&cfg.registry_dir).map_err(|source| {
                 LogSourceError::RegistryDir {
                     name: cfg.name.clone(),
                     dir: cfg.registry_dir.clone(),
@@ -541,9 +541,7 @@ impl LogSource {
             }
             if let Some(j) = s.journal.as_ref() {
                 if let Some(c) = &j.cursor {
-                    let tmp = j.cursor_file.with_extension("tmp");
-                    let r =
-                        std::fs::write(&tmp, c).and_then(|_| std::fs::rename(&tmp, &j.cursor_file));
+                    let r = crate::files::write_atomic(&j.cursor_file, c.as_bytes());
                     if let Err(e) = r {
                         self.registry_errors.inc();
                         tracing::error!(source = %s.cfg.name, error = %e, "journal cursor not written");

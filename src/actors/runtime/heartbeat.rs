@@ -78,12 +78,10 @@ pub struct Health {
 impl Health {
     /// Replaces `path` atomically (a file beside it, then a rename).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(self).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, path)
+        crate::files::write_atomic(
+            path,
+            &serde_json::to_vec(self).map_err(std::io::Error::other)?,
+        )
     }
 
     pub fn read(path: &Path) -> std::io::Result<Health> {

@@ -544,7 +544,7 @@ impl Handler<Trained> for BaselineActor {
         // in memory only, and the sample stays to train again later).
         if !h.profile.host.ends_with("(unsaved)") {
             let dir = baseline::models_dir(&self.cfg.dir, &t.host);
-            let saved = std::fs::create_dir_all(&dir)
+            let saved = crate::files::create_dir(&dir)
                 .map_err(|e| e.to_string())
                 .and_then(|()| m.save(&dir.join(&m.state.file)).map_err(|e| e.to_string()));
             match saved {
@@ -613,7 +613,7 @@ impl NodeActor for BaselineActor {
     }
     async fn prepare(cfg: &crate::config::Config, _: &NodeInfo) -> Result<Store, StoreError> {
         let c = &cfg.baseline;
-        std::fs::create_dir_all(&c.dir).map_err(|source| StoreError::Dir {
+        crate::files::create_dir(&c.dir).map_err(|source| StoreError::Dir {
             path: c.dir.clone(),
             source,
         })?;

@@ -2,7 +2,7 @@
 
 use super::{Sink, SinkError};
 use crate::messages::Alert;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +17,7 @@ pub struct JsonlSink {
 }
 
 fn open(path: &Path) -> std::io::Result<(File, u64)> {
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let file = crate::files::append(path)?;
     let size = file.metadata()?.len();
     Ok((file, size))
 }

@@ -129,12 +129,7 @@ impl DeadLetters {
     /// Opens (appends to) `path`, when given.
     pub fn open(path: Option<&std::path::Path>) -> std::io::Result<DeadLetters> {
         let file = match path {
-            Some(p) => Some(Arc::new(parking_lot::Mutex::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)?,
-            ))),
+            Some(p) => Some(Arc::new(parking_lot::Mutex::new(crate::files::append(p)?))),
             None => None,
         };
         Ok(DeadLetters {
