@@ -64,7 +64,11 @@ mod tests {
         let victim = dir.path().join("shadow");
         std::fs::write(&victim, "root:x:0:0\n").unwrap();
         let target = dir.path().join("accepted.json");
-        for name in ["accepted.json.tmp", "accepted.tmp", "accepted.json.json.tmp"] {
+        for name in [
+            "accepted.json.tmp",
+            "accepted.tmp",
+            "accepted.json.json.tmp",
+        ] {
             std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
         }
         write_atomic(&target, b"{}").unwrap();
@@ -77,6 +81,9 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &target).unwrap();
         write_atomic(&target, b"{\"a\":1}").unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:x:0:0\n");
-        assert!(!std::fs::symlink_metadata(&target).unwrap().file_type().is_symlink());
+        assert!(!std::fs::symlink_metadata(&target)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 }

@@ -32,6 +32,7 @@ pub mod models;
 pub mod nats;
 pub mod node;
 pub mod procfs;
+pub mod redact;
 pub mod response;
 pub mod syscalls;
 pub mod traces;

@@ -272,7 +272,7 @@ impl Validate for NatsConfig {
             if let Err(e) = async_nats::ServerAddr::from_str(s) {
                 errors.push(ConfigError::new(
                     format!("{path}.servers.{i}"),
-                    format!("{s:?}: {e}"),
+                    format!("{:?}: {e}", without_credentials(s)),
                 ));
             }
         }
@@ -443,9 +443,53 @@ pub async fn connect(
         .filter_map(|s| async_nats::ServerAddr::from_str(s).ok())
         .collect();
     opts.connect(addrs).await.map_err(|e| NatsError::Connect {
-        servers: cfg.servers.clone(),
+        servers: cfg.servers.iter().map(|s| without_credentials(s)).collect(),
         reason: describe_connect_error(&e),
     })
+}
+
+impl NatsConfig {
+    /// Whether the broker is told who this node is.
+    pub fn authenticates(&self) -> bool {
+        self.token.is_some()
+            || (self.user.is_some() && self.password.is_some())
+            || self.nkey_seed.is_some()
+            || self.credentials_file.is_some()
+    }
+}
+
+/// A server URL as it may be shown: its user info (`user:password@`,
+/// `token@`) replaced.
+pub fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) if !rest[..rest.find('@').unwrap_or(0)].contains('/') => {
+                format!("{scheme}://<credentials>@{host}")
+            }
+            _ => url.to_string(),
+        },
+        None => match url.split_once('@') {
+            Some((_, host)) => format!("<credentials>@{host}"),
+            None => url.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn server_urls_are_shown_without_credentials() {
+    assert_eq!(
+        without_credentials("nats://alice:s3cret@nats.example:4222"),
+        "nats://<credentials>@nats.example:4222"
+    );
+    assert_eq!(
+        without_credentials("tls://tok3n@nats.example"),
+        "tls://<credentials>@nats.example"
+    );
+    assert_eq!(
+        without_credentials("nats://127.0.0.1:4222"),
+        "nats://127.0.0.1:4222"
+    );
 }
 
 fn describe_connect_error(e: &async_nats::ConnectError) -> String {

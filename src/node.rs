@@ -81,7 +81,8 @@ struct CollectorParts {
     commands: Option<CommandInput>,
     packets: Option<PacketReader>,
     syscalls: Option<SourceInput>,
-    live_packets: bool,
+    /// The flow merge's: live capture or a file, and the redaction.
+    flow_merge: <FlowMerge as NodeActor>::Prepared,
     logs: Option<OpenSources>,
 }
 
@@ -128,7 +129,7 @@ impl Prepared {
                     Role::Collector => Some(prepare::<CommandExecutor>(cfg, node).await?),
                     _ => None,
                 },
-                live_packets: prepare::<FlowMerge>(cfg, node).await?,
+                flow_merge: prepare::<FlowMerge>(cfg, node).await?,
                 packets: prepare::<PacketSource>(cfg, node).await?,
                 logs: match cfg.log_source.is_empty() {
                     true => None,
@@ -335,7 +336,7 @@ impl Wiring<'_> {
             let fm = launch::<FlowMerge>(
                 cfg,
                 node,
-                parts.live_packets,
+                parts.flow_merge,
                 self.edge("outbound_flows", outbound, to_outbound),
             );
             packet_source = Some(launch::<PacketSource>(

@@ -70,6 +70,9 @@ fn command(
 /// The collector of host `web1`, response enabled and acting;
 /// `nats`: more `[nats]` keys; `extra`: more of `[alert.response]`, then
 /// further sections.
+/// The broker's token in the tests whose nodes act on commands.
+const TOKEN: &str = "response-test-token";
+
 fn web1_collector(url: &str, nats: &str, extra: &str) -> Daisi {
     let d = Daisi::spawn(
         &format!(
@@ -100,13 +103,21 @@ dry_run = false
 /// answered on `daisi.v1.outcome.web1`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_collector_runs_only_its_own_commands_and_answers_each() {
-    let nats = NatsServer::start(&[]);
-    let c = async_nats::connect(nats.url()).await.unwrap();
+    // A node that acts on commands needs broker authentication.
+    let nats = NatsServer::start(&["--auth", TOKEN]);
+    let c = async_nats::ConnectOptions::with_token(TOKEN.into())
+        .connect(nats.url())
+        .await
+        .unwrap();
     let mut outcomes = c.subscribe("daisi.v1.outcome.web1").await.unwrap();
     let mut target = Proc::new("sleep").arg("300").spawn().unwrap();
     let mut allowed = Proc::new("sleep").arg("300").spawn().unwrap();
     let (tp, ap) = (target.id(), allowed.id());
-    let mut collector = web1_collector(&nats.url(), "", &format!("allow_pids = [{ap}]"));
+    let mut collector = web1_collector(
+        &nats.url(),
+        &format!("token = \"{TOKEN}\""),
+        &format!("allow_pids = [{ap}]"),
+    );
     let subject = "daisi.v1.command.web1";
     let now = Duration::ZERO;
     let sends = [
@@ -256,7 +267,7 @@ fn a_compute_node_has_a_collector_freeze_a_process_cgroup() {
         );
         return;
     };
-    let nats = NatsServer::start(&[]);
+    let nats = NatsServer::start(&["--auth", TOKEN]);
     let dir = tempfile::tempdir().unwrap();
     let alerts = dir.path().join("alerts.jsonl");
     let mut compute = Daisi::spawn(
@@ -281,11 +292,11 @@ threshold = 0.0
                 alerts.display()
             ),
         ),
-        &[],
+        &[("DAISI__NATS__TOKEN", TOKEN)],
     );
     let mut collector = web1_collector(
         &nats.url(),
-        "",
+        &format!("token = \"{TOKEN}\""),
         "[syscall_source]\nkind = \"ebpf\"\ncomms = [\"dd\"]",
     );
     compute.wait_running();

@@ -36,6 +36,9 @@ pub fn check_config(args: &ConfigArgs) -> ExitCode {
     match load(args) {
         Ok(cfg) => {
             println!("configuration is valid (role {})", cfg.node.role.as_str());
+            for w in cfg.warnings() {
+                println!("  warning: {w}");
+            }
             for (what, by) in judges(&cfg) {
                 println!("  {what}: {by}");
             }
@@ -134,6 +137,9 @@ pub fn run(args: &ConfigArgs, log_format: Option<LogFormat>) -> ExitCode {
         cfg.alert.console && cfg.node.role.computes(),
     );
     super::install_panic_hook();
+    for w in cfg.warnings() {
+        tracing::warn!(warning = %w, "configuration");
+    }
     let sys = actix::System::new();
     let r = sys.block_on(async move {
         let metrics = Metrics::new();

@@ -251,6 +251,34 @@ impl Config {
     }
 }
 
+impl Config {
+    /// What is allowed but unwise, said by `check-config` and at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.node.role.uses_nats() {
+            let beyond_loopback = self.nats.servers.iter().any(|s| {
+                <async_nats::ServerAddr as std::str::FromStr>::from_str(s)
+                    .map(|a| {
+                        let h = a.host().trim_start_matches('[').trim_end_matches(']');
+                        !(h == "localhost"
+                            || h.parse::<std::net::IpAddr>()
+                                .is_ok_and(|ip| ip.is_loopback()))
+                    })
+                    .unwrap_or(false)
+            });
+            let tls =
+                self.nats.tls.required || self.nats.servers.iter().all(|s| s.starts_with("tls://"));
+            if beyond_loopback && !tls {
+                out.push("nats: a server beyond loopback without TLS (nats.tls.required or tls:// URLs): batches, alerts and credentials cross the network in clear".into());
+            }
+            if !self.nats.authenticates() {
+                out.push("nats: no authentication: any client of the broker can publish as any host and read every host's data (config/nats-permissions.conf, docs/security.md)".into());
+            }
+        }
+        out
+    }
+}
+
 impl Validate for Config {
     fn validate(&self, _: &str, errors: &mut Vec<ConfigError>) {
         if self.node.shutdown_deadline.is_zero() {
@@ -283,6 +311,12 @@ impl Validate for Config {
         }
         if role.uses_nats() || (role.computes() && self.alert.jetstream.enabled) {
             self.nats.validate("nats", errors);
+        }
+        if role.uses_nats() && self.alert.response.enabled && !self.nats.authenticates() {
+            errors.push(ConfigError::new(
+                "alert.response.enabled",
+                "a node on NATS acts on commands only with broker authentication (nats.token, user/password, nkey_seed or credentials_file, and config/nats-permissions.conf): without it anyone who reaches the broker commands it",
+            ));
         }
         self.heartbeat.validate("heartbeat", errors);
         self.metrics.validate("metrics", errors);

@@ -241,9 +241,9 @@ impl TemplateModel {
     pub fn save(&self, path: &Path) -> Result<(), TemplateError> {
         let bytes = rmp_serde::to_vec_named(self).expect("a template model serializes");
         crate::files::write_atomic(path, &bytes).map_err(|source| TemplateError::Io {
-                path: path.into(),
-                source,
-            })
+            path: path.into(),
+            source,
+        })
     }
 }
 

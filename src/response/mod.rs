@@ -545,10 +545,12 @@ pub fn outcome(
         Ok(t) => (true, t),
         Err(t) => (false, t),
     };
+    // The text names paths a monitored process chose: escaped in logs.
+    let shown = crate::actors::alert::sinks::console::printable(&text);
     if ok {
-        tracing::warn!(alert_id = %a.id, action = action.name(), outcome = %text, "response");
+        tracing::warn!(alert_id = %a.id, action = action.name(), outcome = %shown, "response");
     } else {
-        tracing::error!(alert_id = %a.id, action = action.name(), outcome = %text, "response not carried out");
+        tracing::error!(alert_id = %a.id, action = action.name(), outcome = %shown, "response not carried out");
     }
     Alert {
         id,

@@ -407,7 +407,7 @@ impl AlertActor {
             alert_id = %alert.id,
             host = %alert.host,
             module = %alert.module,
-            entity = %alert.entity,
+            entity = %sinks::console::printable(&alert.entity),
             severity = ?alert.severity,
             score = alert.score,
             threshold = alert.threshold,
@@ -426,7 +426,7 @@ impl AlertActor {
         let grown = self.trees.due(all);
         for a in self.folds.ended(all).into_iter().chain(grown) {
             self.updates.inc();
-            tracing::warn!(target: "daisi_alert", alert_id = %a.id, entity = %a.entity, count = a.count, "alert repeated");
+            tracing::warn!(target: "daisi_alert", alert_id = %a.id, entity = %sinks::console::printable(&a.entity), count = a.count, "alert repeated");
             self.write(&a);
         }
     }

@@ -38,6 +38,11 @@ pub struct ConsoleConfig {
     /// Alerts kept for the console (the oldest go first, counted as
     /// `console.evicted`).
     pub keep: usize,
+    /// Without a token, the API answers only requests whose `Host` is the
+    /// listen address (`127.0.0.1:8470`, `localhost:8470` on loopback) or
+    /// one of these (`name:port`): a web page that rebinds its own name
+    /// to 127.0.0.1 cannot read it.
+    pub hosts: Vec<String>,
 }
 
 impl Default for ConsoleConfig {
@@ -46,6 +51,7 @@ impl Default for ConsoleConfig {
             listen: None,
             token: None,
             keep: 10_000,
+            hosts: vec![],
         }
     }
 }
@@ -109,6 +115,8 @@ fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
 struct Api {
     state: Arc<ConsoleState>,
     token: Option<String>,
+    /// `Host` headers answered without a token.
+    hosts: Vec<String>,
     /// Where accepted baseline findings go (`[baseline] dir`).
     baselines: std::path::PathBuf,
 }
@@ -116,7 +124,19 @@ struct Api {
 impl Api {
     /// `None` when the request may go on, else the refusal.
     fn refuse(&self, req: &HttpRequest) -> Option<HttpResponse> {
-        let want = self.token.as_ref()?;
+        let Some(want) = self.token.as_ref() else {
+            let host = req
+                .headers()
+                .get("Host")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+                return None;
+            }
+            return Some(HttpResponse::MisdirectedRequest().json(serde_json::json!({
+                "error": "this console answers its own address only (Host); add the name to [console] hosts, or set a token"
+            })));
+        };
         let got = req
             .headers()
             .get("Authorization")
@@ -274,8 +294,16 @@ impl Actor for ConsoleServer {
             return;
         };
         let addr = listener.local_addr().ok();
+        let mut hosts = self.cfg.hosts.clone();
+        if let Some(a) = addr {
+            hosts.push(a.to_string());
+            if a.ip().is_loopback() {
+                hosts.push(format!("localhost:{}", a.port()));
+            }
+        }
         let api = web::Data::new(Api {
             state,
+            hosts,
             token: self.cfg.token.clone(),
             baselines,
         });

@@ -187,12 +187,17 @@ struct Source {
 }
 
 /// What `prepare` opened: every source.
-pub struct OpenSources(Vec<Source>);
+pub struct OpenSources(Vec<Source>, crate::redact::Redaction);
 
 impl OpenSources {
     /// Opens the sources: registries loaded, patterns checked, journal
     /// reader present.
-    pub fn open(cfgs: &[LogSourceConfig]) -> Result<OpenSources, LogSourceError> {
+    /// `redact`: the patterns secrets in lines are found by (the
+    /// collector's `[syscall_source] redact`, `crate::redact`).
+    pub fn open(
+        cfgs: &[LogSourceConfig],
+        redact: &[String],
+    ) -> Result<OpenSources, LogSourceError> {
         let mut out = Vec::new();
         for cfg in cfgs {
             crate::files::create_dir(&cfg.registry_dir).map_err(|source| {
@@ -256,7 +261,7 @@ impl OpenSources {
             }
             out.push(s);
         }
-        Ok(OpenSources(out))
+        Ok(OpenSources(out, crate::redact::Redaction::new(redact)))
     }
 }
 
@@ -273,6 +278,9 @@ struct Taken {
 /// The log-source actor.
 pub struct LogSource {
     sources: Vec<Source>,
+    /// Secrets out of file lines before they leave the host.
+    redaction: crate::redact::Redaction,
+    redacted: Counter,
     node: NodeInfo,
     out: Edge<Publish>,
     restarts: Restarts,
@@ -295,6 +303,8 @@ impl LogSource {
         let m = &node.metrics;
         Self {
             sources: open.0,
+            redaction: open.1,
+            redacted: m.counter("log_source.redacted"),
             restarts: Restarts::new(Self::NAME, m),
             lines: m.counter("log_source.lines"),
             bytes: m.counter("log_source.bytes"),
@@ -412,11 +422,15 @@ impl LogSource {
                     let path = paths
                         .entry(l.file)
                         .or_insert_with(|| l.path.to_string_lossy().into_owned());
+                    let mut text = std::mem::take(&mut l.text);
+                    if self.redaction.text(&mut text) {
+                        self.redacted.inc();
+                    }
                     taken.lines.push(LogLine {
                         source: s.cfg.name.clone(),
                         path: path.clone(),
                         read_ns: now,
-                        text: std::mem::take(&mut l.text),
+                        text,
                         cut: l.cut,
                         program: program.clone(),
                     });
@@ -577,7 +591,7 @@ impl NodeActor for LogSource {
         cfg: &crate::config::Config,
         _: &NodeInfo,
     ) -> Result<OpenSources, LogSourceError> {
-        let open = OpenSources::open(&cfg.log_source)?;
+        let open = OpenSources::open(&cfg.log_source, &cfg.syscall_source.redact)?;
         for s in &open.0 {
             tracing::info!(source = %s.cfg.name, kind = ?s.cfg.kind, paths = ?s.cfg.paths, journal = ?s.cfg.journal, "log source open");
         }

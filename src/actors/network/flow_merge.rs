@@ -144,6 +144,9 @@ pub fn to_record(f: FinishedFlow, owner: Option<Owner>) -> FlowRecord {
 
 /// The flow-merge actor.
 pub struct FlowMerge {
+    /// Secrets out of HTTP request targets before they leave the host.
+    redaction: crate::redact::Redaction,
+    redacted: Counter,
     cfg: FlowMergeConfig,
     node: NodeInfo,
     /// Live capture (wall clock) or a file (packet clock).
@@ -168,9 +171,16 @@ pub struct FlowMerge {
 }
 
 impl FlowMerge {
-    pub fn new(cfg: FlowMergeConfig, node: NodeInfo, live: bool, out: Edge<Publish>) -> Self {
+    pub fn new(
+        cfg: FlowMergeConfig,
+        node: NodeInfo,
+        (live, redaction): (bool, crate::redact::Redaction),
+        out: Edge<Publish>,
+    ) -> Self {
         let m = &node.metrics;
         Self {
+            redaction,
+            redacted: m.counter("flow_merge.redacted"),
             table: FlowTable::new(FlowLimits {
                 idle_timeout_ns: cfg.idle_timeout.as_nanos() as u64,
                 active_timeout_ns: cfg.active_timeout.as_nanos() as u64,
@@ -270,6 +280,19 @@ impl FlowMerge {
                 to_record(f, o)
             })
             .collect();
+        // Secrets in request targets stay on this host.
+        for r in &mut records {
+            let uri = r
+                .app
+                .as_mut()
+                .and_then(|a| a.http.as_mut())
+                .and_then(|h| h.uri.as_mut());
+            if let Some(uri) = uri {
+                if self.redaction.text(uri) {
+                    self.redacted.inc();
+                }
+            }
+        }
         while !records.is_empty() {
             let rest = records.split_off(records.len().min(self.cfg.max_batch));
             batches.push(std::mem::replace(&mut records, rest));
@@ -298,19 +321,32 @@ impl FlowMerge {
 impl NodeActor for FlowMerge {
     const NAME: &'static str = "flow_merge";
     type Config = FlowMergeConfig;
-    /// Live capture (wall clock, attribution) or a file (packet clock).
-    type Prepared = bool;
+    /// Live capture (wall clock, attribution) or a file (packet clock);
+    /// the patterns secrets in request targets are found by (the
+    /// collector's `[syscall_source] redact`).
+    type Prepared = (bool, crate::redact::Redaction);
     type Links = Edge<Publish>;
     type Error = std::convert::Infallible;
 
     fn section(cfg: &crate::config::Config) -> &FlowMergeConfig {
         &cfg.flow_merge
     }
-    async fn prepare(cfg: &crate::config::Config, _: &NodeInfo) -> Result<bool, Self::Error> {
-        Ok(cfg.packet_source.kind == PacketSourceKind::Live)
+    async fn prepare(
+        cfg: &crate::config::Config,
+        _: &NodeInfo,
+    ) -> Result<Self::Prepared, Self::Error> {
+        Ok((
+            cfg.packet_source.kind == PacketSourceKind::Live,
+            crate::redact::Redaction::new(&cfg.syscall_source.redact),
+        ))
     }
-    fn create(cfg: FlowMergeConfig, node: &NodeInfo, live: bool, out: Edge<Publish>) -> Self {
-        Self::new(cfg, node.clone(), live, out)
+    fn create(
+        cfg: FlowMergeConfig,
+        node: &NodeInfo,
+        prepared: Self::Prepared,
+        out: Edge<Publish>,
+    ) -> Self {
+        Self::new(cfg, node.clone(), prepared, out)
     }
     fn mailbox_capacity(&self) -> usize {
         self.cfg.mailbox.capacity
