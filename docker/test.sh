@@ -26,20 +26,25 @@ ADFA=$(realpath ../shared/datasets/adfa-ld/ADFA-LD.zip)
 [ -f "$ADFA" ] || { echo "ADFA-LD is missing at $ADFA" >&2; exit 1; }
 TRACES=200 # docker/config/replay.toml
 WORK=$(mktemp -d)
-export DAISI_NATS_PORT DAISI_COLLECTOR_HOST=livehost
+export DAISI_NATS_PORT DAISI_COLLECTOR_HOST=livehost DAISI_NATS_TOKEN
 DAISI_NATS_PORT=$(free_port)
+DAISI_NATS_TOKEN=$(openssl rand -hex 24)
 # podman-compose names the project's network <project>_default.
 NET=daisi_default
 log() { printf '[docker-test] %s\n' "$*" >&2; }
 fail() { log "FAILED: $*"; exit 1; }
 
+# Every process alerts: the shipped model, named, judges live processes
+# too, at threshold 0.
 cat >"$WORK/override.yaml" <<'EOF'
 services:
   compute-1:
     environment:
+      DAISI__SYSCALL_CLASSIFIER__MODEL: /usr/share/daisi/models/syscall
       DAISI__SYSCALL_CLASSIFIER__THRESHOLD: "0.0"
   compute-2:
     environment:
+      DAISI__SYSCALL_CLASSIFIER__MODEL: /usr/share/daisi/models/syscall
       DAISI__SYSCALL_CLASSIFIER__THRESHOLD: "0.0"
 EOF
 compose() { $COMPOSE -p daisi -f docker/compose.yaml -f "$WORK/override.yaml" "$@"; }
@@ -57,6 +62,7 @@ cat >"$WORK/host.toml" <<EOF
 role = "compute"
 [nats]
 servers = ["nats://127.0.0.1:$DAISI_NATS_PORT"]
+token = "$DAISI_NATS_TOKEN"
 [alert.jetstream]
 enabled = true
 EOF
@@ -80,7 +86,7 @@ wait_for 60 "compute-2 healthy" healthy compute-2
 wait_for 60 "collector healthy" healthy collector
 
 log "replaying $TRACES ADFA-LD attack traces from a collector container"
-$ENGINE run -d --name daisi-replay --network "$NET" \
+$ENGINE run -d --name daisi-replay --network "$NET" -e DAISI__NATS__TOKEN="$DAISI_NATS_TOKEN" \
   -v "$(realpath docker/config/replay.toml)":/etc/daisi/node.toml:ro \
   -v "$ADFA":/data/ADFA-LD.zip:ro \
   localhost/daisi-collector:latest run --config /etc/daisi/node.toml >/dev/null
