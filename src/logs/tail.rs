@@ -55,6 +55,10 @@ pub struct TailConfig {
     pub read_chunk: usize,
     /// A file never seen before is read from its start (else from its end).
     pub from_start: bool,
+    /// Follow a file that is a symbolic link out of its directory (else it
+    /// is left alone and counted: a user who can write the log directory
+    /// cannot have root read `/etc/shadow` into the logs).
+    pub follow_symlinks: bool,
 }
 
 /// A file's identity: device and inode.
@@ -86,6 +90,8 @@ pub struct TailCounters {
     pub truncations: u64,
     pub rotations: u64,
     pub read_errors: u64,
+    /// Files that are links out of their directory, left alone.
+    pub symlinks_refused: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -148,6 +154,20 @@ struct Open {
     seen_len: u64,
 }
 
+/// Whether `path` is a symbolic link to something outside its own
+/// directory.
+fn leaves_its_directory(path: &Path) -> bool {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return false;
+    }
+    let dir = path.parent().and_then(|d| std::fs::canonicalize(d).ok());
+    match (std::fs::canonicalize(path), dir) {
+        (Ok(target), Some(dir)) => !target.starts_with(dir),
+        _ => true,
+    }
+}
+
 /// Follows the files of one [`TailConfig`].
 pub struct Tailer {
     cfg: TailConfig,
@@ -158,6 +178,8 @@ pub struct Tailer {
     dirty: bool,
     /// The last poll left bytes unread (it read a chunk's worth).
     behind: bool,
+    /// Links refused (each said once).
+    refused: std::collections::HashSet<PathBuf>,
     pub counters: TailCounters,
 }
 
@@ -214,6 +236,7 @@ impl Tailer {
             committed,
             dirty: false,
             behind: false,
+            refused: Default::default(),
             counters: TailCounters::default(),
         };
         // Where reading starts in files never seen, fixed now (the node is
@@ -233,13 +256,20 @@ impl Tailer {
     }
 
     /// The files the patterns name now, with their identities.
-    fn scan(&self) -> Vec<(FileId, PathBuf, u64)> {
+    fn scan(&mut self) -> Vec<(FileId, PathBuf, u64)> {
         let mut out = Vec::new();
         for p in &self.patterns {
             let Ok(paths) = glob::glob(p.as_str()) else {
                 continue;
             };
             for path in paths.flatten() {
+                if !self.cfg.follow_symlinks && leaves_its_directory(&path) {
+                    if self.refused.insert(path.clone()) {
+                        self.counters.symlinks_refused += 1;
+                        tracing::warn!(path = %path.display(), "a log file that is a link out of its directory; not read (follow_symlinks = true reads it)");
+                    }
+                    continue;
+                }
                 if let Ok(m) = std::fs::metadata(&path) {
                     if m.is_file() {
                         out.push((
@@ -541,7 +571,28 @@ mod tests {
             max_line: 64,
             read_chunk: 1 << 20,
             from_start: true,
+            follow_symlinks: false,
         }
+    }
+
+    /// A log file that is a link out of its directory (a user who can
+    /// write the log directory points it at /etc/shadow) is not read, and
+    /// counted once; a link within the directory is read.
+    #[test]
+    fn a_link_out_of_the_directory_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let secret = dir.path().join("shadow");
+        std::fs::write(&secret, "root:$6$hash\n").unwrap();
+        std::os::unix::fs::symlink(&secret, logs.join("evil.log")).unwrap();
+        std::fs::write(logs.join("real.log.1"), "rotated line\n").unwrap();
+        std::os::unix::fs::symlink(logs.join("real.log.1"), logs.join("real.log")).unwrap();
+        let mut t = Tailer::new(cfg(&logs, "*.log")).unwrap();
+        let text: Vec<String> = t.poll().into_iter().map(|l| l.text).collect();
+        assert_eq!(text, ["rotated line"]);
+        t.poll();
+        assert_eq!(t.counters.symlinks_refused, 1);
     }
 
     fn append(path: &Path, text: &str) {

@@ -57,6 +57,9 @@ pub struct LogSourceConfig {
     /// A file (or journal) never read before is read from its start;
     /// else only what is written from now on.
     pub from_start: bool,
+    /// Read a file that is a symbolic link out of its directory (off: it
+    /// is left alone and counted, `log_source.symlinks_refused`).
+    pub follow_symlinks: bool,
     /// Where read positions are kept (`<registry_dir>/<name>.json`, a
     /// journal's cursor in `<name>.cursor`).
     pub registry_dir: PathBuf,
@@ -78,6 +81,7 @@ impl Default for LogSourceConfig {
             journal: None,
             program: None,
             from_start: false,
+            follow_symlinks: false,
             registry_dir: PathBuf::from("/var/lib/daisi/logs"),
             max_line: 16 * 1024,
             poll: Duration::from_millis(250),
@@ -222,6 +226,7 @@ impl OpenSources {
                             max_line: cfg.max_line,
                             read_chunk: 1 << 20,
                             from_start: cfg.from_start,
+                            follow_symlinks: cfg.follow_symlinks,
                         })
                         .map_err(|source| LogSourceError::Tail {
                             name: cfg.name.clone(),
@@ -292,6 +297,7 @@ pub struct LogSource {
     read_errors: Counter,
     registry_errors: Counter,
     journal_restarts: Counter,
+    symlinks_refused: Counter,
 }
 
 /// The longest a journal entry's line may be before it is dropped whole
@@ -314,6 +320,7 @@ impl LogSource {
             read_errors: m.counter("log_source.read_errors"),
             registry_errors: m.counter("log_source.registry_errors"),
             journal_restarts: m.counter("log_source.journal_restarts"),
+            symlinks_refused: m.counter("log_source.symlinks_refused"),
             node,
             out,
         }
@@ -445,6 +452,11 @@ impl LogSource {
                     (c.truncations, s.counted.truncations, &self.truncations),
                     (c.rotations, s.counted.rotations, &self.rotations),
                     (c.read_errors, s.counted.read_errors, &self.read_errors),
+                    (
+                        c.symlinks_refused,
+                        s.counted.symlinks_refused,
+                        &self.symlinks_refused,
+                    ),
                 ] {
                     counter.add(now.saturating_sub(before));
                 }
