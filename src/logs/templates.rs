@@ -298,6 +298,7 @@ fn minute_of(ts_ns: u64) -> u64 {
 
 /// Streams that begin within this of a host's first line are not judged
 /// at their start by the sequence model (they may have begun before).
+#[cfg(feature = "torch")]
 const STREAM_WARMUP_NS: u64 = 60_000_000_000;
 
 /// Programs whose shapes a host's state follows; lines of further ones
