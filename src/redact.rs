@@ -159,7 +159,7 @@ impl Redaction {
             *next = Next::RestOfArgument;
             return false;
         }
-        if self.next.iter().any(|n| *n == lower) {
+        if self.next.contains(&lower) {
             *next = Next::Secret;
             return false;
         }

@@ -515,18 +515,16 @@ impl Templates {
             let due = program
                 .raised_ns
                 .is_none_or(|at| read_ns.saturating_sub(at) >= every);
-            if chance <= self.cfg.new_shape_chance || program.lines == 1 {
-                if due {
-                    program.raised_ns = Some(read_ns);
-                    return Some(TemplateFinding {
-                        kind: TemplateKind::NewTemplate,
-                        template_id: id,
-                        template: self.template_text(id),
-                        value: chance,
-                        normal: 0.0,
-                        threshold: self.cfg.new_shape_chance,
-                    });
-                }
+            if (chance <= self.cfg.new_shape_chance || program.lines == 1) && due {
+                program.raised_ns = Some(read_ns);
+                return Some(TemplateFinding {
+                    kind: TemplateKind::NewTemplate,
+                    template_id: id,
+                    template: self.template_text(id),
+                    value: chance,
+                    normal: 0.0,
+                    threshold: self.cfg.new_shape_chance,
+                });
             }
             self.folded += 1;
             return None;
