@@ -34,6 +34,7 @@ pub mod node;
 pub mod procfs;
 pub mod redact;
 pub mod response;
+pub mod rules;
 pub mod syscalls;
 pub mod traces;
 

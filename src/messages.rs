@@ -881,6 +881,8 @@ pub enum AlertModule {
     Log,
     /// What a response did about another alert.
     Response,
+    /// A Sigma rule matched (`[rules] paths`).
+    Sigma,
 }
 
 impl AlertModule {
@@ -892,6 +894,7 @@ impl AlertModule {
             AlertModule::Response => "response",
             AlertModule::Baseline => "baseline",
             AlertModule::Log => "log",
+            AlertModule::Sigma => "sigma",
         }
     }
 }
@@ -1035,10 +1038,46 @@ pub enum EventKind {
 }
 
 /// The rule that raised a detection (ECS `rule.*`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct RuleFields {
-    /// e.g. `baseline.new_child`.
+    /// e.g. `baseline.new_child`, `sigma.<title>`.
     pub name: String,
+    /// A shared rule's id (Sigma's UUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// Where the rule comes from (`sigma`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<String>,
+}
+
+/// MITRE ATT&CK (ECS `threat.*`): the tactics and techniques a detection
+/// indicates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ThreatFields {
+    #[serde(default)]
+    pub tactic: ThreatTactic,
+    #[serde(default)]
+    pub technique: ThreatTechnique,
+}
+
+/// ECS `threat.tactic.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ThreatTactic {
+    /// e.g. `credential-access`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub name: Vec<String>,
+}
+
+/// ECS `threat.technique.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ThreatTechnique {
+    /// e.g. `T1552.001`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id: Vec<String>,
 }
 
 /// What a baseline finding is about: the program and what it did that its
@@ -1199,6 +1238,9 @@ pub struct Alert {
     /// The rule that raised it (ECS `rule.name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<RuleFields>,
+    /// The ATT&CK tactics and techniques it indicates (ECS `threat.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat: Option<ThreatFields>,
     /// Baseline findings: the program and what it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineFields>,
@@ -1287,6 +1329,7 @@ impl Alert {
             flow: None,
             file: None,
             rule: None,
+            threat: None,
             baseline: None,
             log: None,
             features: vec![],

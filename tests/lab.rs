@@ -830,6 +830,8 @@ block_for = "3s"
 module = "network"
 min_severity = "medium"
 action = "block"
+# A SYN scan's source could be forged: blocked only because this rule says so.
+spoofable = true
 "#
         )
 }
@@ -853,8 +855,9 @@ fn attacker_reaches_victim(lab: &Lab, victim: &str) -> bool {
 }
 
 /// Response, opt-in: a scanning attacker is blocked by an nftables rule in
-/// the victim's namespace, which the kernel removes after `block_for`; in
-/// dry run the outcome is reported and nothing changes.
+/// the victim's namespace (the rule allows sources that SYNs alone could
+/// forge: `spoofable = true`), which the kernel removes after `block_for`;
+/// in dry run the outcome is reported and nothing changes.
 #[test]
 fn a_scanner_is_blocked_for_a_while_and_dry_run_changes_nothing() {
     if !lab_ready() {

@@ -772,7 +772,10 @@ mod tests {
         let mut a = crate::messages::sample_alert();
         a.module = AlertModule::Network;
         a.severity = Severity::High;
-        a.rule = Some(crate::messages::RuleFields { name: rule.into() });
+        a.rule = Some(crate::messages::RuleFields {
+            name: rule.into(),
+            ..Default::default()
+        });
         a.source = Some(crate::messages::Endpoint {
             ip: src.into(),
             port: 0,

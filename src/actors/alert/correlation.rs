@@ -97,6 +97,7 @@ impl Correlator {
             AlertModule::Incident
             | AlertModule::Response
             | AlertModule::Baseline
+            | AlertModule::Sigma
             | AlertModule::Log => return None,
         };
         *slot = Some((now, a.clone()));

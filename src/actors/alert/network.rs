@@ -126,6 +126,7 @@ pub fn pattern_alert(host: &str, p: &crate::flows::behaviour::Finding) -> Alert 
     });
     a.rule = Some(crate::messages::RuleFields {
         name: format!("network.{}", p.pattern.name()),
+        ..Default::default()
     });
     a.observed_ns = Some(p.at_ns);
     a

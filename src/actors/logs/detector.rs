@@ -289,7 +289,10 @@ impl LogAlert<'_> {
         a.score = value;
         a.threshold = threshold;
         a.model = self.model.into();
-        a.rule = Some(RuleFields { name: self.rule });
+        a.rule = Some(RuleFields {
+            name: self.rule,
+            ..Default::default()
+        });
         a.source = self.source_ip.map(|ip| Endpoint {
             ip: ip.to_string(),
             port: 0,

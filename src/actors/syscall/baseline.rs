@@ -593,6 +593,7 @@ fn alert_of(host: &str, lineage: &[ProcessInfo], f: baseline::Finding) -> Alert 
     }
     a.rule = Some(RuleFields {
         name: f.rule.name().into(),
+        ..Default::default()
     });
     a.baseline = Some(BaselineFields {
         program: f.program,

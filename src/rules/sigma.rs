@@ -1,0 +1,343 @@
+//! Loading Sigma rules, classifying them, and judging events with them
+//! (matching is `sigma-rust`'s).
+
+use crate::messages::{
+    Alert, AlertModule, ProcessFields, ProcessInfo, RuleFields, Severity, ThreatFields,
+    UserFields,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The log sources daisi fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Category {
+    ProcessCreation,
+}
+
+impl Category {
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::ProcessCreation => "process_creation",
+        }
+    }
+
+    /// The fields daisi fills for events of this category.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Category::ProcessCreation => &[
+                "Image",
+                "CommandLine",
+                "ParentImage",
+                "ParentCommandLine",
+                "User",
+                "ProcessId",
+                "ParentProcessId",
+            ],
+        }
+    }
+}
+
+/// A rule daisi judges.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub category: Category,
+    pub meta: RuleMeta,
+    rule: sigma_rust::Rule,
+}
+
+/// What an alert says of its rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleMeta {
+    pub title: String,
+    pub id: Option<String>,
+    pub author: Option<String>,
+    pub license: Option<String>,
+    pub level: Severity,
+    pub tags: Vec<String>,
+}
+
+/// A rule daisi does not judge, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsupported {
+    pub path: PathBuf,
+    pub title: String,
+    /// `logsource` as `product/category/service`.
+    pub logsource: String,
+    pub reason: Reason,
+}
+
+/// Why a rule is not judged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// Not a rule daisi can read (YAML, detection, condition).
+    Parse(String),
+    /// A log source daisi has no events of (yet).
+    LogSource,
+    /// Fields daisi does not fill for its log source.
+    Fields(Vec<String>),
+    /// Deprecated or unsupported by its authors.
+    Status,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Parse(e) => write!(f, "not readable: {e}"),
+            Reason::LogSource => write!(f, "no events of this log source"),
+            Reason::Fields(fs) => write!(f, "fields not filled: {}", fs.join(", ")),
+            Reason::Status => write!(f, "deprecated or unsupported by its authors"),
+        }
+    }
+}
+
+/// The loaded rules, by category (an event is judged by its category's
+/// rules only).
+#[derive(Default)]
+pub struct RuleSet {
+    by_category: BTreeMap<Category, Vec<Loaded>>,
+}
+
+impl RuleSet {
+    /// Every `.yml`/`.yaml` file under `paths` (files or directories),
+    /// loaded or set aside with its reason. A path that does not exist is
+    /// an error.
+    pub fn load(paths: &[PathBuf]) -> std::io::Result<(RuleSet, Vec<Unsupported>)> {
+        let mut files = Vec::new();
+        for p in paths {
+            collect(p, &mut files)?;
+        }
+        files.sort();
+        let mut set = RuleSet::default();
+        let mut unsupported = Vec::new();
+        for path in files {
+            let text = std::fs::read_to_string(&path)?;
+            match classify(&text) {
+                Ok((category, meta, rule)) => {
+                    set.by_category.entry(category).or_default().push(Loaded {
+                        path,
+                        category,
+                        meta,
+                        rule,
+                    })
+                }
+                Err((title, logsource, reason)) => unsupported.push(Unsupported {
+                    path,
+                    title,
+                    logsource,
+                    reason,
+                }),
+            }
+        }
+        Ok((set, unsupported))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_category.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Loaded rules per category.
+    pub fn counts(&self) -> BTreeMap<Category, usize> {
+        self.by_category.iter().map(|(c, r)| (*c, r.len())).collect()
+    }
+
+    /// The rules of `category` that match `event`.
+    pub fn matching<'a>(
+        &'a self,
+        category: Category,
+        event: &'a sigma_rust::Event,
+    ) -> impl Iterator<Item = &'a Loaded> + 'a {
+        self.by_category
+            .get(&category)
+            .into_iter()
+            .flatten()
+            .filter(move |l| l.rule.is_match(event))
+    }
+}
+
+fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let meta = std::fs::metadata(p).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    })?;
+    if meta.is_file() {
+        out.push(p.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(p)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "yml" || e == "yaml")
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A rule's category, what its alerts say of it and its parsed form, or
+/// its title, log source and why it is not judged.
+fn classify(
+    text: &str,
+) -> Result<(Category, RuleMeta, sigma_rust::Rule), (String, String, Reason)> {
+    use serde_norway::Value;
+    let raw: Value = serde_norway::from_str(text)
+        .map_err(|e| (String::new(), String::new(), Reason::Parse(e.to_string())))?;
+    let s = |v: &Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let title = s(&raw, "title").unwrap_or_default();
+    let ls = raw.get("logsource").cloned().unwrap_or(Value::Null);
+    let (product, category, service) = (s(&ls, "product"), s(&ls, "category"), s(&ls, "service"));
+    let logsource = [&product, &category, &service]
+        .iter()
+        .map(|x| x.as_deref().unwrap_or("-"))
+        .collect::<Vec<_>>()
+        .join("/");
+    let err = |reason| (title.clone(), logsource.clone(), reason);
+    if matches!(
+        s(&raw, "status").as_deref(),
+        Some("deprecated" | "unsupported")
+    ) {
+        return Err(err(Reason::Status));
+    }
+    let cat = match (product.as_deref(), category.as_deref()) {
+        (Some("linux"), Some("process_creation")) => Category::ProcessCreation,
+        _ => return Err(err(Reason::LogSource)),
+    };
+    // The fields its selections name (`Field|modifier: ...`).
+    let mut missing: BTreeSet<String> = BTreeSet::new();
+    let mut field = |k: &Value| {
+        if let Some(name) = k.as_str().and_then(|k| k.split('|').next()) {
+            if !cat.fields().contains(&name) {
+                missing.insert(name.to_string());
+            }
+        }
+    };
+    if let Some(Value::Mapping(det)) = raw.get("detection") {
+        for (name, sel) in det {
+            if matches!(name.as_str(), Some("condition" | "timeframe")) {
+                continue;
+            }
+            match sel {
+                Value::Mapping(m) => m.keys().for_each(&mut field),
+                Value::Sequence(items) => {
+                    for i in items {
+                        if let Value::Mapping(m) = i {
+                            m.keys().for_each(&mut field);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(err(Reason::Fields(missing.into_iter().collect())));
+    }
+    let rule: sigma_rust::Rule =
+        serde_norway::from_str(text).map_err(|e| err(Reason::Parse(e.to_string())))?;
+    let meta = RuleMeta {
+        title: title.clone(),
+        id: s(&raw, "id"),
+        author: s(&raw, "author"),
+        license: s(&raw, "license"),
+        level: match s(&raw, "level").as_deref() {
+            Some("critical") => Severity::Critical,
+            Some("high") => Severity::High,
+            Some("medium") => Severity::Medium,
+            _ => Severity::Low,
+        },
+        tags: match raw.get("tags") {
+            Some(Value::Sequence(t)) => t
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => vec![],
+        },
+    };
+    Ok((cat, meta, rule))
+}
+
+/// The `process_creation` event of a process (its lineage: it, then its
+/// parent).
+pub fn process_creation(lineage: &[ProcessInfo]) -> Option<sigma_rust::Event> {
+    let me = lineage.first()?;
+    let mut e = sigma_rust::Event::new();
+    if let Some(exe) = &me.executable {
+        e.insert("Image", exe.as_str());
+    }
+    e.insert("CommandLine", me.args.join(" "));
+    e.insert("ProcessId", me.pid.to_string());
+    if let Some(u) = &me.user_name {
+        e.insert("User", u.as_str());
+    }
+    if let Some(p) = lineage.get(1) {
+        if let Some(exe) = &p.executable {
+            e.insert("ParentImage", exe.as_str());
+        }
+        e.insert("ParentCommandLine", p.args.join(" "));
+        e.insert("ParentProcessId", p.pid.to_string());
+    }
+    Some(e)
+}
+
+/// ATT&CK from a rule's tags: `attack.t1552.001` is technique
+/// `T1552.001`, `attack.credential-access` the tactic `credential-access`
+/// (group and software tags, `attack.g…`/`attack.s…` with digits, are
+/// neither).
+pub fn threat_of(tags: &[String]) -> Option<ThreatFields> {
+    let mut t = ThreatFields::default();
+    for tag in tags {
+        let Some(rest) = tag.strip_prefix("attack.") else {
+            continue;
+        };
+        let numbered = |p: char| {
+            rest.starts_with(p) && rest[1..].chars().next().is_some_and(|c| c.is_ascii_digit())
+        };
+        if numbered('t') {
+            t.technique.id.push(rest.to_uppercase());
+        } else if !numbered('g') && !numbered('s') {
+            t.tactic.name.push(rest.to_string());
+        }
+    }
+    (!t.technique.id.is_empty() || !t.tactic.name.is_empty()).then_some(t)
+}
+
+/// The alert for a rule that matched a process's event.
+pub fn alert_of(host: &str, lineage: &[ProcessInfo], l: &Loaded) -> Alert {
+    let m = &l.meta;
+    let me = &lineage[0];
+    let mut a = Alert::new(
+        AlertModule::Sigma,
+        host,
+        format!("pid:{} sigma:{}", me.pid, m.id.as_deref().unwrap_or(&m.title)),
+        m.level,
+    );
+    a.summary = format!(
+        "Sigma rule \"{}\" on process {} ({}): {}",
+        m.title,
+        me.pid,
+        me.executable.as_deref().unwrap_or(&me.name),
+        me.args.join(" ")
+    );
+    a.rule = Some(RuleFields {
+        name: format!("sigma.{}", m.title),
+        id: m.id.clone(),
+        author: m.author.clone(),
+        license: Some(m.license.clone().unwrap_or_else(|| "DRL-1.1".into())),
+        ruleset: Some("sigma".into()),
+    });
+    a.threat = threat_of(&m.tags);
+    a.process = ProcessFields::from_lineage(lineage);
+    a.user = me.user_name.as_ref().map(|n| UserFields {
+        id: me.uid.map(|u| u.to_string()).unwrap_or_default(),
+        name: Some(n.clone()),
+    });
+    a.model = "sigma".into();
+    a.score = 1.0;
+    a
+}
