@@ -63,6 +63,16 @@ pub enum Command {
     /// Host profiles: what each program may do, and accepting a false alarm.
     #[command(subcommand)]
     Baseline(Baseline),
+    /// Sigma rules: which a node would judge, and why the others not.
+    #[command(subcommand)]
+    Rules(Rules),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Rules {
+    /// Loads rule files or directories; prints the rules judged per log
+    /// source and the others with their reasons.
+    Check(crate::commands::rules::CheckArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +175,9 @@ pub fn main() -> ExitCode {
         }
         Command::Eval(Eval::Logs(args)) => {
             crate::commands::report(crate::commands::logs::eval(&args).map(|_| ()))
+        }
+        Command::Rules(Rules::Check(args)) => {
+            crate::commands::report(crate::commands::rules::check(&args))
         }
         Command::Eval(Eval::Network(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());

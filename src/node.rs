@@ -24,6 +24,7 @@ use crate::actors::logs::source::{LogSource, OpenSources};
 use crate::actors::network::flow_classifier::FlowClassifier;
 use crate::actors::network::flow_merge::FlowMerge;
 use crate::actors::network::packet_source::PacketSource;
+use crate::actors::rules::RuleJudge;
 use crate::actors::runtime::endpoint::MetricsEndpoint;
 use crate::actors::runtime::heartbeat::{HeartbeatActor, HeartbeatMonitor};
 use crate::actors::runtime::mailbox::{Edge, Overflow};
@@ -72,6 +73,8 @@ struct ComputeParts {
     subscription: Option<Subscription>,
     /// Host baselines, when on and fed by live capture.
     baseline: Option<Store>,
+    /// Sigma rules, when any are loaded and live capture feeds them.
+    rules: Option<crate::rules::RuleSet>,
     /// The trained log templates, when a model is named.
     log_templates: Option<crate::logs::templates::TemplateModel>,
 }
@@ -119,6 +122,10 @@ impl Prepared {
                     true => Some(prepare::<BaselineActor>(cfg, node).await?),
                     false => None,
                 },
+                rules: match role == Role::Compute || cfg.syscall_source.kind == SourceKind::Ebpf {
+                    true => Some(prepare::<RuleJudge>(cfg, node).await?).filter(|r| !r.is_empty()),
+                    false => None,
+                },
             }),
             false => None,
         };
@@ -163,6 +170,7 @@ struct ComputeSide {
     monitor: Addr<HeartbeatMonitor>,
     inbound: Addr<Inbound>,
     baseline: Option<Addr<BaselineActor>>,
+    rules: Option<Addr<RuleJudge>>,
 }
 
 /// The collector side's actors.
@@ -196,6 +204,7 @@ pub struct Node {
     pub monitor: Option<Addr<HeartbeatMonitor>>,
     pub alert: Option<Addr<AlertActor>>,
     pub baseline: Option<Addr<BaselineActor>>,
+    pub rules: Option<Addr<RuleJudge>>,
     deadline: Duration,
     /// The actors in drain order.
     drain_order: Vec<(&'static str, Recipient<Drain>)>,
@@ -281,7 +290,13 @@ impl Wiring<'_> {
                 self.edge("alert_baseline", &alert, to_alert),
             )
         });
+        let rules = parts.rules.map(|set| {
+            launch::<RuleJudge>(cfg, node, set, self.edge("alert_rules", &alert, to_alert))
+        });
         let dispatch = Dispatch {
+            rules: rules
+                .as_ref()
+                .map(|r| self.edge("rules", r, cfg.rules.mailbox.overflow)),
             baseline: baseline
                 .as_ref()
                 .map(|b| self.edge("baseline", b, cfg.baseline.mailbox.overflow)),
@@ -315,6 +330,7 @@ impl Wiring<'_> {
             monitor,
             inbound,
             baseline,
+            rules,
         }
     }
 
@@ -465,6 +481,7 @@ impl Node {
             monitor: None,
             alert: None,
             baseline: None,
+            rules: None,
             deadline: cfg.node.shutdown_deadline,
             drain_order: Vec::new(),
             unconfirmed,
@@ -489,6 +506,7 @@ impl Node {
             node.monitor = Some(c.monitor);
             node.alert = Some(c.alert);
             node.baseline = c.baseline;
+            node.rules = c.rules;
             node.classifier_arbiter = Some(c.arbiter);
         }
         node.drain_order = node.drain_order();
@@ -520,6 +538,7 @@ impl Node {
             entry(&self.flow_classifier),
             entry(&self.log_detector),
             entry(&self.baseline),
+            entry(&self.rules),
             entry(&self.monitor),
             entry(&self.alert),
             entry(&Some(self.console.clone())),

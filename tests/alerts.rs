@@ -346,6 +346,8 @@ fn alerts_the_stream_cannot_store_go_to_dead_letters() {
         r#"
 [node]
 role = "both"
+# A short node id: the alerts' sizes around the server's max_payload.
+id = "dl"
 shutdown_deadline = "20s"
 [nats]
 servers = ["{}"]

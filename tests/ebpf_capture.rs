@@ -898,8 +898,9 @@ fn without_privileges_the_error_names_what_is_missing() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-/// The full `both` pipeline on live capture: a storm of short processes,
-/// every one watched (by name), leaves no per-process state behind.
+/// The full `both` pipeline on live capture (the syscall model named, so
+/// live processes are scored too): a storm of short processes, every one
+/// watched (by name), leaves no per-process state behind.
 #[test]
 fn process_storm_through_the_pipeline_frees_all_state() {
     if !root() {
@@ -910,7 +911,9 @@ fn process_storm_through_the_pipeline_frees_all_state() {
     let jsonl = dir.path().join("alerts.jsonl");
     let toml = format!(
         "[node]\nrole = \"both\"\n[syscall_source]\nkind = \"ebpf\"\ncomms = [\"daisistorm\"]\n\
-         [syscall_batcher]\nmax_processes = 256\n[alert]\nconsole = false\nmax_processes = 256\njsonl = \"{}\"\n",
+         [syscall_batcher]\nmax_processes = 256\n\
+         [syscall_classifier]\nmodel = \"models/syscall\"\n\
+         [alert]\nconsole = false\nmax_processes = 256\njsonl = \"{}\"\n",
         jsonl.display()
     );
     let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -22,6 +22,7 @@ pub mod command;
 pub mod console;
 pub mod logs;
 pub mod network;
+pub mod rules;
 pub mod runtime;
 pub mod syscall;
 pub mod transport;

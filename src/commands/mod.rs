@@ -8,6 +8,7 @@ pub mod flows;
 pub mod logs;
 pub mod network;
 pub mod record;
+pub mod rules;
 pub mod run;
 pub mod status;
 pub mod train;

@@ -18,6 +18,7 @@ use crate::actors::logs::source::LogSourcesConfig;
 use crate::actors::network::flow_classifier::FlowClassifierConfig;
 use crate::actors::network::flow_merge::FlowMergeConfig;
 use crate::actors::network::packet_source::PacketSourceConfig;
+use crate::actors::rules::RulesConfig;
 use crate::actors::runtime::endpoint::MetricsConfig;
 use crate::actors::runtime::heartbeat::HeartbeatConfig;
 use crate::actors::syscall::baseline::BaselineConfig;
@@ -115,6 +116,7 @@ pub struct Config {
     pub log_detector: LogDetectorConfig,
     pub alert: AlertConfig,
     pub baseline: BaselineConfig,
+    pub rules: RulesConfig,
     pub command: CommandConfig,
 }
 
@@ -343,6 +345,7 @@ impl Validate for Config {
             self.log_detector.validate("log_detector", errors);
             self.alert.validate("alert", errors);
             self.baseline.validate("baseline", errors);
+            self.rules.validate("rules", errors);
         }
     }
 }

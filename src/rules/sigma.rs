@@ -2,8 +2,7 @@
 //! (matching is `sigma-rust`'s).
 
 use crate::messages::{
-    Alert, AlertModule, ProcessFields, ProcessInfo, RuleFields, Severity, ThreatFields,
-    UserFields,
+    Alert, AlertModule, ProcessFields, ProcessInfo, RuleFields, Severity, ThreatFields, UserFields,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -141,7 +140,10 @@ impl RuleSet {
 
     /// Loaded rules per category.
     pub fn counts(&self) -> BTreeMap<Category, usize> {
-        self.by_category.iter().map(|(c, r)| (*c, r.len())).collect()
+        self.by_category
+            .iter()
+            .map(|(c, r)| (*c, r.len()))
+            .collect()
     }
 
     /// The rules of `category` that match `event`.
@@ -159,9 +161,8 @@ impl RuleSet {
 }
 
 fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let meta = std::fs::metadata(p).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
-    })?;
+    let meta = std::fs::metadata(p)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
     if meta.is_file() {
         out.push(p.to_path_buf());
         return Ok(());
@@ -170,10 +171,7 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             collect(&path, out)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e == "yml" || e == "yaml")
-        {
+        } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
             out.push(path);
         }
     }
@@ -314,7 +312,11 @@ pub fn alert_of(host: &str, lineage: &[ProcessInfo], l: &Loaded) -> Alert {
     let mut a = Alert::new(
         AlertModule::Sigma,
         host,
-        format!("pid:{} sigma:{}", me.pid, m.id.as_deref().unwrap_or(&m.title)),
+        format!(
+            "pid:{} sigma:{}",
+            me.pid,
+            m.id.as_deref().unwrap_or(&m.title)
+        ),
         m.level,
     );
     a.summary = format!(
@@ -340,4 +342,150 @@ pub fn alert_of(host: &str, lineage: &[ProcessInfo], l: &Loaded) -> Alert {
     a.model = "sigma".into();
     a.score = 1.0;
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COPY_SHADOW: &str = r#"title: Copy Passwd Or Shadow From TMP Path
+id: fa4aaed5-4fe0-498d-bbc0-08e3346387ba
+status: test
+author: Joseliyo Sanchez
+tags:
+    - attack.credential-access
+    - attack.t1552.001
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection_img:
+        Image|endswith: '/cp'
+    selection_path:
+        CommandLine|contains: '/tmp/'
+    selection_file:
+        CommandLine|contains:
+            - 'passwd'
+            - 'shadow'
+    condition: all of selection_*
+level: high
+"#;
+
+    const CWD: &str = r#"title: Needs the working directory
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        CurrentDirectory|startswith: '/tmp'
+        Image|endswith: '/sh'
+    condition: selection
+"#;
+
+    const AUDITD: &str = r#"title: An auditd rule
+logsource:
+    product: linux
+    service: auditd
+detection:
+    selection:
+        type: EXECVE
+    condition: selection
+"#;
+
+    fn cp(args: &[&str]) -> Vec<ProcessInfo> {
+        vec![
+            ProcessInfo {
+                pid: 300,
+                ppid: Some(200),
+                name: "cp".into(),
+                executable: Some("/usr/bin/cp".into()),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                user_name: Some("www-data".into()),
+                uid: Some(33),
+                ..Default::default()
+            },
+            ProcessInfo {
+                pid: 200,
+                name: "sh".into(),
+                executable: Some("/usr/bin/dash".into()),
+                ..Default::default()
+            },
+        ]
+    }
+
+    /// Rules are loaded or set aside with their reason; a loaded rule
+    /// matches the process it describes and not another; its alert names
+    /// the rule, its level and its ATT&CK tags.
+    #[test]
+    fn a_rule_is_loaded_or_said_why_not_and_matches_its_process() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("a.yml", COPY_SHADOW),
+            ("b.yml", CWD),
+            ("c.yaml", AUDITD),
+            ("d.yml", "not: [yaml"),
+        ] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let (set, unsupported) = RuleSet::load(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(set.len(), 1);
+        let reasons: Vec<String> = unsupported.iter().map(|u| u.reason.to_string()).collect();
+        assert_eq!(unsupported.len(), 3, "{reasons:?}");
+        assert!(
+            reasons.contains(&"fields not filled: CurrentDirectory".to_string()),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.contains(&"no events of this log source".to_string()),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.starts_with("not readable")),
+            "{reasons:?}"
+        );
+
+        let hit = cp(&["cp", "/tmp/shadow", "/var/www/s"]);
+        let e = process_creation(&hit).unwrap();
+        let found: Vec<&Loaded> = set.matching(Category::ProcessCreation, &e).collect();
+        assert_eq!(found.len(), 1);
+        let a = alert_of("web1", &hit, found[0]);
+        assert_eq!(a.module, AlertModule::Sigma);
+        assert_eq!(a.severity, Severity::High);
+        let r = a.rule.as_ref().unwrap();
+        assert_eq!(
+            r.id.as_deref(),
+            Some("fa4aaed5-4fe0-498d-bbc0-08e3346387ba")
+        );
+        assert_eq!(r.ruleset.as_deref(), Some("sigma"));
+        assert_eq!(r.author.as_deref(), Some("Joseliyo Sanchez"));
+        let t = a.threat.as_ref().unwrap();
+        assert_eq!(t.technique.id, ["T1552.001"]);
+        assert_eq!(t.tactic.name, ["credential-access"]);
+        assert_eq!(
+            a.user.as_ref().and_then(|u| u.name.as_deref()),
+            Some("www-data")
+        );
+
+        let miss = cp(&["cp", "/var/www/a", "/var/www/b"]);
+        let e = process_creation(&miss).unwrap();
+        assert_eq!(set.matching(Category::ProcessCreation, &e).count(), 0);
+    }
+
+    #[test]
+    fn attack_tags_are_tactics_and_techniques() {
+        let tags: Vec<String> = [
+            "attack.persistence",
+            "attack.t1053.003",
+            "attack.g0032",
+            "attack.s0002",
+            "car.2013-05-002",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let t = threat_of(&tags).unwrap();
+        assert_eq!(t.technique.id, ["T1053.003"]);
+        assert_eq!(t.tactic.name, ["persistence"]);
+        assert!(threat_of(&[]).is_none());
+    }
 }

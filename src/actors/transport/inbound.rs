@@ -106,6 +106,8 @@ pub struct Dispatch {
     pub score_live: bool,
     /// Live batches' processes and activity, for host baselines.
     pub baseline: Option<Edge<crate::actors::syscall::baseline::Observe>>,
+    /// Live batches' processes, for Sigma rules (when any are loaded).
+    pub rules: Option<Edge<crate::actors::rules::JudgeProcess>>,
     pub flows: Option<Edge<crate::actors::network::flow_classifier::ScoreFlows>>,
     pub logs: Option<Edge<crate::actors::logs::detector::ScoreLogs>>,
     pub heartbeats: Option<Edge<HeartbeatSeen>>,
@@ -285,11 +287,21 @@ impl Handler<Deliver> for Inbound {
                         };
                         (e, o)
                     });
+                    let judge = self.to.rules.clone().filter(|_| b.is_live()).map(|e| {
+                        let j = crate::actors::rules::JudgeProcess {
+                            host: b.host.clone(),
+                            lineage: b.lineage.clone(),
+                        };
+                        (e, j)
+                    });
                     let score = self.to.score_live || !b.is_live();
                     ctx.wait(
                         async move {
                             if let Some((e, o)) = observe {
                                 let _ = e.push(o).await;
+                            }
+                            if let Some((e, j)) = judge {
+                                let _ = e.push(j).await;
                             }
                             match score {
                                 true => {

@@ -1,0 +1,176 @@
+//! [`RuleJudge`]: Sigma rules on the compute side (`crate::rules`).
+//!
+//! Every live batch names its process's lineage; the judge builds each
+//! process's `process_creation` event once (a process is known by host,
+//! pid and start time, an LRU of [`SEEN`]) and hands the rules that match
+//! to the alert actor with the lineage, so a rule's alert joins its
+//! process-tree incident like a baseline finding.
+
+use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
+use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
+use crate::actors::syscall::baseline::BaselineFindings;
+use crate::config::validate::{ConfigError, Validate};
+use crate::messages::ProcessInfo;
+use crate::metrics::Counter;
+use crate::rules::sigma::{alert_of, process_creation, Category, RuleSet};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Processes remembered as judged.
+const SEEN: usize = 65_536;
+
+/// `[rules]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Sigma rule files or directories (e.g. a checkout of SigmaHQ's
+    /// `rules/linux`); none by default. Rules whose log source or fields
+    /// daisi does not fill are listed at start and by `daisi rules
+    /// check`, not judged.
+    pub paths: Vec<PathBuf>,
+    pub mailbox: MailboxConfig,
+}
+
+impl Validate for RulesConfig {
+    fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {
+        for (i, p) in self.paths.iter().enumerate() {
+            if !p.exists() {
+                errors.push(ConfigError::new(
+                    format!("{path}.paths.{i}"),
+                    format!("{} does not exist", p.display()),
+                ));
+            }
+        }
+        self.mailbox.validate(&format!("{path}.mailbox"), errors);
+    }
+}
+
+/// A live batch's process, to judge once.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct JudgeProcess {
+    pub host: String,
+    pub lineage: Vec<ProcessInfo>,
+}
+
+/// The actor.
+pub struct RuleJudge {
+    cfg: RulesConfig,
+    rules: RuleSet,
+    seen: lru::LruCache<(String, u32, Option<u64>), ()>,
+    out: Edge<BaselineFindings>,
+    restarts: Restarts,
+    judged: Counter,
+    matched: Counter,
+}
+
+/// Why the rules cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("rules.paths: {0}")]
+pub struct RulesError(#[from] std::io::Error);
+
+impl NodeActor for RuleJudge {
+    const NAME: &'static str = "rules";
+    type Config = RulesConfig;
+    /// The loaded rules.
+    type Prepared = RuleSet;
+    /// The alert actor.
+    type Links = Edge<BaselineFindings>;
+    type Error = RulesError;
+
+    fn section(cfg: &crate::config::Config) -> &RulesConfig {
+        &cfg.rules
+    }
+    /// Loads every rule and says what is judged and what is not.
+    async fn prepare(cfg: &crate::config::Config, _: &NodeInfo) -> Result<RuleSet, RulesError> {
+        let (rules, unsupported) = RuleSet::load(&cfg.rules.paths)?;
+        if !cfg.rules.paths.is_empty() {
+            for (c, n) in rules.counts() {
+                tracing::info!(category = c.name(), rules = n, "Sigma rules loaded");
+            }
+            tracing::info!(
+                not_judged = unsupported.len(),
+                "Sigma rules not judged (their log source or fields are not daisi's: `daisi rules check` lists them)"
+            );
+        }
+        Ok(rules)
+    }
+    fn create(
+        cfg: RulesConfig,
+        node: &NodeInfo,
+        rules: RuleSet,
+        out: Edge<BaselineFindings>,
+    ) -> Self {
+        let m = &node.metrics;
+        Self {
+            cfg,
+            rules,
+            seen: lru::LruCache::unbounded(),
+            out,
+            restarts: Restarts::new(Self::NAME, m),
+            judged: m.counter("rules.processes"),
+            matched: m.counter("rules.matched"),
+        }
+    }
+    fn mailbox_capacity(&self) -> usize {
+        self.cfg.mailbox.capacity
+    }
+}
+
+crate::supervised!(RuleJudge);
+
+impl Actor for RuleJudge {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        on_start(self, ctx);
+    }
+}
+
+impl Handler<JudgeProcess> for RuleJudge {
+    type Result = ();
+    fn handle(&mut self, msg: JudgeProcess, ctx: &mut Context<Self>) {
+        let Some(me) = msg.lineage.first() else {
+            return;
+        };
+        let key = (msg.host.clone(), me.pid, me.start_ns);
+        if self.seen.put(key, ()).is_some() {
+            return;
+        }
+        if self.seen.len() > SEEN {
+            self.seen.pop_lru();
+        }
+        self.judged.inc();
+        let Some(event) = process_creation(&msg.lineage) else {
+            return;
+        };
+        let found: Vec<_> = self
+            .rules
+            .matching(Category::ProcessCreation, &event)
+            .map(|l| (alert_of(&msg.host, &msg.lineage, l), msg.lineage.clone()))
+            .collect();
+        if found.is_empty() {
+            return;
+        }
+        self.matched.add(found.len() as u64);
+        let out = self.out.clone();
+        ctx.wait(
+            async move { out.push(BaselineFindings(found)).await }
+                .into_actor(self)
+                .map(|r, _, ctx| {
+                    if let Err(e) = r {
+                        fail(Self::NAME, ctx, e);
+                    }
+                }),
+        );
+    }
+}
+
+/// Holds nothing between messages.
+impl Handler<Drain> for RuleJudge {
+    type Result = DrainReply<Self>;
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        drained()
+    }
+}
