@@ -16,6 +16,7 @@
 //! - [`commands`]: the `daisi` subcommands; [`cli`] parses the command line.
 
 pub mod actors;
+pub mod attack;
 pub mod baseline;
 pub mod capture;
 pub mod cli;

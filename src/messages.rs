@@ -998,6 +998,9 @@ pub struct Finding {
     /// `daisi baseline accept` adds to the profile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<RuleFields>,
+    /// The ATT&CK tactics and techniques it indicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat: Option<ThreatFields>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineFields>,
 }
@@ -1012,6 +1015,7 @@ impl Finding {
             threshold: a.threshold,
             summary: a.summary.clone(),
             rule: a.rule.clone(),
+            threat: a.threat.clone(),
             baseline: a.baseline.clone(),
         }
     }
@@ -1802,6 +1806,7 @@ mod tests {
                 threshold: 0.1,
                 summary: "s".into(),
                 rule: None,
+                threat: None,
                 baseline: None,
             }],
         }];

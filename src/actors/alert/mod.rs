@@ -238,6 +238,12 @@ impl AlertActor {
     /// lineage (or, for a flow, when its process is in an open tree), else
     /// alone (with the incident it completes, if any).
     fn emit(&mut self, mut alert: Alert, lineage: &[ProcessInfo]) {
+        if alert.threat.is_none() {
+            alert.threat = alert
+                .rule
+                .as_ref()
+                .and_then(|r| crate::attack::of_rule(&r.name));
+        }
         let (id, ts) = self.next_id();
         alert.id = id;
         alert.ts_ns = ts;
@@ -814,6 +820,44 @@ mod tests {
             update.summary
         );
         assert_eq!(metrics.get("alert.joined"), 1, "the second log alert");
+    }
+
+    /// Every alert names the ATT&CK tactics and techniques of its rule,
+    /// and an incident those of all it joins.
+    #[test]
+    fn alerts_and_incidents_name_their_attack_techniques() {
+        let (_dir, cfg) = to_jsonl();
+        let path = cfg.jsonl.clone().unwrap();
+        let metrics = Metrics::new();
+        let found = |pid: u32, rule: &str| {
+            let mut a = process_alert(AlertModule::Baseline, pid, Severity::Medium);
+            a.rule = Some(crate::messages::RuleFields {
+                name: rule.into(),
+                ..Default::default()
+            });
+            a
+        };
+        let p = |pid, ppid, name: &str| ProcessInfo {
+            pid,
+            ppid: Some(ppid),
+            name: name.into(),
+            ..Default::default()
+        };
+        let shell = [p(200, 100, "sh"), p(100, 1, "python3")];
+        let cat = [p(300, 200, "cat"), p(200, 100, "sh"), p(100, 1, "python3")];
+        actix::System::new().block_on(async {
+            let mut a = actor(&metrics, cfg);
+            a.emit(found(200, "baseline.new_child"), &shell);
+            a.emit(found(300, "baseline.sensitive_read"), &cat);
+            a.sweep(true);
+        });
+        let lines = written(&path);
+        let last = lines.last().unwrap();
+        let t = last.threat.as_ref().expect("the incident's ATT&CK");
+        assert_eq!(t.technique.id, ["T1059", "T1003.008"]);
+        assert_eq!(t.tactic.name, ["execution", "credential-access"]);
+        let first = &lines[0];
+        assert_eq!(first.threat.as_ref().unwrap().technique.id, ["T1059"]);
     }
 
     /// A flood of identical detections: one alert at once, then one update

@@ -111,6 +111,14 @@ impl Tree {
     /// The summary and severity again, after the tree or its log grew.
     fn refresh(&mut self) {
         let before = self.alert.severity;
+        let mut threat = None;
+        for f in self.alert.tree.iter().flat_map(|m| &m.findings) {
+            crate::attack::merge(&mut threat, f.threat.as_ref());
+        }
+        if let Some((_, log)) = &self.by_user {
+            crate::attack::merge(&mut threat, log.threat.as_ref());
+        }
+        self.alert.threat = threat;
         let tree = &self.alert.tree;
         self.alert.summary = summary(tree);
         let mut sev = severity(tree);
@@ -316,6 +324,7 @@ impl Trees {
             model: alert.model.clone(),
             window: alert.window.clone(),
             related,
+            threat: alert.threat.clone(),
             first_seen_ns: alert.ts_ns,
             last_seen_ns: alert.ts_ns,
             tree,

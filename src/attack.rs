@@ -1,0 +1,135 @@
+//! MITRE ATT&CK for daisi's own detectors: the tactics and techniques
+//! each rule indicates (ECS `threat.*`). Sigma rules carry theirs in their
+//! tags (`crate::rules::sigma::threat_of`).
+
+use crate::messages::ThreatFields;
+
+/// `(rule name, tactics, techniques)`; a rule not here indicates none in
+/// particular (a new log shape, a syscall model's score).
+const TABLE: &[(&str, &[&str], &[&str])] = &[
+    ("baseline.new_child", &["execution"], &["T1059"]),
+    ("baseline.new_user", &["privilege-escalation"], &["T1078"]),
+    (
+        "baseline.sensitive_read",
+        &["credential-access"],
+        &["T1003.008"],
+    ),
+    (
+        "baseline.sensitive_write",
+        &["persistence"],
+        &["T1098.004", "T1053.003"],
+    ),
+    ("baseline.new_peer", &["command-and-control"], &["T1071"]),
+    (
+        "baseline.new_listener",
+        &["command-and-control"],
+        &["T1571"],
+    ),
+    (
+        "baseline.privilege_change",
+        &["privilege-escalation"],
+        &["T1548"],
+    ),
+    ("baseline.memory_file", &["defense-evasion"], &["T1620"]),
+    (
+        "baseline.tracing",
+        &["defense-evasion", "privilege-escalation"],
+        &["T1055.008"],
+    ),
+    ("baseline.module_load", &["persistence"], &["T1547.006"]),
+    ("baseline.mount", &["defense-evasion"], &["T1564"]),
+    ("baseline.removal", &["defense-evasion"], &["T1070.004"]),
+    (
+        "log.ssh_brute_force",
+        &["credential-access"],
+        &["T1110.001"],
+    ),
+    ("log.db_brute_force", &["credential-access"], &["T1110.001"]),
+    (
+        "log.login_after_failures",
+        &["credential-access", "initial-access"],
+        &["T1110", "T1078"],
+    ),
+    ("log.login_guessing", &["credential-access"], &["T1110"]),
+    (
+        "log.privilege_escalation",
+        &["privilege-escalation"],
+        &["T1548.003"],
+    ),
+    ("log.account_change", &["persistence"], &["T1136.001"]),
+    ("log.web_scanning", &["reconnaissance"], &["T1595.003"]),
+    ("log.web_injection", &["initial-access"], &["T1190"]),
+    (
+        "log.web_traversal",
+        &["initial-access", "discovery"],
+        &["T1190", "T1083"],
+    ),
+    ("network.port_scan", &["discovery"], &["T1046"]),
+    ("network.host_sweep", &["discovery"], &["T1018"]),
+    ("network.connection_flood", &["impact"], &["T1498"]),
+    ("network.web_probing", &["reconnaissance"], &["T1595.003"]),
+    (
+        "network.ssh_guessing",
+        &["credential-access"],
+        &["T1110.001"],
+    ),
+    (
+        "network.dns_tunnelling",
+        &["command-and-control", "exfiltration"],
+        &["T1071.004", "T1048"],
+    ),
+    ("network.slow_connections", &["impact"], &["T1499.002"]),
+    ("network.login_guessing", &["credential-access"], &["T1110"]),
+];
+
+/// The tactics and techniques a rule of daisi's indicates.
+pub fn of_rule(name: &str) -> Option<ThreatFields> {
+    let (_, tactics, techniques) = TABLE.iter().find(|(n, ..)| *n == name)?;
+    let mut t = ThreatFields::default();
+    t.tactic.name = tactics.iter().map(|s| s.to_string()).collect();
+    t.technique.id = techniques.iter().map(|s| s.to_string()).collect();
+    Some(t)
+}
+
+/// Everything two detections indicate together (an incident's).
+pub fn merge(into: &mut Option<ThreatFields>, other: Option<&ThreatFields>) {
+    let Some(o) = other else { return };
+    let t = into.get_or_insert_with(ThreatFields::default);
+    for n in &o.tactic.name {
+        if !t.tactic.name.contains(n) {
+            t.tactic.name.push(n.clone());
+        }
+    }
+    for id in &o.technique.id {
+        if !t.technique.id.contains(id) {
+            t.technique.id.push(id.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every rule daisi raises that indicates a technique is in the table,
+    /// with a well-formed technique id and a tactic; merging keeps each
+    /// once.
+    #[test]
+    fn daisis_rules_name_their_techniques() {
+        for (name, tactics, techniques) in TABLE {
+            assert!(!tactics.is_empty(), "{name}");
+            for t in *techniques {
+                assert!(
+                    t.starts_with('T') && t[1..5].chars().all(|c| c.is_ascii_digit()),
+                    "{name}: {t}"
+                );
+            }
+        }
+        let mut m = of_rule("log.ssh_brute_force");
+        merge(&mut m, of_rule("log.login_after_failures").as_ref());
+        let m = m.unwrap();
+        assert_eq!(m.technique.id, ["T1110.001", "T1110", "T1078"]);
+        assert_eq!(m.tactic.name, ["credential-access", "initial-access"]);
+        assert!(of_rule("log.new_template").is_none());
+    }
+}
