@@ -94,6 +94,8 @@ fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
 #[test]
 fn file_lines_arrive_once_in_order_across_rotation_and_restarts() {
     let nats = NatsServer::start(&[]);
+    // A compute node (or an operator) creates the stream; here, the test.
+    nats.create_data_stream();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let toml = collector(

@@ -219,6 +219,8 @@ async fn broker_restart_collector_reconnects_and_accounts_for_everything() {
 async fn stopping_without_a_broker_exits_at_the_deadline_and_counts_the_unsent() {
     let adfa = replay_traces();
     let mut nats = NatsServer::start(&[]);
+    // The stream a compute node would have made (collectors only publish).
+    nats.create_data_stream_async().await;
     let c = client(&nats.url()).await;
     let hb = Heartbeats::watch(&c).await;
     let extra = "traces_per_second = 100.0\n";

@@ -232,6 +232,25 @@ impl NatsServer {
         }
     }
 
+    /// Creates the data streams as a compute node does (collectors only
+    /// publish), for tests that run collectors alone.
+    pub fn create_data_stream(&self) {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(self.create_data_stream_async());
+    }
+
+    /// [`NatsServer::create_data_stream`] from async tests.
+    pub async fn create_data_stream_async(&self) {
+        let client = async_nats::connect(self.url()).await.unwrap();
+        daisi::actors::transport::stream::ensure_streams(
+            &client,
+            &daisi::nats::DataStreamConfig::default(),
+        )
+        .await
+        .unwrap();
+    }
+
     /// SIGKILL: the broker vanishes mid-stream.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
