@@ -229,6 +229,10 @@ mod tests {
             "not in the tables read before it opened"
         );
         owners.next_batch();
+        // Past the rescan interval (10 ms): the new socket's owner may be
+        // looked up in /proc again (on a fast machine this test reached
+        // here within 10 ms of the first scan and failed).
+        std::thread::sleep(Duration::from_millis(20));
         assert_eq!(
             owners.owner(6, l, to_server).map(|o| o.pid),
             Some(std::process::id())
