@@ -7,7 +7,7 @@
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::receipt::Receipt;
-use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::supervision::{hand_on, Restarts};
 use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::config::validate::{ConfigError, Validate};
 use crate::logs::parse::{parse_from, LogFormat};
@@ -458,16 +458,7 @@ impl Handler<ScoreLogs> for LogDetector {
             crate::actors::runtime::receipt::all_done([&receipt]);
             return;
         }
-        let out = self.out.clone();
-        ctx.wait(
-            async move { out.push(LogAlerts { alerts, receipt }).await }
-                .into_actor(self)
-                .map(|r, _, ctx| {
-                    if let Err(e) = r {
-                        fail(Self::NAME, ctx, e);
-                    }
-                }),
-        );
+        hand_on(ctx, self.out.clone(), LogAlerts { alerts, receipt });
     }
 }
 

@@ -14,7 +14,7 @@
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
 use crate::actors::runtime::receipt::Receipt;
-use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::supervision::{hand_on, Restarts};
 use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::config::validate::{ConfigError, Validate};
 use crate::flows::confirm::Confirmations;
@@ -305,16 +305,7 @@ impl Handler<ScoreFlows> for FlowClassifier {
             model: self.name.clone(),
             receipt,
         };
-        let out = self.out.clone();
-        ctx.wait(
-            async move { out.push(msg).await }
-                .into_actor(self)
-                .map(|r, _, ctx| {
-                    if let Err(e) = r {
-                        fail(Self::NAME, ctx, e);
-                    }
-                }),
-        );
+        hand_on(ctx, self.out.clone(), msg);
     }
 }
 

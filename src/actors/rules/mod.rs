@@ -7,7 +7,7 @@
 //! process-tree incident like a baseline finding.
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
-use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::supervision::{hand_on, Restarts};
 use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::actors::syscall::baseline::BaselineFindings;
 use crate::config::validate::{ConfigError, Validate};
@@ -154,16 +154,7 @@ impl Handler<JudgeProcess> for RuleJudge {
             return;
         }
         self.matched.add(found.len() as u64);
-        let out = self.out.clone();
-        ctx.wait(
-            async move { out.push(BaselineFindings(found)).await }
-                .into_actor(self)
-                .map(|r, _, ctx| {
-                    if let Err(e) = r {
-                        fail(Self::NAME, ctx, e);
-                    }
-                }),
-        );
+        hand_on(ctx, self.out.clone(), BaselineFindings(found));
     }
 }
 

@@ -74,6 +74,25 @@ impl Restarts {
 }
 
 /// Logs a handler failure and stops the actor so its supervisor restarts it.
+/// Hands `msg` on through `out` before the actor takes its next message
+/// (a slow receiver slows the actor: backpressure); a closed edge fails
+/// the actor, and its supervisor restarts it.
+pub fn hand_on<A, M>(ctx: &mut Context<A>, out: crate::actors::runtime::mailbox::Edge<M>, msg: M)
+where
+    A: crate::actors::runtime::NodeActor,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    use actix::fut::ActorFutureExt;
+    ctx.wait(
+        actix::fut::wrap_future::<_, A>(async move { out.push(msg).await }).map(|r, _, ctx| {
+            if let Err(e) = r {
+                fail(A::NAME, ctx, e);
+            }
+        }),
+    );
+}
+
 pub fn fail<A, E>(actor: &'static str, ctx: &mut Context<A>, err: E)
 where
     A: Actor<Context = Context<A>>,

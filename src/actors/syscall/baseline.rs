@@ -14,7 +14,7 @@
 //! arrives. Weights are saved beside the profile (`<host>.lm/`).
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
-use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::supervision::{hand_on, Restarts};
 use crate::actors::runtime::{drained, now_ns, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::baseline::sequences::own_calls;
 use crate::baseline::{self, Accepted, BaselineError, Profile, Sensitive};
@@ -670,16 +670,7 @@ impl Handler<Observe> for BaselineActor {
         if found.is_empty() {
             return;
         }
-        let out = self.out.clone();
-        ctx.wait(
-            async move { out.push(BaselineFindings(found)).await }
-                .into_actor(self)
-                .map(|r, _, ctx| {
-                    if let Err(e) = r {
-                        fail(Self::NAME, ctx, e);
-                    }
-                }),
-        );
+        hand_on(ctx, self.out.clone(), BaselineFindings(found));
     }
 }
 

@@ -6,7 +6,7 @@
 //! behind.
 
 use crate::actors::runtime::mailbox::{Edge, MailboxConfig};
-use crate::actors::runtime::supervision::{fail, Restarts};
+use crate::actors::runtime::supervision::{hand_on, Restarts};
 use crate::actors::runtime::{drained, on_start, Drain, DrainReply, NodeActor, NodeInfo};
 use crate::actors::syscall::buffer::Windows;
 use crate::config::validate::{ConfigError, Validate};
@@ -204,22 +204,13 @@ impl Handler<Windows> for SyscallClassifier {
         self.scorer
             .score(&windows.tokens, windows.window, &mut scores);
         self.scored.add(scores.len() as u64);
-        let out = self.out.clone();
         let msg = Scored {
             windows,
             scores,
             model: self.meta.clone(),
             vocab: self.vocab.clone(),
         };
-        ctx.wait(
-            async move { out.push(msg).await }
-                .into_actor(self)
-                .map(|r, _, ctx| {
-                    if let Err(e) = r {
-                        fail(Self::NAME, ctx, e);
-                    }
-                }),
-        );
+        hand_on(ctx, self.out.clone(), msg);
     }
 }
 
