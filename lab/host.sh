@@ -37,7 +37,6 @@ SCENARIOS=(reverse_shell credential_theft persistence_cron persistence_ssh privi
 
 log() { printf '[host-lab] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-now_ns() { date +%s%N; }
 
 BIN="${DAISI_BIN:-}"
 if [ -z "$BIN" ]; then
@@ -46,52 +45,8 @@ if [ -z "$BIN" ]; then
   done
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-urlencode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
-
-SUPPORT_PASSWORD=support1
-PG_PASSWORD=postgres
-SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
-
-# A query to the lab's database, bounded.
-sql() { PGPASSWORD="$PG_PASSWORD" PGCONNECT_TIMEOUT=10 timeout 20 psql -qAt -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "$1"; }
-# One administrator session over SSH (key login), bounded.
-admin() { timeout 20 ssh "${SSH_OPTS[@]}" -o BatchMode=yes -i "$LAB/admin_key" -p "$SSHPORT" labadmin@127.0.0.1 "$1"; }
-# The administrator's everyday commands, one session every 1.5 s in turn,
-# until killed (at most an hour).
-admin_sessions() {
-  local cmds=("uptime" "df -h" "ps aux" "sudo -n uptime" "ls -la /var/log" "dpkg -l bash" "id" "tail -n 5 /var/log/daisi-lab/app.log")
-  local i
-  for i in $(seq 2400); do
-    admin "${cmds[$((i % ${#cmds[@]}))]}" >/dev/null 2>&1 || true
-    sleep 1.5
-  done
-}
-
-# One request to the victim, bounded.
-get() { curl -s -o /dev/null --max-time 25 "http://127.0.0.1:$VPORT$1" || true; }
-# A command through the flaw.
-inject() { get "/ping?host=$(urlencode "localhost; $1")"; }
-
-# The benign workload: the application's everyday requests, with variety,
-# until $1 (epoch seconds), at most 20 requests per second.
-benign() {
-  local until="$1" n=0
-  while [ "$(date +%s)" -lt "$until" ] && [ $n -lt 100000 ]; do
-    case $((RANDOM % 8)) in
-      0) get / ;;
-      1) get /list ;;
-      2) get /time ;;
-      3) get "/page?name=index.html" ;;
-      4) get "/page?name=about.html" ;;
-      5) get "/ping?host=host$((RANDOM % 50)).example" ;;
-      6) sql "INSERT INTO items (name) VALUES ('item$RANDOM')" >/dev/null 2>&1 || true ;;
-      7) sql "SELECT count(*), max(at) FROM items" >/dev/null 2>&1 || true ;;
-    esac
-    n=$((n + 1))
-    sleep 0.05
-  done
-}
+# The workload's tools (sql, admin, get, inject, benign...).
+. lab/host/lib.sh
 
 scenario() { # $1 = name: the attack's steps through the flaw
   case "$1" in

@@ -112,6 +112,15 @@ pub enum Eval {
     /// The log detector on recorded log files: per attack kind whether it
     /// was detected and by which rules; false alarms per host-hour.
     Logs(crate::commands::logs::EvalLogsArgs),
+    /// The ATT&CK lab's figures (`lab/attack.sh run` writes the alerts and
+    /// phases): per Atomic Red Team test whether an alert about its
+    /// processes was raised, by which detectors; per technique and tactic;
+    /// false alarms per host-hour with their 95 % upper bound.
+    Attack(crate::commands::eval_attack::EvalAttackArgs),
+    /// The Linux tests of an Atomic Red Team atomics folder, as the ATT&CK
+    /// lab runs them (JSON Lines; inputs filled with their defaults; why a
+    /// test is not run).
+    Atomics(crate::commands::eval_attack::EvalAtomicsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,6 +181,12 @@ pub fn main() -> ExitCode {
         Command::Train(Train::Logs(args)) => {
             crate::commands::init_logging("info", cli.log_format.unwrap_or_default());
             crate::commands::report(crate::commands::logs::train(&args).map(|_| ()))
+        }
+        Command::Eval(Eval::Attack(args)) => {
+            crate::commands::report(crate::commands::eval_attack::run_attack(args))
+        }
+        Command::Eval(Eval::Atomics(args)) => {
+            crate::commands::report(crate::commands::eval_attack::run_atomics(args))
         }
         Command::Eval(Eval::Logs(args)) => {
             crate::commands::report(crate::commands::logs::eval(&args).map(|_| ()))

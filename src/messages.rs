@@ -925,6 +925,15 @@ pub struct ProcessFields {
     /// acts only on the process that started then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_ns: Option<u64>,
+    /// The pids above the parent, nearest first, as far as the collector
+    /// knew them (`[syscall_source] ancestors`): Elastic Defend's
+    /// `process.Ext.ancestry`, as pids.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "limits::vec::<_, _, { limits::ARGS }>"
+    )]
+    pub ancestry: Vec<u32>,
 }
 
 impl ProcessFields {
@@ -941,6 +950,7 @@ impl ProcessFields {
                 .and_then(|p| ProcessFields::from_lineage(std::slice::from_ref(p)))
                 .map(Box::new),
             start_ns: me.start_ns,
+            ancestry: rest.iter().skip(1).map(|p| p.pid).collect(),
         })
     }
 }
@@ -1082,6 +1092,14 @@ pub struct ThreatTechnique {
     /// e.g. `T1552.001`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub id: Vec<String>,
+    /// Each id's name in ATT&CK, e.g. `Private Keys` (empty for an id
+    /// ATT&CK does not have).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "limits::vec::<_, _, { limits::ARGS }>"
+    )]
+    pub name: Vec<String>,
 }
 
 /// What a baseline finding is about: the program and what it did that its

@@ -168,4 +168,10 @@ fi
   done
 ) </dev/null >/dev/null 2>&1 &
 
+# VICTIM_BOUNDING (lab/attack.sh sets it): capabilities the application,
+# and so whatever comes through its flaw, can never have (setpriv's
+# --bounding-set syntax).
+if [ -n "${VICTIM_BOUNDING:-}" ]; then
+  exec setpriv --bounding-set "$VICTIM_BOUNDING" -- python3 lab/host/victim.py "$VPORT" /srv/daisi-lab "$LAB/access.log"
+fi
 exec python3 lab/host/victim.py "$VPORT" /srv/daisi-lab "$LAB/access.log"

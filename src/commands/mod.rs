@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod baseline;
 pub mod eval;
+pub mod eval_attack;
 pub mod eval_host;
 pub mod flows;
 pub mod logs;

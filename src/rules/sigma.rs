@@ -288,7 +288,7 @@ pub fn process_creation(lineage: &[ProcessInfo]) -> Option<sigma_rust::Event> {
 /// (group and software tags, `attack.g…`/`attack.s…` with digits, are
 /// neither).
 pub fn threat_of(tags: &[String]) -> Option<ThreatFields> {
-    let mut t = ThreatFields::default();
+    let (mut tactics, mut techniques) = (Vec::new(), Vec::new());
     for tag in tags {
         let Some(rest) = tag.strip_prefix("attack.") else {
             continue;
@@ -297,11 +297,12 @@ pub fn threat_of(tags: &[String]) -> Option<ThreatFields> {
             rest.starts_with(p) && rest[1..].chars().next().is_some_and(|c| c.is_ascii_digit())
         };
         if numbered('t') {
-            t.technique.id.push(rest.to_uppercase());
+            techniques.push(rest);
         } else if !numbered('g') && !numbered('s') {
-            t.tactic.name.push(rest.to_string());
+            tactics.push(rest);
         }
     }
+    let t = crate::attack::threat(tactics, techniques);
     (!t.technique.id.is_empty() || !t.tactic.name.is_empty()).then_some(t)
 }
 

@@ -306,8 +306,7 @@ impl LogAlert<'_> {
             name: self.program,
             executable: None,
             args: vec![],
-            parent: None,
-            start_ns: None,
+            ..Default::default()
         });
         a.log = Some(LogFields {
             file: self.path.to_string(),

@@ -1,8 +1,70 @@
 //! MITRE ATT&CK for daisi's own detectors: the tactics and techniques
 //! each rule indicates (ECS `threat.*`). Sigma rules carry theirs in their
-//! tags (`crate::rules::sigma::threat_of`).
+//! tags (`crate::rules::sigma::threat_of`). Technique names and tactics
+//! come from MITRE's data (`techniques.rs`, written by
+//! `scripts/attack-table.sh`).
 
 use crate::messages::ThreatFields;
+
+#[rustfmt::skip]
+mod techniques;
+pub use techniques::ATTACK_VERSION;
+
+/// An ATT&CK Enterprise technique (or sub-technique) by id, e.g.
+/// `T1053.003`: its name and tactics (short names, e.g. `persistence`).
+pub fn technique(id: &str) -> Option<(&'static str, &'static [&'static str])> {
+    let t = techniques::TECHNIQUES;
+    t.binary_search_by(|(k, ..)| (*k).cmp(id))
+        .ok()
+        .map(|i| (t[i].1, t[i].2))
+}
+
+/// A tactic's display name from its short name: `privilege-escalation` →
+/// `Privilege Escalation`, `command-and-control` → `Command and Control`.
+pub fn tactic_title(short: &str) -> String {
+    short
+        .split('-')
+        .enumerate()
+        .map(|(i, w)| match w {
+            "and" if i > 0 => "and".to_string(),
+            w => {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `threat.*` from tactics and technique ids: each technique named from
+/// MITRE's data (empty when the id is not an ATT&CK technique), tactics
+/// normalised to ATT&CK's short names (`privilege_escalation` →
+/// `privilege-escalation`), each once.
+pub fn threat<'a>(
+    tactics: impl IntoIterator<Item = &'a str>,
+    techniques: impl IntoIterator<Item = &'a str>,
+) -> ThreatFields {
+    let mut t = ThreatFields::default();
+    for tactic in tactics {
+        let n = tactic.replace('_', "-").to_ascii_lowercase();
+        if !t.tactic.name.contains(&n) {
+            t.tactic.name.push(n);
+        }
+    }
+    for id in techniques {
+        let id = id.to_ascii_uppercase();
+        if t.technique.id.contains(&id) {
+            continue;
+        }
+        t.technique
+            .name
+            .push(technique(&id).map_or(String::new(), |(n, _)| n.to_string()));
+        t.technique.id.push(id);
+    }
+    t
+}
 
 /// `(rule name, tactics, techniques)`; a rule not here indicates none in
 /// particular (a new log shape, a syscall model's score).
@@ -85,10 +147,7 @@ const TABLE: &[(&str, &[&str], &[&str])] = &[
 /// The tactics and techniques a rule of daisi's indicates.
 pub fn of_rule(name: &str) -> Option<ThreatFields> {
     let (_, tactics, techniques) = TABLE.iter().find(|(n, ..)| *n == name)?;
-    let mut t = ThreatFields::default();
-    t.tactic.name = tactics.iter().map(|s| s.to_string()).collect();
-    t.technique.id = techniques.iter().map(|s| s.to_string()).collect();
-    Some(t)
+    Some(threat(tactics.iter().copied(), techniques.iter().copied()))
 }
 
 /// Everything two detections indicate together (an incident's).
@@ -100,9 +159,13 @@ pub fn merge(into: &mut Option<ThreatFields>, other: Option<&ThreatFields>) {
             t.tactic.name.push(n.clone());
         }
     }
-    for id in &o.technique.id {
+    for (i, id) in o.technique.id.iter().enumerate() {
         if !t.technique.id.contains(id) {
             t.technique.id.push(id.clone());
+            let name = o.technique.name.get(i).cloned();
+            t.technique.name.push(
+                name.unwrap_or_else(|| technique(id).map_or(String::new(), |(n, _)| n.to_string())),
+            );
         }
     }
 }
@@ -131,5 +194,34 @@ mod tests {
         assert_eq!(m.technique.id, ["T1110.001", "T1110", "T1078"]);
         assert_eq!(m.tactic.name, ["credential-access", "initial-access"]);
         assert!(of_rule("log.new_template").is_none());
+        assert_eq!(
+            m.technique.name,
+            ["Password Guessing", "Brute Force", "Valid Accounts"]
+        );
+    }
+
+    /// The table from MITRE's data: every technique daisi's rules name is
+    /// in it; lookups by id; tactic titles as ATT&CK writes them.
+    #[test]
+    fn techniques_are_named_from_attacks_data() {
+        for (name, _, techniques) in TABLE {
+            for t in *techniques {
+                assert!(
+                    technique(t).is_some(),
+                    "{name}: {t} is not in ATT&CK {ATTACK_VERSION}"
+                );
+            }
+        }
+        let (name, tactics) = technique("T1053.003").unwrap();
+        assert_eq!(name, "Cron");
+        assert!(tactics.contains(&"persistence"));
+        assert!(technique("T9999").is_none());
+        assert!(techniques::TECHNIQUES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(tactic_title("command-and-control"), "Command and Control");
+        assert_eq!(tactic_title("privilege-escalation"), "Privilege Escalation");
+        let t = threat(["privilege_escalation"], ["t1548.003", "T1548.003"]);
+        assert_eq!(t.tactic.name, ["privilege-escalation"]);
+        assert_eq!(t.technique.id, ["T1548.003"]);
+        assert_eq!(t.technique.name, ["Sudo and Sudo Caching"]);
     }
 }
