@@ -148,7 +148,12 @@ EOF
   fi
   t0=$(now_ns)
   touch "$VROOT$vd/go"
-  for k in $(seq $(((TEST_TIMEOUT + 10) * 10))); do [ -d "/proc/$w" ] || break; sleep 0.1; done
+  # Until it ends (a zombie: the application it was reparented to does
+  # not reap).
+  for k in $(seq $(((TEST_TIMEOUT + 10) * 10))); do
+    grep -qs '^State:[[:space:]]*[RSDT]' "/proc/$w/status" || break
+    sleep 0.1
+  done
   # Past the node's batching and an incident's update time.
   sleep 4
   local t1

@@ -260,7 +260,10 @@ fn alerts_list_filters_and_merges_updates() {
         &path,
         line(&alert("a", "network", Severity::High, now, 1))
             + "not json\n"
-            + &line(&alert("b", "syscall", Severity::Medium, now, 1))
+            + &line(&Alert {
+                threat: Some(daisi::attack::threat(["credential-access"], ["T1003.008"])),
+                ..alert("b", "syscall", Severity::Medium, now, 1)
+            })
             + &line(&alert("a", "network", Severity::High, now, 7)),
     )
     .unwrap();
@@ -292,6 +295,16 @@ fn alerts_list_filters_and_merges_updates() {
     );
     let out = daisi(&["alerts", "list", "--file", file, "--module", "syscall"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    // By ATT&CK technique (its sub-techniques too) and tactic; each line
+    // names its techniques.
+    for filter in [["--technique", "T1003"], ["--tactic", "credential-access"]] {
+        let out = daisi(&["alerts", "list", "--file", file, filter[0], filter[1]]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("entity-b") && text.contains("[ATT&CK T1003.008]"), "{text}");
+    }
+    let out = daisi(&["alerts", "list", "--file", file, "--technique", "T1059"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 0);
     let out = daisi(&["alerts", "list", "--file", file, "--since", "yesterday-ish"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));

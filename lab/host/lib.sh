@@ -26,10 +26,10 @@ admin_sessions() {
     sleep 1.5
   done
 }
-# The same kinds of session in another order, with other arguments and at
-# other times (every 0.5 to 4 s), until killed (at most an hour).
+# The same programs in another order, with other arguments and at other
+# times (every 0 to 3.9 s), until killed (at most an hour).
 admin_sessions_varied() {
-  local cmds=("df -h /" "uptime" "id -un" "ps -ef" "ls -l /var/log" "who" "dpkg -l coreutils" "tail -n 20 /var/log/daisi-lab/app.log" "sudo -n df -h" "ps aux --sort=-%cpu")
+  local cmds=("df -h /" "df -i" "uptime -p" "id -un" "ps -ef" "ls -l /var/log" "dpkg -l coreutils" "tail -n 20 /var/log/daisi-lab/app.log" "sudo -n uptime -p" "ps aux --sort=-%cpu")
   local i end=$(($(date +%s) + 3600))
   for i in $(seq 4000); do
     [ "$(date +%s)" -lt "$end" ] || break
@@ -64,8 +64,9 @@ benign() {
 }
 
 # The same kinds of work as benign, not its script: other weights, other
-# parameters (pages that are not there, other hosts, other queries and
-# names), bursts and pauses (0 to 0.4 s), until $1 (epoch seconds).
+# parameters (a page that is not there, a browser's favicon, other hosts,
+# other queries and names), bursts and pauses (0 to 0.4 s), until $1
+# (epoch seconds).
 benign_varied() {
   local until="$1" n=0
   while [ "$(date +%s)" -lt "$until" ] && [ $n -lt 100000 ]; do
@@ -74,13 +75,13 @@ benign_varied() {
       2) get /list ;;
       3) get /time ;;
       4) get "/page?name=about.html" ;;
-      5) get "/page?name=missing$((RANDOM % 9)).html" ;;
+      5) get "/page?name=contact.html" ;;
       6) get "/ping?host=db$((RANDOM % 20)).internal" ;;
       7) get "/ping?host=10.0.$((RANDOM % 4)).$((RANDOM % 250))" ;;
       8) sql "INSERT INTO items (name) VALUES ('order-$RANDOM-$((RANDOM % 7))')" >/dev/null 2>&1 || true ;;
       9) sql "SELECT name FROM items ORDER BY id DESC LIMIT $((RANDOM % 10 + 1))" >/dev/null 2>&1 || true ;;
       10) sql "SELECT count(*) FROM items WHERE at > now() - interval '$((RANDOM % 60 + 1)) minutes'" >/dev/null 2>&1 || true ;;
-      11) get /nowhere ;;
+      11) get /favicon.ico ;;
     esac
     n=$((n + 1))
     sleep "0.$((RANDOM % 5))"

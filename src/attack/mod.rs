@@ -150,6 +150,31 @@ pub fn of_rule(name: &str) -> Option<ThreatFields> {
     Some(threat(tactics.iter().copied(), techniques.iter().copied()))
 }
 
+/// Whether an alert's `threat.*` matches a filter: `technique` by id or
+/// parent id (`T1003` takes `T1003.008`), `tactic` by short name
+/// (`credential-access`, `credential_access` or `Credential Access`);
+/// both case-insensitive, an empty filter takes everything.
+pub fn matches(threat: Option<&ThreatFields>, technique: &str, tactic: &str) -> bool {
+    let technique = technique.trim().to_ascii_uppercase();
+    let tactic = tactic.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+    let Some(t) = threat else {
+        return technique.is_empty() && tactic.is_empty();
+    };
+    (technique.is_empty()
+        || t.technique.id.iter().any(|id| {
+            let id = id.to_ascii_uppercase();
+            id == technique || id.starts_with(&format!("{technique}."))
+        }))
+        && (tactic.is_empty() || t.tactic.name.iter().any(|n| *n == tactic))
+}
+
+/// `ATT&CK T1003.008, T1059` for one-line summaries (none without a
+/// technique).
+pub fn label(threat: Option<&ThreatFields>) -> Option<String> {
+    let t = threat.filter(|t| !t.technique.id.is_empty())?;
+    Some(format!("ATT&CK {}", t.technique.id.join(", ")))
+}
+
 /// Everything two detections indicate together (an incident's).
 pub fn merge(into: &mut Option<ThreatFields>, other: Option<&ThreatFields>) {
     let Some(o) = other else { return };
@@ -223,5 +248,12 @@ mod tests {
         assert_eq!(t.tactic.name, ["privilege-escalation"]);
         assert_eq!(t.technique.id, ["T1548.003"]);
         assert_eq!(t.technique.name, ["Sudo and Sudo Caching"]);
+        assert!(matches(Some(&t), "t1548", ""));
+        assert!(matches(Some(&t), "T1548.003", "Privilege Escalation"));
+        assert!(!matches(Some(&t), "T154", ""));
+        assert!(!matches(Some(&t), "", "persistence"));
+        assert!(!matches(None, "T1548", ""));
+        assert!(matches(None, "", ""));
+        assert_eq!(label(Some(&t)).as_deref(), Some("ATT&CK T1548.003"));
     }
 }

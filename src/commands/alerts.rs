@@ -24,10 +24,17 @@ pub struct AlertsSource {
     /// Only alerts at least this severe: low, medium, high, critical.
     #[arg(long, value_parser = parse_severity)]
     pub severity: Option<Severity>,
-    /// Only this module: syscall or network.
+    /// Only this module (syscall, network, incident, baseline, log, sigma).
     #[arg(long)]
     #[arg(value_enum)]
     pub module: Option<crate::messages::AlertModule>,
+    /// Only alerts indicating this ATT&CK technique (`T1003` takes its
+    /// sub-techniques, `T1003.008` only itself).
+    #[arg(long, default_value = "")]
+    pub technique: String,
+    /// Only alerts indicating this ATT&CK tactic (`credential-access`).
+    #[arg(long, default_value = "")]
+    pub tactic: String,
     /// Print JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
@@ -176,7 +183,9 @@ fn files(path: &Path) -> Vec<PathBuf> {
 }
 
 fn keep(src: &AlertsSource, a: &Alert) -> bool {
-    src.severity.is_none_or(|s| a.severity >= s) && src.module.is_none_or(|m| a.module == m)
+    src.severity.is_none_or(|s| a.severity >= s)
+        && src.module.is_none_or(|m| a.module == m)
+        && crate::attack::matches(a.threat.as_ref(), &src.technique, &src.tactic)
 }
 
 fn show(src: &AlertsSource, a: &Alert) {

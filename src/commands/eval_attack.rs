@@ -26,7 +26,8 @@ pub struct EvalAtomicsArgs {
     /// An Atomic Red Team `atomics/` folder (`T<id>/T<id>.yaml` in it).
     #[arg(long)]
     pub atomics: PathBuf,
-    /// Only these techniques (e.g. `T1053.003,T1046`); all when empty.
+    /// Only these techniques or tests (e.g. `T1053.003,T1046-1`); all when
+    /// empty.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// What `PathToAtomicsFolder` becomes in the commands (where the
@@ -208,7 +209,12 @@ pub fn plan(dir: &Path, only: &[String], path_in_victim: &str) -> anyhow::Result
     let mut out = Vec::new();
     for folder in folders {
         let name = folder.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if !only.is_empty() && !only.contains(&name.to_uppercase()) {
+        let technique = name.to_uppercase();
+        let prefix = format!("{technique}-");
+        if !only.is_empty()
+            && !only.contains(&technique)
+            && !only.iter().any(|o| o.starts_with(&prefix))
+        {
             continue;
         }
         let yaml = folder.join(format!("{name}.yaml"));
@@ -219,6 +225,10 @@ pub fn plan(dir: &Path, only: &[String], path_in_victim: &str) -> anyhow::Result
             .with_context(|| format!("{}: not an atomic test file", yaml.display()))?;
         for (i, t) in file.atomic_tests.into_iter().enumerate() {
             if !t.supported_platforms.iter().any(|p| p == "linux") {
+                continue;
+            }
+            let id = format!("{}-{}", file.attack_technique.trim().to_uppercase(), i + 1);
+            if !only.is_empty() && !only.contains(&technique) && !only.contains(&id) {
                 continue;
             }
             let inputs: BTreeMap<String, String> = t
@@ -263,7 +273,7 @@ pub fn plan(dir: &Path, only: &[String], path_in_victim: &str) -> anyhow::Result
             out.push(PlannedTest {
                 technique: file.attack_technique.trim().to_uppercase(),
                 number: i + 1,
-                id: format!("{}-{}", file.attack_technique.trim().to_uppercase(), i + 1),
+                id,
                 name: t.name,
                 guid: t.auto_generated_guid,
                 executor,
@@ -915,6 +925,11 @@ atomic_tests:
         );
         let only = plan(dir.path(), &["t1046".into()], "/x").unwrap();
         assert_eq!(only.len(), 1);
+        let only = plan(dir.path(), &["T1053.003-3".into(), "T1046-2".into()], "/x").unwrap();
+        assert_eq!(
+            only.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            ["T1053.003-3"]
+        );
         assert!(plan(&dir.path().join("T1046"), &[], "/x").is_err());
     }
 

@@ -21,7 +21,9 @@
 //! join through it.
 //!
 //! **Updates go out as the attack goes on.** A joined finding that adds a
-//! process, a rule or a higher severity is news: the update goes out
+//! process of a program not found before in the incident, a rule or a
+//! higher severity is news (a loop's next subshell or a scan's next child
+//! is counted, not news): the update goes out
 //! within `alert.update_after` (at most one per incident per
 //! `update_after`), its summary ending with what is new. A tree quiet for
 //! `alert.cooldown` closes (a last update when it grew since it was
@@ -102,6 +104,10 @@ struct Tree {
     news: Vec<String>,
     /// Rules its findings named.
     rules: HashSet<String>,
+    /// Programs (kernel names) of the processes found: another process of
+    /// one of them (a loop's subshells, a scan's children) is counted,
+    /// not news.
+    programs: HashSet<String>,
     /// The latest log alert joined by its user's name: the user, and the
     /// alert.
     by_user: Option<(String, Alert)>,
@@ -361,6 +367,7 @@ impl Trees {
             dirty: false,
             news: Vec::new(),
             rules,
+            programs: HashSet::from([lineage[0].name.clone()]),
             by_user: None,
         });
         Outcome::Opened(Box::new(incident))
@@ -526,7 +533,7 @@ fn join(t: &mut Tree, alert: Alert, lineage: &[ProcessInfo], service: bool) -> b
         }
         None => true, // past MAX_MEMBERS: counted, not listed
     };
-    if first {
+    if first && t.programs.insert(lineage[0].name.clone()) {
         t.news.push(format!("{} ({})", lineage[0].name, pid));
     }
     t.note_rule(&alert);
@@ -790,9 +797,20 @@ mod tests {
         ));
         std::thread::sleep(Duration::from_millis(60));
         assert!(t.due(false).is_empty(), "a repeat is not news");
+        // Another process of a program already found (a loop's next
+        // subshell): counted and listed, not news.
+        let again = started(proc(302, 300, "cat"), Duration::from_millis(1));
+        let l = [again.clone(), attack.clone(), server.clone(), boot.clone()];
+        assert!(matches!(
+            t.add(found_now("a4", &l), &l),
+            Outcome::Joined { first: true }
+        ));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(t.due(false).is_empty(), "another cat is not news");
         let last = t.due(true);
-        assert_eq!(last.len(), 1, "the repeat goes out when the tree closes");
-        assert_eq!(last[0].count, 3);
+        assert_eq!(last.len(), 1, "the repeats go out when the tree closes");
+        assert_eq!(last[0].count, 4);
+        assert!(last[0].tree.iter().any(|m| m.process.pid == 302));
         assert!(!last[0].summary.contains("new:"), "{}", last[0].summary);
     }
 

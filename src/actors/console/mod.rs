@@ -162,11 +162,12 @@ async fn alerts(api: web::Data<Api>, req: HttpRequest, q: web::Query<Filter>) ->
     if let Some(r) = api.refuse(&req) {
         return r;
     }
-    let (hosts, modules) = api.state.facets();
+    let f = api.state.facets();
     HttpResponse::Ok().json(serde_json::json!({
         "alerts": api.state.alerts(&q),
-        "hosts": hosts,
-        "modules": modules,
+        "hosts": f.hosts,
+        "modules": f.modules,
+        "tactics": f.tactics,
     }))
 }
 

@@ -22,6 +22,12 @@ pub struct Filter {
     pub severity: Option<Severity>,
     /// Only alerts at or after this time, ns since the Unix epoch.
     pub since_ns: Option<u64>,
+    /// Only alerts indicating this ATT&CK technique (or a sub-technique
+    /// of it) and tactic (`crate::attack::matches`).
+    #[serde(default)]
+    pub technique: String,
+    #[serde(default)]
+    pub tactic: String,
     pub limit: Option<usize>,
 }
 
@@ -36,7 +42,16 @@ impl Filter {
                 .is_none_or(|m| m.is_empty() || m == a.module.as_str())
             && self.severity.is_none_or(|s| a.severity >= s)
             && self.since_ns.is_none_or(|t| a.ts_ns >= t)
+            && crate::attack::matches(a.threat.as_ref(), &self.technique, &self.tactic)
     }
+}
+
+/// What the alerts page's filters offer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Facets {
+    pub hosts: Vec<String>,
+    pub modules: Vec<String>,
+    pub tactics: Vec<String>,
 }
 
 /// One node's recent heartbeats.
@@ -110,20 +125,29 @@ impl ConsoleState {
         self.alerts.read().by_id.get(id).cloned()
     }
 
-    /// The hosts and modules of the alerts kept, for the filters.
-    pub fn facets(&self) -> (Vec<String>, Vec<String>) {
+    /// The hosts, modules and ATT&CK tactics of the alerts kept, for the
+    /// filters.
+    pub fn facets(&self) -> Facets {
         let ring = self.alerts.read();
-        let mut hosts: Vec<String> = ring.by_id.values().map(|a| a.host.clone()).collect();
-        let mut modules: Vec<String> = ring
-            .by_id
-            .values()
-            .map(|a| a.module.as_str().to_string())
-            .collect();
-        for v in [&mut hosts, &mut modules] {
+        let mut f = Facets {
+            hosts: ring.by_id.values().map(|a| a.host.clone()).collect(),
+            modules: ring
+                .by_id
+                .values()
+                .map(|a| a.module.as_str().to_string())
+                .collect(),
+            tactics: ring
+                .by_id
+                .values()
+                .filter_map(|a| a.threat.as_ref())
+                .flat_map(|t| t.tactic.name.iter().cloned())
+                .collect(),
+        };
+        for v in [&mut f.hosts, &mut f.modules, &mut f.tactics] {
             v.sort();
             v.dedup();
         }
-        (hosts, modules)
+        f
     }
 
     /// A node's heartbeat.
@@ -215,6 +239,20 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(s.alerts(&f)), ["a"]);
+        // By ATT&CK: a technique takes its sub-techniques; the tactics
+        // are offered as a filter.
+        let mut cred = alert("b", "h2", Severity::High);
+        cred.threat = Some(crate::attack::threat(["credential-access"], ["T1003.008"]));
+        s.insert(cred);
+        let by = |technique: &str, tactic: &str| Filter {
+            technique: technique.into(),
+            tactic: tactic.into(),
+            ..Default::default()
+        };
+        assert_eq!(ids(s.alerts(&by("T1003", ""))), ["b"]);
+        assert_eq!(ids(s.alerts(&by("", "credential-access"))), ["b"]);
+        assert!(s.alerts(&by("T1059", "")).is_empty());
+        assert_eq!(s.facets().tactics, ["credential-access"]);
         let mut update = alert("a", "h1", Severity::Medium);
         update.count = 5;
         s.insert(update);

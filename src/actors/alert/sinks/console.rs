@@ -50,8 +50,11 @@ pub fn console_line(a: &Alert) -> String {
     } else {
         String::new()
     };
+    let attack = crate::attack::label(a.threat.as_ref())
+        .map(|l| format!(" [{l}]"))
+        .unwrap_or_default();
     let line = format!(
-        "ALERT [{:?}] {} {} on {}: {}{repeated}",
+        "ALERT [{:?}] {} {} on {}: {}{repeated}{attack}",
         a.severity, a.module, a.entity, a.host, a.summary
     );
     printable(&line)

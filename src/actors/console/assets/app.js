@@ -4,7 +4,7 @@
 "use strict";
 
 const REFRESH_MS = 2000;
-const state = { filters: { host: "", module: "", severity: "", since: "" }, timer: null };
+const state = { filters: { host: "", module: "", severity: "", since: "", tactic: "", technique: "" }, timer: null };
 
 // ---- small DOM helpers (text only) ---------------------------------------
 function el(tag, attrs, ...children) {
@@ -65,6 +65,8 @@ function query() {
   if (f.host) q.set("host", f.host);
   if (f.module) q.set("module", f.module);
   if (f.severity) q.set("severity", f.severity);
+  if (f.tactic) q.set("tactic", f.tactic);
+  if (f.technique) q.set("technique", f.technique);
   if (f.since) q.set("since_ns", String(Date.now() * 1e6 - Number(f.since) * 1e9));
   q.set("limit", "200");
   return "/api/alerts?" + q.toString();
@@ -90,14 +92,18 @@ async function alertsPage() {
     select("f-severity", "severity at least", f.severity,
       [["", "any"], ["low", "low"], ["medium", "medium"], ["high", "high"], ["critical", "critical"]], set("severity")),
     select("f-since", "time", f.since,
-      [["", "any time"], ["900", "last 15 min"], ["3600", "last hour"], ["86400", "last day"]], set("since")));
+      [["", "any time"], ["900", "last 15 min"], ["3600", "last hour"], ["86400", "last day"]], set("since")),
+    select("f-tactic", "ATT&CK tactic", f.tactic, [["", "any"], ...(data.tactics || []).map((t) => [t, t])], set("tactic")),
+    el("label", {}, "ATT&CK technique", el("input", { id: "f-technique", value: f.technique, placeholder: "T1003",
+      size: "9", onchange: set("technique") })));
+  const attack = (a) => (a.threat && a.threat.technique && a.threat.technique.id || []).join(" ");
   const rows = data.alerts.map((a) => el("tr", {
     class: "row alert-row", "data-id": a.id, onclick: () => { location.hash = "#/alert/" + encodeURIComponent(a.id); },
   }, el("td", { class: "mono" }, when(a.ts_ns)), el("td", {}, severity(a.severity)),
-     el("td", {}, a.host), el("td", {}, a.module),
+     el("td", {}, a.host), el("td", {}, a.module), el("td", { class: "mono attack" }, attack(a)),
      el("td", {}, a.summary, a.count > 1 ? el("span", { class: "muted" }, " ×" + a.count) : null)));
   const table = el("table", { id: "alerts" },
-    el("thead", {}, el("tr", {}, ...["time (UTC)", "severity", "host", "module", "summary"].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ...["time (UTC)", "severity", "host", "module", "ATT&CK", "summary"].map((h) => el("th", {}, h)))),
     el("tbody", {}, ...rows));
   show(el("h1", {}, "Alerts and incidents"), filters,
     data.alerts.length ? table : el("p", { class: "muted", id: "no-alerts" }, "No alert matches."));
@@ -156,7 +162,11 @@ async function alertPage(id) {
         ...(a.process.args || [])].join(" ")],
       ["source", a.source && a.source.ip + ":" + a.source.port],
       ["destination", a.destination && a.destination.ip + ":" + a.destination.port],
-      ["most unusual calls", a.window && a.window.calls.join(" ")], ["id", a.id]])];
+      ["most unusual calls", a.window && a.window.calls.join(" ")],
+      ["ATT&CK tactics", a.threat && (a.threat.tactic.name || []).join(", ")],
+      ["ATT&CK techniques", a.threat && (a.threat.technique.id || []).map((t, i) =>
+        t + ((a.threat.technique.name || [])[i] ? " " + a.threat.technique.name[i] : "")).join("; ")],
+      ["id", a.id]])];
   if (a.tree && a.tree.length) parts.push(el("h2", {}, "Process tree"), tree(a.tree));
   const baseline = a.baseline || (a.tree || []).some((m) => (m.findings || []).some((f) => f.baseline));
   if (baseline) {
