@@ -301,7 +301,10 @@ fn alerts_list_filters_and_merges_updates() {
         let out = daisi(&["alerts", "list", "--file", file, filter[0], filter[1]]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(text.contains("entity-b") && text.contains("[ATT&CK T1003.008]"), "{text}");
+        assert!(
+            text.contains("entity-b") && text.contains("[ATT&CK T1003.008]"),
+            "{text}"
+        );
     }
     let out = daisi(&["alerts", "list", "--file", file, "--technique", "T1059"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 0);

@@ -5,7 +5,10 @@
 mod common;
 
 use common::{compute_toml, drained_counter, Daisi, NatsServer, Prereq};
-use daisi::messages::{Envelope, Payload, ProcessInfo, SyscallAbi, SyscallBatch, SCHEMA_VERSION};
+use daisi::messages::{
+    Activity, ActivityEvent, Envelope, Payload, ProcessInfo, SyscallAbi, SyscallBatch,
+    SCHEMA_VERSION,
+};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -24,8 +27,9 @@ fn sigma() -> Option<PathBuf> {
 }
 
 /// `daisi rules check` on SigmaHQ's Linux and web rules: the
-/// process_creation rules that use only the fields daisi fills are
-/// loaded, every other rule is listed with its reason.
+/// process_creation, file_event and network_connection rules that use only
+/// the fields daisi fills are loaded, every other rule is listed with its
+/// reason.
 #[test]
 fn sigmahqs_rules_are_loaded_or_listed_with_a_reason() {
     let Some(rules) = sigma() else { return };
@@ -59,6 +63,15 @@ fn sigmahqs_rules_are_loaded_or_listed_with_a_reason() {
     let pc = count("process_creation");
     assert!(pc >= 80, "process_creation rules loaded: {pc}\n{text}");
     assert!(text.contains("linux/process_creation/-"), "{text}");
+    // Every file_event rule (their fields are all filled); the
+    // network_connection rules that do not need a host name.
+    let on_disk = |dir: &str| walk(&rules.join("linux").join(dir));
+    assert_eq!(count("file_event"), on_disk("file_event"), "{text}");
+    assert!(count("network_connection") >= 2, "{text}");
+    assert!(
+        text.contains("fields not filled: DestinationHostname"),
+        "{text}"
+    );
 }
 
 fn walk(p: &std::path::Path) -> usize {
@@ -72,10 +85,12 @@ fn walk(p: &std::path::Path) -> usize {
         .sum()
 }
 
-/// A compute node with SigmaHQ's process_creation rules: a live batch of
-/// `cp /tmp/shadow …` (SigmaHQ's "Copy Passwd Or Shadow From TMP Path")
-/// raises the rule's alert, with its id, level and ATT&CK technique, in
-/// the process's incident; an ordinary `cp` raises nothing.
+/// A compute node with SigmaHQ's process_creation and file_event rules: a
+/// live batch of `cp /tmp/shadow …` (SigmaHQ's "Copy Passwd Or Shadow From
+/// TMP Path") raises the rule's alert, with its id, level and ATT&CK
+/// technique, in the process's incident; a process that writes
+/// `/etc/sudoers.d/…` raises "Persistence Via Sudoers Files"; an ordinary
+/// `cp` raises nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sigma_rule_raises_its_alert_from_a_live_process() {
     let Some(rules) = sigma() else { return };
@@ -87,9 +102,10 @@ async fn a_sigma_rule_raises_its_alert_from_a_live_process() {
             "compute-rules",
             &nats.url(),
             &format!(
-                "jsonl = \"{}\"\n[rules]\npaths = [\"{}\"]\n",
+                "jsonl = \"{}\"\n[rules]\npaths = [\"{}\", \"{}\"]\n",
                 alerts.display(),
-                rules.join("linux/process_creation").display()
+                rules.join("linux/process_creation").display(),
+                rules.join("linux/file_event").display()
             ),
         ),
         &[(
@@ -131,9 +147,19 @@ async fn a_sigma_rule_raises_its_alert_from_a_live_process() {
         ],
         activity: vec![],
     };
+    let mut writer = batch(302, &["cp", "/tmp/x", "/var/tmp/y"]);
+    writer.activity = vec![ActivityEvent {
+        pid: 302,
+        ts_ns: 1,
+        what: Activity::Open {
+            path: "/etc/sudoers.d/backdoor".into(),
+            write: true,
+        },
+    }];
     for (seq, b) in [
         (1, batch(300, &["cp", "/tmp/shadow", "/var/www/s"])),
         (2, batch(301, &["cp", "/var/www/a.html", "/var/www/b.html"])),
+        (3, writer),
     ] {
         let env = Envelope {
             schema: SCHEMA_VERSION,
@@ -163,8 +189,36 @@ async fn a_sigma_rule_raises_its_alert_from_a_live_process() {
         "no alert for the copied shadow",
         || node.log(),
     );
+    let w = common::wait_for_alert(
+        &alerts,
+        Duration::from_secs(20),
+        |a| {
+            a["tree"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|m| m["pid"] == 302))
+        },
+        "no alert for the sudoers file",
+        || node.log(),
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(node.stop(Duration::from_secs(20)).success());
+    let member = w["tree"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["pid"] == 302)
+        .unwrap();
+    assert_eq!(
+        member["findings"][0]["rule"]["id"], "ddb26b76-4447-4807-871f-1b035b2bfa5d",
+        "{w:#}"
+    );
+    assert!(
+        member["findings"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("wrote /etc/sudoers.d/backdoor"),
+        "{w:#}"
+    );
     let member = a["tree"]
         .as_array()
         .unwrap()
@@ -184,8 +238,14 @@ async fn a_sigma_rule_raises_its_alert_from_a_live_process() {
         "an ordinary cp alerted: {all:#?}"
     );
     assert_eq!(
+        drained_counter(&node.log(), "rules.activities"),
+        1,
+        "{}",
+        node.log()
+    );
+    assert_eq!(
         drained_counter(&node.log(), "rules.processes"),
-        2,
+        3,
         "{}",
         node.log()
     );

@@ -2,7 +2,8 @@
 //! (matching is `sigma-rust`'s).
 
 use crate::messages::{
-    Alert, AlertModule, ProcessFields, ProcessInfo, RuleFields, Severity, ThreatFields, UserFields,
+    Activity, Alert, AlertModule, FileFields, Peer, ProcessFields, ProcessInfo, RuleFields,
+    Severity, ThreatFields, UserFields,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,13 +11,20 @@ use std::path::{Path, PathBuf};
 /// The log sources daisi fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Category {
+    /// A process started (its exec).
     ProcessCreation,
+    /// A file opened for writing, created, truncated, renamed or deleted.
+    FileEvent,
+    /// A connection made (`Initiated: 'true'`) or taken.
+    NetworkConnection,
 }
 
 impl Category {
     pub fn name(self) -> &'static str {
         match self {
             Category::ProcessCreation => "process_creation",
+            Category::FileEvent => "file_event",
+            Category::NetworkConnection => "network_connection",
         }
     }
 
@@ -31,6 +39,17 @@ impl Category {
                 "User",
                 "ProcessId",
                 "ParentProcessId",
+            ],
+            Category::FileEvent => &["TargetFilename", "Image", "User", "ProcessId"],
+            Category::NetworkConnection => &[
+                "Image",
+                "User",
+                "ProcessId",
+                "Initiated",
+                "DestinationIp",
+                "DestinationPort",
+                "SourceIp",
+                "SourcePort",
             ],
         }
     }
@@ -138,6 +157,13 @@ impl RuleSet {
         self.len() == 0
     }
 
+    /// Whether any rule of `category` is loaded.
+    pub fn has(&self, category: Category) -> bool {
+        self.by_category
+            .get(&category)
+            .is_some_and(|r| !r.is_empty())
+    }
+
     /// Loaded rules per category.
     pub fn counts(&self) -> BTreeMap<Category, usize> {
         self.by_category
@@ -204,6 +230,8 @@ fn classify(
     }
     let cat = match (product.as_deref(), category.as_deref()) {
         (Some("linux"), Some("process_creation")) => Category::ProcessCreation,
+        (Some("linux"), Some("file_event")) => Category::FileEvent,
+        (Some("linux"), Some("network_connection")) => Category::NetworkConnection,
         _ => return Err(err(Reason::LogSource)),
     };
     // The fields its selections name (`Field|modifier: ...`).
@@ -264,15 +292,8 @@ fn classify(
 /// parent).
 pub fn process_creation(lineage: &[ProcessInfo]) -> Option<sigma_rust::Event> {
     let me = lineage.first()?;
-    let mut e = sigma_rust::Event::new();
-    if let Some(exe) = &me.executable {
-        e.insert("Image", exe.as_str());
-    }
+    let mut e = base(me);
     e.insert("CommandLine", me.args.join(" "));
-    e.insert("ProcessId", me.pid.to_string());
-    if let Some(u) = &me.user_name {
-        e.insert("User", u.as_str());
-    }
     if let Some(p) = lineage.get(1) {
         if let Some(exe) = &p.executable {
             e.insert("ParentImage", exe.as_str());
@@ -281,6 +302,64 @@ pub fn process_creation(lineage: &[ProcessInfo]) -> Option<sigma_rust::Event> {
         e.insert("ParentProcessId", p.pid.to_string());
     }
     Some(e)
+}
+
+/// The process's own fields every category has.
+fn base(me: &ProcessInfo) -> sigma_rust::Event {
+    let mut e = sigma_rust::Event::new();
+    if let Some(exe) = &me.executable {
+        e.insert("Image", exe.as_str());
+    }
+    e.insert("ProcessId", me.pid.to_string());
+    if let Some(u) = &me.user_name {
+        e.insert("User", u.as_str());
+    }
+    e
+}
+
+/// What a process did, as the event of its category: a file written,
+/// created, renamed (its new name) or deleted is a `file_event`; a
+/// connection made or taken (internet addresses) a `network_connection`.
+/// With the file or peer, for the alert's summary.
+pub fn activity_event(
+    lineage: &[ProcessInfo],
+    what: &Activity,
+) -> Option<(Category, sigma_rust::Event, String)> {
+    let me = lineage.first()?;
+    let mut e = base(me);
+    match what {
+        Activity::Open { path, write: true }
+        | Activity::Unlink { path }
+        | Activity::Rename { to: path, .. } => {
+            e.insert("TargetFilename", path.as_str());
+            Some((Category::FileEvent, e, path.clone()))
+        }
+        Activity::Connect {
+            peer: Peer::Inet { ip, port },
+        } => {
+            e.insert("Initiated", "true");
+            e.insert("DestinationIp", ip.to_string());
+            e.insert("DestinationPort", i64::from(*port));
+            Some((
+                Category::NetworkConnection,
+                e,
+                format!("connected to {ip}:{port}"),
+            ))
+        }
+        Activity::Accept {
+            peer: Peer::Inet { ip, port },
+        } => {
+            e.insert("Initiated", "false");
+            e.insert("SourceIp", ip.to_string());
+            e.insert("SourcePort", i64::from(*port));
+            Some((
+                Category::NetworkConnection,
+                e,
+                format!("accepted from {ip}:{port}"),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// ATT&CK from a rule's tags: `attack.t1552.001` is technique
@@ -308,6 +387,12 @@ pub fn threat_of(tags: &[String]) -> Option<ThreatFields> {
 
 /// The alert for a rule that matched a process's event.
 pub fn alert_of(host: &str, lineage: &[ProcessInfo], l: &Loaded) -> Alert {
+    alert_about(host, lineage, l, None)
+}
+
+/// The alert for a rule that matched what a process did (`what`: the file
+/// or the connection), or its start (`None`).
+pub fn alert_about(host: &str, lineage: &[ProcessInfo], l: &Loaded, what: Option<&str>) -> Alert {
     let m = &l.meta;
     let me = &lineage[0];
     let mut a = Alert::new(
@@ -325,8 +410,17 @@ pub fn alert_of(host: &str, lineage: &[ProcessInfo], l: &Loaded) -> Alert {
         m.title,
         me.pid,
         me.executable.as_deref().unwrap_or(&me.name),
-        me.args.join(" ")
+        match (l.category, what) {
+            (Category::FileEvent, Some(path)) => format!("wrote {path}"),
+            (_, Some(w)) => w.to_string(),
+            (_, None) => me.args.join(" "),
+        }
     );
+    if let (Category::FileEvent, Some(path)) = (l.category, what) {
+        a.file = Some(FileFields {
+            path: path.to_string(),
+        });
+    }
     a.rule = Some(RuleFields {
         name: format!("sigma.{}", m.title),
         id: m.id.clone(),
@@ -470,6 +564,123 @@ detection:
         let miss = cp(&["cp", "/var/www/a", "/var/www/b"]);
         let e = process_creation(&miss).unwrap();
         assert_eq!(set.matching(Category::ProcessCreation, &e).count(), 0);
+    }
+
+    const SUDOERS: &str = r#"title: Persistence Via Sudoers Files
+id: ddb26b76-4447-4807-871f-1b035b2bfa5d
+level: medium
+tags:
+    - attack.persistence
+    - attack.t1053.003
+logsource:
+    product: linux
+    category: file_event
+detection:
+    selection:
+        TargetFilename|startswith: '/etc/sudoers.d/'
+    condition: selection
+"#;
+
+    const CALLBACK: &str = r#"title: Malware Callback Port
+level: high
+logsource:
+    product: linux
+    category: network_connection
+detection:
+    selection:
+        Initiated: 'true'
+        DestinationPort:
+            - 4444
+            - 1337
+    filter:
+        DestinationIp|cidr: '10.0.0.0/8'
+    condition: selection and not filter
+"#;
+
+    const HOSTNAME: &str = r#"title: Ngrok Tunnel
+logsource:
+    product: linux
+    category: network_connection
+detection:
+    selection:
+        DestinationHostname|contains: 'ngrok.io'
+    condition: selection
+"#;
+
+    /// What a process does is judged by the rules of its category: a file
+    /// written (renamed, deleted) by file_event rules, a connection by
+    /// network_connection rules; a rule naming a field daisi does not fill
+    /// (a connection's host name) is set aside with why.
+    #[test]
+    fn files_written_and_connections_are_judged_by_their_categorys_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("s.yml", SUDOERS), ("c.yml", CALLBACK), ("h.yml", HOSTNAME)] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let (set, unsupported) = RuleSet::load(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(set.len(), 2);
+        assert_eq!(
+            unsupported[0].reason,
+            Reason::Fields(vec!["DestinationHostname".into()])
+        );
+        let me = cp(&["sh"]);
+        let judge = |what: Activity| {
+            let (c, e, about) = activity_event(&me, &what).unwrap();
+            set.matching(c, &e)
+                .map(|l| alert_about("web1", &me, l, Some(&about)))
+                .collect::<Vec<_>>()
+        };
+        let write = |path: &str| Activity::Open {
+            path: path.into(),
+            write: true,
+        };
+        let hits = judge(write("/etc/sudoers.d/backdoor"));
+        assert_eq!(hits.len(), 1);
+        assert_eq!(
+            hits[0].file.as_ref().unwrap().path,
+            "/etc/sudoers.d/backdoor"
+        );
+        assert!(
+            hits[0].summary.ends_with("wrote /etc/sudoers.d/backdoor"),
+            "{}",
+            hits[0].summary
+        );
+        assert_eq!(hits[0].threat.as_ref().unwrap().technique.name, ["Cron"]);
+        assert_eq!(
+            judge(Activity::Rename {
+                from: "/tmp/x".into(),
+                to: "/etc/sudoers.d/y".into()
+            })
+            .len(),
+            1
+        );
+        assert!(judge(write("/etc/sudoers")).is_empty());
+        assert!(activity_event(
+            &me,
+            &Activity::Open {
+                path: "/etc/sudoers.d/x".into(),
+                write: false
+            }
+        )
+        .is_none());
+        let connect = |ip: &str, port| Activity::Connect {
+            peer: Peer::Inet {
+                ip: ip.parse().unwrap(),
+                port,
+            },
+        };
+        let hits = judge(connect("203.0.113.9", 4444));
+        assert_eq!(hits.len(), 1);
+        assert!(hits[0].summary.ends_with("connected to 203.0.113.9:4444"));
+        assert!(judge(connect("10.1.2.3", 4444)).is_empty(), "the filter");
+        assert!(judge(connect("203.0.113.9", 443)).is_empty());
+        assert!(judge(Activity::Accept {
+            peer: Peer::Inet {
+                ip: "203.0.113.9".parse().unwrap(),
+                port: 4444
+            }
+        })
+        .is_empty());
     }
 
     #[test]

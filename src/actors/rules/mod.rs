@@ -2,7 +2,10 @@
 //!
 //! Every live batch names its process's lineage; the judge builds each
 //! process's `process_creation` event once (a process is known by host,
-//! pid and start time, an LRU of [`SEEN`]) and hands the rules that match
+//! pid and start time, an LRU of [`SEEN`]), and a `file_event` or
+//! `network_connection` event of each file the batch wrote, renamed or
+//! deleted and each connection it made or took (only when rules of that
+//! category are loaded), and hands the rules that match
 //! to the alert actor with the lineage, so a rule's alert joins its
 //! process-tree incident like a baseline finding.
 
@@ -13,7 +16,9 @@ use crate::actors::syscall::baseline::BaselineFindings;
 use crate::config::validate::{ConfigError, Validate};
 use crate::messages::ProcessInfo;
 use crate::metrics::Counter;
-use crate::rules::sigma::{alert_of, process_creation, Category, RuleSet};
+use crate::rules::sigma::{
+    activity_event, alert_about, alert_of, process_creation, Category, RuleSet,
+};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -47,12 +52,14 @@ impl Validate for RulesConfig {
     }
 }
 
-/// A live batch's process, to judge once.
+/// A live batch's process (its start judged once) and what it did since
+/// its previous batch (files written, connections).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct JudgeProcess {
     pub host: String,
     pub lineage: Vec<ProcessInfo>,
+    pub activity: Vec<crate::messages::Activity>,
 }
 
 /// The actor.
@@ -63,6 +70,7 @@ pub struct RuleJudge {
     out: Edge<BaselineFindings>,
     restarts: Restarts,
     judged: Counter,
+    activities: Counter,
     matched: Counter,
 }
 
@@ -111,6 +119,7 @@ impl NodeActor for RuleJudge {
             out,
             restarts: Restarts::new(Self::NAME, m),
             judged: m.counter("rules.processes"),
+            activities: m.counter("rules.activities"),
             matched: m.counter("rules.matched"),
         }
     }
@@ -135,21 +144,37 @@ impl Handler<JudgeProcess> for RuleJudge {
             return;
         };
         let key = (msg.host.clone(), me.pid, me.start_ns);
-        if self.seen.put(key, ()).is_some() {
-            return;
+        let mut found = Vec::new();
+        if self.seen.put(key, ()).is_none() {
+            if self.seen.len() > SEEN {
+                self.seen.pop_lru();
+            }
+            self.judged.inc();
+            if let Some(event) = process_creation(&msg.lineage) {
+                found.extend(
+                    self.rules
+                        .matching(Category::ProcessCreation, &event)
+                        .map(|l| (alert_of(&msg.host, &msg.lineage, l), msg.lineage.clone())),
+                );
+            }
         }
-        if self.seen.len() > SEEN {
-            self.seen.pop_lru();
+        // What it did, judged only by the rules of its category (none
+        // loaded: nothing built).
+        for what in &msg.activity {
+            let Some((category, event, about)) = activity_event(&msg.lineage, what) else {
+                continue;
+            };
+            if !self.rules.has(category) {
+                continue;
+            }
+            self.activities.inc();
+            found.extend(self.rules.matching(category, &event).map(|l| {
+                (
+                    alert_about(&msg.host, &msg.lineage, l, Some(&about)),
+                    msg.lineage.clone(),
+                )
+            }));
         }
-        self.judged.inc();
-        let Some(event) = process_creation(&msg.lineage) else {
-            return;
-        };
-        let found: Vec<_> = self
-            .rules
-            .matching(Category::ProcessCreation, &event)
-            .map(|l| (alert_of(&msg.host, &msg.lineage, l), msg.lineage.clone()))
-            .collect();
         if found.is_empty() {
             return;
         }

@@ -270,6 +270,16 @@ impl Handler<Deliver> for Inbound {
         match env.payload {
             Payload::SyscallBatch(mut b) => {
                 if let Some(edge) = self.to.syscalls.clone() {
+                    // Rules judge what it did (before the baseline takes
+                    // the activity).
+                    let judge = self.to.rules.clone().filter(|_| b.is_live()).map(|e| {
+                        let j = crate::actors::rules::JudgeProcess {
+                            host: b.host.clone(),
+                            lineage: b.lineage.clone(),
+                            activity: b.activity.iter().map(|a| a.what.clone()).collect(),
+                        };
+                        (e, j)
+                    });
                     // Live batches name their process: baselines see it.
                     let observe = self.to.baseline.clone().filter(|_| b.is_live()).map(|e| {
                         let o = crate::actors::syscall::baseline::Observe {
@@ -286,13 +296,6 @@ impl Handler<Deliver> for Inbound {
                             abi: b.abi,
                         };
                         (e, o)
-                    });
-                    let judge = self.to.rules.clone().filter(|_| b.is_live()).map(|e| {
-                        let j = crate::actors::rules::JudgeProcess {
-                            host: b.host.clone(),
-                            lineage: b.lineage.clone(),
-                        };
-                        (e, j)
                     });
                     let score = self.to.score_live || !b.is_live();
                     ctx.wait(
