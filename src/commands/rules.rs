@@ -11,6 +11,9 @@ pub struct CheckArgs {
     /// Rule files or directories.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Rules below this level are not judged (as `[rules] min_level`).
+    #[arg(long, value_enum, default_value_t = crate::rules::sigma::Level::Medium)]
+    pub min_level: crate::rules::sigma::Level,
     /// Also list every rule not judged, with its reason.
     #[arg(long)]
     pub verbose: bool,
@@ -19,7 +22,7 @@ pub struct CheckArgs {
 /// Prints the loaded rules per category and the rest grouped by log
 /// source and reason.
 pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let (rules, unsupported) = RuleSet::load(&args.paths)?;
+    let (rules, unsupported) = RuleSet::load(&args.paths, args.min_level)?;
     println!("loaded: {} rule(s)", rules.len());
     for (c, n) in rules.counts() {
         println!("  {:<20} {n}", c.name());
@@ -30,6 +33,9 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
         let reason = match &u.reason {
             crate::rules::sigma::Reason::Fields(f) => {
                 format!("fields not filled: {}", f.join(", "))
+            }
+            crate::rules::sigma::Reason::Level(_, min) => {
+                format!("level below {}", min.name())
             }
             r => r.to_string(),
         };

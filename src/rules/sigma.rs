@@ -55,6 +55,53 @@ impl Category {
     }
 }
 
+/// A Sigma rule's `level`, in order. SigmaHQ means `informational` and
+/// `low` for hunting and baselining, `medium` and above for alerts.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Informational,
+    Low,
+    #[default]
+    Medium,
+    High,
+    Critical,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Informational => "informational",
+            Level::Low => "low",
+            Level::Medium => "medium",
+            Level::High => "high",
+            Level::Critical => "critical",
+        }
+    }
+
+    /// The alert's severity (`informational` alerts as `low`).
+    pub fn severity(self) -> Severity {
+        match self {
+            Level::Informational | Level::Low => Severity::Low,
+            Level::Medium => Severity::Medium,
+            Level::High => Severity::High,
+            Level::Critical => Severity::Critical,
+        }
+    }
+}
+
 /// A rule daisi judges.
 pub struct Loaded {
     pub path: PathBuf,
@@ -95,6 +142,8 @@ pub enum Reason {
     Fields(Vec<String>),
     /// Deprecated or unsupported by its authors.
     Status,
+    /// Its level is below `rules.min_level`.
+    Level(Level, Level),
 }
 
 impl std::fmt::Display for Reason {
@@ -104,6 +153,9 @@ impl std::fmt::Display for Reason {
             Reason::LogSource => write!(f, "no events of this log source"),
             Reason::Fields(fs) => write!(f, "fields not filled: {}", fs.join(", ")),
             Reason::Status => write!(f, "deprecated or unsupported by its authors"),
+            Reason::Level(l, min) => {
+                write!(f, "level {} below rules.min_level ({})", l.name(), min.name())
+            }
         }
     }
 }
@@ -117,9 +169,12 @@ pub struct RuleSet {
 
 impl RuleSet {
     /// Every `.yml`/`.yaml` file under `paths` (files or directories),
-    /// loaded or set aside with its reason. A path that does not exist is
-    /// an error.
-    pub fn load(paths: &[PathBuf]) -> std::io::Result<(RuleSet, Vec<Unsupported>)> {
+    /// loaded or set aside with its reason (a level below `min_level`
+    /// among them). A path that does not exist is an error.
+    pub fn load(
+        paths: &[PathBuf],
+        min_level: Level,
+    ) -> std::io::Result<(RuleSet, Vec<Unsupported>)> {
         let mut files = Vec::new();
         for p in paths {
             collect(p, &mut files)?;
@@ -129,7 +184,7 @@ impl RuleSet {
         let mut unsupported = Vec::new();
         for path in files {
             let text = std::fs::read_to_string(&path)?;
-            match classify(&text) {
+            match classify(&text, min_level) {
                 Ok((category, meta, rule)) => {
                     set.by_category.entry(category).or_default().push(Loaded {
                         path,
@@ -208,6 +263,7 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// its title, log source and why it is not judged.
 fn classify(
     text: &str,
+    min_level: Level,
 ) -> Result<(Category, RuleMeta, sigma_rust::Rule), (String, String, Reason)> {
     use serde_norway::Value;
     let raw: Value = serde_norway::from_str(text)
@@ -264,6 +320,16 @@ fn classify(
     if !missing.is_empty() {
         return Err(err(Reason::Fields(missing.into_iter().collect())));
     }
+    let level = match s(&raw, "level").as_deref() {
+        Some("critical") => Level::Critical,
+        Some("high") => Level::High,
+        Some("medium") => Level::Medium,
+        Some("low") => Level::Low,
+        _ => Level::Informational,
+    };
+    if level < min_level {
+        return Err(err(Reason::Level(level, min_level)));
+    }
     let rule: sigma_rust::Rule =
         serde_norway::from_str(text).map_err(|e| err(Reason::Parse(e.to_string())))?;
     let meta = RuleMeta {
@@ -271,12 +337,7 @@ fn classify(
         id: s(&raw, "id"),
         author: s(&raw, "author"),
         license: s(&raw, "license"),
-        level: match s(&raw, "level").as_deref() {
-            Some("critical") => Severity::Critical,
-            Some("high") => Severity::High,
-            Some("medium") => Severity::Medium,
-            _ => Severity::Low,
-        },
+        level: level.severity(),
         tags: match raw.get("tags") {
             Some(Value::Sequence(t)) => t
                 .iter()
@@ -522,7 +583,7 @@ detection:
         ] {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
-        let (set, unsupported) = RuleSet::load(&[dir.path().to_path_buf()]).unwrap();
+        let (set, unsupported) = RuleSet::load(&[dir.path().to_path_buf()], Level::Low).unwrap();
         assert_eq!(set.len(), 1);
         let reasons: Vec<String> = unsupported.iter().map(|u| u.reason.to_string()).collect();
         assert_eq!(unsupported.len(), 3, "{reasons:?}");
@@ -617,7 +678,7 @@ detection:
         for (name, text) in [("s.yml", SUDOERS), ("c.yml", CALLBACK), ("h.yml", HOSTNAME)] {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
-        let (set, unsupported) = RuleSet::load(&[dir.path().to_path_buf()]).unwrap();
+        let (set, unsupported) = RuleSet::load(&[dir.path().to_path_buf()], Level::Low).unwrap();
         assert_eq!(set.len(), 2);
         assert_eq!(
             unsupported[0].reason,

@@ -35,6 +35,10 @@ pub struct RulesConfig {
     /// daisi does not fill are listed at start and by `daisi rules
     /// check`, not judged.
     pub paths: Vec<PathBuf>,
+    /// Rules below this level are not judged (listed with why):
+    /// SigmaHQ writes `informational` and `low` rules for hunting, and
+    /// they match everyday administration.
+    pub min_level: crate::rules::sigma::Level,
     pub mailbox: MailboxConfig,
 }
 
@@ -93,7 +97,7 @@ impl NodeActor for RuleJudge {
     }
     /// Loads every rule and says what is judged and what is not.
     async fn prepare(cfg: &crate::config::Config, _: &NodeInfo) -> Result<RuleSet, RulesError> {
-        let (rules, unsupported) = RuleSet::load(&cfg.rules.paths)?;
+        let (rules, unsupported) = RuleSet::load(&cfg.rules.paths, cfg.rules.min_level)?;
         if !cfg.rules.paths.is_empty() {
             for (c, n) in rules.counts() {
                 tracing::info!(category = c.name(), rules = n, "Sigma rules loaded");
