@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ATT&CK lab, full length: 10 minutes of learning, 30 minutes of
+# The ATT&CK lab, full length: 5 minutes of learning, 30 minutes of
 # varied benign workload (false alarms per host-hour, with their 95 %
 # upper bound; cron and package runs included), then every Linux sh/bash
 # test of an Atomic Red Team atomics folder against the contained victim,
@@ -11,7 +11,7 @@
 #                            datasets' copy, ../shared/datasets/atomic-red-team/atomics)
 #   DAISI_SIGMA=DIR          Sigma rules (default: ../shared/datasets/sigma/rules/linux;
 #                            "none" for none)
-#   DAISI_ATTACK_LEARN=600s DAISI_ATTACK_BENIGN=1800s DAISI_ATTACK_ONLY=T1046,...
+#   DAISI_ATTACK_LEARN=300s DAISI_ATTACK_BENIGN=1800s DAISI_ATTACK_ONLY=T1046,...
 #
 # Measuring techniques daisi was not developed beside: give another
 # checkout's atomics as DAISI_ATOMICS; the report marks the shared
@@ -24,7 +24,7 @@ SHARED="$(cd .. && pwd)/shared/datasets"
 ATOMICS="${DAISI_ATOMICS:-$SHARED/atomic-red-team/atomics}"
 SIGMA="${DAISI_SIGMA:-$SHARED/sigma/rules/linux}"
 OUT="${1:-$(mktemp -d)}"
-args=(--atomics "$ATOMICS" --learn "${DAISI_ATTACK_LEARN:-600s}" --benign "${DAISI_ATTACK_BENIGN:-1800s}")
+args=(--atomics "$ATOMICS" --learn "${DAISI_ATTACK_LEARN:-300s}" --benign "${DAISI_ATTACK_BENIGN:-1800s}")
 [ "$SIGMA" = none ] || args+=(--rules "$SIGMA")
 [ ! -d "$SHARED/atomic-red-team/atomics" ] || args+=(--shown "$SHARED/atomic-red-team/atomics")
 [ -z "${DAISI_ATTACK_ONLY:-}" ] || args+=(--only "$DAISI_ATTACK_ONLY")

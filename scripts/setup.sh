@@ -44,14 +44,18 @@ fi
 # socat, python3) and the real attack tools (nmap, hping3, hydra, dirb),
 # tcpdump to write the labelled captures; nftables for response blocks;
 # for the host lab (`lab/host.sh`), PostgreSQL, the SSH client, sudo and
-# busybox-static (its crond); Chromium
+# busybox-static (its crond); for the ATT&CK lab (`lab/attack.sh`), the
+# everyday tools Atomic Red Team's Linux tests call (ping, lsmod, nc,
+# netstat, zip, 7z, gpg, ccrypt, sshpass, lsof, sockstat, strace); Chromium
 # and its WebDriver for the console's browser tests; systemd-journal-remote
 # to write the journal files the log source tests read.
 PKGS=(build-essential pkg-config libpcap-dev clang libelf-dev zlib1g-dev
       nats-server openssl iproute2 ethtool python3 python3-venv curl ca-certificates
       fonts-dejavu-core nmap hping3 hydra dirb openssh-server socat tcpdump nftables
       slowhttptest dnsmasq bind9-dnsutils systemd-journal-remote
-      postgresql openssh-client sudo busybox-static chromium chromium-driver)
+      postgresql openssh-client sudo busybox-static chromium chromium-driver
+      iputils-ping kmod netcat-openbsd net-tools zip unzip p7zip-full gpg ccrypt sshpass
+      lsof sockstat strace)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

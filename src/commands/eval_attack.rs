@@ -149,13 +149,14 @@ const NOT_CONTAINED: &[(&str, &str)] = &[
 ];
 
 fn fill(text: &str, inputs: &BTreeMap<String, String>, atomics: &str) -> String {
-    let mut out = text.replace("PathToAtomicsFolder", atomics);
     // `#{name}` placeholders, as the Invoke-AtomicTest runner fills them
-    // (names are case-insensitive there).
+    // (names are case-insensitive there); then the folder, which defaults
+    // name too.
+    let mut out = text.to_string();
     for (k, v) in inputs {
         out = replace_ci(&out, &format!("#{{{k}}}"), v);
     }
-    out
+    out.replace("PathToAtomicsFolder", atomics)
 }
 
 fn replace_ci(text: &str, pat: &str, with: &str) -> String {
@@ -844,6 +845,9 @@ atomic_tests:
       description: Command to execute
       type: string
       default: echo 'Hello from Atomic Red Team' > /tmp/atomic.log
+    source:
+      type: path
+      default: PathToAtomicsFolder/T1053.003/src/x.sh
     cron_script_name:
       type: string
       default: persistevil
@@ -852,6 +856,7 @@ atomic_tests:
     name: bash
     command: |
       for folder in {hourly,daily}; do echo "#{command}" > /etc/cron.$folder/#{cron_script_name}; done
+      cat #{source}
     cleanup_command: |
       rm /etc/cron.daily/#{CRON_SCRIPT_NAME} 2>/dev/null
 - name: A Windows one
@@ -900,7 +905,7 @@ atomic_tests:
         assert!(cron.elevation_required);
         assert_eq!(
             cron.command.trim(),
-            "for folder in {hourly,daily}; do echo \"echo 'Hello from Atomic Red Team' > /tmp/atomic.log\" > /etc/cron.$folder/persistevil; done"
+            "for folder in {hourly,daily}; do echo \"echo 'Hello from Atomic Red Team' > /tmp/atomic.log\" > /etc/cron.$folder/persistevil; done\ncat /opt/atomics/T1053.003/src/x.sh"
         );
         assert_eq!(
             cron.cleanup.trim(),
