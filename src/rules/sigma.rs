@@ -154,7 +154,12 @@ impl std::fmt::Display for Reason {
             Reason::Fields(fs) => write!(f, "fields not filled: {}", fs.join(", ")),
             Reason::Status => write!(f, "deprecated or unsupported by its authors"),
             Reason::Level(l, min) => {
-                write!(f, "level {} below rules.min_level ({})", l.name(), min.name())
+                write!(
+                    f,
+                    "level {} below rules.min_level ({})",
+                    l.name(),
+                    min.name()
+                )
             }
         }
     }

@@ -24,8 +24,9 @@
 //! process of a program not found before in the incident, a rule or a
 //! higher severity is news (a loop's next subshell or a scan's next child
 //! is counted, not news): the update goes out
-//! within `alert.update_after` (at most one per incident per
-//! `update_after`), its summary ending with what is new. A tree quiet for
+//! within `alert.update_after` of the last write, its summary ending with
+//! what is new; each next update of the incident waits twice as long (a
+//! busy chain, a compiler's many programs, stays a few lines). A tree quiet for
 //! `alert.cooldown` closes (a last update when it grew since it was
 //! written), and a tree open longer than `alert.incident_max_span` closes
 //! at its next finding: a new incident opens and names the old one in
@@ -98,6 +99,9 @@ struct Tree {
     last: Instant,
     /// Last written.
     written: Instant,
+    /// Updates written for news: each waits twice as long as the one
+    /// before it (`update_after`, then 2×, 4×... up to 64×).
+    updates: u32,
     /// Joined since it was last written.
     dirty: bool,
     /// What is new since it was last written (processes, rules, severity).
@@ -193,6 +197,7 @@ impl Tree {
         self.news.clear();
         self.dirty = false;
         self.written = now;
+        self.updates += 1;
         a
     }
 }
@@ -364,6 +369,7 @@ impl Trees {
             opened: now,
             last: now,
             written: now,
+            updates: 0,
             dirty: false,
             news: Vec::new(),
             rules,
@@ -458,7 +464,8 @@ impl Trees {
         } = self.timing;
         let mut out = std::mem::take(&mut self.closing);
         for t in &mut self.open {
-            if t.dirty && !t.news.is_empty() && now.duration_since(t.written) >= update_after {
+            let wait = update_after * 2u32.pow(t.updates.min(6));
+            if t.dirty && !t.news.is_empty() && now.duration_since(t.written) >= wait {
                 out.push(t.update(now));
             }
         }
@@ -807,11 +814,36 @@ mod tests {
         ));
         std::thread::sleep(Duration::from_millis(60));
         assert!(t.due(false).is_empty(), "another cat is not news");
+        // News again: the second update waits twice update_after (it has).
+        let other = started(proc(303, 300, "curl"), Duration::from_millis(1));
+        let l = [other.clone(), attack.clone(), server.clone(), boot.clone()];
+        t.add(found_now("a5", &l), &l);
+        let u = t.due(false);
+        assert_eq!(u.len(), 1, "120 ms after the first update: {u:#?}");
+        assert!(u[0].summary.contains("new: curl (303)"), "{}", u[0].summary);
+        // The third waits four times update_after (200 ms).
+        let more = started(proc(304, 300, "nc"), Duration::from_millis(1));
+        let l = [more.clone(), attack.clone(), server.clone(), boot.clone()];
+        t.add(found_now("a6", &l), &l);
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(
+            t.due(false).is_empty(),
+            "120 ms after the second update: not yet"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let u = t.due(false);
+        assert_eq!(u.len(), 1, "220 ms after the second update: {u:#?}");
+        assert!(
+            u[0].tree.iter().any(|m| m.process.pid == 302),
+            "the second cat is listed"
+        );
+        assert_eq!(u[0].count, 6);
         let last = t.due(true);
-        assert_eq!(last.len(), 1, "the repeats go out when the tree closes");
-        assert_eq!(last[0].count, 4);
-        assert!(last[0].tree.iter().any(|m| m.process.pid == 302));
-        assert!(!last[0].summary.contains("new:"), "{}", last[0].summary);
+        assert!(
+            last.is_empty(),
+            "nothing new since the last update: {last:#?}"
+        );
+        assert_eq!(t.open.len(), 0);
     }
 
     /// The service itself found (it started long before): an incident of
