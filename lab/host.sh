@@ -63,6 +63,7 @@ scenario() { # $1 = name: the attack's steps through the flaw
     # A weak password guessed over SSH, then a session as that account,
     # which tries sudo with the same password (refused: not in sudoers).
     ssh_weak_password)
+      ATTACK_USERS=(support)
       timeout 60 hydra -q -f -t 4 -l support -P "$LAB/words" -s "$SSHPORT" 127.0.0.1 ssh >/dev/null 2>&1 || true
       SSH_ASKPASS="$LAB/askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=: timeout 20 setsid -w ssh "${SSH_OPTS[@]}" \
         -o PubkeyAuthentication=no -o PreferredAuthentications=password -p "$SSHPORT" support@127.0.0.1 \
@@ -73,6 +74,7 @@ scenario() { # $1 = name: the attack's steps through the flaw
       # hydra's postgres module gives libpq the host but not -s: PGPORT is
       # the port its attempts reach.
       PGPORT="$PGPORT" timeout 60 hydra -q -f -t 2 -l postgres -P "$LAB/words" -s "$PGPORT" 127.0.0.1 postgres >/dev/null 2>&1 || true
+      MARKERS=("id; uname -a")
       sql "CREATE TEMP TABLE o (line text); COPY o FROM PROGRAM 'id; uname -a'; SELECT * FROM o" >/dev/null 2>&1 || true ;;
     *) die "no scenario $1" ;;
   esac
@@ -194,7 +196,7 @@ EOF
   for _ in $(seq 200); do grep -q "node running" "$out/node.log" && break; sleep 0.1; done
   grep -q "node running" "$out/node.log" || { cat "$out/node.log" >&2; die "the node did not start"; }
 
-  phase() { printf '{"phase":"%s","kind":"%s","start_ns":%s,"end_ns":%s}\n' "$1" "$2" "$3" "$4" >>"$out/phases.jsonl"; }
+  phase() { printf '{"phase":"%s","kind":"%s","start_ns":%s,"end_ns":%s%s}\n' "$1" "$2" "$3" "$4" "${5:-}" >>"$out/phases.jsonl"; }
   log "learning for ${learn}s (benign workload)"
   admin_sessions &
   PIDS+=($!)
@@ -212,9 +214,11 @@ EOF
   for s in "${list[@]}"; do
     log "scenario $s"
     t0=$(now_ns)
+    MARKERS=()
+    ATTACK_USERS=()
     scenario "$s"
     sleep 6 # past the tree's quiet time: each scenario is its own incident
-    phase "$s" attack "$t0" "$(now_ns)"
+    phase "$s" attack "$t0" "$(now_ns)" "$(attribution_json)"
   done
   kill "$busy" 2>/dev/null || true
   kill -TERM "$node"

@@ -40,8 +40,20 @@ admin_sessions_varied() {
 
 # One request to the victim, bounded.
 get() { "${NETNS[@]}" curl -s -o /dev/null --max-time 25 "http://127.0.0.1:$VPORT$1" || true; }
-# A command through the flaw.
-inject() { get "/ping?host=$(urlencode "localhost; $1")"; }
+# A command through the flaw; MARKERS keeps what was sent (it identifies
+# the attack's processes when scored).
+MARKERS=()
+inject() {
+  MARKERS+=("$1")
+  get "/ping?host=$(urlencode "localhost; $1")"
+}
+# The JSON fields `markers` and `users` of an attack phase, from MARKERS
+# and ATTACK_USERS.
+ATTACK_USERS=()
+attribution_json() {
+  python3 -c 'import json, sys; n = int(sys.argv[1]); print(",\"markers\":%s,\"users\":%s" % (json.dumps(sys.argv[2:2 + n]), json.dumps(sys.argv[2 + n:])))' \
+    "${#MARKERS[@]}" "${MARKERS[@]}" "${ATTACK_USERS[@]}"
+}
 
 # The benign workload: the application's everyday requests, with variety,
 # until $1 (epoch seconds), at most 20 requests per second.
