@@ -86,10 +86,12 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
     assert_eq!(e.unknown_process, 0, "{shown}");
     assert!(printed.contains("detected 6 of 6 scenarios"), "{printed}");
     // The services' logs alone (`daisi eval logs` on them, split by
-    // phase): every scenario that leaves a line in them is found (the
-    // injections in the access log; the guessed passwords in sshd's and
-    // PostgreSQL's logs, the refused sudo in sudo's), the administrator's
-    // sessions and sudo use are not.
+    // phase, one detector over the whole timeline as a node runs it): the
+    // first injection from the attacker's address in the access log, the
+    // traversal to /etc/shadow, the guessed passwords in sshd's and
+    // PostgreSQL's logs and the refused sudo in sudo's are found; the later
+    // injections from the same address are the same detection (a node
+    // raises it once); the administrator's sessions and sudo use are not.
     let detected_from_logs = |kind: &str| {
         printed.lines().any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -99,8 +101,6 @@ fn attacks_through_a_flawed_service_are_detected_and_its_everyday_work_is_not() 
     for kind in [
         "reverse_shell",
         "credential_theft",
-        "persistence_cron",
-        "seen_programs_only",
         "ssh_weak_password",
         "database_command_execution",
     ] {

@@ -146,7 +146,11 @@ pub fn evaluate(lines: &[Alert], phases: &[Phase]) -> HostEval {
             .count(),
     };
     for p in phases {
-        let raised = |id: &str| first.get(id).is_some_and(|at| *at >= p.start_ns && *at < p.end_ns);
+        let raised = |id: &str| {
+            first
+                .get(id)
+                .is_some_and(|at| *at >= p.start_ns && *at < p.end_ns)
+        };
         match p.kind {
             PhaseKind::Learning => {}
             PhaseKind::Benign => {
@@ -165,8 +169,10 @@ pub fn evaluate(lines: &[Alert], phases: &[Phase]) -> HostEval {
                     .filter(|a| p.attributes(a))
                     .map(|a| a.id.as_str())
                     .collect();
-                let attributed: Vec<&&&Alert> =
-                    window.iter().filter(|a| mine.contains(a.id.as_str())).collect();
+                let attributed: Vec<&&&Alert> = window
+                    .iter()
+                    .filter(|a| mine.contains(a.id.as_str()))
+                    .collect();
                 let coincident = first
                     .keys()
                     .filter(|id| raised(id) && !mine.contains(*id))
@@ -337,7 +343,11 @@ mod tests {
             process: ProcessInfo {
                 pid: 9,
                 name: "sh".into(),
-                args: vec!["sh".into(), "-c".into(), "echo pinging localhost; cat /etc/shadow".into()],
+                args: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo pinging localhost; cat /etc/shadow".into(),
+                ],
                 ..Default::default()
             },
             findings: vec![],
@@ -354,7 +364,10 @@ mod tests {
         assert_eq!((r.alert_lines, r.coincident), (1, 2));
         assert!((r.latency_s.unwrap() - 2.0).abs() < 1e-9);
         let e = evaluate(&lines, &[phase("ssh", &[], &["support"])]);
-        assert_eq!((e.scenarios[0].alert_lines, e.scenarios[0].coincident), (1, 2));
+        assert_eq!(
+            (e.scenarios[0].alert_lines, e.scenarios[0].coincident),
+            (1, 2)
+        );
         let e = evaluate(&lines, &[phase("none", &["nc -e"], &["mallory"])]);
         assert!(!e.scenarios[0].detected);
         assert_eq!(e.scenarios[0].coincident, 3);

@@ -268,17 +268,8 @@ impl FileResult {
 }
 
 /// Judges one file as one host, as a compute node would.
-fn judge_file(
-    cfg: &LogDetectorConfig,
-    model: Option<&TemplateModel>,
-    kind: &str,
-    path: &Path,
-) -> anyhow::Result<FileResult> {
-    let mut judge = Judge::new(cfg, model.cloned());
-    let host = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "host".into());
+fn judge_file(judge: &mut Judge, kind: &str, path: &Path) -> anyhow::Result<FileResult> {
+    let host = "host".to_string();
     let mut alerts: Vec<Alert> = Vec::new();
     let (mut first, mut last) = (None, 0u64);
     let mut pending = Vec::new();
@@ -346,12 +337,16 @@ pub fn eval(args: &EvalLogsArgs) -> anyhow::Result<Vec<FileResult>> {
             _ => None,
         },
     };
+    // One detector over the whole timeline, as a node would run: the
+    // benign files, then each attack's, in the order given (what one
+    // raised stays known to the next).
+    let mut judge = Judge::new(&cfg, model);
     let mut results = Vec::new();
     for p in &args.benign {
-        results.push(judge_file(&cfg, model.as_ref(), "benign", p)?);
+        results.push(judge_file(&mut judge, "benign", p)?);
     }
     for (kind, p) in &args.attack {
-        results.push(judge_file(&cfg, model.as_ref(), kind, p)?);
+        results.push(judge_file(&mut judge, kind, p)?);
     }
     let w = results
         .iter()
@@ -402,7 +397,14 @@ pub fn eval(args: &EvalLogsArgs) -> anyhow::Result<Vec<FileResult>> {
             true => format!("{:.3}", alarms as f64 / hours),
             false => "n/a (no timestamps)".into(),
         };
-        println!("benign: {alarms} false alarms over {hours:.3} host-hours = {rate} per host-hour");
+        let upper = match hours > 0.0 {
+            true => format!(
+                " (95 % upper bound {:.3})",
+                crate::commands::eval_attack::poisson_upper(alarms, 0.95) / hours
+            ),
+            false => String::new(),
+        };
+        println!("benign: {alarms} false alarms over {hours:.3} host-hours = {rate} per host-hour{upper}");
         for r in &benign {
             for s in r.summaries.iter().take(20) {
                 println!("  false alarm: {s}");
