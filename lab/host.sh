@@ -4,13 +4,15 @@
 # whose host baselines learn first. Run as root (eBPF, namespaces).
 #
 #   lab/host.sh run OUT [--learn 60s] [--benign 120s] [--scenarios a,b,...]
+#                       [--rules DIR]
 #       learns for --learn while the benign workload runs, keeps the
 #       benign workload alone for --benign (false alarms), then runs each
 #       scenario; writes OUT/alerts.jsonl, OUT/phases.jsonl and the node's
 #       log, then prints `daisi eval host` for them; splits the services'
 #       logs by phase (OUT/logs/), trains a log model on the learning
 #       phase's (`daisi train logs`) and prints `daisi eval logs` with it
-#       for the rest.
+#       for the rest. --rules loads Sigma rules into the node; the node's
+#       CPU time goes to OUT/node-cpu-ticks.
 #   lab/host.sh scenarios     the scenario names
 #
 # The victim services (lab/host/services.sh) run in mount and pid
@@ -81,12 +83,13 @@ scenario() { # $1 = name: the attack's steps through the flaw
 }
 
 run() {
-  local out="" learn=60 benign_s=120 only=""
+  local out="" learn=60 benign_s=120 only="" rules=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --learn) learn="${2%s}"; shift 2 ;;
       --benign) benign_s="${2%s}"; shift 2 ;;
       --scenarios) only="$2"; shift 2 ;;
+      --rules) rules="$2"; shift 2 ;;
       *) out="$1"; shift ;;
     esac
   done
@@ -190,6 +193,9 @@ paths = ["$lab/auth.log", "$lab/sudo.log", "$lab/cron.log", "$lab/dpkg.log", "$l
 from_start = true
 registry_dir = "$out/log-registry"
 EOF
+  if [ -n "$rules" ]; then
+    printf '[rules]\npaths = ["%s"]\n' "$(cd "$rules" && pwd)" >>"$out/node.toml"
+  fi
   "$BIN" run --config "$out/node.toml" 2>"$out/node.log" &
   local node=$!
   PIDS+=($node)
@@ -221,6 +227,8 @@ EOF
     phase "$s" attack "$t0" "$(now_ns)" "$(attribution_json)"
   done
   kill "$busy" 2>/dev/null || true
+  # The node's CPU time (user + system, clock ticks) over the whole run.
+  awk '{print $14 + $15}' "/proc/$node/stat" >"$out/node-cpu-ticks"
   kill -TERM "$node"
   wait "$node" || true
   "$BIN" eval host --alerts "$out/alerts.jsonl" --phases "$out/phases.jsonl"
