@@ -165,7 +165,7 @@ pub fn matches(threat: Option<&ThreatFields>, technique: &str, tactic: &str) -> 
             let id = id.to_ascii_uppercase();
             id == technique || id.starts_with(&format!("{technique}."))
         }))
-        && (tactic.is_empty() || t.tactic.name.iter().any(|n| *n == tactic))
+        && (tactic.is_empty() || t.tactic.name.contains(&tactic))
 }
 
 /// `ATT&CK T1003.008, T1059` for one-line summaries (none without a
