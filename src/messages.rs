@@ -806,6 +806,9 @@ pub enum Behaviour {
     /// Makes calls in orders its learnt sequences do not hold (accepted
     /// by an operator: the program's sequences are no longer judged).
     UnusualSequences,
+    /// Matches this Sigma rule (its id, else its title): accepted by an
+    /// operator, the rule no longer raises for the program on the host.
+    MatchesRule(String),
     #[serde(other)]
     Unknown,
 }
@@ -828,6 +831,7 @@ impl std::fmt::Display for Behaviour {
             Behaviour::LoadsModules => write!(f, "loads kernel modules"),
             Behaviour::Mounts => write!(f, "mounts file systems"),
             Behaviour::Removes(p) => write!(f, "deletes or renames {p}"),
+            Behaviour::MatchesRule(r) => write!(f, "matches Sigma rule {r}"),
             Behaviour::Unknown => write!(f, "(unknown behaviour)"),
         }
     }

@@ -74,7 +74,7 @@ struct ComputeParts {
     /// Host baselines, when on and fed by live capture.
     baseline: Option<Store>,
     /// Sigma rules, when any are loaded and live capture feeds them.
-    rules: Option<crate::rules::RuleSet>,
+    rules: Option<(crate::rules::RuleSet, std::path::PathBuf)>,
     /// The trained log templates, when a model is named.
     log_templates: Option<crate::logs::templates::TemplateModel>,
 }
@@ -123,7 +123,9 @@ impl Prepared {
                     false => None,
                 },
                 rules: match role == Role::Compute || cfg.syscall_source.kind == SourceKind::Ebpf {
-                    true => Some(prepare::<RuleJudge>(cfg, node).await?).filter(|r| !r.is_empty()),
+                    true => {
+                        Some(prepare::<RuleJudge>(cfg, node).await?).filter(|r| !r.0.is_empty())
+                    }
                     false => None,
                 },
             }),

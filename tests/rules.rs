@@ -89,8 +89,9 @@ fn walk(p: &std::path::Path) -> usize {
 /// live batch of `cp /tmp/shadow …` (SigmaHQ's "Copy Passwd Or Shadow From
 /// TMP Path") raises the rule's alert, with its id, level and ATT&CK
 /// technique, in the process's incident; a process that writes
-/// `/etc/sudoers.d/…` raises "Persistence Via Sudoers Files"; an ordinary
-/// `cp` raises nothing.
+/// `/etc/sudoers.d/…` raises "Persistence Via Sudoers Files", and once an
+/// operator accepts that for the program on the host, no longer; an
+/// ordinary `cp` raises nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sigma_rule_raises_its_alert_from_a_live_process() {
     let Some(rules) = sigma() else { return };
@@ -200,8 +201,48 @@ async fn a_sigma_rule_raises_its_alert_from_a_live_process() {
         "no alert for the sudoers file",
         || node.log(),
     );
+    // The operator accepts that cp writes sudoers files on web1 (what
+    // `daisi baseline accept` writes): the next one raises nothing.
+    let b = dir.path().join("b");
+    let mut accepted = daisi::baseline::Accepted::default();
+    accepted.add(
+        "web1",
+        "/usr/bin/cp",
+        daisi::messages::Behaviour::MatchesRule("ddb26b76-4447-4807-871f-1b035b2bfa5d".into()),
+    );
+    std::fs::create_dir_all(&b).unwrap();
+    accepted.save(&daisi::baseline::Accepted::path(&b)).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut again = batch(303, &["cp", "/tmp/x", "/var/tmp/y"]);
+    again.activity = vec![ActivityEvent {
+        pid: 303,
+        ts_ns: 1,
+        what: Activity::Open {
+            path: "/etc/sudoers.d/backdoor".into(),
+            write: true,
+        },
+    }];
+    let env = Envelope {
+        schema: SCHEMA_VERSION,
+        node_id: "web1-c".into(),
+        host: "web1".into(),
+        seq: 4,
+        ts_ns: 1,
+        payload: Payload::SyscallBatch(again),
+    };
+    js.publish("daisi.v1.syscall.web1.303", env.encode().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(node.stop(Duration::from_secs(20)).success());
+    assert_eq!(
+        drained_counter(&node.log(), "rules.accepted"),
+        1,
+        "{}",
+        node.log()
+    );
     let member = w["tree"]
         .as_array()
         .unwrap()
@@ -239,13 +280,13 @@ async fn a_sigma_rule_raises_its_alert_from_a_live_process() {
     );
     assert_eq!(
         drained_counter(&node.log(), "rules.activities"),
-        1,
+        2,
         "{}",
         node.log()
     );
     assert_eq!(
         drained_counter(&node.log(), "rules.processes"),
-        3,
+        4,
         "{}",
         node.log()
     );

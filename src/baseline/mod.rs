@@ -340,8 +340,9 @@ impl Accepted {
     }
 }
 
-/// The baseline findings of an alert: the finding itself, or those of an
-/// incident's process tree.
+/// The findings of an alert an operator can accept: the finding itself,
+/// or those of an incident's process tree (baseline findings; Sigma
+/// matches, as the program matching the rule).
 pub fn findings_of(alert: &crate::messages::Alert) -> Vec<crate::messages::BaselineFields> {
     let mut found: Vec<_> = alert.baseline.iter().cloned().collect();
     found.extend(
@@ -349,7 +350,12 @@ pub fn findings_of(alert: &crate::messages::Alert) -> Vec<crate::messages::Basel
             .tree
             .iter()
             .flat_map(|m| &m.findings)
-            .filter(|f| f.module == crate::messages::AlertModule::Baseline)
+            .filter(|f| {
+                matches!(
+                    f.module,
+                    crate::messages::AlertModule::Baseline | crate::messages::AlertModule::Sigma
+                )
+            })
             .filter_map(|f| f.baseline.clone()),
     );
     found

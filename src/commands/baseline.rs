@@ -140,7 +140,7 @@ pub fn accept(args: &AcceptArgs) -> anyhow::Result<usize> {
         .with_context(|| format!("no alert {} in the alerts read", args.alert_id))?;
     anyhow::ensure!(
         !crate::baseline::findings_of(alert).is_empty(),
-        "alert {} holds no baseline finding (module {}); only baseline findings can be accepted",
+        "alert {} holds no baseline finding or Sigma match (module {}); only those can be accepted",
         alert.id,
         alert.module
     );

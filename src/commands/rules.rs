@@ -34,6 +34,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
             crate::rules::sigma::Reason::Fields(f) => {
                 format!("fields not filled: {}", f.join(", "))
             }
+            crate::rules::sigma::Reason::Disabled => "disabled".to_string(),
             crate::rules::sigma::Reason::Level(_, min) => {
                 format!("level below {}", min.name())
             }

@@ -2,8 +2,8 @@
 //! (matching is `sigma-rust`'s).
 
 use crate::messages::{
-    Activity, Alert, AlertModule, FileFields, Peer, ProcessFields, ProcessInfo, RuleFields,
-    Severity, ThreatFields, UserFields,
+    Activity, Alert, AlertModule, BaselineFields, Behaviour, FileFields, Peer, ProcessFields,
+    ProcessInfo, RuleFields, Severity, ThreatFields, UserFields,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -113,6 +113,8 @@ pub struct Loaded {
 /// What an alert says of its rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleMeta {
+    /// How operators name it: its id, else its title.
+    pub key: String,
     pub title: String,
     pub id: Option<String>,
     pub author: Option<String>,
@@ -144,6 +146,8 @@ pub enum Reason {
     Status,
     /// Its level is below `rules.min_level`.
     Level(Level, Level),
+    /// Named in `rules.disabled`.
+    Disabled,
 }
 
 impl std::fmt::Display for Reason {
@@ -153,6 +157,7 @@ impl std::fmt::Display for Reason {
             Reason::LogSource => write!(f, "no events of this log source"),
             Reason::Fields(fs) => write!(f, "fields not filled: {}", fs.join(", ")),
             Reason::Status => write!(f, "deprecated or unsupported by its authors"),
+            Reason::Disabled => write!(f, "disabled in rules.disabled"),
             Reason::Level(l, min) => {
                 write!(
                     f,
@@ -180,6 +185,16 @@ impl RuleSet {
         paths: &[PathBuf],
         min_level: Level,
     ) -> std::io::Result<(RuleSet, Vec<Unsupported>)> {
+        Self::load_without(paths, min_level, &[])
+    }
+
+    /// [`RuleSet::load`], leaving out the rules `disabled` names (by id or
+    /// title).
+    pub fn load_without(
+        paths: &[PathBuf],
+        min_level: Level,
+        disabled: &[String],
+    ) -> std::io::Result<(RuleSet, Vec<Unsupported>)> {
         let mut files = Vec::new();
         for p in paths {
             collect(p, &mut files)?;
@@ -190,6 +205,14 @@ impl RuleSet {
         for path in files {
             let text = std::fs::read_to_string(&path)?;
             match classify(&text, min_level) {
+                Ok((_, meta, _)) if disabled.iter().any(|d| *d == meta.key || *d == meta.title) => {
+                    unsupported.push(Unsupported {
+                        path,
+                        title: meta.title,
+                        logsource: String::new(),
+                        reason: Reason::Disabled,
+                    })
+                }
                 Ok((category, meta, rule)) => {
                     set.by_category.entry(category).or_default().push(Loaded {
                         path,
@@ -338,6 +361,7 @@ fn classify(
     let rule: sigma_rust::Rule =
         serde_norway::from_str(text).map_err(|e| err(Reason::Parse(e.to_string())))?;
     let meta = RuleMeta {
+        key: s(&raw, "id").unwrap_or_else(|| title.clone()),
         title: title.clone(),
         id: s(&raw, "id"),
         author: s(&raw, "author"),
@@ -482,6 +506,11 @@ pub fn alert_about(host: &str, lineage: &[ProcessInfo], l: &Loaded, what: Option
             (_, None) => me.args.join(" "),
         }
     );
+    // What `daisi baseline accept` adds: the program may match the rule.
+    a.baseline = Some(BaselineFields {
+        program: me.executable.clone().unwrap_or_else(|| me.name.clone()),
+        behaviour: Behaviour::MatchesRule(m.key.clone()),
+    });
     if let (Category::FileEvent, Some(path)) = (l.category, what) {
         a.file = Some(FileFields {
             path: path.to_string(),
@@ -747,6 +776,47 @@ detection:
             }
         })
         .is_empty());
+    }
+
+    /// A rule an operator disabled is listed with why; an alert names what
+    /// `daisi baseline accept` adds (the program may match the rule), which
+    /// the judge then finds accepted for that host and program only.
+    #[test]
+    fn rules_can_be_disabled_and_their_matches_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.yml"), SUDOERS).unwrap();
+        std::fs::write(dir.path().join("c.yml"), CALLBACK).unwrap();
+        let (set, unsupported) = RuleSet::load_without(
+            &[dir.path().to_path_buf()],
+            Level::Low,
+            &["Malware Callback Port".into()],
+        )
+        .unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(unsupported[0].reason, Reason::Disabled);
+        let me = cp(&["sh"]);
+        let what = Activity::Open {
+            path: "/etc/sudoers.d/x".into(),
+            write: true,
+        };
+        let (c, e, about) = activity_event(&me, &what).unwrap();
+        let a = alert_about(
+            "web1",
+            &me,
+            set.matching(c, &e).next().unwrap(),
+            Some(&about),
+        );
+        let b = a.baseline.clone().unwrap();
+        assert_eq!(b.program, "/usr/bin/cp");
+        assert_eq!(
+            b.behaviour,
+            Behaviour::MatchesRule("ddb26b76-4447-4807-871f-1b035b2bfa5d".into())
+        );
+        assert_eq!(crate::baseline::findings_of(&a), [b.clone()]);
+        let mut accepted = crate::baseline::Accepted::default();
+        accepted.add("web1", &b.program, b.behaviour.clone());
+        assert!(accepted.for_host("web1")[&b.program].contains(&b.behaviour));
+        assert!(!accepted.for_host("db1").contains_key(&b.program));
     }
 
     #[test]

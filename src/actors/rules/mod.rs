@@ -39,6 +39,8 @@ pub struct RulesConfig {
     /// SigmaHQ writes `informational` and `low` rules for hunting, and
     /// they match everyday administration.
     pub min_level: crate::rules::sigma::Level,
+    /// Rules not judged, by id or title (listed with why).
+    pub disabled: Vec<String>,
     pub mailbox: MailboxConfig,
 }
 
@@ -70,6 +72,13 @@ pub struct JudgeProcess {
 pub struct RuleJudge {
     cfg: RulesConfig,
     rules: RuleSet,
+    /// Operators' exceptions (`daisi baseline accept` on a rule's alert:
+    /// the program may match the rule on the host), reloaded when the
+    /// file changes.
+    accepted: crate::baseline::Accepted,
+    accepted_at: Option<std::time::SystemTime>,
+    accepted_path: PathBuf,
+    excepted: Counter,
     seen: lru::LruCache<(String, u32, Option<u64>), ()>,
     out: Edge<BaselineFindings>,
     restarts: Restarts,
@@ -86,8 +95,9 @@ pub struct RulesError(#[from] std::io::Error);
 impl NodeActor for RuleJudge {
     const NAME: &'static str = "rules";
     type Config = RulesConfig;
-    /// The loaded rules.
-    type Prepared = RuleSet;
+    /// The loaded rules, and where operators' exceptions are kept
+    /// (`[baseline] dir`'s accepted file).
+    type Prepared = (RuleSet, PathBuf);
     /// The alert actor.
     type Links = Edge<BaselineFindings>;
     type Error = RulesError;
@@ -96,29 +106,37 @@ impl NodeActor for RuleJudge {
         &cfg.rules
     }
     /// Loads every rule and says what is judged and what is not.
-    async fn prepare(cfg: &crate::config::Config, _: &NodeInfo) -> Result<RuleSet, RulesError> {
-        let (rules, unsupported) = RuleSet::load(&cfg.rules.paths, cfg.rules.min_level)?;
+    async fn prepare(
+        cfg: &crate::config::Config,
+        _: &NodeInfo,
+    ) -> Result<(RuleSet, PathBuf), RulesError> {
+        let (rules, unsupported) =
+            RuleSet::load_without(&cfg.rules.paths, cfg.rules.min_level, &cfg.rules.disabled)?;
         if !cfg.rules.paths.is_empty() {
             for (c, n) in rules.counts() {
                 tracing::info!(category = c.name(), rules = n, "Sigma rules loaded");
             }
             tracing::info!(
                 not_judged = unsupported.len(),
-                "Sigma rules not judged (their log source or fields are not daisi's: `daisi rules check` lists them)"
+                "Sigma rules not judged (their log source or fields are not daisi's, their level, rules.disabled: `daisi rules check` lists them)"
             );
         }
-        Ok(rules)
+        Ok((rules, crate::baseline::Accepted::path(&cfg.baseline.dir)))
     }
     fn create(
         cfg: RulesConfig,
         node: &NodeInfo,
-        rules: RuleSet,
+        (rules, accepted_path): (RuleSet, PathBuf),
         out: Edge<BaselineFindings>,
     ) -> Self {
         let m = &node.metrics;
         Self {
             cfg,
             rules,
+            accepted: crate::baseline::Accepted::default(),
+            accepted_at: None,
+            accepted_path,
+            excepted: m.counter("rules.accepted"),
             seen: lru::LruCache::unbounded(),
             out,
             restarts: Restarts::new(Self::NAME, m),
@@ -138,6 +156,41 @@ impl Actor for RuleJudge {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
         on_start(self, ctx);
+        self.reload_accepted();
+        ctx.run_interval(std::time::Duration::from_secs(2), |a, _| {
+            a.reload_accepted()
+        });
+    }
+}
+
+impl RuleJudge {
+    /// Picks up exceptions accepted since the last look.
+    fn reload_accepted(&mut self) {
+        let at = std::fs::metadata(&self.accepted_path)
+            .and_then(|m| m.modified())
+            .ok();
+        if at == self.accepted_at {
+            return;
+        }
+        match crate::baseline::Accepted::load(&self.accepted_path) {
+            Ok(a) => {
+                self.accepted = a;
+                self.accepted_at = at;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "accepted exceptions unreadable; keeping the previous ones")
+            }
+        }
+    }
+
+    /// Whether an operator accepted that the alert's program matches its
+    /// rule on its host.
+    fn is_accepted(&self, a: &crate::messages::Alert) -> bool {
+        let Some(b) = &a.baseline else { return false };
+        self.accepted
+            .for_host(&a.host)
+            .get(&b.program)
+            .is_some_and(|set| set.contains(&b.behaviour))
     }
 }
 
@@ -179,6 +232,9 @@ impl Handler<JudgeProcess> for RuleJudge {
                 )
             }));
         }
+        let before = found.len();
+        found.retain(|(a, _)| !self.is_accepted(a));
+        self.excepted.add((before - found.len()) as u64);
         if found.is_empty() {
             return;
         }
