@@ -171,6 +171,25 @@ pub enum LogSourceError {
     NoJournal { name: String, path: PathBuf },
 }
 
+/// Secrets out of a journal entry (JSON): its message and the command
+/// line journald recorded, the fields a process controls. True when
+/// something was redacted.
+fn redact_journal(r: &crate::redact::Redaction, entry: &mut String) -> bool {
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(entry) else {
+        return false;
+    };
+    let mut changed = false;
+    for key in ["MESSAGE", "_CMDLINE"] {
+        if let Some(serde_json::Value::String(v)) = fields.get_mut(key) {
+            changed |= r.text(v);
+        }
+    }
+    if changed {
+        *entry = serde_json::Value::Object(fields).to_string();
+    }
+    changed
+}
+
 /// A journal source's state: its reader feeds lines through a bounded
 /// channel; the cursor of the last entry handed on is saved.
 struct Journal {
@@ -468,11 +487,14 @@ impl LogSource {
                     loop {
                         match rx.try_recv() {
                             Ok(text) if text.is_empty() => self.cut.inc(),
-                            Ok(text) => {
+                            Ok(mut text) => {
                                 self.lines.inc();
                                 self.bytes.add(text.len() as u64 + 1);
                                 if let Some(c) = cursor_of(&text) {
                                     taken.cursor = Some(c);
+                                }
+                                if redact_journal(&self.redaction, &mut text) {
+                                    self.redacted.inc();
                                 }
                                 taken.lines.push(LogLine {
                                     source: s.cfg.name.clone(),
@@ -676,5 +698,32 @@ impl Handler<Drain> for LogSource {
             }
         });
         drained_after(handoff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A journal entry's message and command line are redacted (the
+    /// shipped patterns and the forms redaction knows by program), its
+    /// other fields (the cursor) kept, and it stays JSON.
+    #[test]
+    fn journal_entries_are_redacted() {
+        let r =
+            crate::redact::Redaction::new(&crate::config::Config::default().syscall_source.redact);
+        let mut e = serde_json::json!({
+            "__CURSOR": "s=abc;i=1",
+            "MESSAGE": "sudo: alice : COMMAND=/usr/bin/mysql -pSECRET",
+            "_CMDLINE": "curl -u admin:hunter2 http://x",
+            "_PID": "42",
+        })
+        .to_string();
+        assert!(redact_journal(&r, &mut e));
+        assert!(!e.contains("SECRET") && !e.contains("hunter2"), "{e}");
+        let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+        assert_eq!(v["__CURSOR"], "s=abc;i=1");
+        let mut plain = serde_json::json!({"MESSAGE": "started"}).to_string();
+        assert!(!redact_journal(&r, &mut plain));
     }
 }
