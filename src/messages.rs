@@ -649,6 +649,14 @@ pub struct Command {
     pub block_for_s: u64,
     /// The alert the command answers: its entity, pid and flow name the target.
     pub alert: Alert,
+    /// Addresses the command must never block: the sending compute node's
+    /// own (its interfaces), beside the collector's own never-block list.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "limits::vec::<_, _, { limits::ADDRESSES }>"
+    )]
+    pub protect: Vec<String>,
 }
 
 /// What the collector knows of a process: who it is, what it runs, who
@@ -1700,6 +1708,7 @@ mod tests {
             dry_run: true,
             block_for_s: 60,
             alert: sample_alert(),
+            protect: vec![],
         };
         for (name, p) in [
             ("syscall_batch", Payload::SyscallBatch(b)),
@@ -1852,6 +1861,7 @@ mod tests {
             dry_run: false,
             block_for_s: 60,
             alert: alert.clone(),
+            protect: vec![],
         });
         assert_eq!(cmd.kind(), PayloadKind::Command);
         assert_eq!(cmd.subject_host("compute7"), "web1");
@@ -1973,6 +1983,7 @@ mod tests {
                 host: "db1".into(),
                 ..sample_alert()
             },
+            protect: vec![],
         };
         let e = Envelope::decode(&env(Payload::Command(command)).encode(), 1 << 20).unwrap_err();
         assert_eq!(e.reason(), "forged_host");

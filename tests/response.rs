@@ -62,6 +62,7 @@ fn command(
             dry_run: false,
             block_for_s: 60,
             alert: alert_about(about, pid),
+            protect: vec![],
         }),
     }
     .encode()

@@ -137,8 +137,10 @@ impl CommandExecutor {
             ));
         }
         let block_for = Duration::from_secs(c.block_for_s).min(cfg.block_for);
+        let protect: Vec<std::net::IpAddr> =
+            c.protect.iter().filter_map(|p| p.parse().ok()).collect();
         self.responder
-            .execute(c.action, &c.alert, c.dry_run, block_for)
+            .execute_protecting(c.action, &c.alert, c.dry_run, block_for, &protect)
     }
 }
 

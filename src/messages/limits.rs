@@ -24,6 +24,8 @@ pub const LINEAGE: usize = 64;
 pub const ACTIVITY: usize = 16_384;
 /// A process's arguments.
 pub const ARGS: usize = 1024;
+/// Addresses a command protects (a node's interfaces).
+pub const ADDRESSES: usize = 64;
 /// Flows in one flow batch.
 pub const FLOWS: usize = 65_536;
 /// Features of one flow.

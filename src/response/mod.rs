@@ -191,6 +191,28 @@ fn nft(args: &[&str], stdin: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// This host's interface addresses (loopback and link-local left out), at
+/// most 64: what a compute node's commands protect.
+pub fn own_addresses() -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+        .map(|it| {
+            it.filter_map(|i| i.address)
+                .filter_map(|a| {
+                    a.as_sockaddr_in()
+                        .map(|v4| IpAddr::V4(v4.ip()))
+                        .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+                })
+                .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+                .filter(|ip| !matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out.dedup();
+    out.truncate(crate::messages::limits::ADDRESSES);
+    out
+}
+
 /// An address is this host's when a socket can be bound to it.
 fn is_local(ip: IpAddr) -> bool {
     ip.is_loopback() || ip.is_unspecified() || std::net::UdpSocket::bind((ip, 0)).is_ok()
@@ -483,12 +505,30 @@ impl Responder {
         dry_run: bool,
         block_for: Duration,
     ) -> Result<String, String> {
+        self.execute_protecting(action, a, dry_run, block_for, &[])
+    }
+
+    /// [`Responder::execute`], never blocking `protect` (a command's
+    /// sender's own addresses).
+    pub fn execute_protecting(
+        &mut self,
+        action: Action,
+        a: &Alert,
+        dry_run: bool,
+        block_for: Duration,
+        protect: &[IpAddr],
+    ) -> Result<String, String> {
         let dry_run = dry_run || self.cfg.dry_run;
         match action {
             Action::Block => {
                 let Some(addr) = remote_of(a) else {
                     return Err("no remote address to block".into());
                 };
+                if protect.contains(&addr) {
+                    return Err(format!(
+                        "{addr} is the commanding compute node's own address; never blocked"
+                    ));
+                }
                 let allowed = self.matching(a).is_some_and(|r| r.spoofable);
                 if spoofable(a) && !allowed {
                     return Err(format!(
@@ -785,9 +825,18 @@ mod tests {
     }
 
     /// Blocks: a source that unanswered SYNs may have forged is not
-    /// blocked unless a rule says so; infrastructure never; at most
+    /// blocked unless a rule says so; infrastructure and the commanding
+    /// compute node never; at most
     /// `max_blocks` at once and `max_blocks_per_minute`; a network alert
     /// never kills, stops or freezes (its process is the service).
+    /// A host's own interface addresses: no loopback, no link-local.
+    #[test]
+    fn own_addresses_leave_out_loopback() {
+        let a = own_addresses();
+        assert!(a.iter().all(|ip| !ip.is_loopback()), "{a:?}");
+        assert!(a.len() <= crate::messages::limits::ADDRESSES);
+    }
+
     #[test]
     fn blocks_cannot_be_aimed_and_network_alerts_never_act_on_processes() {
         let rule = |spoofable| Rule {
@@ -811,6 +860,18 @@ mod tests {
         let dns = network_alert("network.web_probing", "192.0.2.53");
         let e = r.execute(Action::Block, &dns, true, ten).unwrap_err();
         assert!(e.contains("infrastructure"), "{e}");
+        // The commanding compute node's own address.
+        let compute = network_alert("network.web_probing", "192.0.2.77");
+        let e = r
+            .execute_protecting(
+                Action::Block,
+                &compute,
+                true,
+                ten,
+                &["192.0.2.77".parse().unwrap()],
+            )
+            .unwrap_err();
+        assert!(e.contains("commanding compute node"), "{e}");
         for ip in ["192.0.2.8", "192.0.2.9"] {
             let ok = r
                 .execute(

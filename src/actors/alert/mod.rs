@@ -170,6 +170,8 @@ pub struct AlertActor {
     joined: Counter,
     responses: Counter,
     commands_sent: Counter,
+    /// This node's interface addresses: its commands protect them.
+    own_addresses: Vec<std::net::IpAddr>,
     outcomes: Counter,
     sink_errors: Counter,
 }
@@ -211,6 +213,11 @@ impl AlertActor {
             incident_count: m.counter("alert.incidents"),
             responses: m.counter("alert.responses"),
             commands_sent: m.counter("alert.commands_sent"),
+            own_addresses: if node.role == Role::Compute {
+                response::own_addresses()
+            } else {
+                vec![]
+            },
             outcomes: m.counter("alert.response_outcomes"),
             sink_errors: m.counter("alert.sink_errors"),
             sinks,
@@ -359,6 +366,7 @@ impl AlertActor {
             dry_run: r.config().dry_run,
             block_for_s: r.config().block_for.as_secs().max(1),
             alert: alert.clone(),
+            protect: self.own_addresses.iter().map(|a| a.to_string()).collect(),
         };
         let Some(edge) = self.commands.clone() else {
             let text = "no route to collectors (the node has no outbound connection)";
