@@ -1340,3 +1340,144 @@ poll = "100ms"
         "{log}"
     );
 }
+
+/// A SYN flood forged "from" the NATS server (the client's address here)
+/// with `block` on: the flood is detected and named, its block refused
+/// (the source may be forged; the address is infrastructure), nothing is
+/// added to the firewall against it and the client's traffic still gets
+/// through; the attacker's real web probing beside it is blocked.
+#[test]
+fn a_flood_forged_from_the_nats_server_blocks_nothing_and_a_real_attacker_is_blocked() {
+    if !lab_ready() {
+        return;
+    }
+    let lab = Lab::new("dtspf", 215);
+    lab.run(&["up"]);
+    let (victim, attacker, client) = (lab.addr("victim"), lab.addr("attacker"), lab.addr("client"));
+    let dir = tempfile::tempdir().unwrap();
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let toml = format!(
+        "{}[nats]\nservers = [\"nats://{client}:4222\"]\n\
+         [alert.response]\nenabled = true\ndry_run = false\nblock_for = \"2m\"\n\
+         rules = [{{ module = \"network\", min_severity = \"low\", action = \"block\" }}]\n",
+        node_toml(&alerts_file)
+    );
+    let ns = lab.ns("victim");
+    let mut node = Daisi::spawn_with(&["ip", "netns", "exec", &ns], &toml, &[]);
+    node.wait_running();
+    let ok = lab
+        .cmd(&[
+            "exec", "attacker", "timeout", "60", "hping3", "-q", "-S", "-p", "8000", "-i", "u200",
+            "-c", "4000", "--spoof", &client, &victim,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success() || ok.status.code() == Some(1),
+        "hping3: {ok:?}"
+    );
+    let flood = wait_for_alert(
+        &alerts_file,
+        Duration::from_secs(20),
+        |a| a["rule"]["name"] == "network.connection_flood" && a["source"]["ip"] == client.as_str(),
+        "no connection_flood alert for the forged source",
+        || node.log(),
+    );
+    eprintln!("{}", flood["summary"]);
+    // The first alert about the forged source (a flow, or the flood)
+    // asked for the block: refused, once.
+    let refused = wait_for_alert(
+        &alerts_file,
+        Duration::from_secs(10),
+        |a| {
+            a["module"] == "response"
+                && a["response"]["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&client))
+        },
+        "no response outcome for the forged source",
+        || node.log(),
+    );
+    assert_eq!(refused["response"]["done"], false, "{refused:#}");
+    let why = refused["response"]["detail"].as_str().unwrap();
+    assert!(
+        why.contains("forged") || why.contains("infrastructure"),
+        "{why}"
+    );
+    // The real attacker: web probing completes its handshakes.
+    let _ = lab.cmd(&["attack", "web_probe"]).output();
+    let blocked = wait_for_alert(
+        &alerts_file,
+        Duration::from_secs(20),
+        |a| {
+            a["module"] == "response"
+                && a["response"]["done"] == true
+                && a["response"]["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&attacker))
+        },
+        "the attacker was not blocked",
+        || node.log(),
+    );
+    eprintln!("{}", blocked["response"]["detail"]);
+    let rules = Command::new("ip")
+        .args([
+            "netns", "exec", &ns, "nft", "list", "table", "inet", "daisi",
+        ])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(rules.contains(&attacker), "{rules}");
+    assert!(!rules.contains(&client), "{rules}");
+    assert!(
+        !alerts(&alerts_file)
+            .iter()
+            .any(|a| a["module"] == "response"
+                && a["response"]["done"] == true
+                && a["response"]["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&client))),
+        "the forged source was blocked"
+    );
+    let client_ok = lab
+        .cmd(&[
+            "exec",
+            "client",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "5",
+            "-w",
+            "%{http_code}",
+            &format!("http://{victim}:8000/"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&client_ok.stdout),
+        "200",
+        "the client's traffic"
+    );
+    let attacker_ok = lab
+        .cmd(&[
+            "exec",
+            "attacker",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "3",
+            &format!("http://{victim}:8000/"),
+        ])
+        .status()
+        .unwrap();
+    assert!(!attacker_ok.success(), "the blocked attacker got through");
+    assert!(
+        node.stop(Duration::from_secs(10)).success(),
+        "{}",
+        node.log()
+    );
+}
