@@ -1345,7 +1345,8 @@ poll = "100ms"
 /// with `block` on: the flood is detected and named, its block refused
 /// (the source may be forged; the address is infrastructure), nothing is
 /// added to the firewall against it and the client's traffic still gets
-/// through; the attacker's real web probing beside it is blocked.
+/// through; the attacker's scan is refused as forgeable too, and its real
+/// web probing after it is blocked.
 #[test]
 fn a_flood_forged_from_the_nats_server_blocks_nothing_and_a_real_attacker_is_blocked() {
     if !lab_ready() {
@@ -1404,7 +1405,28 @@ fn a_flood_forged_from_the_nats_server_blocks_nothing_and_a_real_attacker_is_blo
         why.contains("forged") || why.contains("infrastructure"),
         "{why}"
     );
-    // The real attacker: web probing completes its handshakes.
+    // The real attacker scans first (SYNs: a forged source could look the
+    // same, so that block is refused), then probes the web server, whose
+    // handshakes complete: that block is carried out.
+    let _ = lab
+        .cmd(&[
+            "exec", "attacker", "timeout", "60", "nmap", "-n", "-Pn", "-sS", "-T4", "-p", "1-100",
+            &victim,
+        ])
+        .output();
+    wait_for_alert(
+        &alerts_file,
+        Duration::from_secs(20),
+        |a| {
+            a["module"] == "response"
+                && a["response"]["done"] == false
+                && a["response"]["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&attacker))
+        },
+        "the attacker's scan was not refused as forgeable",
+        || node.log(),
+    );
     let _ = lab.cmd(&["attack", "web_probe"]).output();
     let blocked = wait_for_alert(
         &alerts_file,

@@ -4,7 +4,8 @@ service does (listing its files, telling the time, a health check; an
 operator's status report, ``/report``, that the lab's workloads never ask
 for: a benign behaviour its baseline has not seen).
 
-Serves on 127.0.0.1 only. Run it in the lab's mount namespace
+Serves on 127.0.0.1 (or the address given fourth: lab/demo.sh gives its
+lab victim's private address). Run it in the lab's mount namespace
 (lab/host.sh), where the persistence paths are scratch file systems.
 """
 
@@ -76,4 +77,7 @@ class App(http.server.BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     port = int(sys.argv[1])
-    http.server.ThreadingHTTPServer(("127.0.0.1", port), App).serve_forever()
+    # The address to serve on (127.0.0.1; the demo gives the lab victim's
+    # private address, reachable only inside the lab's namespaces).
+    bind = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+    http.server.ThreadingHTTPServer((bind, port), App).serve_forever()

@@ -374,6 +374,12 @@ impl Responder {
         &self.cfg
     }
 
+    /// Whether a block for `a` would be refused as resting on packets
+    /// anyone can forge (its rule does not say `spoofable`).
+    pub fn refuses_as_forged(&self, a: &Alert) -> bool {
+        spoofable(a) && !self.matching(a).is_some_and(|r| r.spoofable)
+    }
+
     /// The action for an alert, if a rule matches.
     pub fn rule_for(&self, a: &Alert) -> Option<Action> {
         self.matching(a).map(|r| r.action)

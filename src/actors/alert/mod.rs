@@ -157,7 +157,10 @@ pub struct AlertActor {
     sinks: Vec<Box<dyn Sink>>,
     responder: Option<response::Responder>,
     /// Remotes this node blocked, and when (bounded).
-    blocked: std::collections::HashMap<std::net::IpAddr, u64>,
+    /// Keyed by whether the alert rested on forgeable packets: a refused
+    /// block of a forged-looking source does not hold back the block of
+    /// the same address for an alert it could not have forged.
+    blocked: std::collections::HashMap<(std::net::IpAddr, bool), u64>,
     /// Compute role: where response commands to collectors go.
     commands: Option<Edge<Publish>>,
     seq: u64,
@@ -327,7 +330,12 @@ impl AlertActor {
             (r.rule_for(alert) == Some(response::Action::Block))
                 .then(|| response::remote_of(alert))
                 .flatten()
-                .map(|addr| (addr, r.config().block_for.as_nanos() as u64))
+                .map(|addr| {
+                    (
+                        (addr, r.refuses_as_forged(alert)),
+                        r.config().block_for.as_nanos() as u64,
+                    )
+                })
         });
         if let Some((addr, block_for)) = block {
             let now = now_ns();
