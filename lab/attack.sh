@@ -42,13 +42,6 @@ cd "$(dirname "$0")/.."
 log() { printf '[attack-lab] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-BIN="${DAISI_BIN:-}"
-if [ -z "$BIN" ]; then
-  for b in target/release/daisi target/debug/daisi; do
-    [ -x "$b" ] && BIN="$PWD/$b" && break
-  done
-fi
-
 . lab/host/lib.sh
 
 meta() { python3 -c 'import json, sys; v = json.load(open(sys.argv[1]))[sys.argv[2]]; print("" if v is None else v)' "$1" "$2"; }

@@ -40,13 +40,6 @@ SCENARIOS=(reverse_shell credential_theft persistence_cron persistence_ssh privi
 log() { printf '[host-lab] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-BIN="${DAISI_BIN:-}"
-if [ -z "$BIN" ]; then
-  for b in target/release/daisi target/debug/daisi; do
-    [ -x "$b" ] && BIN="$PWD/$b" && break
-  done
-fi
-
 # The workload's tools (sql, admin, get, inject, benign...).
 . lab/host/lib.sh
 

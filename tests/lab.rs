@@ -1414,33 +1414,29 @@ fn a_flood_forged_from_the_nats_server_blocks_nothing_and_a_real_attacker_is_blo
             &victim,
         ])
         .output();
-    wait_for_alert(
-        &alerts_file,
-        Duration::from_secs(20),
-        |a| {
-            a["module"] == "response"
-                && a["response"]["done"] == false
-                && a["response"]["detail"]
-                    .as_str()
-                    .is_some_and(|d| d.contains(&attacker))
-        },
+    // A response outcome about `addr`, carried out or not.
+    let outcome = |addr: &str, done: bool, missing: &str| {
+        wait_for_alert(
+            &alerts_file,
+            Duration::from_secs(20),
+            |a| {
+                a["module"] == "response"
+                    && a["response"]["done"] == done
+                    && a["response"]["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(addr))
+            },
+            missing,
+            || node.log(),
+        )
+    };
+    outcome(
+        &attacker,
+        false,
         "the attacker's scan was not refused as forgeable",
-        || node.log(),
     );
     let _ = lab.cmd(&["attack", "web_probe"]).output();
-    let blocked = wait_for_alert(
-        &alerts_file,
-        Duration::from_secs(20),
-        |a| {
-            a["module"] == "response"
-                && a["response"]["done"] == true
-                && a["response"]["detail"]
-                    .as_str()
-                    .is_some_and(|d| d.contains(&attacker))
-        },
-        "the attacker was not blocked",
-        || node.log(),
-    );
+    let blocked = outcome(&attacker, true, "the attacker was not blocked");
     eprintln!("{}", blocked["response"]["detail"]);
     let rules = Command::new("ip")
         .args([

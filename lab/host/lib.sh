@@ -9,6 +9,13 @@ PG_PASSWORD=postgres
 SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
 
 now_ns() { date +%s%N; }
+# The daisi binary: $DAISI_BIN, else a release build, else a debug one.
+BIN="${DAISI_BIN:-}"
+if [ -z "$BIN" ]; then
+  for b in target/release/daisi target/debug/daisi; do
+    [ -x "$b" ] && BIN="$PWD/$b" && break
+  done
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 urlencode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 
