@@ -96,8 +96,11 @@ run_test() {
   if [ -z "$why" ] && [ -n "$VICTIM_DOWN" ]; then
     why="the victim did not survive $VICTIM_DOWN"
   fi
-  mkdir -p "$VROOT$vd"
-  cp "$hd"/*.sh "$VROOT$vd/" 2>/dev/null || true
+  if [ -z "$why" ] && ! { mkdir -p "$VROOT$vd" && cp "$hd"/*.sh "$VROOT$vd/"; } 2>/dev/null; then
+    # A test before it filled the victim's scratch space (2 GiB).
+    VICTIM_DOWN="${VICTIM_DOWN:-a test that filled its scratch space}"
+    why="the victim did not survive $VICTIM_DOWN"
+  fi
   # Prerequisites: checked, fetched where they can be, checked again.
   local n pre_exec
   n="$(meta "$hd/meta.json" prerequisites)"
@@ -121,7 +124,7 @@ run_test() {
   fi
   # The test's first process, started through the flaw, waits to be
   # known by its host pid before it runs the command.
-  cat >"$VROOT$vd/run.sh" <<EOF
+  cat 2>/dev/null >"$VROOT$vd/run.sh" <<EOF || true
 #!/bin/sh
 echo \$\$ > $vd/pid
 i=0
@@ -129,6 +132,12 @@ while [ ! -e $vd/go ] && [ \$i -lt 400 ]; do sleep 0.05; i=\$((i + 1)); done
 cd /tmp
 exec timeout -k 5 $TEST_TIMEOUT $executor -c "\$(cat $vd/command.sh)" > $vd/out 2> $vd/err < /dev/null
 EOF
+  [ -s "$VROOT$vd/run.sh" ] || {
+    VICTIM_DOWN="${VICTIM_DOWN:-a test that filled its scratch space}"
+    log "$id: not run: the victim did not survive $VICTIM_DOWN"
+    phase_line "$id" attack "$t0" "$t0" "$extra,\"ran\":false,\"why_not_run\":$(json_str "the victim did not survive $VICTIM_DOWN")"
+    return 0
+  }
   inject "sh $vd/run.sh >/dev/null 2>&1 &"
   local k
   for k in $(seq 200); do [ -s "$VROOT$vd/pid" ] && break; sleep 0.05; done
@@ -140,7 +149,7 @@ EOF
     return 0
   fi
   t0=$(now_ns)
-  touch "$VROOT$vd/go"
+  touch "$VROOT$vd/go" 2>/dev/null || true
   # Until it ends (a zombie: the application it was reparented to does
   # not reap).
   for k in $(seq $(((TEST_TIMEOUT + 10) * 10))); do
@@ -165,6 +174,9 @@ EOF
   if ! get_ok; then
     VICTIM_DOWN="$id"
     log "the victim's application is down after $id: the tests after it are not run"
+  elif [ "$(df --output=avail -k "$VROOT/" 2>/dev/null | tail -1)" -lt 65536 ] 2>/dev/null; then
+    VICTIM_DOWN="$id (it filled the victim's scratch space)"
+    log "the victim's scratch space is full after $id: the tests after it are not run"
   fi
 }
 
