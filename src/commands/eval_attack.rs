@@ -728,7 +728,11 @@ pub fn markdown(r: &AttackReport) -> String {
         "Techniques detected (attributed): {}",
         pct(&r.techniques_detected)
     ));
-    if let Some(s) = &r.techniques_not_shown_detected {
+    if let Some(s) = r
+        .techniques_not_shown_detected
+        .as_ref()
+        .filter(|s| s.of > 0)
+    {
         out.push_str(&format!("; on techniques not shown: {}", pct(s)));
     }
     out.push_str(&format!(
