@@ -17,6 +17,7 @@ cargo build --release --locked -q
 SIGMA="${DAISI_SIGMA:-$(cd .. && pwd)/shared/datasets/sigma/rules/linux}"
 [ -d "$SIGMA" ] || { echo "no Sigma rules at $SIGMA" >&2; exit 1; }
 OUT="${1:-$(mktemp -d)}"
+mkdir -p "$OUT"
 ROUNDS="${DAISI_RULES_ROUNDS:-2}"
 TICK=$(getconf CLK_TCK)
 printf '%-6s %-6s %10s %10s %11s %8s\n' round rules "cpu (s)" processes activities matched
