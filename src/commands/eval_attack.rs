@@ -14,6 +14,7 @@
 //!   finding about the harness's own processes (the test's first process
 //!   and the executor shell below it) does not count.
 
+use crate::commands::eval_host::read_lines;
 use crate::messages::{Alert, AlertModule};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -777,18 +778,6 @@ pub fn markdown(r: &AttackReport) -> String {
         ));
     }
     out
-}
-
-fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
-        })
-        .collect()
 }
 
 pub fn run_attack(args: EvalAttackArgs) -> anyhow::Result<()> {

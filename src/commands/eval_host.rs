@@ -198,12 +198,15 @@ pub fn evaluate(lines: &[Alert], phases: &[Phase]) -> HostEval {
     out
 }
 
-fn read_lines<T: serde::de::DeserializeOwned>(path: &PathBuf) -> anyhow::Result<Vec<T>> {
+/// JSON Lines (blank lines skipped), each error naming its file and line.
+pub(crate) fn read_lines<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<T>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
-        .filter(|l| !l.trim().is_empty())
         .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
         })

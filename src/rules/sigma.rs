@@ -812,7 +812,7 @@ detection:
             b.behaviour,
             Behaviour::MatchesRule("ddb26b76-4447-4807-871f-1b035b2bfa5d".into())
         );
-        assert_eq!(crate::baseline::findings_of(&a), [b.clone()]);
+        assert_eq!(crate::baseline::findings_of(&a), std::slice::from_ref(&b));
         let mut accepted = crate::baseline::Accepted::default();
         accepted.add("web1", &b.program, b.behaviour.clone());
         assert!(accepted.for_host("web1")[&b.program].contains(&b.behaviour));
