@@ -108,6 +108,10 @@ pub struct Loaded {
     pub category: Category,
     pub meta: RuleMeta,
     rule: sigma_rust::Rule,
+    /// It names a process id, or matches keywords over every field: its
+    /// verdict depends on the ids, so verdicts cannot be remembered
+    /// without them.
+    needs_ids: bool,
 }
 
 /// What an alert says of its rule.
@@ -205,7 +209,9 @@ impl RuleSet {
         for path in files {
             let text = std::fs::read_to_string(&path)?;
             match classify(&text, min_level) {
-                Ok((_, meta, _)) if disabled.iter().any(|d| *d == meta.key || *d == meta.title) => {
+                Ok((_, meta, _, _))
+                    if disabled.iter().any(|d| *d == meta.key || *d == meta.title) =>
+                {
                     unsupported.push(Unsupported {
                         path,
                         title: meta.title,
@@ -213,12 +219,13 @@ impl RuleSet {
                         reason: Reason::Disabled,
                     })
                 }
-                Ok((category, meta, rule)) => {
+                Ok((category, meta, rule, needs_ids)) => {
                     set.by_category.entry(category).or_default().push(Loaded {
                         path,
                         category,
                         meta,
                         rule,
+                        needs_ids,
                     })
                 }
                 Err((title, logsource, reason)) => unsupported.push(Unsupported {
@@ -253,6 +260,49 @@ impl RuleSet {
             .iter()
             .map(|(c, r)| (*c, r.len()))
             .collect()
+    }
+
+    /// The indices (in `category`'s rules) of the rules that match
+    /// `event`.
+    pub fn matching_indices(&self, category: Category, event: &sigma_rust::Event) -> Vec<usize> {
+        self.by_category
+            .get(&category)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, l)| l.rule.is_match(event))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// A rule of `category` by its index.
+    pub fn rule(&self, category: Category, i: usize) -> Option<&Loaded> {
+        self.by_category.get(&category)?.get(i)
+    }
+
+    /// What decides `event`'s verdict: a hash of its category and fields
+    /// (the process ids left out when no rule of the category needs
+    /// them), so that events alike (the same program, command line,
+    /// parent, user, file) share one remembered verdict.
+    pub fn verdict_key(&self, category: Category, event: &sigma_rust::Event) -> u64 {
+        let ids = self
+            .by_category
+            .get(&category)
+            .is_some_and(|r| r.iter().any(|l| l.needs_ids));
+        let mut pairs: Vec<(&String, String)> = event
+            .iter()
+            .filter(|(k, _)| ids || !matches!(k.as_str(), "ProcessId" | "ParentProcessId"))
+            .map(|(k, v)| (k, v.value_to_string()))
+            .collect();
+        pairs.sort();
+        let mut bytes = category.name().as_bytes().to_vec();
+        for (k, v) in pairs {
+            bytes.push(0);
+            bytes.extend_from_slice(k.as_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(v.as_bytes());
+        }
+        crate::fnv1a(bytes.iter().copied())
     }
 
     /// The rules of `category` that match `event`.
@@ -292,7 +342,7 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 fn classify(
     text: &str,
     min_level: Level,
-) -> Result<(Category, RuleMeta, sigma_rust::Rule), (String, String, Reason)> {
+) -> Result<(Category, RuleMeta, sigma_rust::Rule, bool), (String, String, Reason)> {
     use serde_norway::Value;
     let raw: Value = serde_norway::from_str(text)
         .map_err(|e| (String::new(), String::new(), Reason::Parse(e.to_string())))?;
@@ -320,13 +370,16 @@ fn classify(
     };
     // The fields its selections name (`Field|modifier: ...`).
     let mut missing: BTreeSet<String> = BTreeSet::new();
+    let mut needs_ids = false;
     let mut field = |k: &Value| {
         if let Some(name) = k.as_str().and_then(|k| k.split('|').next()) {
+            needs_ids |= matches!(name, "ProcessId" | "ParentProcessId");
             if !cat.fields().contains(&name) {
                 missing.insert(name.to_string());
             }
         }
     };
+    let mut keywords = false;
     if let Some(Value::Mapping(det)) = raw.get("detection") {
         for (name, sel) in det {
             if matches!(name.as_str(), Some("condition" | "timeframe")) {
@@ -336,12 +389,13 @@ fn classify(
                 Value::Mapping(m) => m.keys().for_each(&mut field),
                 Value::Sequence(items) => {
                     for i in items {
-                        if let Value::Mapping(m) = i {
-                            m.keys().for_each(&mut field);
+                        match i {
+                            Value::Mapping(m) => m.keys().for_each(&mut field),
+                            _ => keywords = true,
                         }
                     }
                 }
-                _ => {}
+                _ => keywords = true,
             }
         }
     }
@@ -375,7 +429,7 @@ fn classify(
             _ => vec![],
         },
     };
-    Ok((cat, meta, rule))
+    Ok((cat, meta, rule, needs_ids || keywords))
 }
 
 /// The `process_creation` event of a process (its lineage: it, then its
@@ -817,6 +871,40 @@ detection:
         accepted.add("web1", &b.program, b.behaviour.clone());
         assert!(accepted.for_host("web1")[&b.program].contains(&b.behaviour));
         assert!(!accepted.for_host("db1").contains_key(&b.program));
+    }
+
+    /// Events alike share a remembered verdict: two processes of the same
+    /// program, command line and parent (their ids aside), unless a rule
+    /// of the category names a process id.
+    #[test]
+    fn events_alike_share_a_verdict_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yml"), COPY_SHADOW).unwrap();
+        let (set, _) = RuleSet::load(&[dir.path().to_path_buf()], Level::Low).unwrap();
+        let c = Category::ProcessCreation;
+        let mut one = cp(&["cp", "/tmp/shadow", "/x"]);
+        let key = |l: &[ProcessInfo]| set.verdict_key(c, &process_creation(l).unwrap());
+        let first = key(&one);
+        one[0].pid = 301;
+        assert_eq!(key(&one), first, "another pid, the same verdict");
+        one[0].args[2] = "/y".into();
+        assert_ne!(key(&one), first);
+        assert_eq!(
+            set.matching_indices(
+                c,
+                &process_creation(&cp(&["cp", "/tmp/shadow", "/x"])).unwrap()
+            ),
+            [0]
+        );
+        let by_pid = "title: A pid\nlogsource:\n    product: linux\n    category: process_creation\ndetection:\n    selection:\n        ProcessId: '300'\n    condition: selection\nlevel: high\n";
+        std::fs::write(dir.path().join("b.yml"), by_pid).unwrap();
+        let (set, _) = RuleSet::load(&[dir.path().to_path_buf()], Level::Low).unwrap();
+        let k = |pid: u32| {
+            let mut l = cp(&["cp", "a", "b"]);
+            l[0].pid = pid;
+            set.verdict_key(c, &process_creation(&l).unwrap())
+        };
+        assert_ne!(k(300), k(301), "a rule names the pid");
     }
 
     #[test]

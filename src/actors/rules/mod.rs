@@ -25,6 +25,8 @@ use std::path::PathBuf;
 
 /// Processes remembered as judged.
 const SEEN: usize = 65_536;
+/// Verdicts remembered for events alike.
+const VERDICTS: usize = 16_384;
 
 /// `[rules]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -79,6 +81,9 @@ pub struct RuleJudge {
     accepted_at: Option<std::time::SystemTime>,
     accepted_path: PathBuf,
     excepted: Counter,
+    /// Verdicts of events alike, by [`RuleSet::verdict_key`].
+    verdicts: lru::LruCache<u64, Vec<usize>>,
+    remembered: Counter,
     seen: lru::LruCache<(String, u32, Option<u64>), ()>,
     out: Edge<BaselineFindings>,
     restarts: Restarts,
@@ -137,6 +142,10 @@ impl NodeActor for RuleJudge {
             accepted_at: None,
             accepted_path,
             excepted: m.counter("rules.accepted"),
+            verdicts: lru::LruCache::new(
+                std::num::NonZeroUsize::new(VERDICTS).expect("VERDICTS is not zero"),
+            ),
+            remembered: m.counter("rules.remembered"),
             seen: lru::LruCache::unbounded(),
             out,
             restarts: Restarts::new(Self::NAME, m),
@@ -164,6 +173,19 @@ impl Actor for RuleJudge {
 }
 
 impl RuleJudge {
+    /// The rules `event` matches: remembered for events alike
+    /// ([`RuleSet::verdict_key`]), at most [`VERDICTS`] verdicts.
+    fn verdict(&mut self, category: Category, event: &sigma_rust::Event) -> Vec<usize> {
+        let key = self.rules.verdict_key(category, event);
+        if let Some(v) = self.verdicts.get(&key) {
+            self.remembered.inc();
+            return v.clone();
+        }
+        let v = self.rules.matching_indices(category, event);
+        self.verdicts.put(key, v.clone());
+        v
+    }
+
     /// Picks up exceptions accepted since the last look.
     fn reload_accepted(&mut self) {
         let at = std::fs::metadata(&self.accepted_path)
@@ -208,11 +230,12 @@ impl Handler<JudgeProcess> for RuleJudge {
             }
             self.judged.inc();
             if let Some(event) = process_creation(&msg.lineage) {
-                found.extend(
-                    self.rules
-                        .matching(Category::ProcessCreation, &event)
-                        .map(|l| (alert_of(&msg.host, &msg.lineage, l), msg.lineage.clone())),
-                );
+                let c = Category::ProcessCreation;
+                for i in self.verdict(c, &event) {
+                    if let Some(l) = self.rules.rule(c, i) {
+                        found.push((alert_of(&msg.host, &msg.lineage, l), msg.lineage.clone()));
+                    }
+                }
             }
         }
         // What it did, judged only by the rules of its category (none
@@ -225,12 +248,14 @@ impl Handler<JudgeProcess> for RuleJudge {
                 continue;
             }
             self.activities.inc();
-            found.extend(self.rules.matching(category, &event).map(|l| {
-                (
-                    alert_about(&msg.host, &msg.lineage, l, Some(&about)),
-                    msg.lineage.clone(),
-                )
-            }));
+            for i in self.verdict(category, &event) {
+                if let Some(l) = self.rules.rule(category, i) {
+                    found.push((
+                        alert_about(&msg.host, &msg.lineage, l, Some(&about)),
+                        msg.lineage.clone(),
+                    ));
+                }
+            }
         }
         let before = found.len();
         found.retain(|(a, _)| !self.is_accepted(a));
