@@ -337,12 +337,15 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A rule's category, what its alerts say of it, its parsed form and
+/// whether its verdict depends on process ids.
+type Classified = (Category, RuleMeta, sigma_rust::Rule, bool);
+/// A rule's title, log source and why it is not judged.
+type Refused = (String, String, Reason);
+
 /// A rule's category, what its alerts say of it and its parsed form, or
 /// its title, log source and why it is not judged.
-fn classify(
-    text: &str,
-    min_level: Level,
-) -> Result<(Category, RuleMeta, sigma_rust::Rule, bool), (String, String, Reason)> {
+fn classify(text: &str, min_level: Level) -> Result<Classified, Refused> {
     use serde_norway::Value;
     let raw: Value = serde_norway::from_str(text)
         .map_err(|e| (String::new(), String::new(), Reason::Parse(e.to_string())))?;
