@@ -14,7 +14,7 @@
 //!   finding about the harness's own processes (the test's first process
 //!   and the executor shell below it) does not count.
 
-use crate::commands::eval_host::read_lines;
+use crate::commands::eval_host::{counts, read_lines};
 use crate::messages::{Alert, AlertModule};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -523,14 +523,6 @@ fn depth_below(pid: u32, root: u32, up: &HashMap<u32, u32>) -> Option<usize> {
     None
 }
 
-fn counts(a: &Alert) -> bool {
-    a.module != AlertModule::Response
-}
-
-fn at(a: &Alert) -> u64 {
-    a.ts_ns
-}
-
 /// Scores a run's alert lines against its phases.
 pub fn evaluate(
     lines: &[Alert],
@@ -547,7 +539,7 @@ pub fn evaluate(
         let window: Vec<&Alert> = lines
             .iter()
             .copied()
-            .filter(|a| at(a) >= p.start_ns && at(a) < p.end_ns)
+            .filter(|a| a.ts_ns >= p.start_ns && a.ts_ns < p.end_ns)
             .collect();
         match p.kind {
             crate::commands::eval_host::PhaseKind::Learning => {}
@@ -692,7 +684,7 @@ fn score_test(p: &AttackPhase, window: &[&Alert]) -> TestResult {
         }
         if mine {
             attributed.insert(a.id.as_str());
-            first = Some(first.map_or(at(a), |f| f.min(at(a))));
+            first = Some(first.map_or(a.ts_ns, |f| f.min(a.ts_ns)));
         }
     }
     let ids: BTreeSet<&str> = window.iter().map(|a| a.id.as_str()).collect();

@@ -111,7 +111,7 @@ pub struct HostEval {
 }
 
 /// What people act on: everything but response outcomes.
-fn counts(a: &Alert) -> bool {
+pub(crate) fn counts(a: &Alert) -> bool {
     a.module != AlertModule::Response
 }
 
